@@ -1,0 +1,175 @@
+"""The async engine, the session factory and the one place database work is guarded.
+
+Everything here is created in the application's lifespan, never at import. Every session
+goes through the circuit breaker: infrastructure failures (connection refused or lost,
+timeouts, pool exhaustion) become `DatabaseException` (503) and count towards opening it;
+business outcomes (a unique-index violation, a wrong password) do not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, exc, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from app.config import Settings
+from app.utils.circuit_breaker import BreakerState, CircuitBreaker
+from app.utils.exceptions import DatabaseException
+from app.utils.logger import get_logger
+
+log = get_logger(__name__)
+
+_INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    exc.OperationalError,  # connection refused/lost, SQLite cannot open or write the file
+    exc.InterfaceError,
+    exc.DisconnectionError,
+    exc.TimeoutError,  # pool exhausted
+    TimeoutError,
+    ConnectionError,
+    OSError,
+)
+
+
+def is_infrastructure_error(error: BaseException) -> bool:
+    """True for failures of the database itself, as opposed to a query's business outcome."""
+    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+        return True
+    if isinstance(error, exc.IntegrityError | exc.ProgrammingError | exc.DataError):
+        return False
+    if isinstance(error, _INFRASTRUCTURE_ERRORS):
+        return True
+    # asyncpg raises its own classes when SQLAlchemy does not wrap them (e.g. on connect).
+    module = type(error).__module__
+    return module.startswith("asyncpg") and "Connection" in type(error).__name__
+
+
+def build_engine(settings: Settings) -> AsyncEngine:
+    """An engine tuned per backend: SQLite in WAL mode, PostgreSQL with bounded waits."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        engine = create_async_engine(
+            url,
+            connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000},
+            pool_pre_ping=False,
+        )
+        _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
+        return engine
+    connect_args: dict[str, Any] = {}
+    if url.get_backend_name() == "postgresql":
+        connect_args = {
+            "timeout": settings.db_connect_timeout,
+            "command_timeout": max(settings.db_statement_timeout_ms / 1000 * 2, 1.0),
+            "server_settings": {
+                "application_name": "authsvc",
+                "statement_timeout": str(settings.db_statement_timeout_ms),
+            },
+        }
+    return create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args=connect_args,
+    )
+
+
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL lets readers run beside the one writer; busy_timeout makes a writer wait for
+        # the lock instead of failing with "database is locked"; SQLite leaves FKs off.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+
+class Database:
+    """Engine, session factory and circuit breaker of one process."""
+
+    def __init__(self, settings: Settings, *, breaker: CircuitBreaker | None = None) -> None:
+        self.settings = settings
+        self.engine = build_engine(settings)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.breaker = breaker or CircuitBreaker(
+            "database",
+            failure_threshold=settings.circuit_breaker_threshold,
+            recovery_timeout=settings.circuit_breaker_timeout,
+            half_open_max_calls=settings.circuit_breaker_half_open_max_calls,
+            is_failure=lambda error: isinstance(error, DatabaseException),
+        )
+        self.breaker.add_listener(_log_transition)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session whose transaction commits when the body succeeds, else rolls back.
+
+        Raises CircuitBreakerOpenException while the breaker sheds load and DatabaseException
+        when the database fails underneath; everything else passes through unchanged.
+        """
+        async with self.breaker.guard():
+            try:
+                async with self.sessionmaker() as session:
+                    try:
+                        yield session
+                        await session.commit()
+                    except BaseException:
+                        await _rollback_quietly(session)
+                        raise
+            except Exception as error:
+                if is_infrastructure_error(error):
+                    log.error("database error", error_type=type(error).__name__, exc_info=error)
+                    raise DatabaseException(retry_after=self._retry_after()) from error
+                raise
+
+    async def ping(self) -> float:
+        """Run `SELECT 1` outside the breaker, within the health timeout; returns milliseconds."""
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.settings.db_health_timeout):
+                async with self.engine.connect() as connection:
+                    await connection.execute(text("SELECT 1"))
+        except Exception as error:
+            if is_infrastructure_error(error):
+                raise DatabaseException(retry_after=self._retry_after()) from error
+            raise
+        return (time.perf_counter() - started) * 1000
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    def _retry_after(self) -> int:
+        return max(1, int(min(self.settings.circuit_breaker_timeout, 5)))
+
+
+async def _rollback_quietly(session: AsyncSession) -> None:
+    try:
+        await session.rollback()
+    except Exception as error:  # the connection may be gone; the original error matters
+        log.warning("rollback failed", error_type=type(error).__name__)
+
+
+def _log_transition(breaker: CircuitBreaker, old: BreakerState, new: BreakerState) -> None:
+    level = log.warning if new is BreakerState.OPEN else log.info
+    level(
+        "circuit breaker state changed",
+        breaker=breaker.name,
+        from_state=old.value,
+        to_state=new.value,
+        failure_count=breaker.failure_count,
+    )

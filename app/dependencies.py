@@ -1,0 +1,73 @@
+"""Wiring only: one `Annotated` alias per injectable."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.database import Database
+from app.models.user import User
+from app.services.auth_service import AuthService
+from app.services.user_service import UserService
+from app.utils.exceptions import NotAuthenticatedException
+
+# Declares the bearer scheme in OpenAPI (Swagger's Authorize uses the token endpoint);
+# auto_error=False so a missing header is our own NOT_AUTHENTICATED error body.
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+async def get_db_session(
+    database: Annotated[Database, Depends(get_database)],
+) -> AsyncIterator[AsyncSession]:
+    """The request's session; commits before the response is sent (scope="function")."""
+    async with database.session() as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+SessionDep = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
+
+
+def get_auth_service(request: Request, session: SessionDep) -> AuthService:
+    state = request.app.state
+    return AuthService(
+        UserService(session),
+        hasher=state.hasher,
+        codec=state.codec,
+        password_min_length=state.settings.password_min_length,
+    )
+
+
+AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+
+
+async def get_current_user(
+    request: Request,
+    auth: AuthServiceDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+) -> User:
+    """The user of the bearer token (RFC 6750 §2.1: from the Authorization header only)."""
+    if not token:
+        raise NotAuthenticatedException()
+    user = await auth.authenticate(token)
+    request.scope.setdefault("state", {})["user_id"] = user.id
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]

@@ -1,0 +1,107 @@
+"""Application factory: `create_app(settings)` builds a fully wired FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
+
+from app import __version__
+from app.config import Settings, get_settings, resolve_secret_key
+from app.database import Database
+from app.middleware.exception import register_exception_handlers
+from app.middleware.logging import RequestContextMiddleware
+from app.routes import auth, health, users
+from app.routes.openapi import install_openapi
+from app.utils.jwt import TokenCodec
+from app.utils.logger import get_logger, setup_logging
+from app.utils.password import PasswordHasher
+
+log = get_logger(__name__)
+
+DESCRIPTION = """
+Registers users, logs them in by email or username, and issues JWT access and refresh
+tokens. Every error has one body: `detail`, `error_code`, `timestamp`, `request_id`.
+"""
+
+
+def build_hasher(settings: Settings) -> PasswordHasher:
+    return PasswordHasher(
+        settings.password_scheme,
+        argon2_memory_kib=settings.argon2_memory_kib,
+        argon2_time_cost=settings.argon2_time_cost,
+        argon2_parallelism=settings.argon2_parallelism,
+        bcrypt_rounds=settings.bcrypt_rounds,
+        max_concurrency=settings.hash_concurrency,
+    )
+
+
+def build_codec(settings: Settings) -> TokenCodec:
+    return TokenCodec(
+        key=resolve_secret_key(settings),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        access_ttl=timedelta(minutes=settings.access_token_expire_minutes),
+        refresh_ttl=timedelta(days=settings.refresh_token_expire_days),
+        algorithm=settings.jwt_algorithm,
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application; nothing touches the database until the lifespan starts."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        setup_logging(settings.log_level, settings.log_format)
+        app.state.settings = settings
+        app.state.codec = build_codec(settings)
+        app.state.hasher = build_hasher(settings)
+        app.state.database = Database(settings)
+        log.info("service started", version=__version__, environment=settings.environment)
+        try:
+            yield
+        finally:
+            await app.state.database.dispose()
+            log.info("service stopped")
+
+    docs = settings.docs_enabled
+    app = FastAPIOffline(
+        title="Authentication Service",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+        openapi_tags=[
+            {"name": "auth", "description": "Registration, login and tokens"},
+            {"name": "users", "description": "The signed-in user's account"},
+            {"name": "health", "description": "Liveness and readiness for load balancers"},
+        ],
+    )
+    app.state.settings = settings
+    register_exception_handlers(app)
+    app.include_router(auth.router)
+    app.include_router(users.router)
+    app.include_router(health.router)
+    install_openapi(app)
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=False,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,133 @@
+"""The one place where exceptions become HTTP responses, always in the contract's error body."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.models.schemas import error_body
+from app.utils.exceptions import AppException
+from app.utils.logger import get_logger
+from app.utils.request_context import current_request_id
+
+log = get_logger(__name__)
+
+
+class ErrorJSONResponse(JSONResponse):
+    """JSON rendered by orjson (FastAPI deprecated its own ErrorJSONResponse)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+_CODES_BY_STATUS = {
+    400: ("VALIDATION_ERROR", "Bad request"),
+    401: ("NOT_AUTHENTICATED", "Not authenticated"),
+    403: ("FORBIDDEN", "Forbidden"),
+    404: ("NOT_FOUND", "Not found"),
+    405: ("METHOD_NOT_ALLOWED", "Method not allowed"),
+    409: ("CONFLICT", "Conflict"),
+    413: ("PAYLOAD_TOO_LARGE", "Request body too large"),
+    415: ("UNSUPPORTED_MEDIA_TYPE", "Unsupported media type"),
+    429: ("RATE_LIMITED", "Too many requests"),
+    503: ("SERVICE_UNAVAILABLE", "Service temporarily unavailable"),
+}
+
+
+def error_response(
+    status_code: int,
+    *,
+    detail: str,
+    error_code: str,
+    headers: Mapping[str, str] | None = None,
+    errors: Sequence[Mapping[str, Any]] | None = None,
+) -> ErrorJSONResponse:
+    """A response carrying the contract's error body with the current request id."""
+    body = error_body(
+        detail=detail,
+        error_code=error_code,
+        request_id=current_request_id(),
+        errors=[dict(e) for e in errors] if errors else None,
+    )
+    return ErrorJSONResponse(body, status_code=status_code, headers=dict(headers or {}))
+
+
+def internal_error_response() -> ErrorJSONResponse:
+    """The generic 500: nothing about the failure reaches the client."""
+    return error_response(500, detail="Internal server error", error_code="INTERNAL_ERROR")
+
+
+def _field_name(loc: Sequence[int | str]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    kind = error.get("type", "")
+    if kind == "json_invalid":
+        return "Request body is not valid JSON"
+    if kind == "extra_forbidden":
+        return "Unknown field"
+    if kind == "missing":
+        return "Field required"
+    message = str(error.get("msg", "Invalid value"))
+    return message.removeprefix("Value error, ")
+
+
+async def _app_exception(_: Request, exc: Exception) -> ErrorJSONResponse:
+    assert isinstance(exc, AppException)
+    if exc.status_code >= 500:
+        log.warning("request failed", error_code=exc.error_code, status_code=exc.status_code)
+    return error_response(
+        exc.status_code,
+        detail=exc.detail,
+        error_code=exc.error_code,
+        headers=exc.headers,
+        errors=exc.errors,
+    )
+
+
+async def _validation_error(_: Request, exc: Exception) -> ErrorJSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    raw = list(exc.errors())
+    errors = [{"field": _field_name(e.get("loc", ())), "message": _message(e)} for e in raw]
+    if any(e.get("type") == "json_invalid" for e in raw):
+        detail = "Request body is not valid JSON"
+    elif errors:
+        detail = f"{errors[0]['field']}: {errors[0]['message']}"
+    else:
+        detail = "Request validation failed"
+    return error_response(400, detail=detail, error_code="VALIDATION_ERROR", errors=errors)
+
+
+async def _http_exception(_: Request, exc: Exception) -> ErrorJSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code, default_detail = _CODES_BY_STATUS.get(exc.status_code, ("HTTP_ERROR", "Error"))
+    if exc.status_code >= 500:
+        code, default_detail = "INTERNAL_ERROR", "Internal server error"
+    # Starlette's own details ("Not Found") are fine; anything else stays generic.
+    detail = exc.detail if isinstance(exc.detail, str) and exc.status_code < 500 else default_detail
+    return error_response(
+        exc.status_code, detail=detail, error_code=code, headers=exc.headers or None
+    )
+
+
+async def _unexpected(_: Request, exc: Exception) -> ErrorJSONResponse:
+    log.error("unhandled exception", error_type=type(exc).__name__, exc_info=exc)
+    return internal_error_response()
+
+
+def register_exception_handlers(app: FastAPI) -> None:
+    """Install the handlers that give every failure the contract's error body."""
+    app.add_exception_handler(AppException, _app_exception)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_exception)
+    app.add_exception_handler(Exception, _unexpected)

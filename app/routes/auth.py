@@ -1,0 +1,60 @@
+"""Registration, login and token refresh."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from app.dependencies import AuthServiceDep
+from app.models.schemas import RefreshRequest, TokenResponse, UserLogin, UserRead, UserRegister
+from app.routes.responses import error_responses
+from app.services.auth_service import AuthResult
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+def _token_response(result: AuthResult, response: Response) -> TokenResponse:
+    # RFC 6749 §5.1: responses carrying tokens must not be cached.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return TokenResponse(
+        access_token=result.tokens.access.token,
+        refresh_token=result.tokens.refresh.token,
+        expires_in=result.tokens.expires_in,
+        user=UserRead.model_validate(result.user),
+    )
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TokenResponse,
+    responses=error_responses(400, 409, 413, 415, 429, 500, 503),
+)
+async def register(body: UserRegister, auth: AuthServiceDep, response: Response) -> TokenResponse:
+    """Create an account and return its first tokens."""
+    result = await auth.register(email=body.email, username=body.username, password=body.password)
+    return _token_response(result, response)
+
+
+@router.post(
+    "/login",
+    status_code=status.HTTP_200_OK,
+    response_model=TokenResponse,
+    responses=error_responses(400, 401, 413, 415, 429, 500, 503),
+)
+async def login(body: UserLogin, auth: AuthServiceDep, response: Response) -> TokenResponse:
+    """Log in with an email or a username and a password."""
+    result = await auth.login(body.identifier, body.password)
+    return _token_response(result, response)
+
+
+@router.post(
+    "/refresh",
+    status_code=status.HTTP_200_OK,
+    response_model=TokenResponse,
+    responses=error_responses(400, 401, 413, 415, 429, 500, 503),
+)
+async def refresh(body: RefreshRequest, auth: AuthServiceDep, response: Response) -> TokenResponse:
+    """Exchange a refresh token for a fresh access token."""
+    result = await auth.refresh(body.refresh_token)
+    return _token_response(result, response)

@@ -1,0 +1,52 @@
+"""Health checks for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from app import __version__
+from app.dependencies import DatabaseDep
+from app.models.schemas import (
+    BreakerCheck,
+    DatabaseCheck,
+    HealthChecks,
+    HealthResponse,
+    LiveResponse,
+)
+from app.utils.circuit_breaker import BreakerState
+from app.utils.exceptions import AppException
+
+router = APIRouter(tags=["health"])
+
+
+@router.get(
+    "/health",
+    response_model=HealthResponse,
+    responses={503: {"model": HealthResponse, "description": "Database failing or breaker open"}},
+)
+async def health(database: DatabaseDep, response: Response) -> HealthResponse:
+    """Readiness: the database answers and the circuit breaker is closed."""
+    try:
+        latency = await database.ping()
+        db_check = DatabaseCheck(status="ok", latency_ms=round(latency, 2))
+    except AppException as error:
+        db_check = DatabaseCheck(status="failing", error=error.detail)
+    breaker_state = database.breaker.state
+    healthy = db_check.status == "ok" and breaker_state is not BreakerState.OPEN
+    if not healthy:
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        response.headers["Retry-After"] = str(max(1, int(database.breaker.retry_after()) or 5))
+    response.headers["Cache-Control"] = "no-store"
+    return HealthResponse(
+        status="ok" if healthy else "unavailable",
+        version=__version__,
+        checks=HealthChecks(
+            database=db_check, circuit_breaker=BreakerCheck(state=breaker_state.value)
+        ),
+    )
+
+
+@router.get("/health/live", response_model=LiveResponse)
+async def live() -> LiveResponse:
+    """Liveness: the process runs (touches no dependency)."""
+    return LiveResponse()

@@ -1,0 +1,145 @@
+"""The one error catalogue: every failure the service can report, with its status and code.
+
+No FastAPI here: services raise these, `app.middleware.exception` turns them into responses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
+
+
+class AppException(Exception):
+    """Base of every error the service reports on purpose."""
+
+    status_code: ClassVar[int] = 500
+    error_code: ClassVar[str] = "INTERNAL_ERROR"
+    default_detail: ClassVar[str] = "Internal server error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        errors: Sequence[Mapping[str, str]] | None = None,
+    ) -> None:
+        self.detail = detail or self.default_detail
+        self.headers: dict[str, str] = dict(headers or {})
+        self.errors: list[dict[str, str]] = [dict(e) for e in errors or ()]
+        super().__init__(self.detail)
+
+
+class ValidationException(AppException):
+    status_code = 400
+    error_code = "VALIDATION_ERROR"
+    default_detail = "Request validation failed"
+
+
+class AuthException(AppException):
+    """Any authentication failure; RFC 6750 §3 asks for a `WWW-Authenticate` challenge."""
+
+    status_code = 401
+    error_code = "AUTHENTICATION_FAILED"
+    default_detail = "Authentication failed"
+    challenge: ClassVar[str] = 'Bearer error="invalid_token"'
+
+    def __init__(self, detail: str | None = None, **kwargs: object) -> None:
+        super().__init__(detail, **kwargs)  # type: ignore[arg-type]
+        self.headers.setdefault("WWW-Authenticate", self.challenge)
+
+
+class InvalidCredentialsException(AuthException):
+    error_code = "INVALID_CREDENTIALS"
+    default_detail = "Invalid credentials"
+    challenge = "Bearer"
+
+
+class UserInactiveException(AuthException):
+    error_code = "USER_INACTIVE"
+    default_detail = "User account is inactive"
+
+
+class NotAuthenticatedException(AuthException):
+    error_code = "NOT_AUTHENTICATED"
+    default_detail = "Not authenticated"
+    challenge = "Bearer"
+
+
+class InvalidTokenException(AuthException):
+    error_code = "INVALID_TOKEN"
+    default_detail = "Invalid token"
+
+
+class TokenExpiredException(InvalidTokenException):
+    error_code = "TOKEN_EXPIRED"
+    default_detail = "Token has expired"
+
+
+class ForbiddenException(AppException):
+    status_code = 403
+    error_code = "FORBIDDEN"
+    default_detail = "Forbidden"
+
+
+class NotFoundException(AppException):
+    status_code = 404
+    error_code = "NOT_FOUND"
+    default_detail = "Not found"
+
+
+class MethodNotAllowedException(AppException):
+    status_code = 405
+    error_code = "METHOD_NOT_ALLOWED"
+    default_detail = "Method not allowed"
+
+
+class UserAlreadyExistsException(AppException):
+    status_code = 409
+    error_code = "USER_ALREADY_EXISTS"
+    default_detail = "A user with this email or username already exists"
+
+
+class PayloadTooLargeException(AppException):
+    status_code = 413
+    error_code = "PAYLOAD_TOO_LARGE"
+    default_detail = "Request body too large"
+
+
+class UnsupportedMediaTypeException(AppException):
+    status_code = 415
+    error_code = "UNSUPPORTED_MEDIA_TYPE"
+    default_detail = "Content-Type must be application/json"
+
+
+class RateLimitedException(AppException):
+    status_code = 429
+    error_code = "RATE_LIMITED"
+    default_detail = "Too many requests"
+
+    def __init__(self, retry_after: int, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
+        self.retry_after = max(1, retry_after)
+
+
+class DatabaseException(AppException):
+    """The database could not be reached or did not answer in time."""
+
+    status_code = 503
+    error_code = "SERVICE_UNAVAILABLE"
+    default_detail = "Service temporarily unavailable"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 5) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
+
+
+class CircuitBreakerOpenException(AppException):
+    """Calls are refused at once until the breaker lets a trial through."""
+
+    status_code = 503
+    error_code = "CIRCUIT_BREAKER_OPEN"
+    default_detail = "Service temporarily unavailable, retry later"
+
+    def __init__(self, retry_after: float, detail: str | None = None) -> None:
+        seconds = max(1, int(retry_after + 0.999))
+        super().__init__(detail, headers={"Retry-After": str(seconds)})
+        self.retry_after = seconds

@@ -1,0 +1,177 @@
+"""Shared fixtures: real databases (SQLite always, PostgreSQL when TEST_DATABASE_URL is set),
+an app built by `create_app(settings)` with its lifespan running, and an async HTTP client.
+
+Each test starts from empty tables. The schema is created once per backend by the Alembic
+migrations themselves, so every test run also proves the migrations.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+from app.config import Settings
+from app.database import Database
+from app.main import create_app
+from app.migrate import upgrade_on_connection
+from app.models import Base
+
+TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256-0123456789"
+PASSWORD = "correct horse battery staple"
+BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+
+# Cheap argon2 parameters keep the suite fast; tests/unit/test_password.py checks the
+# production defaults separately.
+FAST_HASHING: dict[str, Any] = {"argon2_memory_kib": 1024, "argon2_time_cost": 1}
+
+
+async def _prepare_schema(url: str) -> None:
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("DROP SCHEMA public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+        await conn.run_sync(upgrade_on_connection)
+    await engine.dispose()
+
+
+async def _truncate(url: str) -> None:
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                await conn.execute(text(f"DELETE FROM {table}"))
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("db") / "auth.db"
+    return f"sqlite+aiosqlite:///{path}"
+
+
+_prepared: set[str] = set()
+
+
+@pytest.fixture(params=BACKENDS)
+async def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[str]:
+    """A migrated, empty database of each configured backend."""
+    url = sqlite_url if request.param == "sqlite" else os.environ["TEST_DATABASE_URL"]
+    if url not in _prepared:
+        await _prepare_schema(url)
+        _prepared.add(url)
+    else:
+        await _truncate(url)
+    return url
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """Override in a test module to change settings for its tests."""
+    return {}
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, settings_overrides: dict[str, Any]) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "secret_key": TEST_SECRET,
+        "environment": "test",
+        "secret_key_file": tmp_path / ".secret_key",
+        **FAST_HASHING,
+    }
+    values.update(settings_overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+def database(app: FastAPI) -> Database:
+    db: Database = app.state.database
+    return db
+
+
+@pytest.fixture
+async def db_session(database: Database) -> AsyncIterator[AsyncSession]:
+    async with database.sessionmaker() as session:
+        yield session
+
+
+@dataclass
+class RegisteredUser:
+    id: int
+    email: str
+    username: str
+    password: str
+    access_token: str
+    refresh_token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+UserFactory = Callable[..., Awaitable[RegisteredUser]]
+
+
+@pytest.fixture
+def user_factory(client: httpx.AsyncClient) -> UserFactory:
+    """Registers users through the API, as a client would."""
+    counter = iter(range(1, 1_000_000))
+
+    async def make(
+        *, email: str | None = None, username: str | None = None, password: str = PASSWORD
+    ) -> RegisteredUser:
+        n = next(counter)
+        email = email or f"user{n}@example.com"
+        username = username or f"user{n}"
+        response = await client.post(
+            "/auth/register", json={"email": email, "username": username, "password": password}
+        )
+        assert response.status_code == 201, response.text
+        body = response.json()
+        return RegisteredUser(
+            id=body["user"]["id"],
+            email=email,
+            username=username,
+            password=password,
+            access_token=body["access_token"],
+            refresh_token=body["refresh_token"],
+        )
+
+    return make
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def pytest_report_header() -> list[str]:
+    redis = os.environ.get("TEST_REDIS_URL") or "not configured (TEST_REDIS_URL)"
+    return [f"database backends: {', '.join(BACKENDS)}", f"redis: {redis}"]

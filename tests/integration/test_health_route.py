@@ -1,0 +1,53 @@
+"""GET /health (readiness with a real database check) and GET /health/live."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import FastAPI
+
+from app import __version__
+from app.database import Database
+
+
+async def test_health_reports_ok_with_database_latency(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["version"] == __version__
+    assert body["checks"]["database"]["status"] == "ok"
+    assert body["checks"]["database"]["latency_ms"] >= 0
+    assert body["checks"]["circuit_breaker"] == {"state": "closed"}
+
+
+async def test_live_answers_without_touching_the_database(
+    client: httpx.AsyncClient, app: FastAPI, database: Database
+) -> None:
+    await database.engine.dispose()
+    app.state.database = None  # any database access would now fail loudly
+    response = await client.get("/health/live")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    assert response.headers["X-Request-ID"]
+    app.state.database = database
+
+
+async def test_health_is_503_when_the_database_is_unreachable(
+    client: httpx.AsyncClient, app: FastAPI, database: Database, tmp_path: object
+) -> None:
+    broken = Database(
+        database.settings.model_copy(
+            update={"database_url": "sqlite+aiosqlite:////nonexistent-dir/sub/auth.db"}
+        )
+    )
+    app.state.database = broken
+    try:
+        response = await client.get("/health")
+    finally:
+        app.state.database = database
+        await broken.dispose()
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["checks"]["database"]["status"] == "failing"
+    assert response.headers["Retry-After"].isdigit()

@@ -1,0 +1,35 @@
+"""Documentation pages and the OpenAPI document."""
+
+from __future__ import annotations
+
+import httpx
+
+
+async def test_swagger_ui_is_served_with_local_assets(client: httpx.AsyncClient) -> None:
+    response = await client.get("/docs")
+    assert response.status_code == 200
+    assert "swagger-ui-bundle.js" in response.text
+    assert "cdn" not in response.text.lower()
+    asset = response.text.split('src="')[1].split('"')[0]
+    assert (await client.get(asset)).status_code == 200
+
+
+async def test_redoc_is_served_with_local_assets(client: httpx.AsyncClient) -> None:
+    response = await client.get("/redoc")
+    assert response.status_code == 200
+    assert "redoc.standalone.js" in response.text
+    assert "cdn" not in response.text.lower()
+
+
+async def test_openapi_documents_every_endpoint_and_its_errors(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    paths = schema["paths"]
+    for path in ("/auth/register", "/auth/login", "/auth/refresh", "/users/me", "/health"):
+        assert path in paths
+    register = paths["/auth/register"]["post"]
+    assert {"201", "400", "409"} <= set(register["responses"])
+    me = paths["/users/me"]["get"]
+    assert "401" in me["responses"]
+    assert me["security"]
+    error_ref = register["responses"]["400"]["content"]["application/json"]["schema"]["$ref"]
+    assert error_ref.endswith("/ErrorResponse")

@@ -1,0 +1,259 @@
+"""Circuit breaker state machine with a fake clock: no test sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from app.utils.circuit_breaker import BreakerState, CircuitBreaker
+from app.utils.exceptions import CircuitBreakerOpenException
+
+
+class Infra(Exception):
+    """Stands for a database outage."""
+
+
+class Business(Exception):
+    """Stands for a business outcome such as a duplicate user."""
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def transitions() -> list[tuple[str, str]]:
+    return []
+
+
+@pytest.fixture
+def breaker(clock: FakeClock, transitions: list[tuple[str, str]]) -> CircuitBreaker:
+    return CircuitBreaker(
+        "db",
+        failure_threshold=3,
+        recovery_timeout=60,
+        half_open_max_calls=1,
+        is_failure=lambda e: isinstance(e, Infra),
+        clock=clock,
+        on_state_change=lambda _, old, new: transitions.append((old.value, new.value)),
+    )
+
+
+async def _fail(breaker: CircuitBreaker, error: Exception | None = None) -> None:
+    with pytest.raises(type(error or Infra())):
+        async with breaker.guard():
+            raise error or Infra()
+
+
+async def _succeed(breaker: CircuitBreaker) -> str:
+    return await breaker.call(_ok)
+
+
+async def _ok() -> str:
+    return "ok"
+
+
+async def _open(breaker: CircuitBreaker) -> None:
+    for _ in range(breaker.failure_threshold):
+        await _fail(breaker)
+
+
+def test_initial_state_is_closed(breaker: CircuitBreaker) -> None:
+    assert breaker.state is BreakerState.CLOSED
+    assert breaker.failure_count == 0
+    assert breaker.retry_after() == 0
+
+
+async def test_closed_breaker_lets_calls_through(breaker: CircuitBreaker) -> None:
+    assert await _succeed(breaker) == "ok"
+    assert breaker.state is BreakerState.CLOSED
+
+
+async def test_failures_are_counted_and_a_success_resets_them(breaker: CircuitBreaker) -> None:
+    await _fail(breaker)
+    await _fail(breaker)
+    assert breaker.failure_count == 2
+    await _succeed(breaker)
+    assert breaker.failure_count == 0
+    await _fail(breaker)
+    await _fail(breaker)
+    assert breaker.state is BreakerState.CLOSED  # not three *consecutive* failures
+
+
+async def test_opens_after_threshold_consecutive_failures(
+    breaker: CircuitBreaker, transitions: list[tuple[str, str]]
+) -> None:
+    await _open(breaker)
+    assert breaker.state is BreakerState.OPEN
+    assert transitions == [("closed", "open")]
+
+
+async def test_open_breaker_rejects_at_once_with_retry_after(
+    breaker: CircuitBreaker, clock: FakeClock
+) -> None:
+    await _open(breaker)
+    clock.now += 20
+    called = False
+
+    async def never() -> None:
+        nonlocal called
+        called = True
+
+    with pytest.raises(CircuitBreakerOpenException) as caught:
+        await breaker.call(never)
+    assert not called
+    assert caught.value.headers["Retry-After"] == "40"
+    assert breaker.retry_after() == pytest.approx(40)
+
+
+async def test_turns_half_open_after_the_timeout(breaker: CircuitBreaker, clock: FakeClock) -> None:
+    await _open(breaker)
+    clock.now += 59.9
+    assert breaker.state is BreakerState.OPEN
+    clock.now += 0.1
+    assert breaker.state is BreakerState.HALF_OPEN
+
+
+async def test_half_open_admits_only_the_configured_number_of_trials(
+    breaker: CircuitBreaker, clock: FakeClock
+) -> None:
+    await _open(breaker)
+    clock.now += 60
+    release = asyncio.Event()
+    admitted = 0
+
+    async def trial() -> None:
+        nonlocal admitted
+        admitted += 1
+        await release.wait()
+
+    first = asyncio.create_task(breaker.call(trial))
+    await asyncio.sleep(0)  # let the first trial enter
+    with pytest.raises(CircuitBreakerOpenException):
+        await breaker.call(trial)
+    release.set()
+    await first
+    assert admitted == 1
+
+
+async def test_successful_trial_closes_the_breaker(
+    breaker: CircuitBreaker, clock: FakeClock, transitions: list[tuple[str, str]]
+) -> None:
+    await _open(breaker)
+    clock.now += 60
+    await _succeed(breaker)
+    assert breaker.state is BreakerState.CLOSED
+    assert transitions == [("closed", "open"), ("open", "half_open"), ("half_open", "closed")]
+
+
+async def test_failed_trial_opens_it_again_for_a_full_timeout(
+    breaker: CircuitBreaker, clock: FakeClock
+) -> None:
+    await _open(breaker)
+    clock.now += 60
+    await _fail(breaker)
+    assert breaker.state is BreakerState.OPEN
+    assert breaker.retry_after() == pytest.approx(60)
+
+
+async def test_manual_reset_closes_and_forgets(breaker: CircuitBreaker) -> None:
+    await _open(breaker)
+    breaker.reset()
+    assert breaker.state is BreakerState.CLOSED
+    assert breaker.failure_count == 0
+    assert await _succeed(breaker) == "ok"
+
+
+async def test_business_errors_never_count(breaker: CircuitBreaker) -> None:
+    for _ in range(10):
+        await _fail(breaker, Business())
+    assert breaker.state is BreakerState.CLOSED
+    assert breaker.failure_count == 0
+
+
+async def test_business_error_in_a_trial_proves_the_dependency_answers(
+    breaker: CircuitBreaker, clock: FakeClock
+) -> None:
+    await _open(breaker)
+    clock.now += 60
+    await _fail(breaker, Business())
+    assert breaker.state is BreakerState.CLOSED
+
+
+async def test_cancelled_trial_frees_its_slot_without_a_verdict(
+    breaker: CircuitBreaker, clock: FakeClock
+) -> None:
+    await _open(breaker)
+    clock.now += 60
+    started = asyncio.Event()
+
+    async def hang() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    task = asyncio.create_task(breaker.call(hang))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert breaker.state is BreakerState.HALF_OPEN
+    assert await _succeed(breaker) == "ok"  # the slot is free again
+
+
+async def test_concurrent_failures_are_all_counted(clock: FakeClock) -> None:
+    breaker = CircuitBreaker(
+        "db", failure_threshold=50, recovery_timeout=5, is_failure=lambda e: True, clock=clock
+    )
+    gate = asyncio.Event()
+
+    async def failing() -> None:
+        await gate.wait()
+        raise Infra()
+
+    tasks = [asyncio.create_task(breaker.call(failing)) for _ in range(49)]
+    await asyncio.sleep(0)
+    gate.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(r, Infra) for r in results)
+    assert breaker.failure_count == 49
+    assert breaker.state is BreakerState.CLOSED
+    await _fail(breaker)
+    assert breaker.state is BreakerState.OPEN
+
+
+async def test_concurrent_callers_in_half_open_get_exactly_n_trials(clock: FakeClock) -> None:
+    breaker = CircuitBreaker(
+        "db", failure_threshold=1, recovery_timeout=5, half_open_max_calls=3, clock=clock
+    )
+    await _fail(breaker)
+    clock.now += 5
+    gate = asyncio.Event()
+    entered = 0
+
+    async def trial() -> None:
+        nonlocal entered
+        entered += 1
+        await gate.wait()
+
+    tasks = [asyncio.create_task(breaker.call(trial)) for _ in range(20)]
+    await asyncio.sleep(0)
+    gate.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert entered == 3
+    assert sum(isinstance(r, CircuitBreakerOpenException) for r in results) == 17
+    assert breaker.state is BreakerState.CLOSED
+
+
+def test_invalid_configuration_is_refused() -> None:
+    with pytest.raises(ValueError, match="threshold"):
+        CircuitBreaker("db", failure_threshold=0)
