@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -61,6 +62,10 @@ def serve(
     settings = load_settings()
     # Materialise the signing key before forking, so every worker reads the same one.
     resolve_secret_key(settings)
+    if workers > 1 and settings.hash_concurrency is None:
+        # N workers share the cores: each hashes on cores / N threads, so that together they
+        # keep every core busy once, and each holds only its share of argon2 buffers.
+        os.environ["HASH_CONCURRENCY"] = str(max(1, (os.cpu_count() or 1) // workers))
     uvicorn.run(
         "app.main:app",
         host=host,

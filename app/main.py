@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await app.state.database.dispose()
+            app.state.hasher.close()
             log.info("service stopped")
 
     docs = settings.docs_enabled

@@ -114,6 +114,34 @@ async def test_async_hashing_runs_off_the_event_loop(hasher: PasswordHasher) -> 
     assert (await hasher.verify("off the loop", hashed))[0]
 
 
+async def test_concurrent_hashes_reuse_a_fixed_set_of_threads() -> None:
+    # Each argon2 buffer stays in its thread's malloc arena: a bounded set of hashing
+    # threads is what bounds the worker's memory.
+    hasher = PasswordHasher(max_concurrency=2, **FAST)
+    threads: set[str] = set()
+    original = hasher.hash_sync
+
+    def spy(password: str) -> str:
+        threads.add(threading.current_thread().name)
+        return original(password)
+
+    hasher.hash_sync = spy  # type: ignore[method-assign]
+    try:
+        for _ in range(3):
+            await asyncio.gather(*(hasher.hash(f"password-{i}") for i in range(12)))
+    finally:
+        hasher.close()
+    assert 1 <= len(threads) <= 2
+    assert all(name.startswith("password-hash") for name in threads)
+
+
+async def test_closed_hasher_refuses_new_work() -> None:
+    hasher = PasswordHasher(**FAST)
+    hasher.close()
+    with pytest.raises(RuntimeError):
+        await hasher.hash("after shutdown")
+
+
 async def test_loop_stays_responsive_while_hashing() -> None:
     hasher = PasswordHasher()  # real parameters: tens of milliseconds per hash
     ticks = 0
