@@ -19,9 +19,10 @@ with the configured parameters on one thread, limit = cores / median (logins per
 Results: a table on stdout, bench/results/<timestamp>.json and a PNG of latency percentiles
 per scenario (bench/results/<timestamp>.png; `latest.*` copies of both).
 
-Throttling is turned up, by name, in BENCH_ENVIRONMENT: the load comes from one address and
-logs into a few hundred accounts many times a second, which real limits would rightly
-answer with 429s. Everything else is the service's default configuration.
+Throttling stays enabled with its limits raised out of reach, by name, in BENCH_ENVIRONMENT:
+the load comes from one address and logs into a few hundred accounts many times a second,
+which the real limits would rightly answer with 429s. Everything else is the service's
+default configuration (argon2id m=19 MiB t=2 p=1, JSON logs at INFO, production mode).
 """
 
 from __future__ import annotations
@@ -61,12 +62,13 @@ BENCH_ENVIRONMENT = {
     "ENVIRONMENT": "production",
     "LOG_LEVEL": "INFO",
     "LOG_FORMAT": "json",
-    # Throttling (issue 6): all load comes from 127.0.0.1 and reuses a few hundred accounts.
-    "RATE_LIMIT_ENABLED": "false",
-    "LOGIN_RATE_LIMIT_PER_ACCOUNT": "1000000",
-    "LOGIN_RATE_LIMIT_PER_IP": "1000000",
-    "REGISTER_RATE_LIMIT_PER_IP": "1000000",
-    "REFRESH_RATE_LIMIT_PER_IP": "1000000",
+    # Throttling (issue 6) stays on, so its counters cost what they cost in production, but
+    # with limits out of reach: all load comes from 127.0.0.1 and reuses a few hundred
+    # accounts, which the real limits would rightly answer with 429s.
+    "RATE_LIMIT_LOGIN_ACCOUNT": "1000000/minute",
+    "RATE_LIMIT_LOGIN_IP": "1000000/minute",
+    "RATE_LIMIT_REGISTER_IP": "1000000/minute",
+    "RATE_LIMIT_REFRESH_IP": "1000000/minute",
 }
 
 # Targets of issue 7 (ratios measured within one run, so they hold on any machine).
