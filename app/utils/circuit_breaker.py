@@ -18,6 +18,8 @@ from app.utils.exceptions import CircuitBreakerOpenException
 
 T = TypeVar("T")
 
+HALF_OPEN_RETRY_AFTER = 1.0
+
 
 class BreakerState(StrEnum):
     CLOSED = "closed"
@@ -117,8 +119,11 @@ class CircuitBreaker:
         if state is BreakerState.HALF_OPEN and self._trials_in_flight < self.half_open_max_calls:
             self._trials_in_flight += 1
             return True
-        retry = self.retry_after() if state is BreakerState.OPEN else self.recovery_timeout
-        raise CircuitBreakerOpenException(retry_after=retry)
+        if state is BreakerState.OPEN:
+            raise CircuitBreakerOpenException(retry_after=self.retry_after())
+        # Half-open with every trial slot taken: the verdict is one bounded call away, so
+        # send the caller back soon rather than for a whole recovery timeout.
+        raise CircuitBreakerOpenException(retry_after=HALF_OPEN_RETRY_AFTER)
 
     def _record_failure(self) -> None:
         self._failures += 1
