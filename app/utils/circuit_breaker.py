@@ -82,9 +82,12 @@ class CircuitBreaker:
         return max(0.0, self.recovery_timeout - (self._clock() - self._opened_at))
 
     def reset(self) -> None:
-        """Close the breaker and forget the failures (operator action)."""
+        """Close the breaker and forget the failures (operator action).
+
+        Trials still in flight keep their slots until they finish: zeroing the count here
+        would let each of them free a slot it no longer holds.
+        """
         self._failures = 0
-        self._trials_in_flight = 0
         self._transition(BreakerState.CLOSED)
 
     @asynccontextmanager
