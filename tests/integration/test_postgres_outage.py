@@ -18,26 +18,15 @@ from sqlalchemy import text
 
 from app.config import Settings
 from app.database import Database
-from app.main import create_app
 from app.utils.circuit_breaker import BreakerState
 from app.utils.exceptions import DatabaseException
-from tests.conftest import FAST_HASHING, PASSWORD, TEST_SECRET, _prepare_schema, _truncate
+from tests.conftest import PASSWORD, _prepare_schema, _truncate
+from tests.support import FakeClock, build_settings, running_app
 from tests.throwaway_postgres import ThrowawayPostgres, find_bindir
 
 BREAKER_TIMEOUT = 30.0
 THRESHOLD = 3
 ERROR_KEYS = {"detail", "error_code", "timestamp", "request_id"}
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 5_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture(scope="module")
@@ -66,20 +55,16 @@ async def running_cluster(cluster: ThrowawayPostgres) -> ThrowawayPostgres:
 
 
 def outage_settings(cluster: ThrowawayPostgres, tmp_path: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "database_url": cluster.url,
-        "secret_key": TEST_SECRET,
-        "environment": "test",
-        "secret_key_file": tmp_path / ".secret_key",
-        "circuit_breaker_threshold": THRESHOLD,
-        "circuit_breaker_timeout": BREAKER_TIMEOUT,
-        "db_connect_timeout": 2.0,
-        "db_pool_timeout": 2.0,
-        "db_health_timeout": 1.0,
-        **FAST_HASHING,
+    return build_settings(
+        cluster.url,
+        tmp_path,
+        circuit_breaker_threshold=THRESHOLD,
+        circuit_breaker_timeout=BREAKER_TIMEOUT,
+        db_connect_timeout=2.0,
+        db_pool_timeout=2.0,
+        db_health_timeout=1.0,
         **overrides,
-    }
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    )
 
 
 def bound(settings: Settings) -> float:
@@ -96,11 +81,9 @@ def clock() -> FakeClock:
 async def client(
     running_cluster: ThrowawayPostgres, tmp_path: Path, clock: FakeClock
 ) -> AsyncIterator[httpx.AsyncClient]:
-    application = create_app(outage_settings(running_cluster, tmp_path), clock=clock)
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application, client=("203.0.113.9", 50000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            yield c
+    settings = outage_settings(running_cluster, tmp_path)
+    async with running_app(settings, clock=clock) as (_, client):
+        yield client
 
 
 def database_of(client: httpx.AsyncClient) -> Database:
