@@ -175,10 +175,14 @@ class Database:
         Raises CircuitBreakerOpenException while the breaker sheds load and DatabaseException
         when the database fails underneath; everything else passes through unchanged.
         """
-        async with self.breaker.guard():
+        async with self.breaker.guard() as trial:
             try:
                 async with self.sessionmaker() as session:
                     try:
+                        if trial:
+                            # A trial's verdict must come from the database itself, also
+                            # when the request ends before its first query (a bad token).
+                            await session.connection()
                         yield session
                         await session.commit()
                     except BaseException:

@@ -91,11 +91,14 @@ class CircuitBreaker:
         self._transition(BreakerState.CLOSED)
 
     @asynccontextmanager
-    async def guard(self) -> AsyncIterator[None]:
-        """Run the body through the breaker; raises CircuitBreakerOpenException when shedding."""
+    async def guard(self) -> AsyncIterator[bool]:
+        """Run the body through the breaker; raises CircuitBreakerOpenException when shedding.
+
+        Yields whether this call is a half-open trial, whose outcome closes or reopens it.
+        """
         trial = self._admit()
         try:
-            yield
+            yield trial
         except asyncio.CancelledError:
             raise  # the caller went away: says nothing about the dependency
         except BaseException as exc:

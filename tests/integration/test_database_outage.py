@@ -123,6 +123,26 @@ async def test_sqlite_outage_opens_the_breaker_and_recovers_without_restart(
         assert (await login(client, "alice")).status_code == 200
 
 
+async def test_a_trial_that_runs_no_query_still_asks_the_database(tmp_path: Path) -> None:
+    path = tmp_path / "auth.db"
+    path.mkdir()
+    clock = FakeClock()
+    settings = build_settings(
+        f"sqlite+aiosqlite:///{path}",
+        tmp_path,
+        circuit_breaker_threshold=1,
+        circuit_breaker_timeout=30,
+    )
+    async with running_app(settings, clock=clock) as (app, client):
+        assert_unavailable(await register(client, "alice"))
+        clock.advance(30)
+        # A malformed token fails before any query; as the half-open trial it must not
+        # close the breaker on the word of a database it never reached.
+        response = await client.get("/users/me", headers={"Authorization": "Bearer garbage"})
+        assert_unavailable(response)
+        assert app.state.database.breaker.state is BreakerState.OPEN
+
+
 @pytest.fixture
 async def silent_server() -> AsyncIterator[int]:
     """A port that accepts TCP connections and never says a word."""

@@ -8,6 +8,7 @@ only the real server's start-up is waited for, by a poll with a deadline.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,10 @@ ERROR_KEYS = {"detail", "error_code", "timestamp", "request_id"}
 def cluster() -> Iterator[ThrowawayPostgres]:
     bindir = find_bindir()
     if bindir is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+        reason = "PostgreSQL server binaries (initdb, pg_ctl) are not installed"
+        if os.environ.get("TEST_REQUIRE_THROWAWAY_POSTGRES"):
+            pytest.fail(f"{reason}, but TEST_REQUIRE_THROWAWAY_POSTGRES is set (CI)")
+        pytest.skip(reason)
     server = ThrowawayPostgres(bindir)
     try:
         server.create()

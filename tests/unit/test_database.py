@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import io
+import json
 import sqlite3
 from pathlib import Path
 
 import asyncpg
 import pytest
 from sqlalchemy import exc
-from structlog.testing import capture_logs
 
 from app.database import Database, is_infrastructure_error
 from app.utils.circuit_breaker import BreakerState
 from app.utils.exceptions import DatabaseException
+from app.utils.logger import setup_logging
 from tests.support import FakeClock, build_settings
 
 
@@ -93,6 +95,8 @@ def test_application_errors_are_not_infrastructure() -> None:
 
 
 async def test_every_breaker_transition_is_logged_with_the_failure_count(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    setup_logging("INFO", "json", stream=stream)
     clock = FakeClock()
     settings = build_settings(
         f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'auth.db'}",
@@ -102,22 +106,24 @@ async def test_every_breaker_transition_is_logged_with_the_failure_count(tmp_pat
     )
     database = Database(settings, clock=clock)
     try:
-        with capture_logs() as logs:
-            for _ in range(2):
-                with pytest.raises(DatabaseException):
-                    async with database.session() as session:
-                        await session.connection()
-            clock.advance(10)
-            assert database.breaker.state is BreakerState.HALF_OPEN
-            database.breaker.reset()
+        for _ in range(2):
+            with pytest.raises(DatabaseException):
+                async with database.session() as session:
+                    await session.connection()
+        clock.advance(10)
+        assert database.breaker.state is BreakerState.HALF_OPEN
+        database.breaker.reset()
     finally:
         await database.dispose()
+        setup_logging()  # back to stdout for the tests that follow
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     changes = [
-        (e["from_state"], e["to_state"], e["failure_count"])
-        for e in logs
-        if e["event"] == "circuit breaker state changed"
+        (e["level"], e["from_state"], e["to_state"], e["failure_count"])
+        for e in lines
+        if e["message"] == "circuit breaker state changed" and e["breaker"] == "database"
     ]
-    assert changes == [("closed", "open", 2), ("open", "half_open", 2), ("half_open", "closed", 0)]
-    opened = next(e for e in logs if e.get("to_state") == "open")
-    assert opened["log_level"] == "warning"
-    assert opened["breaker"] == "database"
+    assert changes == [
+        ("WARNING", "closed", "open", 2),
+        ("INFO", "open", "half_open", 2),
+        ("INFO", "half_open", "closed", 0),
+    ]
