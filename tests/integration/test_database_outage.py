@@ -113,6 +113,12 @@ async def test_sqlite_outage_opens_the_breaker_and_recovers_without_restart(
         open_response = await register(client, "alice")
         assert_unavailable(open_response, "CIRCUIT_BREAKER_OPEN")
         assert open_response.headers["Retry-After"] == "30"
+        clock.advance(0.5)
+        health = await client.get("/health")
+        assert health.status_code == 503
+        assert health.json()["checks"]["circuit_breaker"] == {"state": "open"}
+        assert health.headers["Retry-After"] == "30"  # 29.5 s, rounded up
+        assert (await client.get("/health/live")).status_code == 200
 
         path.rmdir()
         await _prepare_schema(f"sqlite+aiosqlite:///{path}")
@@ -178,6 +184,7 @@ async def test_a_database_that_never_answers_gives_503_within_the_connect_timeou
         assert health.status_code == 503
         assert health.json()["checks"]["database"]["status"] == "failing"
         assert app.state.database.breaker.failure_count == 1  # /health does not count
+        assert app.state.database.engine.pool.checkedout() == 0  # nothing left half-open
 
 
 @pytest.fixture

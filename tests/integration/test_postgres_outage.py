@@ -166,6 +166,7 @@ async def test_crash_gives_503s_then_an_open_breaker_and_recovery_loses_nothing(
     assert health.json()["status"] == "unavailable"
     assert health.json()["checks"]["database"]["status"] == "failing"
     assert health.json()["checks"]["circuit_breaker"] == {"state": "open"}
+    assert health.headers["Retry-After"] == str(int(BREAKER_TIMEOUT - 10))
     live = await client.get("/health/live")
     assert live.status_code == 200
 
