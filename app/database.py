@@ -74,15 +74,11 @@ def is_infrastructure_error(error: BaseException) -> bool:
     if isinstance(sqlstate, str) and sqlstate[:2] in _PG_INFRASTRUCTURE_SQLSTATE_CLASSES:
         return True
     sqlite_code = getattr(driver_error, "sqlite_errorcode", None)
-    if isinstance(sqlite_code, int) and sqlite_code & 0xFF in _SQLITE_INFRASTRUCTURE_CODES:
+    if isinstance(sqlite_code, int) and (sqlite_code & 0xFF) in _SQLITE_INFRASTRUCTURE_CODES:
         return True
     if isinstance(error, exc.IntegrityError | exc.ProgrammingError | exc.DataError):
         return False
-    if isinstance(error, _INFRASTRUCTURE_ERRORS):
-        return True
-    # asyncpg raises its own classes when SQLAlchemy does not wrap them (e.g. on connect).
-    module = type(error).__module__
-    return module.startswith("asyncpg") and "Connection" in type(error).__name__
+    return isinstance(error, _INFRASTRUCTURE_ERRORS)
 
 
 def build_engine(settings: Settings) -> AsyncEngine:
