@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
@@ -51,8 +52,13 @@ def build_codec(settings: Settings) -> TokenCodec:
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the application; nothing touches the database until the lifespan starts."""
+def create_app(
+    settings: Settings | None = None, *, clock: Callable[[], float] = time.monotonic
+) -> FastAPI:
+    """Build the application; nothing touches the database until the lifespan starts.
+
+    `clock` is the monotonic time source of the circuit breaker's recovery timeout.
+    """
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -61,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.codec = build_codec(settings)
         app.state.hasher = build_hasher(settings)
-        app.state.database = Database(settings)
+        app.state.database = Database(settings, clock=clock)
         log.info("service started", version=__version__, environment=settings.environment)
         try:
             yield

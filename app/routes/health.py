@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from fastapi import APIRouter, Response, status
 
 from app import __version__
@@ -35,7 +37,10 @@ async def health(database: DatabaseDep, response: Response) -> HealthResponse:
     healthy = db_check.status == "ok" and breaker_state is not BreakerState.OPEN
     if not healthy:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-        response.headers["Retry-After"] = str(max(1, int(database.breaker.retry_after()) or 5))
+        # Seconds until the breaker admits a trial (rounded up, as on CIRCUIT_BREAKER_OPEN),
+        # or a short default when only the database check failed.
+        retry_after = math.ceil(database.breaker.retry_after()) or 5
+        response.headers["Retry-After"] = str(max(1, retry_after))
     response.headers["Cache-Control"] = "no-store"
     return HealthResponse(
         status="ok" if healthy else "unavailable",
