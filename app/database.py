@@ -55,13 +55,18 @@ def is_infrastructure_error(error: BaseException) -> bool:
 
 
 def build_engine(settings: Settings) -> AsyncEngine:
-    """An engine tuned per backend: SQLite in WAL mode, PostgreSQL with bounded waits."""
+    """An engine tuned per backend: SQLite in WAL mode, PostgreSQL with bounded waits.
+
+    `hide_parameters`: a database error's message (logged with its traceback) then shows the
+    SQL but not the bound values: no email, no password hash in the log.
+    """
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
         engine = create_async_engine(
             url,
             connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000},
             pool_pre_ping=False,
+            hide_parameters=True,
         )
         _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
         return engine
@@ -83,6 +88,7 @@ def build_engine(settings: Settings) -> AsyncEngine:
         pool_pre_ping=True,
         pool_recycle=1800,
         connect_args=connect_args,
+        hide_parameters=True,
     )
 
 

@@ -15,10 +15,11 @@ from app.config import Settings, get_settings, resolve_secret_key
 from app.database import Database
 from app.middleware.exception import register_exception_handlers
 from app.middleware.logging import RequestContextMiddleware
-from app.routes import auth, health, users
+from app.routes import auth, health, metrics, users
 from app.routes.openapi import install_openapi
 from app.utils.jwt import TokenCodec
 from app.utils.logger import get_logger, setup_logging
+from app.utils.metrics import Metrics
 from app.utils.password import PasswordHasher
 
 log = get_logger(__name__)
@@ -54,14 +55,19 @@ def build_codec(settings: Settings) -> TokenCodec:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; nothing touches the database until the lifespan starts."""
     settings = settings or get_settings()
+    # One registry per application: two apps in one process never share or clash on series.
+    app_metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        setup_logging(settings.log_level, settings.log_format)
+        secret_key = resolve_secret_key(settings)
+        # The signing key is masked in the log pipeline wherever it might show up.
+        setup_logging(settings.log_level, settings.log_format, secrets=[secret_key])
         app.state.settings = settings
         app.state.codec = build_codec(settings)
         app.state.hasher = build_hasher(settings)
         app.state.database = Database(settings)
+        app_metrics.watch_breaker(app.state.database.breaker)
         log.info("service started", version=__version__, environment=settings.environment)
         try:
             yield
@@ -85,10 +91,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
     )
     app.state.settings = settings
+    app.state.metrics = app_metrics
     register_exception_handlers(app)
     app.include_router(auth.router)
     app.include_router(users.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     install_openapi(app)
 
     if settings.cors_origins:
@@ -100,7 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, metrics=app_metrics)
     return app
 
 
