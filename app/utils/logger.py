@@ -113,8 +113,14 @@ def _level_and_message(_: WrappedLogger, method: str, event_dict: EventDict) -> 
     return event_dict
 
 
+# JSON escapes CR, LF and the C0 controls; these three are legal raw inside a JSON string
+# but some readers (Python's splitlines, JavaScript) take them for line breaks.
+_UNICODE_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 def _json_dumps(obj: Any, **_: Any) -> str:
-    return orjson.dumps(obj, default=str).decode()
+    # orjson emits these characters only inside strings, where the escape is equivalent.
+    return orjson.dumps(obj, default=str).decode().translate(_UNICODE_LINE_BREAKS)
 
 
 class _Renderer:
