@@ -124,9 +124,11 @@ def _json_dumps(obj: Any, **_: Any) -> str:
 
 
 class _Renderer:
-    """Puts the stable keys first so a human scanning the JSON finds them."""
+    """Stable keys first, the event's own fields next, the request context and a traceback
+    last, always in the same order, so a human scanning the JSON finds them."""
 
     _FIRST = ("timestamp", "level", "logger", "message", "request_id")
+    _LAST = ("user_id", "method", "endpoint", "client_ip", "exception")
 
     def __init__(self, fmt: Literal["json", "console"], *, colors: bool = False) -> None:
         self._json = fmt == "json"
@@ -139,7 +141,9 @@ class _Renderer:
         ordered: MutableMapping[str, Any] = {
             k: event_dict.pop(k) for k in self._FIRST if k in event_dict
         }
+        last = {k: event_dict.pop(k) for k in self._LAST if k in event_dict}
         ordered.update(event_dict)
+        ordered.update(last)
         return _json_dumps(ordered)
 
 

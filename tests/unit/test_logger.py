@@ -54,6 +54,18 @@ def test_a_line_has_the_stable_keys_first_and_the_fields_after(stream: io.String
     assert line["user_id"] == 7
 
 
+def test_the_request_context_comes_after_the_event_fields_in_a_fixed_order(
+    stream: io.StringIO,
+) -> None:
+    structlog.contextvars.bind_contextvars(client_ip="192.0.2.1", endpoint="/x", method="GET")
+    try:
+        get_logger("app.test").info("token rejected", reason="expired", token_type="access")
+    finally:
+        structlog.contextvars.unbind_contextvars("client_ip", "endpoint", "method")
+    [line] = lines(stream)
+    assert list(line)[5:] == ["reason", "token_type", "method", "endpoint", "client_ip"]
+
+
 def test_lines_below_the_level_are_dropped() -> None:
     buffer = io.StringIO()
     setup_logging("WARNING", "json", stream=buffer)
