@@ -96,17 +96,20 @@ class RequestContextMiddleware:
             client_ip=client_ip(scope),
         )
         started = time.perf_counter()
+        answered: float | None = None  # when the last byte was handed to the server
         status_code = 500
         response_started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status_code, response_started
+            nonlocal status_code, response_started, answered
             if message["type"] == "http.response.start":
                 response_started = True
                 status_code = message["status"]
                 headers = MutableHeaders(scope=message)
                 headers["X-Request-ID"] = request_id
             await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                answered = time.perf_counter()
 
         try:
             await self.app(scope, receive, send_with_id)
@@ -121,8 +124,9 @@ class RequestContextMiddleware:
             await internal_error_response()(scope, receive, send_with_id)
         finally:
             # Also after a crash or a cancellation: every request leaves its line and sample.
+            # The duration is the client's wait, without background tasks run afterwards.
             try:
-                self._record(scope, status_code, time.perf_counter() - started)
+                self._record(scope, status_code, (answered or time.perf_counter()) - started)
             finally:
                 structlog.contextvars.clear_contextvars()
                 structlog.contextvars.bind_contextvars(**outer_context)

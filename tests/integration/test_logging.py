@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, BackgroundTasks, FastAPI, Request
 from sqlalchemy import update
 
 from app.database import Database
@@ -179,6 +180,40 @@ async def test_a_crash_logs_its_traceback_with_the_request_id_server_side_only(
     assert "RuntimeError: cannot handle None" in error["exception"]
     assert lines[2]["status_code"] == 500
     assert lines[2]["level"] == "ERROR"
+
+
+@pytest.fixture
+def background_app(app: FastAPI) -> FastAPI:
+    router = APIRouter()
+    log = get_logger("app.routes.test")
+
+    async def after_response() -> None:
+        log.info("background work done")
+
+    async def spawned() -> None:
+        log.info("spawned task done")
+
+    @router.post("/later", status_code=202)
+    async def later(tasks: BackgroundTasks) -> dict[str, str]:
+        await asyncio.create_task(spawned())
+        tasks.add_task(after_response)
+        return {"status": "accepted"}
+
+    app.include_router(router)
+    return app
+
+
+async def test_tasks_and_background_work_of_a_request_log_its_request_id(
+    background_app: FastAPI, client: httpx.AsyncClient, logs: LogCapture
+) -> None:
+    response = await client.post("/later", headers={"X-Request-ID": "bg-1"})
+
+    assert response.status_code == 202
+    assert [line["message"] for line in logs.of_request("bg-1")] == [
+        "spawned task done",
+        "background work done",
+        "request completed",
+    ]
 
 
 async def test_a_database_failure_logs_the_error_and_the_breaker_change_on_the_request(
