@@ -99,6 +99,7 @@ class RequestContextMiddleware:
         answered: float | None = None  # when the last byte was handed to the server
         status_code = 500
         response_started = False
+        interrupted: str | None = None  # "cancelled" or "error": the answer was cut short
 
         async def send_with_id(message: Message) -> None:
             nonlocal status_code, response_started, answered
@@ -114,19 +115,22 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except asyncio.CancelledError:
+            interrupted = "cancelled"
             if not response_started:
                 status_code = CLIENT_CLOSED_REQUEST
             raise
         except Exception as error:
             log.error("unhandled exception", error_type=type(error).__name__, exc_info=error)
             if response_started:
+                interrupted = "error"
                 raise  # too late for an error body; the server closes the connection
             await internal_error_response()(scope, receive, send_with_id)
         finally:
             # Also after a crash or a cancellation: every request leaves its line and sample.
             # The duration is the client's wait, without background tasks run afterwards.
             try:
-                self._record(scope, status_code, (answered or time.perf_counter()) - started)
+                seconds = (answered or time.perf_counter()) - started
+                self._record(scope, status_code, seconds, interrupted)
             finally:
                 structlog.contextvars.clear_contextvars()
                 structlog.contextvars.bind_contextvars(**outer_context)
@@ -144,7 +148,9 @@ class RequestContextMiddleware:
     def _quiet(self, path: str) -> bool:
         return path in self.quiet_paths or path.startswith(self.quiet_prefixes)
 
-    def _record(self, scope: Scope, status_code: int, seconds: float) -> None:
+    def _record(
+        self, scope: Scope, status_code: int, seconds: float, interrupted: str | None
+    ) -> None:
         path: str = scope["path"]
         route = route_template(scope)
         if self.metrics is not None and path not in UNMEASURED_PATHS:
@@ -162,5 +168,11 @@ class RequestContextMiddleware:
         user_id = scope.get("state", {}).get("user_id")
         if user_id is not None:
             fields["user_id"] = user_id
-        level = log.error if status_code >= 500 else log.info
-        level("request completed", **fields)
+        if interrupted is not None:
+            fields["interrupted"] = interrupted
+        if status_code >= 500 or interrupted == "error":
+            log.error("request completed", **fields)
+        elif interrupted == "cancelled":
+            log.warning("request completed", **fields)
+        else:
+            log.info("request completed", **fields)

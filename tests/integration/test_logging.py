@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import APIRouter, BackgroundTasks, FastAPI, Request
+from fastapi.responses import StreamingResponse
 from sqlalchemy import update
 
 from app.database import Database
@@ -214,6 +216,53 @@ async def test_tasks_and_background_work_of_a_request_log_its_request_id(
         "background work done",
         "request completed",
     ]
+
+
+@pytest.fixture
+def interrupted_app(app: FastAPI) -> FastAPI:
+    router = APIRouter()
+
+    @router.get("/gone")
+    async def gone() -> None:
+        # What the server does to the request's task when the client disconnects.
+        raise asyncio.CancelledError
+
+    @router.get("/cut")
+    async def cut() -> StreamingResponse:
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b"first chunk"
+            raise RuntimeError("the stream broke")
+
+        return StreamingResponse(chunks(), media_type="text/plain")
+
+    app.include_router(router)
+    return app
+
+
+async def test_a_request_the_client_abandoned_is_still_logged_and_counted(
+    interrupted_app: FastAPI, client: httpx.AsyncClient, logs: LogCapture
+) -> None:
+    with pytest.raises(asyncio.CancelledError):
+        await client.get("/gone", headers={"X-Request-ID": "gone-1"})
+
+    line = only(logs.of_request("gone-1"), "request completed")
+    assert line["status_code"] == 499
+    assert line["interrupted"] == "cancelled"
+    assert line["level"] == "WARNING"
+    assert 'route="/gone",status="499"' in (await client.get("/metrics")).text
+
+
+async def test_a_response_that_breaks_midway_is_logged_as_an_error(
+    interrupted_app: FastAPI, client: httpx.AsyncClient, logs: LogCapture
+) -> None:
+    with pytest.raises(RuntimeError, match="the stream broke"):
+        await client.get("/cut", headers={"X-Request-ID": "cut-1"})
+
+    lines = logs.of_request("cut-1")
+    assert [line["message"] for line in lines] == ["unhandled exception", "request completed"]
+    assert lines[1]["status_code"] == 200
+    assert lines[1]["interrupted"] == "error"
+    assert lines[1]["level"] == "ERROR"
 
 
 async def test_a_database_failure_logs_the_error_and_the_breaker_change_on_the_request(
