@@ -7,6 +7,7 @@ processor of that pipeline: callers cannot forget it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -39,13 +40,20 @@ _TEXT_SECRETS = (
         r"\1" + REDACTED + "@",
     ),
 )
+# Cheap first pass: text without any of these cannot match a pattern above (most values).
+_MAYBE_SECRET = re.compile(r"eyJ|bearer|basic|\$argon2|\$2|://", re.IGNORECASE)
 _MAX_DEPTH = 6
 # structlog's own bookkeeping (the LogRecord of a stdlib line), removed before rendering.
 _PIPELINE_KEYS = frozenset({"_record", "_from_structlog"})
 
 
 def _sensitive(key: object) -> bool:
-    return isinstance(key, str) and key not in _SAFE_KEYS and bool(_SENSITIVE_KEY.search(key))
+    return isinstance(key, str) and _sensitive_name(key)
+
+
+@functools.lru_cache(maxsize=1024)
+def _sensitive_name(key: str) -> bool:
+    return key not in _SAFE_KEYS and bool(_SENSITIVE_KEY.search(key))
 
 
 class Redactor:
@@ -71,6 +79,8 @@ class Redactor:
     def scrub_text(self, text: str) -> str:
         if self._literal is not None:
             text = self._literal.sub(REDACTED, text)
+        if _MAYBE_SECRET.search(text) is None:
+            return text
         for pattern, replacement in _TEXT_SECRETS:
             text = pattern.sub(replacement, text)
         return text
