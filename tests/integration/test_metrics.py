@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -69,6 +71,9 @@ async def test_requests_are_counted_by_route_template_and_status(
     await client.get("/users/me")
     await client.get("/no/such/path/12345")
     await client.request("BREW", "/health/live")
+    asset = re.search(r'src="([^"]+\.js)"', (await client.get("/docs")).text)
+    assert asset is not None
+    await client.get(asset.group(1))
 
     samples = await scrape(client)
     count = "authsvc_http_requests_total"
@@ -76,6 +81,8 @@ async def test_requests_are_counted_by_route_template_and_status(
     assert value(samples, count, method="GET", route="/users/me", status="401") == 1
     assert value(samples, count, method="POST", route="/auth/register", status="201") == 1
     assert value(samples, count, method="GET", route="unmatched", status="404") == 1
+    static = "/static-offline-docs/{path:path}"
+    assert value(samples, count, method="GET", route=static, status="200") == 1
     # An invented method or path never becomes a label value of its own.
     assert value(samples, count, method="OTHER", route="/health/live", status="405") == 1
     assert not any("12345" in str(labels) or "BREW" in str(labels) for _, labels in samples)
