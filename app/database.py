@@ -89,6 +89,9 @@ def build_engine(settings: Settings) -> AsyncEngine:
     (`DB_CONNECT_TIMEOUT`), a statement (`DB_STATEMENT_TIMEOUT_MS` on the server, twice that
     on the client in case the server stops answering altogether) and SQLite's write lock
     (`SQLITE_BUSY_TIMEOUT_MS`).
+
+    `hide_parameters`: a database error's message (logged with its traceback) then shows the
+    SQL but not the bound values: no email, no password hash in the log.
     """
     url = make_url(settings.database_url)
     pool_args: dict[str, Any] = {
@@ -103,6 +106,7 @@ def build_engine(settings: Settings) -> AsyncEngine:
             connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000},
             pool_pre_ping=False,
             **({} if in_memory else pool_args),
+            hide_parameters=True,
         )
         _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
         return engine
@@ -124,6 +128,7 @@ def build_engine(settings: Settings) -> AsyncEngine:
         pool_recycle=1800,
         connect_args=connect_args,
         **pool_args,
+        hide_parameters=True,
     )
 
 
