@@ -58,6 +58,7 @@ def serve(
     import uvicorn
 
     from app.config import resolve_secret_key
+    from app.utils.logger import uvicorn_log_config
 
     settings = load_settings()
     # Materialise the signing key before forking, so every worker reads the same one.
@@ -75,7 +76,8 @@ def serve(
         proxy_headers=False,
         server_header=False,
         access_log=False,
-        log_config=None,
+        # Applied by uvicorn in every worker before the app starts: its own lines are JSON too.
+        log_config=uvicorn_log_config(settings.log_level, settings.log_format),
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -34,10 +34,34 @@ _INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     exc.OperationalError,  # connection refused/lost, SQLite cannot open or write the file
     exc.InterfaceError,
     exc.DisconnectionError,
-    exc.TimeoutError,  # pool exhausted
-    TimeoutError,
+    exc.TimeoutError,  # pool exhausted: every connection busy for longer than pool_timeout
+    TimeoutError,  # asyncpg's connect and command timeouts
     ConnectionError,
     OSError,
+)
+
+# PostgreSQL SQLSTATE classes (PostgreSQL manual, Appendix A) that describe the server, not
+# the query: 08 connection exception, 53 insufficient resources (too many connections, disk
+# full), 57 operator intervention (statement_timeout, admin shutdown, "the database system is
+# starting up"), 58 system error. asyncpg reports these as plain `PostgresError`s, which
+# SQLAlchemy wraps as a bare DBAPIError, so the class alone does not tell.
+_PG_INFRASTRUCTURE_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "58"})
+
+# SQLite primary result codes (https://sqlite.org/rescode.html) that mean the file, not the
+# statement, is the problem. sqlite3 raises NOTADB and CORRUPT as a bare DatabaseError.
+_SQLITE_INFRASTRUCTURE_CODES = frozenset(
+    {
+        3,  # SQLITE_PERM
+        5,  # SQLITE_BUSY
+        6,  # SQLITE_LOCKED
+        7,  # SQLITE_NOMEM
+        8,  # SQLITE_READONLY
+        10,  # SQLITE_IOERR
+        11,  # SQLITE_CORRUPT
+        13,  # SQLITE_FULL
+        14,  # SQLITE_CANTOPEN
+        26,  # SQLITE_NOTADB
+    }
 )
 
 
@@ -45,31 +69,54 @@ def is_infrastructure_error(error: BaseException) -> bool:
     """True for failures of the database itself, as opposed to a query's business outcome."""
     if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
         return True
+    driver_error = error.orig if isinstance(error, exc.DBAPIError) else error
+    sqlstate = getattr(driver_error, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate[:2] in _PG_INFRASTRUCTURE_SQLSTATE_CLASSES:
+        return True
+    sqlite_code = getattr(driver_error, "sqlite_errorcode", None)
+    if isinstance(sqlite_code, int) and (sqlite_code & 0xFF) in _SQLITE_INFRASTRUCTURE_CODES:
+        return True
     if isinstance(error, exc.IntegrityError | exc.ProgrammingError | exc.DataError):
         return False
-    if isinstance(error, _INFRASTRUCTURE_ERRORS):
-        return True
-    # asyncpg raises its own classes when SQLAlchemy does not wrap them (e.g. on connect).
-    module = type(error).__module__
-    return module.startswith("asyncpg") and "Connection" in type(error).__name__
+    return isinstance(error, _INFRASTRUCTURE_ERRORS)
 
 
 def build_engine(settings: Settings) -> AsyncEngine:
-    """An engine tuned per backend: SQLite in WAL mode, PostgreSQL with bounded waits."""
+    """An engine tuned per backend: SQLite in WAL mode, PostgreSQL with bounded waits.
+
+    Every wait a request can meet has a bound, so an outage ends in a 503 instead of a hang:
+    a pooled connection (`DB_POOL_TIMEOUT`, on both backends), a new connection
+    (`DB_CONNECT_TIMEOUT`), a statement (`DB_STATEMENT_TIMEOUT_MS` on the server, twice that
+    on the client in case the server stops answering altogether) and SQLite's write lock
+    (`SQLITE_BUSY_TIMEOUT_MS`).
+
+    `hide_parameters`: a database error's message (logged with its traceback) then shows the
+    SQL but not the bound values: no email, no password hash in the log.
+    """
     url = make_url(settings.database_url)
+    pool_args: dict[str, Any] = {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_timeout": settings.db_pool_timeout,
+    }
     if url.get_backend_name() == "sqlite":
+        in_memory = url.database in (None, "", ":memory:")  # one shared connection, no queue
         engine = create_async_engine(
             url,
             connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000},
             pool_pre_ping=False,
+            **({} if in_memory else pool_args),
+            hide_parameters=True,
         )
         _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
         return engine
     connect_args: dict[str, Any] = {}
     if url.get_backend_name() == "postgresql":
+        statement_timeout = settings.db_statement_timeout_ms / 1000
         connect_args = {
             "timeout": settings.db_connect_timeout,
-            "command_timeout": max(settings.db_statement_timeout_ms / 1000 * 2, 1.0),
+            # 0 disables the statement timeout, and with it the client-side bound.
+            "command_timeout": statement_timeout * 2 if statement_timeout else None,
             "server_settings": {
                 "application_name": "authsvc",
                 "statement_timeout": str(settings.db_statement_timeout_ms),
@@ -77,12 +124,11 @@ def build_engine(settings: Settings) -> AsyncEngine:
         }
     return create_async_engine(
         url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.db_pool_timeout,
         pool_pre_ping=True,
         pool_recycle=1800,
         connect_args=connect_args,
+        **pool_args,
+        hide_parameters=True,
     )
 
 
@@ -102,7 +148,14 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
 class Database:
     """Engine, session factory and circuit breaker of one process."""
 
-    def __init__(self, settings: Settings, *, breaker: CircuitBreaker | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        breaker: CircuitBreaker | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`clock` (monotonic seconds) times the breaker's recovery; tests pass a fake one."""
         self.settings = settings
         self.engine = build_engine(settings)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
@@ -112,6 +165,7 @@ class Database:
             recovery_timeout=settings.circuit_breaker_timeout,
             half_open_max_calls=settings.circuit_breaker_half_open_max_calls,
             is_failure=lambda error: isinstance(error, DatabaseException),
+            clock=clock,
         )
         self.breaker.add_listener(_log_transition)
 
@@ -122,10 +176,14 @@ class Database:
         Raises CircuitBreakerOpenException while the breaker sheds load and DatabaseException
         when the database fails underneath; everything else passes through unchanged.
         """
-        async with self.breaker.guard():
+        async with self.breaker.guard() as trial:
             try:
                 async with self.sessionmaker() as session:
                     try:
+                        if trial:
+                            # A trial's verdict must come from the database itself, also
+                            # when the request ends before its first query (a bad token).
+                            await session.connection()
                         yield session
                         await session.commit()
                     except BaseException:

@@ -15,6 +15,7 @@ from app.models.user import User
 from app.services.auth_service import AuthService
 from app.services.user_service import UserService
 from app.utils.exceptions import NotAuthenticatedException
+from app.utils.metrics import Metrics
 
 # Declares the bearer scheme in OpenAPI (Swagger's Authorize uses the token endpoint);
 # auto_error=False so a missing header is our own NOT_AUTHENTICATED error body.
@@ -43,8 +44,14 @@ async def get_db_session(
         yield session
 
 
+async def get_metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 SessionDep = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
 
 
@@ -55,6 +62,7 @@ async def get_auth_service(request: Request, session: SessionDep) -> AuthService
         hasher=state.hasher,
         codec=state.codec,
         password_min_length=state.settings.password_min_length,
+        metrics=state.metrics,
     )
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
@@ -15,10 +16,11 @@ from app.config import Settings, get_settings, resolve_secret_key
 from app.database import Database
 from app.middleware.exception import register_exception_handlers
 from app.middleware.logging import RequestContextMiddleware
-from app.routes import auth, health, users
+from app.routes import auth, health, metrics, users
 from app.routes.openapi import install_openapi
 from app.utils.jwt import TokenCodec
 from app.utils.logger import get_logger, setup_logging
+from app.utils.metrics import Metrics
 from app.utils.password import PasswordHasher
 
 log = get_logger(__name__)
@@ -51,17 +53,27 @@ def build_codec(settings: Settings) -> TokenCodec:
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the application; nothing touches the database until the lifespan starts."""
+def create_app(
+    settings: Settings | None = None, *, clock: Callable[[], float] = time.monotonic
+) -> FastAPI:
+    """Build the application; nothing touches the database until the lifespan starts.
+
+    `clock` is the monotonic time source of the circuit breaker's recovery timeout.
+    """
     settings = settings or get_settings()
+    # One registry per application: two apps in one process never share or clash on series.
+    app_metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        setup_logging(settings.log_level, settings.log_format)
+        secret_key = resolve_secret_key(settings)
+        # The signing key is masked in the log pipeline wherever it might show up.
+        setup_logging(settings.log_level, settings.log_format, secrets=[secret_key])
         app.state.settings = settings
         app.state.codec = build_codec(settings)
         app.state.hasher = build_hasher(settings)
-        app.state.database = Database(settings)
+        app.state.database = Database(settings, clock=clock)
+        app_metrics.watch_breaker(app.state.database.breaker)
         log.info("service started", version=__version__, environment=settings.environment)
         try:
             yield
@@ -86,10 +98,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
     )
     app.state.settings = settings
+    app.state.metrics = app_metrics
     register_exception_handlers(app)
     app.include_router(auth.router)
     app.include_router(users.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     install_openapi(app)
 
     if settings.cors_origins:
@@ -101,7 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, metrics=app_metrics)
     return app
 
 

@@ -7,8 +7,11 @@ migrations themselves, so every test run also proves the migrations.
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,11 +22,12 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-from app.config import Settings
+from app.config import Settings, resolve_secret_key
 from app.database import Database
 from app.main import create_app
 from app.migrate import upgrade_on_connection
 from app.models import Base
+from app.utils.logger import setup_logging
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256-0123456789"
 PASSWORD = "correct horse battery staple"
@@ -175,3 +179,42 @@ def anyio_backend() -> str:
 def pytest_report_header() -> list[str]:
     redis = os.environ.get("TEST_REDIS_URL") or "not configured (TEST_REDIS_URL)"
     return [f"database backends: {', '.join(BACKENDS)}", f"redis: {redis}"]
+
+
+@dataclass
+class LogCapture:
+    """The service's real log output, as a log shipper reading stdout would see it."""
+
+    stream: io.StringIO
+
+    @property
+    def text(self) -> str:
+        return self.stream.getvalue()
+
+    def lines(self) -> list[dict[str, Any]]:
+        """Every line parsed as one JSON object (a line that is not JSON fails the test)."""
+        # Split on LF only, as line-oriented shippers do; a raw CR or LF inside a value
+        # would show up here as a line that does not parse.
+        return [json.loads(line) for line in self.text.split("\n") if line]
+
+    def of_request(self, request_id: str) -> list[dict[str, Any]]:
+        return [line for line in self.lines() if line.get("request_id") == request_id]
+
+    def messages(self) -> list[str]:
+        return [line["message"] for line in self.lines()]
+
+
+@pytest.fixture
+def logs(app: FastAPI, settings: Settings) -> Iterator[LogCapture]:
+    """Captures the production pipeline's output (the lifespan's call, every logger at DEBUG)."""
+    stream = io.StringIO()
+    secret = resolve_secret_key(settings)
+    setup_logging("DEBUG", settings.log_format, stream=stream, secrets=[secret])
+    # The test's HTTP client is not the service: its own lines stay out of the capture.
+    client_loggers = [logging.getLogger(name) for name in ("httpx", "httpcore")]
+    for logger in client_loggers:
+        logger.disabled = True
+    yield LogCapture(stream)
+    for logger in client_loggers:
+        logger.disabled = False
+    setup_logging(settings.log_level, settings.log_format, secrets=[secret])

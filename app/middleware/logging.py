@@ -3,10 +3,12 @@
 A pure ASGI middleware (no BaseHTTPMiddleware): it wraps `send` to add the `X-Request-ID`
 header and to learn the status, and it is the last line of defence for exceptions that
 nothing else handled, so even a crash answers in the contract's body with the request id.
+It also feeds the per-route request metrics, by route template rather than raw path.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -19,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.middleware.exception import internal_error_response
 from app.utils.logger import REDACTED, get_logger
+from app.utils.metrics import UNMATCHED_ROUTE, Metrics
 from app.utils.request_context import request_id_var
 
 log = get_logger("app.request")
@@ -29,7 +32,12 @@ _SENSITIVE_QUERY = re.compile(r"token|password|secret|key|code|auth", re.IGNOREC
 DEFAULT_QUIET_PATHS = frozenset(
     {"/health", "/health/live", "/docs", "/redoc", "/openapi.json", "/metrics", "/favicon.ico"}
 )
-DEFAULT_QUIET_PREFIXES = ("/static/", "/docs/")
+# "/static-offline-docs/" holds the Swagger UI and ReDoc assets (fastapi-offline).
+DEFAULT_QUIET_PREFIXES = ("/static/", "/static-offline-docs/", "/docs/")
+# Prometheus scrapes would dominate the request series; they are not counted.
+UNMEASURED_PATHS = frozenset({"/metrics"})
+# nginx's "client closed request": the client went away before an answer was sent.
+CLIENT_CLOSED_REQUEST = 499
 
 
 def sanitize_query(query_string: str) -> str:
@@ -46,6 +54,17 @@ def client_ip(scope: Scope) -> str | None:
     return client[0] if client else None
 
 
+def route_template(scope: Scope) -> str | None:
+    """The matched route's path template (`/users/{id}`, never the raw path), if any."""
+    route = scope.get("route")
+    if route is not None:
+        return str(route.path)
+    if "app_root_path" in scope:  # a Mount (static assets) matched; it sets no "route"
+        mount_path = str(scope["root_path"])[len(str(scope["app_root_path"])) :]
+        return mount_path + "/{path:path}"
+    return None
+
+
 class RequestContextMiddleware:
     def __init__(
         self,
@@ -53,10 +72,12 @@ class RequestContextMiddleware:
         *,
         quiet_paths: Iterable[str] = DEFAULT_QUIET_PATHS,
         quiet_prefixes: tuple[str, ...] = DEFAULT_QUIET_PREFIXES,
+        metrics: Metrics | None = None,
     ) -> None:
         self.app = app
         self.quiet_paths = frozenset(quiet_paths)
         self.quiet_prefixes = quiet_prefixes
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,6 +86,9 @@ class RequestContextMiddleware:
 
         request_id = self._request_id(scope)
         token = request_id_var.set(request_id)
+        # Restored afterwards, including fields bound deeper in the request (`user_id`):
+        # nothing of this request leaks into whatever runs next in the same context.
+        outer_context = structlog.contextvars.get_contextvars()
         structlog.contextvars.bind_contextvars(
             request_id=request_id,
             method=scope["method"],
@@ -72,31 +96,45 @@ class RequestContextMiddleware:
             client_ip=client_ip(scope),
         )
         started = time.perf_counter()
+        answered: float | None = None  # when the last byte was handed to the server
         status_code = 500
         response_started = False
+        interrupted: str | None = None  # "cancelled" or "error": the answer was cut short
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status_code, response_started
+            nonlocal status_code, response_started, answered
             if message["type"] == "http.response.start":
                 response_started = True
                 status_code = message["status"]
                 headers = MutableHeaders(scope=message)
                 headers["X-Request-ID"] = request_id
             await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                answered = time.perf_counter()
 
         try:
-            try:
-                await self.app(scope, receive, send_with_id)
-            except Exception as error:
-                log.error("unhandled exception", error_type=type(error).__name__, exc_info=error)
-                if response_started:
-                    raise
-                await internal_error_response()(scope, receive, send_with_id)
-            if not self._quiet(scope["path"]):
-                self._log_request(scope, status_code, started)
+            await self.app(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            interrupted = "cancelled"
+            if not response_started:
+                status_code = CLIENT_CLOSED_REQUEST
+            raise
+        except Exception as error:
+            log.error("unhandled exception", error_type=type(error).__name__, exc_info=error)
+            if response_started:
+                interrupted = "error"
+                raise  # too late for an error body; the server closes the connection
+            await internal_error_response()(scope, receive, send_with_id)
         finally:
-            structlog.contextvars.clear_contextvars()
-            request_id_var.reset(token)
+            # Also after a crash or a cancellation: every request leaves its line and sample.
+            # The duration is the client's wait, without background tasks run afterwards.
+            try:
+                seconds = (answered or time.perf_counter()) - started
+                self._record(scope, status_code, seconds, interrupted)
+            finally:
+                structlog.contextvars.clear_contextvars()
+                structlog.contextvars.bind_contextvars(**outer_context)
+                request_id_var.reset(token)
 
     def _request_id(self, scope: Scope) -> str:
         for name, value in scope.get("headers", ()):
@@ -110,17 +148,31 @@ class RequestContextMiddleware:
     def _quiet(self, path: str) -> bool:
         return path in self.quiet_paths or path.startswith(self.quiet_prefixes)
 
-    def _log_request(self, scope: Scope, status_code: int, started: float) -> None:
-        duration_ms = round((time.perf_counter() - started) * 1000, 2)
-        route = scope.get("route")
+    def _record(
+        self, scope: Scope, status_code: int, seconds: float, interrupted: str | None
+    ) -> None:
+        path: str = scope["path"]
+        route = route_template(scope)
+        if self.metrics is not None and path not in UNMEASURED_PATHS:
+            self.metrics.observe_request(
+                scope["method"], route or UNMATCHED_ROUTE, status_code, seconds
+            )
+        if self._quiet(path):
+            return
         fields = {
             "status_code": status_code,
-            "duration_ms": duration_ms,
+            "duration_ms": round(seconds * 1000, 2),
             "query": sanitize_query(scope.get("query_string", b"").decode("latin-1")),
-            "route": getattr(route, "path", None),
+            "route": route,
         }
         user_id = scope.get("state", {}).get("user_id")
         if user_id is not None:
             fields["user_id"] = user_id
-        level = log.error if status_code >= 500 else log.info
-        level("request completed", **fields)
+        if interrupted is not None:
+            fields["interrupted"] = interrupted
+        if status_code >= 500 or interrupted == "error":
+            log.error("request completed", **fields)
+        elif interrupted == "cancelled":
+            log.warning("request completed", **fields)
+        else:
+            log.info("request completed", **fields)

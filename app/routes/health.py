@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import time
+
 from fastapi import APIRouter, Response, status
 
 from app import __version__
-from app.dependencies import DatabaseDep
+from app.dependencies import DatabaseDep, MetricsDep
 from app.models.schemas import (
     BreakerCheck,
     DatabaseCheck,
@@ -24,18 +27,23 @@ router = APIRouter(tags=["health"])
     response_model=HealthResponse,
     responses={503: {"model": HealthResponse, "description": "Database failing or breaker open"}},
 )
-async def health(database: DatabaseDep, response: Response) -> HealthResponse:
+async def health(database: DatabaseDep, metrics: MetricsDep, response: Response) -> HealthResponse:
     """Readiness: the database answers and the circuit breaker is closed."""
+    started = time.perf_counter()
     try:
         latency = await database.ping()
         db_check = DatabaseCheck(status="ok", latency_ms=round(latency, 2))
     except AppException as error:
         db_check = DatabaseCheck(status="failing", error=error.detail)
+    metrics.observe_database_check(time.perf_counter() - started, ok=db_check.status == "ok")
     breaker_state = database.breaker.state
     healthy = db_check.status == "ok" and breaker_state is not BreakerState.OPEN
     if not healthy:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-        response.headers["Retry-After"] = str(max(1, int(database.breaker.retry_after()) or 5))
+        # Seconds until the breaker admits a trial (rounded up, as on CIRCUIT_BREAKER_OPEN),
+        # or a short default when only the database check failed.
+        retry_after = math.ceil(database.breaker.retry_after()) or 5
+        response.headers["Retry-After"] = str(max(1, retry_after))
     response.headers["Cache-Control"] = "no-store"
     return HealthResponse(
         status="ok" if healthy else "unavailable",

@@ -22,11 +22,15 @@ from app.utils.jwt import (
     TokenType,
     utc_now,
 )
-from app.utils.logger import get_logger
+from app.utils.logger import bind_context, get_logger
+from app.utils.metrics import Metrics
 from app.utils.password import PasswordHasher
 from app.utils.password_policy import password_problems
 
 log = get_logger(__name__)
+
+# Enough of an attempted identifier to recognise it in the log, not a dump of any input.
+_IDENTIFIER_LOG_CHARS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +57,14 @@ class AuthService:
         codec: TokenCodec,
         password_min_length: int = 8,
         clock: Clock = utc_now,
+        metrics: Metrics | None = None,
     ) -> None:
         self.users = users
         self.hasher = hasher
         self.codec = codec
         self.password_min_length = password_min_length
         self.clock = clock
+        self.metrics = metrics or Metrics()
 
     async def register(self, *, email: str, username: str, password: str) -> AuthResult:
         """Create an account and sign it in.
@@ -69,7 +75,9 @@ class AuthService:
         # Hash before touching the database: no transaction is held open across the hash.
         hashed = await self.hasher.hash(password)
         user = await self.users.create(email=email, username=username, hashed_password=hashed)
+        bind_context(user_id=user.id)
         log.info("user registered", user_id=user.id)
+        self.metrics.registrations.inc()
         return AuthResult(user, self._issue_pair(user))
 
     def check_password(self, password: str, *, username: str, email: str) -> None:
@@ -97,20 +105,28 @@ class AuthService:
         if user is None:
             # Same work as a real verification, so timing does not reveal unknown accounts.
             await self.hasher.verify_dummy(password)
-            log.info("login failed", reason="unknown_user")
+            # The client hears "invalid credentials" only; the log keeps the real reason and
+            # the attempted identifier (OWASP Logging Cheat Sheet; ASVS 5.0 V16.3.1).
+            self._login_failed("unknown_user", identifier=identifier[:_IDENTIFIER_LOG_CHARS])
             raise InvalidCredentialsException()
         valid, new_hash = await self.hasher.verify(password, user.hashed_password)
         if not valid:
-            log.info("login failed", reason="wrong_password", user_id=user.id)
+            self._login_failed("wrong_password", user_id=user.id)
             raise InvalidCredentialsException()
         if not user.is_active:
-            log.info("login failed", reason="inactive", user_id=user.id)
+            self._login_failed("inactive", user_id=user.id)
             raise UserInactiveException()
         await self.users.record_login(user, self.clock(), new_hash)
+        bind_context(user_id=user.id)
         if new_hash is not None:
             log.info("password hash upgraded", user_id=user.id, scheme=self.hasher.scheme)
         log.info("login succeeded", user_id=user.id)
+        self.metrics.login_successes.inc()
         return AuthResult(user, self._issue_pair(user))
+
+    def _login_failed(self, reason: str, **fields: object) -> None:
+        log.warning("login failed", reason=reason, **fields)
+        self.metrics.login_failures.labels(reason=reason).inc()
 
     async def refresh(self, refresh_token: str) -> AuthResult:
         """Exchange a refresh token for a new access token (the refresh token stays valid).
@@ -123,6 +139,7 @@ class AuthService:
         access = self.codec.issue(str(user.id), TokenType.ACCESS, extra={"sid": sid})
         refresh = IssuedToken(token=refresh_token, jti=claims.jti, expires_at=claims.expires_at)
         log.info("token refreshed", user_id=user.id)
+        self.metrics.token_refreshes.inc()
         return AuthResult(user, TokenPair(access, refresh, self._expires_in()))
 
     async def authenticate(self, access_token: str) -> User:
@@ -137,11 +154,7 @@ class AuthService:
         try:
             return self.codec.decode(token, token_type)
         except InvalidTokenException as error:
-            log.info(
-                "token rejected",
-                reason=getattr(error, "reason", "invalid"),
-                token_type=token_type.value,
-            )
+            self._token_rejected(getattr(error, "reason", "invalid"), token_type)
             raise
 
     async def _active_user(self, claims: TokenClaims) -> User:
@@ -150,12 +163,17 @@ class AuthService:
         )
         user = await self.users.get_by_id(user_id) if user_id is not None else None
         if user is None:
-            log.info("token rejected", reason="unknown_user")
+            self._token_rejected("unknown_user", claims.type)
             raise TokenRejected("unknown_user")
         if not user.is_active:
-            log.info("token rejected", reason="inactive", user_id=user.id)
+            self._token_rejected("inactive", claims.type, user_id=user.id)
             raise UserInactiveException()
+        bind_context(user_id=user.id)
         return user
+
+    def _token_rejected(self, reason: str, token_type: TokenType, **fields: object) -> None:
+        log.warning("token rejected", reason=reason, token_type=token_type.value, **fields)
+        self.metrics.tokens_rejected.labels(reason=reason, token_type=token_type.value).inc()
 
     def _issue_pair(self, user: User) -> TokenPair:
         sid = uuid.uuid4().hex

@@ -32,6 +32,10 @@ class UserService:
 
     async def get_by_identifier(self, identifier: str) -> User | None:
         """Email or username: usernames cannot contain `@`, so an `@` means an email."""
+        if "\x00" in identifier:
+            # No stored email or username holds a NUL, and PostgreSQL refuses one in a query
+            # parameter (a 500): such an identifier is simply unknown.
+            return None
         if "@" in identifier:
             return await self.get_by_email(identifier)
         return await self.get_by_username(identifier)

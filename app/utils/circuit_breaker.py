@@ -18,6 +18,8 @@ from app.utils.exceptions import CircuitBreakerOpenException
 
 T = TypeVar("T")
 
+HALF_OPEN_RETRY_AFTER = 1.0
+
 
 class BreakerState(StrEnum):
     CLOSED = "closed"
@@ -80,17 +82,23 @@ class CircuitBreaker:
         return max(0.0, self.recovery_timeout - (self._clock() - self._opened_at))
 
     def reset(self) -> None:
-        """Close the breaker and forget the failures (operator action)."""
+        """Close the breaker and forget the failures (operator action).
+
+        Trials still in flight keep their slots until they finish: zeroing the count here
+        would let each of them free a slot it no longer holds.
+        """
         self._failures = 0
-        self._trials_in_flight = 0
         self._transition(BreakerState.CLOSED)
 
     @asynccontextmanager
-    async def guard(self) -> AsyncIterator[None]:
-        """Run the body through the breaker; raises CircuitBreakerOpenException when shedding."""
+    async def guard(self) -> AsyncIterator[bool]:
+        """Run the body through the breaker; raises CircuitBreakerOpenException when shedding.
+
+        Yields whether this call is a half-open trial, whose outcome closes or reopens it.
+        """
         trial = self._admit()
         try:
-            yield
+            yield trial
         except asyncio.CancelledError:
             raise  # the caller went away: says nothing about the dependency
         except BaseException as exc:
@@ -117,8 +125,11 @@ class CircuitBreaker:
         if state is BreakerState.HALF_OPEN and self._trials_in_flight < self.half_open_max_calls:
             self._trials_in_flight += 1
             return True
-        retry = self.retry_after() if state is BreakerState.OPEN else self.recovery_timeout
-        raise CircuitBreakerOpenException(retry_after=retry)
+        if state is BreakerState.OPEN:
+            raise CircuitBreakerOpenException(retry_after=self.retry_after())
+        # Half-open with every trial slot taken: the verdict is one bounded call away, so
+        # send the caller back soon rather than for a whole recovery timeout.
+        raise CircuitBreakerOpenException(retry_after=HALF_OPEN_RETRY_AFTER)
 
     def _record_failure(self) -> None:
         self._failures += 1

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
+import pytest
 
+from app.database import Database
 from tests.conftest import PASSWORD, UserFactory
 
 
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{}, {"db_pool_size": 2, "db_max_overflow": 0}],
+    ids=["default-pool", "two-connections"],
+)
 async def test_hundred_concurrent_register_and_login_requests(
-    client: httpx.AsyncClient, user_factory: UserFactory
+    client: httpx.AsyncClient,
+    user_factory: UserFactory,
+    database: Database,
+    settings_overrides: dict[str, Any],
 ) -> None:
     existing = [await user_factory() for _ in range(10)]
 
@@ -35,3 +46,7 @@ async def test_hundred_concurrent_register_and_login_requests(
     assert statuses.count(201) == 34
     assert statuses.count(200) == 66
     assert "locked" not in "".join(r.text for r in responses)
+    # With two connections the requests queue for the pool instead of failing, and every
+    # connection comes back.
+    assert database.breaker.failure_count == 0
+    assert database.engine.pool.checkedout() == 0  # type: ignore[attr-defined]

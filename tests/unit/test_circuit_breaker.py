@@ -257,3 +257,80 @@ async def test_concurrent_callers_in_half_open_get_exactly_n_trials(clock: FakeC
 def test_invalid_configuration_is_refused() -> None:
     with pytest.raises(ValueError, match="threshold"):
         CircuitBreaker("db", failure_threshold=0)
+
+
+async def test_half_open_turns_extra_callers_back_for_a_second_not_a_timeout(
+    breaker: CircuitBreaker, clock: FakeClock
+) -> None:
+    await _open(breaker)
+    clock.now += 60
+    release = asyncio.Event()
+
+    async def trial() -> None:
+        await release.wait()
+
+    first = asyncio.create_task(breaker.call(trial))
+    await asyncio.sleep(0)
+    with pytest.raises(CircuitBreakerOpenException) as caught:
+        await _succeed(breaker)
+    assert caught.value.headers["Retry-After"] == "1"
+    release.set()
+    await first
+
+
+async def test_reset_during_a_trial_frees_no_extra_slot(clock: FakeClock) -> None:
+    breaker = CircuitBreaker("db", failure_threshold=1, recovery_timeout=5, clock=clock)
+    await _fail(breaker)
+    clock.now += 5
+    release = asyncio.Event()
+
+    async def trial() -> None:
+        await release.wait()
+
+    first = asyncio.create_task(breaker.call(trial))
+    await asyncio.sleep(0)
+    breaker.reset()
+    release.set()
+    await first
+    # Open it again: the next half-open period must admit exactly one trial again.
+    await _fail(breaker)
+    clock.now += 5
+    gate = asyncio.Event()
+    entered = 0
+
+    async def counted() -> None:
+        nonlocal entered
+        entered += 1
+        await gate.wait()
+
+    tasks = [asyncio.create_task(breaker.call(counted)) for _ in range(3)]
+    await asyncio.sleep(0)
+    gate.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert entered == 1
+    assert sum(isinstance(r, CircuitBreakerOpenException) for r in results) == 2
+
+
+async def test_refused_calls_are_not_counted_as_failures(breaker: CircuitBreaker) -> None:
+    await _open(breaker)
+    for _ in range(5):
+        with pytest.raises(CircuitBreakerOpenException):
+            await _succeed(breaker)
+    assert breaker.failure_count == breaker.failure_threshold
+
+
+async def test_a_late_success_of_an_old_call_does_not_close_an_open_breaker(
+    breaker: CircuitBreaker,
+) -> None:
+    release = asyncio.Event()
+
+    async def slow() -> str:
+        await release.wait()
+        return "late"
+
+    straggler = asyncio.create_task(breaker.call(slow))
+    await asyncio.sleep(0)  # admitted while closed
+    await _open(breaker)
+    release.set()
+    assert await straggler == "late"
+    assert breaker.state is BreakerState.OPEN

@@ -1,0 +1,437 @@
+"""The real log output of real requests: JSON lines, one request id per request, no secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import APIRouter, BackgroundTasks, FastAPI, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy import update
+
+from app.database import Database
+from app.models import User
+from app.utils.logger import get_logger
+from tests.conftest import TEST_SECRET, LogCapture, UserFactory
+from tests.integration.test_auth_routes import assert_error
+
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+
+
+def only(lines: list[dict[str, Any]], message: str) -> dict[str, Any]:
+    found = [line for line in lines if line["message"] == message]
+    assert len(found) == 1, (message, lines)
+    return found[0]
+
+
+async def test_every_line_is_a_json_object_with_the_stable_keys(
+    client: httpx.AsyncClient, logs: LogCapture, user_factory: UserFactory
+) -> None:
+    user = await user_factory()
+    await client.post("/auth/login", json={"email": user.email, "password": user.password})
+    await client.get("/users/me", headers=user.auth)
+    await client.get("/nowhere")
+
+    lines = logs.lines()
+    assert [line["message"] for line in lines] == [
+        "user registered",
+        "request completed",
+        "login succeeded",
+        "request completed",
+        "request completed",
+        "request completed",
+    ]
+    for line in lines:
+        assert {"timestamp", "level", "logger", "message", "request_id"} <= set(line)
+        assert TIMESTAMP.match(line["timestamp"]), line
+        assert line["level"] in LEVELS
+
+
+async def test_the_request_line_has_the_context_and_the_echoed_request_id(
+    client: httpx.AsyncClient, logs: LogCapture, user_factory: UserFactory
+) -> None:
+    user = await user_factory()
+    response = await client.get("/users/me?page=2", headers=user.auth)
+
+    request_id = response.headers["X-Request-ID"]
+    line = only(logs.of_request(request_id), "request completed")
+    assert line["level"] == "INFO"
+    assert line["logger"] == "app.request"
+    assert line["method"] == "GET"
+    assert line["endpoint"] == "/users/me"
+    assert line["route"] == "/users/me"
+    assert line["query"] == "page=2"
+    assert line["status_code"] == 200
+    assert isinstance(line["duration_ms"], float)
+    assert line["duration_ms"] >= 0
+    assert line["client_ip"] == "203.0.113.7"
+    assert line["user_id"] == user.id
+
+
+async def test_a_client_request_id_is_on_every_line_of_its_request(
+    client: httpx.AsyncClient, logs: LogCapture, user_factory: UserFactory
+) -> None:
+    user = await user_factory()
+    response = await client.post(
+        "/auth/login",
+        json={"email": user.email, "password": "not the password"},
+        headers={"X-Request-ID": "trace-login-1"},
+    )
+    assert_error(response, 401, "INVALID_CREDENTIALS")
+    assert response.json()["request_id"] == "trace-login-1"
+
+    lines = logs.of_request("trace-login-1")
+    assert [line["message"] for line in lines] == ["login failed", "request completed"]
+    failure = lines[0]
+    assert failure["level"] == "WARNING"
+    assert failure["reason"] == "wrong_password"
+    assert failure["user_id"] == user.id
+    assert failure["endpoint"] == "/auth/login"
+    # Lines of the service that carry no request id are start-up and shut-down only.
+    assert all(line["request_id"] is not None for line in logs.lines())
+
+
+async def test_the_log_tells_unknown_user_from_wrong_password_the_client_cannot(
+    client: httpx.AsyncClient, logs: LogCapture, user_factory: UserFactory
+) -> None:
+    user = await user_factory()
+    unknown = await client.post("/auth/login", json={"username": "nobody", "password": "x" * 12})
+    wrong = await client.post("/auth/login", json={"username": user.username, "password": "y" * 12})
+
+    unknown_body, wrong_body = unknown.json(), wrong.json()
+    for body in (unknown_body, wrong_body):
+        body.pop("request_id"), body.pop("timestamp")
+    assert unknown_body == wrong_body
+    unknown_line = only(logs.of_request(unknown.headers["X-Request-ID"]), "login failed")
+    wrong_line = only(logs.of_request(wrong.headers["X-Request-ID"]), "login failed")
+    assert unknown_line["reason"] == "unknown_user"
+    assert unknown_line["identifier"] == "nobody"
+    assert "user_id" not in unknown_line  # nothing of the earlier requests leaked into it
+    assert wrong_line["reason"] == "wrong_password"
+
+
+async def _deactivate(database: Database, user_id: int) -> None:
+    async with database.session() as session:
+        await session.execute(update(User).where(User.id == user_id).values(is_active=False))
+
+
+async def test_each_application_event_has_its_stable_message_and_fields(
+    client: httpx.AsyncClient, logs: LogCapture, user_factory: UserFactory, database: Database
+) -> None:
+    user = await user_factory()
+    login = {"username": user.username, "password": user.password}
+    await client.post("/auth/login", json=login)
+    await client.post("/auth/refresh", json={"refresh_token": user.refresh_token})
+    await client.get("/users/me", headers={"Authorization": f"Bearer {user.refresh_token}"})
+    await client.post("/auth/refresh", json={"refresh_token": "not-a-jwt"})
+    await _deactivate(database, user.id)
+    await client.post("/auth/login", json=login)
+
+    events = [
+        {k: v for k, v in line.items() if k in {"message", "reason", "token_type", "user_id"}}
+        for line in logs.lines()
+        if line["logger"] == "app.services.auth_service"
+    ]
+    assert events == [
+        {"message": "user registered", "user_id": user.id},
+        {"message": "login succeeded", "user_id": user.id},
+        {"message": "token refreshed", "user_id": user.id},
+        {"message": "token rejected", "reason": "wrong_type", "token_type": "access"},
+        {"message": "token rejected", "reason": "malformed", "token_type": "refresh"},
+        {"message": "login failed", "reason": "inactive", "user_id": user.id},
+    ]
+
+
+@pytest.fixture
+def crashing_app(app: FastAPI) -> FastAPI:
+    router = APIRouter()
+    log = get_logger("app.routes.test")
+
+    @router.post("/boom")
+    async def boom(request: Request) -> dict[str, Any]:
+        log.info("about to fail", headers=dict(request.headers))
+        # A careless message that quotes the credentials it was given.
+        raise RuntimeError(f"cannot handle {request.headers.get('authorization')}")
+
+    app.include_router(router)
+    return app
+
+
+async def test_a_crash_logs_its_traceback_with_the_request_id_server_side_only(
+    crashing_app: FastAPI, client: httpx.AsyncClient, logs: LogCapture
+) -> None:
+    response = await client.post("/boom", headers={"X-Request-ID": "crash-7"})
+
+    assert_error(response, 500, "INTERNAL_ERROR")
+    assert "Traceback" not in response.text
+    lines = logs.of_request("crash-7")
+    assert [line["message"] for line in lines] == [
+        "about to fail",
+        "unhandled exception",
+        "request completed",
+    ]
+    error = lines[1]
+    assert error["level"] == "ERROR"
+    assert error["error_type"] == "RuntimeError"
+    assert error["exception"].startswith("Traceback (most recent call last)")
+    assert "RuntimeError: cannot handle None" in error["exception"]
+    assert lines[2]["status_code"] == 500
+    assert lines[2]["level"] == "ERROR"
+
+
+@pytest.fixture
+def background_app(app: FastAPI) -> FastAPI:
+    router = APIRouter()
+    log = get_logger("app.routes.test")
+
+    async def after_response() -> None:
+        log.info("background work done")
+
+    async def spawned() -> None:
+        log.info("spawned task done")
+
+    @router.post("/later", status_code=202)
+    async def later(tasks: BackgroundTasks) -> dict[str, str]:
+        await asyncio.create_task(spawned())
+        tasks.add_task(after_response)
+        return {"status": "accepted"}
+
+    app.include_router(router)
+    return app
+
+
+async def test_tasks_and_background_work_of_a_request_log_its_request_id(
+    background_app: FastAPI, client: httpx.AsyncClient, logs: LogCapture
+) -> None:
+    response = await client.post("/later", headers={"X-Request-ID": "bg-1"})
+
+    assert response.status_code == 202
+    assert [line["message"] for line in logs.of_request("bg-1")] == [
+        "spawned task done",
+        "background work done",
+        "request completed",
+    ]
+
+
+@pytest.fixture
+def interrupted_app(app: FastAPI) -> FastAPI:
+    router = APIRouter()
+
+    @router.get("/gone")
+    async def gone() -> None:
+        # What the server does to the request's task when the client disconnects.
+        raise asyncio.CancelledError
+
+    @router.get("/cut")
+    async def cut() -> StreamingResponse:
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b"first chunk"
+            raise RuntimeError("the stream broke")
+
+        return StreamingResponse(chunks(), media_type="text/plain")
+
+    app.include_router(router)
+    return app
+
+
+async def test_a_request_the_client_abandoned_is_still_logged_and_counted(
+    interrupted_app: FastAPI, client: httpx.AsyncClient, logs: LogCapture
+) -> None:
+    with pytest.raises(asyncio.CancelledError):
+        await client.get("/gone", headers={"X-Request-ID": "gone-1"})
+
+    line = only(logs.of_request("gone-1"), "request completed")
+    assert line["status_code"] == 499
+    assert line["interrupted"] == "cancelled"
+    assert line["level"] == "WARNING"
+    assert 'route="/gone",status="499"' in (await client.get("/metrics")).text
+
+
+async def test_a_response_that_breaks_midway_is_logged_as_an_error(
+    interrupted_app: FastAPI, client: httpx.AsyncClient, logs: LogCapture
+) -> None:
+    with pytest.raises(RuntimeError, match="the stream broke"):
+        await client.get("/cut", headers={"X-Request-ID": "cut-1"})
+
+    lines = logs.of_request("cut-1")
+    assert [line["message"] for line in lines] == ["unhandled exception", "request completed"]
+    assert lines[1]["status_code"] == 200
+    assert lines[1]["interrupted"] == "error"
+    assert lines[1]["level"] == "ERROR"
+
+
+async def test_a_database_failure_logs_the_error_and_the_breaker_change_on_the_request(
+    client: httpx.AsyncClient, app: FastAPI, database: Database, logs: LogCapture
+) -> None:
+    broken = Database(
+        database.settings.model_copy(
+            update={
+                "database_url": "sqlite+aiosqlite:////nonexistent-dir/sub/auth.db",
+                "circuit_breaker_threshold": 1,
+            }
+        )
+    )
+    app.state.database = broken
+    try:
+        response = await client.post(
+            "/auth/login", json={"username": "alice", "password": "a password"}
+        )
+    finally:
+        app.state.database = database
+        await broken.dispose()
+
+    assert_error(response, 503, "SERVICE_UNAVAILABLE")
+    assert "Traceback" not in response.text
+    lines = logs.of_request(response.headers["X-Request-ID"])
+    error = only(lines, "database error")
+    assert error["level"] == "ERROR"
+    assert error["error_type"] == "OperationalError"
+    assert "Traceback (most recent call last)" in error["exception"]
+    change = only(lines, "circuit breaker state changed")
+    assert change["level"] == "WARNING"
+    assert (change["breaker"], change["from_state"], change["to_state"]) == (
+        "database",
+        "closed",
+        "open",
+    )
+    assert only(lines, "request completed")["status_code"] == 503
+
+
+async def test_health_docs_metrics_and_static_assets_are_not_logged(
+    client: httpx.AsyncClient, logs: LogCapture
+) -> None:
+    quiet = ["/health", "/health/live", "/docs", "/redoc", "/openapi.json", "/metrics"]
+    responses = [await client.get(path) for path in quiet]
+    assert all(r.status_code == 200 for r in responses), [r.status_code for r in responses]
+    asset = re.search(r'src="([^"]+\.js)"', responses[2].text)
+    assert asset is not None
+    assert (await client.get(asset.group(1))).status_code == 200
+    logged = await client.get("/health/nope")
+
+    assert [line["endpoint"] for line in logs.lines() if "endpoint" in line] == ["/health/nope"]
+    assert logs.lines()[-1]["request_id"] == logged.headers["X-Request-ID"]
+
+
+async def test_secret_query_parameters_are_redacted_in_the_request_line(
+    client: httpx.AsyncClient, logs: LogCapture
+) -> None:
+    response = await client.get("/nowhere?access_token=abc123def&password=hunter2hunter2&page=3")
+
+    line = only(logs.of_request(response.headers["X-Request-ID"]), "request completed")
+    assert line["query"] == "access_token=[REDACTED]&password=[REDACTED]&page=3"
+    assert line["route"] is None
+    assert "abc123def" not in logs.text
+    assert "hunter2hunter2" not in logs.text
+
+
+FORGED = '{"level":"CRITICAL","message":"forged","request_id":"forged"}'
+
+
+@pytest.mark.parametrize(
+    "identifier",
+    [
+        f"alice\r\n{FORGED}",
+        f"alice\n{FORGED}",
+        f"alice\x00\x1b[31m\x07\u2028{FORGED}\u2029\x85",
+    ],
+)
+async def test_a_username_with_line_breaks_cannot_forge_a_log_line(
+    client: httpx.AsyncClient, logs: LogCapture, identifier: str
+) -> None:
+    response = await client.post(
+        "/auth/login", json={"username": identifier, "password": "some password"}
+    )
+    assert_error(response, 401, "INVALID_CREDENTIALS")
+
+    lines = logs.lines()  # every LF-separated line parses as one JSON object
+    assert "forged" not in [line["message"] for line in lines]
+    assert all(line["request_id"] != "forged" for line in lines)
+    assert len(logs.text.splitlines()) == len(lines)  # no Unicode line break either
+    failure = only(logs.of_request(response.headers["X-Request-ID"]), "login failed")
+    assert failure["identifier"] == identifier  # escaped in the line, intact once parsed
+
+
+async def test_a_path_with_encoded_line_breaks_cannot_forge_a_log_line(
+    client: httpx.AsyncClient, logs: LogCapture
+) -> None:
+    response = await client.get("/x%0d%0a" + FORGED.replace('"', "%22") + "?q=%0a" + "%7b%7d")
+
+    line = only(logs.of_request(response.headers["X-Request-ID"]), "request completed")
+    assert line["endpoint"] == "/x\r\n" + FORGED
+    assert "forged" not in logs.messages()
+
+
+# --- the canary test ------------------------------------------------------------------------
+
+CANARY_PASSWORD = "Vermilion-Otter-Lantern-7f3a9c"
+CANARY_WRONG = "Cobalt-Heron-Teapot-41d2"
+
+
+async def test_no_flow_puts_a_password_a_token_or_the_secret_key_in_the_log(
+    crashing_app: FastAPI, client: httpx.AsyncClient, logs: LogCapture, database: Database
+) -> None:
+    """Every flow, with canary values; then search the whole captured output for them."""
+    email, username = "canary@example.com", "canary"
+    registered = await client.post(
+        "/auth/register", json={"email": email, "username": username, "password": CANARY_PASSWORD}
+    )
+    assert registered.status_code == 201
+    tokens = [registered.json()["access_token"], registered.json()["refresh_token"]]
+
+    for identifier in ({"email": email}, {"username": username.upper()}):
+        ok = await client.post("/auth/login", json={**identifier, "password": CANARY_PASSWORD})
+        assert ok.status_code == 200
+        tokens += [ok.json()["access_token"], ok.json()["refresh_token"]]
+    for body in (
+        {"email": email, "password": CANARY_WRONG},
+        {"username": "ghost", "password": CANARY_PASSWORD},
+        {"username": username, "password": CANARY_PASSWORD, "is_admin": True},
+        {"email": email, "username": username, "password": CANARY_PASSWORD},
+    ):
+        assert (await client.post("/auth/login", json=body)).status_code in {400, 401}
+    weak = {"email": "weak@example.com", "username": "weakling", "password": "weakling1"}
+    assert (await client.post("/auth/register", json=weak)).status_code == 400
+    assert (
+        await client.post(
+            "/auth/register",
+            content=f'{{"email": "{email}", "password": "{CANARY_PASSWORD}"',
+            headers={"Content-Type": "application/json"},
+        )
+    ).status_code == 400
+
+    refreshed = await client.post("/auth/refresh", json={"refresh_token": tokens[1]})
+    assert refreshed.status_code == 200
+    tokens.append(refreshed.json()["access_token"])
+    access, refresh = tokens[0], tokens[1]
+    for headers in (
+        {"Authorization": f"Bearer {access}"},
+        {"Authorization": f"Bearer {refresh}"},
+        {"Authorization": f"Bearer {access[:-4]}AAAA"},
+        {"Authorization": f"Basic {CANARY_PASSWORD}"},
+        {"Authorization": access},
+        {"Cookie": f"session={access}"},
+    ):
+        await client.get("/users/me", headers=headers)
+    await client.post("/auth/refresh", json={"refresh_token": access})
+    await client.post("/auth/refresh", json={"refresh_token": refresh[:-4] + "AAAA"})
+    await client.get(f"/users/me?access_token={access}&password={CANARY_PASSWORD}")
+    await client.get(f"/nowhere/{access}")
+    crash = await client.post("/boom", headers={"Authorization": f"Bearer {access}"})
+    assert crash.status_code == 500
+    await _deactivate(database, registered.json()["user"]["id"])
+    await client.post("/auth/login", json={"email": email, "password": CANARY_PASSWORD})
+    await client.get("/users/me", headers={"Authorization": f"Bearer {access}"})
+
+    output = logs.text
+    assert len(logs.lines()) > 30
+    assert "unhandled exception" in logs.messages()  # the crash path was really logged
+    for secret in [CANARY_PASSWORD, CANARY_WRONG, TEST_SECRET, *tokens]:
+        assert secret not in output
+    for token in tokens:  # nor any of a token's signature, in case a token was cut
+        assert token.rsplit(".", 1)[1] not in output
+    assert "$argon2" not in output
