@@ -1,0 +1,188 @@
+"""`serve`, `migrate` and `check-config`: running the service and preparing its ground."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import typer
+from pydantic import SecretStr, ValidationError
+from rich.table import Table
+from sqlalchemy import exc
+from sqlalchemy.engine import make_url
+
+from app.cli._common import (
+    EXIT_FAILURE,
+    describe_database_error,
+    err,
+    fail,
+    out,
+    settings_of,
+    settings_problems,
+)
+from app.config import ConfigurationError, Settings, resolve_secret_key
+
+MASK = "********"
+
+
+def serve_problems(
+    settings: Settings, *, workers: int, reload: bool
+) -> tuple[list[str], list[str]]:
+    """What makes this configuration unfit to serve: (refusals, warnings)."""
+    refusals: list[str] = []
+    warnings: list[str] = []
+    production = settings.environment == "production"
+    if reload and production:
+        refusals.append("--reload watches the source tree; it is for development only")
+    if workers > 1:
+        url = make_url(settings.database_url)
+        if settings.is_sqlite and (
+            url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+        ):
+            refusals.append(
+                "DATABASE_URL is an in-memory SQLite database: each worker would have its own,"
+                " empty one; use a file or PostgreSQL"
+            )
+        if not settings.redis_url:
+            # Throttling state without Redis lives in each process: N workers each count
+            # failed logins on their own, so an attacker gets N times the configured budget.
+            reason = (
+                f"REDIS_URL is unset, so login throttling counts attempts in each worker's own"
+                f" memory: {workers} workers let a client try {workers} times as often as"
+                " configured"
+            )
+            if production:
+                refusals.append(f"{reason}; set REDIS_URL to share the counters")
+            else:
+                warnings.append(f"{reason} (refused with ENVIRONMENT=production)")
+    return refusals, warnings
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    reload: Annotated[
+        bool, typer.Option(help="Restart on code changes (development, one process).")
+    ] = False,
+) -> None:
+    """Serve the API with uvicorn."""
+    if reload and workers > 1:
+        raise typer.BadParameter(
+            "--reload runs a single process; drop --workers", param_hint="'--reload'"
+        )
+    settings = settings_of(ctx)
+    refusals, warnings = serve_problems(settings, workers=workers, reload=reload)
+    for warning in warnings:
+        err.print(f"[bold yellow]warning:[/] {warning}", markup=True)
+    if refusals:
+        for refusal in refusals[:-1]:
+            err.print(f"[bold red]error:[/] {refusal}", markup=True)
+        fail(refusals[-1])
+    # The signing key is settled before any worker starts: either SECRET_KEY, or the
+    # development key file, created here once so that every worker reads the same key.
+    try:
+        resolve_secret_key(settings)
+    except ConfigurationError as error:
+        fail(str(error))
+    except OSError as error:
+        fail(f"cannot keep the signing key in {error.filename}: {error.strerror}; set SECRET_KEY")
+
+    import uvicorn
+
+    uvicorn.run(
+        "app.main:app",
+        host=host,
+        port=port,
+        workers=None if reload else workers,
+        reload=reload,
+        proxy_headers=False,
+        server_header=False,
+        access_log=False,
+        log_config=None,
+    )
+
+
+def migrate(
+    ctx: typer.Context,
+    revision: Annotated[
+        str, typer.Option(help="Target revision: `head`, an id, or a relative step like `+1`.")
+    ] = "head",
+    sql: Annotated[
+        bool, typer.Option("--sql", help="Print the SQL on stdout instead of running it.")
+    ] = False,
+) -> None:
+    """Bring the database schema up to a revision (Alembic)."""
+    from alembic.util import CommandError
+
+    from app.migrate import upgrade
+
+    settings = settings_of(ctx)
+    try:
+        upgrade(settings.database_url, revision, sql=sql)
+    except CommandError as error:
+        fail(str(error))
+    except (exc.DBAPIError, OSError) as error:
+        fail(f"database: {describe_database_error(error)}")
+    if not sql:
+        err.print(f"database migrated to {revision}")
+
+
+def check_config(ctx: typer.Context) -> None:
+    """Show the effective settings (secrets masked); exit 1 if production would refuse them."""
+    settings = settings_of(ctx)
+    table = Table(title="Effective configuration", title_justify="left")
+    table.add_column("variable", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    table.add_column("source", no_wrap=True)
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        shown = _display(value)
+        if name == "secret_key" and value is None:
+            shown = f"(not set: development key in {settings.default_secret_key_file()})"
+        source = "set" if name in settings.model_fields_set else "default"
+        table.add_row(name.upper(), shown, source)
+    out.print(table)
+
+    problems = production_problems(settings)
+    if problems:
+        for problem in problems:
+            err.print(f"[bold red]production would refuse:[/] {problem}", markup=True)
+        raise typer.Exit(EXIT_FAILURE)
+    err.print("production would accept this configuration")
+
+
+def production_problems(settings: Settings) -> list[str]:
+    """What the service would refuse at start-up with these values and ENVIRONMENT=production.
+
+    The same validators decide as at start-up, so this can never drift from them.
+    """
+    values = {**settings.model_dump(), "environment": "production"}
+    try:
+        type(settings)(_env_file=None, **values)
+    except (ValidationError, ConfigurationError) as error:
+        return settings_problems(error)
+    return []
+
+
+def _display(value: Any) -> str:
+    if value is None:
+        return "(not set)"
+    if isinstance(value, SecretStr):
+        return MASK if value.get_secret_value() else "(empty)"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value) or "(none)"
+    if isinstance(value, str) and "://" in value:
+        return _mask_url(value)
+    return str(value)
+
+
+def _mask_url(url: str) -> str:
+    """The URL with any password replaced (database and Redis URLs carry credentials)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{host}"))
