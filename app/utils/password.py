@@ -65,6 +65,15 @@ def imported_hash_problem(hashed: str) -> str | None:
             params = argon2.extract_parameters(hashed)
         except argon2.exceptions.InvalidHashError:
             return "not a valid argon2 hash"
+        # RFC 9106 §3.1: salt >= 8 bytes, tag >= 4 bytes, t >= 1, p >= 1, m >= 8 * p KiB.
+        if (
+            params.salt_len < 8
+            or params.hash_len < 4
+            or params.time_cost < 1
+            or params.parallelism < 1
+            or params.memory_cost < 8 * params.parallelism
+        ):
+            return "not a valid argon2 hash"
         if params.memory_cost > ARGON2_IMPORT_MAX_MEMORY_KIB:
             return f"argon2 memory cost must be at most {ARGON2_IMPORT_MAX_MEMORY_KIB} KiB"
         if params.time_cost > ARGON2_IMPORT_MAX_TIME_COST:
