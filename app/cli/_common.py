@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
@@ -10,6 +11,8 @@ from typing import Any, NoReturn, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
 from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -81,6 +84,9 @@ class _Stderr:
 def configure_logging(settings: Settings) -> None:
     """The service's log pipeline (redaction included), on stderr: stdout carries results."""
     setup_logging(settings.log_level, settings.log_format, stream=_Stderr())
+    # A database failure is reported by the command itself, in one line (`run`); the
+    # service's multi-line error log of it would only bury that line.
+    logging.getLogger("app.database").setLevel(logging.CRITICAL)
 
 
 def describe_database_error(error: BaseException) -> str:
@@ -131,6 +137,15 @@ def auth_service(settings: Settings, session: AsyncSession, hasher: PasswordHash
         codec=build_codec(settings),
         password_min_length=settings.password_min_length,
     )
+
+
+def print_table(table: Table) -> None:
+    """A table fitted to the terminal; piped, at its natural width so lines can be grepped."""
+    if out.is_terminal:
+        out.print(table)
+        return
+    natural = Measurement.get(out, out.options.update_width(10_000), table).maximum
+    Console(file=sys.stdout, width=natural, highlight=False, color_system=None).print(table)
 
 
 def print_json(value: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -16,7 +17,7 @@ from app.cli._common import (
     describe_database_error,
     err,
     fail,
-    out,
+    print_table,
     settings_of,
     settings_problems,
 )
@@ -119,6 +120,11 @@ def migrate(
     from app.migrate import upgrade
 
     settings = settings_of(ctx)
+    url = make_url(settings.database_url)
+    if not sql and settings.is_sqlite and url.database and url.database != ":memory:":
+        directory = Path(url.database).resolve().parent
+        if not directory.is_dir():
+            fail(f"the directory of the SQLite database does not exist: {directory}")
     try:
         upgrade(settings.database_url, revision, sql=sql)
     except CommandError as error:
@@ -143,7 +149,7 @@ def check_config(ctx: typer.Context) -> None:
             shown = f"(not set: development key in {settings.default_secret_key_file()})"
         source = "set" if name in settings.model_fields_set else "default"
         table.add_row(name.upper(), shown, source)
-    out.print(table)
+    print_table(table)
 
     problems = production_problems(settings)
     if problems:

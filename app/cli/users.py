@@ -34,6 +34,7 @@ from app.cli._common import (
     fail,
     out,
     print_json,
+    print_table,
     run,
     settings_of,
 )
@@ -210,7 +211,7 @@ def show(ctx: typer.Context, identifier: Identifier, as_json: JsonFlag = False) 
     table.add_column()
     for key, value in record.items():
         table.add_row(key, _cell(value))
-    out.print(table)
+    print_table(table)
 
 
 @app.command("list")
@@ -241,7 +242,7 @@ def list_users(
             *(_cell(row[k]) for k in ("id", "email", "username", "is_active")),
             *(_cell(row[k], short=True) for k in ("created_at", "last_login")),
         )
-    out.print(table)
+    print_table(table)
     err.print(f"{len(found)} user(s)")
 
 
