@@ -139,7 +139,10 @@ def _csv_records(lines: Iterable[str]) -> Iterator[RawRecord]:
             continue
         if values and any(v.strip() for v in values):
             if len(values) != len(columns):
-                yield RawRecord(line, None, f"{len(values)} fields, the header has {len(columns)}")
+                problem = f"{len(values)} fields, the header has {len(columns)}"
+                if any(v.startswith("$argon2") for v in values):
+                    problem += ' (an argon2 hash contains commas: quote it, "$argon2id$...")'
+                yield RawRecord(line, None, problem)
             else:
                 # CSV has no null: an empty cell is an absent value.
                 yield RawRecord(line, {k: v for k, v in zip(columns, values, strict=True) if v})

@@ -161,3 +161,18 @@ def test_check_records_reports_a_hash_it_cannot_keep() -> None:
     checked = check_records(records, check_password=_accept_any)
 
     assert str(checked.errors[0]) == "line 2: password_hash: bcrypt cost must be between 4 and 16"
+
+
+def test_an_unquoted_argon2_hash_in_csv_gets_a_hint(tmp_path: Path) -> None:
+    path = tmp_path / "u.csv"
+    path.write_text(
+        "email,username,password_hash\na@x.io,abc,$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA\n",
+        encoding="utf-8",
+    )
+
+    (record,) = read_records(path, "csv")
+
+    assert record.fields is None
+    assert record.error is not None
+    assert record.error.startswith("5 fields, the header has 3")
+    assert "quote it" in record.error
