@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,13 +34,20 @@ EXIT_USAGE = 2
 
 # Results go to stdout (so `--json` and `migrate --sql` can be piped), everything else to
 # stderr. rich looks sys.stdout / sys.stderr up on every write, so test runners capture them.
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# No markup or emoji codes: printed values (emails, file contents, errors) are data.
+_PLAIN: dict[str, Any] = {"highlight": False, "markup": False, "emoji": False}
+out = Console(soft_wrap=True, **_PLAIN)
+err = Console(stderr=True, soft_wrap=True, **_PLAIN)
+
+
+def say(label: str, message: str, *, style: str = "bold red") -> None:
+    """`label: message` on stderr, the label styled on a terminal, the message verbatim."""
+    err.print(Text.assemble((f"{label}:", style), " ", message))
 
 
 def fail(message: str) -> NoReturn:
     """Print `error: message` on stderr and exit 1."""
-    err.print(f"[bold red]error:[/] {message}", markup=True)
+    say("error", message)
     raise typer.Exit(EXIT_FAILURE)
 
 
@@ -61,7 +69,7 @@ def load_settings() -> Settings:
         return Settings()
     except (ValidationError, ConfigurationError) as error:
         for problem in settings_problems(error):
-            err.print(f"[bold red]error:[/] configuration refused: {problem}", markup=True)
+            say("error", f"configuration refused: {problem}")
         raise typer.Exit(EXIT_FAILURE) from None
 
 
@@ -145,7 +153,7 @@ def print_table(table: Table) -> None:
         out.print(table)
         return
     natural = Measurement.get(out, out.options.update_width(10_000), table).maximum
-    Console(file=sys.stdout, width=natural, highlight=False, color_system=None).print(table)
+    Console(file=sys.stdout, width=natural, color_system=None, **_PLAIN).print(table)
 
 
 def print_json(value: Any) -> None:

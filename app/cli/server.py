@@ -18,6 +18,7 @@ from app.cli._common import (
     err,
     fail,
     print_table,
+    say,
     settings_of,
     settings_problems,
 )
@@ -76,10 +77,10 @@ def serve(
     settings = settings_of(ctx)
     refusals, warnings = serve_problems(settings, workers=workers, reload=reload)
     for warning in warnings:
-        err.print(f"[bold yellow]warning:[/] {warning}", markup=True)
+        say("warning", warning, style="bold yellow")
     if refusals:
         for refusal in refusals[:-1]:
-            err.print(f"[bold red]error:[/] {refusal}", markup=True)
+            say("error", refusal)
         fail(refusals[-1])
     # The signing key is settled before any worker starts: either SECRET_KEY, or the
     # development key file, created here once so that every worker reads the same key.
@@ -154,7 +155,7 @@ def check_config(ctx: typer.Context) -> None:
     problems = production_problems(settings)
     if problems:
         for problem in problems:
-            err.print(f"[bold red]production would refuse:[/] {problem}", markup=True)
+            say("production would refuse", problem)
         raise typer.Exit(EXIT_FAILURE)
     err.print("production would accept this configuration")
 

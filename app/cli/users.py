@@ -36,6 +36,7 @@ from app.cli._common import (
     print_json,
     print_table,
     run,
+    say,
     settings_of,
 )
 from app.database import Database
@@ -101,7 +102,7 @@ def create(
 ) -> None:
     """Create an active account; the password is prompted for (twice) or read from stdin."""
     settings = settings_of(ctx)
-    _check_identity(email, username)
+    email, username = _check_identity(email, username)
     password = _read_password(password_stdin)
     configure_logging(settings)
 
@@ -119,7 +120,7 @@ def create(
         user = run(settings, work)
     except ValidationException as error:
         for problem in error.errors or [{"message": error.detail}]:
-            err.print(f"[bold red]error:[/] password: {problem['message']}", markup=True)
+            say("error", f"password: {problem['message']}")
         raise typer.Exit(EXIT_FAILURE) from None
     except UserAlreadyExistsException:
         fail("a user with this email or username already exists")
@@ -127,15 +128,16 @@ def create(
     out.print(f"created user {user.username} <{user.email}> (id {user.id})")
 
 
-def _check_identity(email: str, username: str) -> None:
-    """The registration schema's own rules for email and username; exit 2 on a bad value."""
+def _check_identity(email: str, username: str) -> tuple[str, str]:
+    """Email and username as registration validates and normalises them; exit 2 if bad."""
     try:
-        UserRegister.model_validate({"email": email, "username": username, "password": "-"})
+        valid = UserRegister.model_validate({"email": email, "username": username, "password": "-"})
     except ValidationError as error:
         item = error.errors(include_input=False, include_url=False)[0]
         name = str(item["loc"][0])
         message = str(item["msg"]).removeprefix("Value error, ")
         raise typer.BadParameter(message, param_hint=f"'--{name}'") from None
+    return valid.email, valid.username
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -350,11 +352,11 @@ def import_users(
         fail(str(error))
     elapsed = time.perf_counter() - started
     for problem in summary.errors:
-        err.print(f"{file.name}: {problem}", markup=False)
+        err.print(f"{file.name}: {problem}")
     if summary.stopped:
-        err.print(f"[bold red]error:[/] {summary.stopped}", markup=True)
+        say("error", summary.stopped)
     elif summary.errors:
-        err.print(f"[bold red]error:[/] {len(summary.errors)} bad row(s); nothing was imported")
+        say("error", f"{len(summary.errors)} bad row(s); nothing was imported")
     verb = "would import" if dry_run and not summary.errors else "imported"
     out.print(
         f"{verb} {summary.imported}, skipped {summary.skipped}, failed {summary.failed}"

@@ -9,10 +9,16 @@ import argon2
 import bcrypt
 import httpx
 import pytest
+from rich.progress import Progress
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.cli._common import build_hasher
+from app.cli.users import ImportSummary, OnDuplicate
+from app.cli.users import _write as write_batches
+from app.database import Database
 from app.models.user import User
+from app.services.user_import import ImportRow
 from tests.conftest import PASSWORD, CliInvoker, UserFactory
 
 OLD_PASSWORD = "legacy system passphrase 42"
@@ -34,7 +40,7 @@ def _write(path: Path, lines: list[str]) -> Path:
 async def _hashes(session: AsyncSession) -> dict[str, str]:
     rows = await session.execute(select(User.username, User.hashed_password))
     await session.commit()  # end the read, so the next call sees later commits
-    return dict(rows)
+    return {row[0]: row[1] for row in rows}
 
 
 async def _login(client: httpx.AsyncClient, username: str, password: str) -> httpx.Response:
@@ -288,3 +294,29 @@ async def test_a_missing_file_is_a_usage_error(run_cli: CliInvoker, tmp_path: Pa
     result = await run_cli("users", "import", str(tmp_path / "absent.csv"))
 
     assert result.exit_code == 2
+
+
+async def test_a_batch_that_meets_a_concurrent_registration_is_rolled_back_and_stops(
+    database: Database, user_factory: UserFactory
+) -> None:
+    """A name taken after the checks (a registration racing the import) stops the import."""
+    good = _bcrypt(OLD_PASSWORD)
+    rows = [
+        ImportRow(line, f"u{line}@example.com", f"user{line}", None, good) for line in (2, 3, 4, 5)
+    ]
+    await user_factory(username="user4")  # registered "while" the import ran
+    summary = ImportSummary()
+    progress = Progress(disable=True)
+
+    await write_batches(
+        database, build_hasher(database.settings), rows, summary, 2, OnDuplicate.fail,
+        progress, progress.add_task("importing"),
+    )  # fmt: skip
+
+    assert (summary.imported, summary.failed) == (2, 2)
+    assert summary.stopped is not None
+    assert summary.stopped.startswith("lines 4-5:")
+    assert "--on-duplicate skip" in summary.stopped
+    async with database.session() as session:
+        names = set((await session.execute(select(User.username))).scalars())
+    assert names == {"user2", "user3", "user4"}  # user5 went with its rolled-back batch

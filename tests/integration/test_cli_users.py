@@ -165,6 +165,13 @@ async def test_commands_on_an_unknown_user_fail(run_cli: CliInvoker) -> None:
         assert "no user" in result.stderr
 
 
+async def test_values_are_printed_verbatim_never_as_markup(run_cli: CliInvoker) -> None:
+    result = await run_cli("users", "show", "[red]ghost[/red] :smile:")
+
+    assert result.exit_code == 1
+    assert "'[red]ghost[/red] :smile:'" in result.stderr
+
+
 async def test_show_prints_the_account_and_its_hash_scheme_never_the_hash(
     run_cli: CliInvoker, user_factory: UserFactory, db_session: AsyncSession
 ) -> None:
