@@ -225,6 +225,15 @@ def test_serve_refuses_when_the_signing_key_cannot_be_kept(
     assert "set SECRET_KEY" in result.stderr
 
 
+def test_serve_refuses_a_development_key_file_too_short_to_sign_with(environment: Path) -> None:
+    (environment / ".secret_key").write_text("short")
+
+    result = invoke("serve", "--workers", "2")
+
+    assert result.exit_code == 1
+    assert "shorter than 32 bytes" in result.stderr
+
+
 def test_serve_refuses_with_a_configuration_the_service_would_refuse(
     environment: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
