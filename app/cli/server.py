@@ -69,7 +69,13 @@ def serve(
         bool, typer.Option(help="Restart on code changes (development, one process).")
     ] = False,
 ) -> None:
-    """Serve the API with uvicorn."""
+    """Serve the API with uvicorn.
+
+    The signing key is settled before workers start, so they all accept each other's
+    tokens. With several workers it refuses an in-memory database and, in production, a
+    missing REDIS_URL (throttling counters would be per worker); outside production that
+    is a warning.
+    """
     if reload and workers > 1:
         raise typer.BadParameter(
             "--reload runs a single process; drop --workers", param_hint="'--reload'"

@@ -91,7 +91,9 @@ class OnDuplicate(StrEnum):
 def create(
     ctx: typer.Context,
     email: Annotated[str, typer.Option(help="Email address (also a login name).")],
-    username: Annotated[str, typer.Option(help="3-50 letters, digits, `_`, `-` or `.`.")],
+    username: Annotated[
+        str, typer.Option(help="3-50 characters: letters, digits, underscore, hyphen, dot.")
+    ],
     password_stdin: Annotated[
         bool,
         typer.Option(
