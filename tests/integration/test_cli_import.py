@@ -320,3 +320,21 @@ async def test_a_batch_that_meets_a_concurrent_registration_is_rolled_back_and_s
     async with database.session() as session:
         names = set((await session.execute(select(User.username))).scalars())
     assert names == {"user2", "user3", "user4"}  # user5 went with its rolled-back batch
+
+
+async def test_a_terminal_gets_a_progress_bar_and_a_pipe_does_not(
+    run_cli: CliInvoker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = _bcrypt(OLD_PASSWORD)
+    rows = [f"user{n}@example.com,user{n},{good}" for n in range(3)]
+    csv_file = _write(tmp_path / "users.csv", ["email,username,password_hash", *rows])
+
+    piped = await run_cli("users", "import", str(csv_file), "--dry-run")
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich: treat the output as a terminal
+    on_terminal = await run_cli("users", "import", str(csv_file))
+
+    assert "checking" not in piped.stderr
+    assert on_terminal.exit_code == 0, on_terminal.output
+    assert "checking" in on_terminal.stderr
+    assert "importing" in on_terminal.stderr
+    assert "3/3" in on_terminal.stderr
