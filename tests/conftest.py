@@ -7,6 +7,7 @@ migrations themselves, so every test run also proves the migrations.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -18,10 +19,13 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import Result
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from typer.testing import CliRunner
 
+from app.cli import cli as authsvc_cli
 from app.config import Settings, resolve_secret_key
 from app.database import Database
 from app.main import create_app
@@ -169,6 +173,30 @@ def user_factory(client: httpx.AsyncClient) -> UserFactory:
         )
 
     return make
+
+
+CliInvoker = Callable[..., Awaitable[Result]]
+
+
+@pytest.fixture
+def run_cli(settings: Settings) -> CliInvoker:
+    """Runs `authsvc ARGS...` through Typer's test runner with the test's settings.
+
+    The command runs in a worker thread: it starts its own event loop, as it does in a shell.
+    """
+    runner = CliRunner()
+
+    async def invoke(*args: str, input: str | None = None, obj: Settings | None = None) -> Result:
+        return await asyncio.to_thread(
+            runner.invoke,
+            authsvc_cli,
+            list(args),
+            input=input,
+            obj=obj or settings,
+            catch_exceptions=False,
+        )
+
+    return invoke
 
 
 @pytest.fixture

@@ -33,6 +33,10 @@ USERNAME_PATTERN = r"^[A-Za-z0-9_.\-]{3,50}$"
 # Generous bound that stops megabyte "passwords" before any hashing; the policy says 128.
 PASSWORD_INPUT_MAX = 1024
 
+# The rules for an account's email and username, shared by registration and the CLI's import.
+Email = Annotated[EmailStr, Field(max_length=100)]
+Username = Annotated[str, Field(min_length=3, max_length=50, pattern=USERNAME_PATTERN)]
+
 
 class RequestModel(BaseModel):
     """Request bodies refuse unknown fields (mass assignment: `is_active`, `id`, ...)."""
@@ -41,8 +45,8 @@ class RequestModel(BaseModel):
 
 
 class UserRegister(RequestModel):
-    email: Annotated[EmailStr, Field(max_length=100)]
-    username: Annotated[str, Field(min_length=3, max_length=50, pattern=USERNAME_PATTERN)]
+    email: Email
+    username: Username
     password: Annotated[str, Field(min_length=1, max_length=PASSWORD_INPUT_MAX)]
 
     model_config = ConfigDict(

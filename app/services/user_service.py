@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Insert, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.user import User, normalize_email, normalize_username
 from app.utils.exceptions import UserAlreadyExistsException
+
+# Look-ups by key in chunks: SQLite caps the parameters of one statement.
+_KEY_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class NewUser:
+    """An account to insert in bulk; `hashed_password` is any hash the hasher verifies."""
+
+    email: str
+    username: str
+    hashed_password: str
 
 
 class UserService:
@@ -76,3 +90,56 @@ class UserService:
         if inactive_only:
             stmt = stmt.where(User.is_active.is_(False))
         return (await self.session.execute(stmt)).scalars().all()
+
+    async def existing_keys(
+        self, emails: Iterable[str], usernames: Iterable[str]
+    ) -> tuple[set[str], set[str]]:
+        """Which of these emails and usernames are taken, in their normalised forms."""
+        wanted_emails = sorted({normalize_email(e) for e in emails})
+        wanted_names = sorted({normalize_username(u) for u in usernames})
+        taken_emails: set[str] = set()
+        taken_names: set[str] = set()
+        for i in range(0, len(wanted_emails), _KEY_CHUNK):
+            chunk = wanted_emails[i : i + _KEY_CHUNK]
+            stmt = select(User.email).where(User.email.in_(chunk))
+            taken_emails.update((await self.session.execute(stmt)).scalars())
+        for i in range(0, len(wanted_names), _KEY_CHUNK):
+            chunk = wanted_names[i : i + _KEY_CHUNK]
+            stmt = select(User.username_normalized).where(User.username_normalized.in_(chunk))
+            taken_names.update((await self.session.execute(stmt)).scalars())
+        return taken_emails, taken_names
+
+    async def create_many(self, users: Sequence[NewUser], *, skip_existing: bool) -> int:
+        """Insert active users in one statement; returns how many rows were inserted.
+
+        With `skip_existing`, a row whose email or username is taken (also by a registration
+        racing this call) is left out; otherwise it raises UserAlreadyExistsException and
+        nothing of this call is kept once the caller rolls back.
+        """
+        if not users:
+            return 0
+        rows = [
+            {
+                "email": normalize_email(u.email),
+                "username": u.username,
+                "username_normalized": normalize_username(u.username),
+                "hashed_password": u.hashed_password,
+                "is_active": True,
+            }
+            for u in users
+        ]
+        stmt: Insert = insert(User)
+        if skip_existing:
+            stmt = self._insert_ignoring_conflicts()
+        try:
+            result = await self.session.execute(stmt.returning(User.id), rows)
+        except IntegrityError:
+            raise UserAlreadyExistsException() from None
+        return len(result.all())
+
+    def _insert_ignoring_conflicts(self) -> Insert:
+        # INSERT ... ON CONFLICT DO NOTHING, on any unique index (SQLite >= 3.24, PostgreSQL).
+        # The service runs on these two backends only (see app/database.py).
+        dialect = self.session.get_bind().dialect.name
+        dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        return dialect_insert(User).on_conflict_do_nothing()

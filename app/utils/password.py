@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
 import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal, TypeVar
 
+import argon2
 from pwdlib import PasswordHash
 from pwdlib.exceptions import UnknownHashError
 from pwdlib.hashers.argon2 import Argon2Hasher
@@ -33,10 +35,71 @@ BCRYPT_MAX_BYTES = 72
 
 _T = TypeVar("_T")
 
+# Hashes brought over from another system (`authsvc users import`). Every login with such a
+# hash runs it once, so its cost is bounded: a hash asking for minutes of CPU or gigabytes of
+# memory would let anyone who knows the username tie up the service.
+_BCRYPT_HASH = re.compile(r"\$2[aby]\$(?P<cost>\d\d)\$[./A-Za-z0-9]{53}")
+_ARGON2_HASH = re.compile(
+    r"\$argon2(?:id|i|d)\$v=19\$m=\d{1,10},t=\d{1,10},p=\d{1,3}\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+"
+)
+BCRYPT_IMPORT_COST = (4, 16)
+ARGON2_IMPORT_MAX_MEMORY_KIB = 256 * 1024
+ARGON2_IMPORT_MAX_TIME_COST = 16
+ARGON2_IMPORT_MAX_PARALLELISM = 16
+MAX_HASH_LENGTH = 255  # the width of users.hashed_password
+
 
 def normalize_password(password: str) -> str:
     """NFKC-normalise a password (NIST SP 800-63B §5.1.1.2) so equivalent input hashes alike."""
     return unicodedata.normalize("NFKC", password)
+
+
+def imported_hash_problem(hashed: str) -> str | None:
+    """Why a hash from another system cannot be kept as it is, or None when it can.
+
+    Accepted: bcrypt (`$2a$`, `$2b$`, `$2y$`) and argon2 (`id`, `i`, `d`; version 19) in their
+    standard encodings, within cost bounds. `PasswordHasher.verify` checks them and hands
+    back a hash of the configured scheme, so they are upgraded at the user's next login.
+    """
+    if len(hashed) > MAX_HASH_LENGTH:
+        return f"a hash longer than {MAX_HASH_LENGTH} characters"
+    bcrypt_match = _BCRYPT_HASH.fullmatch(hashed)
+    if bcrypt_match:
+        low, high = BCRYPT_IMPORT_COST
+        if not low <= int(bcrypt_match["cost"]) <= high:
+            return f"bcrypt cost must be between {low} and {high}"
+        return None
+    if _ARGON2_HASH.fullmatch(hashed):
+        try:
+            params = argon2.extract_parameters(hashed)
+        except argon2.exceptions.InvalidHashError:
+            return "not a valid argon2 hash"
+        # RFC 9106 §3.1: salt >= 8 bytes, tag >= 4 bytes, t >= 1, p >= 1, m >= 8 * p KiB.
+        if (
+            params.salt_len < 8
+            or params.hash_len < 4
+            or params.time_cost < 1
+            or params.parallelism < 1
+            or params.memory_cost < 8 * params.parallelism
+        ):
+            return "not a valid argon2 hash"
+        if params.memory_cost > ARGON2_IMPORT_MAX_MEMORY_KIB:
+            return f"argon2 memory cost must be at most {ARGON2_IMPORT_MAX_MEMORY_KIB} KiB"
+        if params.time_cost > ARGON2_IMPORT_MAX_TIME_COST:
+            return f"argon2 time cost must be at most {ARGON2_IMPORT_MAX_TIME_COST}"
+        if params.parallelism > ARGON2_IMPORT_MAX_PARALLELISM:
+            return f"argon2 parallelism must be at most {ARGON2_IMPORT_MAX_PARALLELISM}"
+        return None
+    return "not a bcrypt or argon2 hash in standard encoding"
+
+
+def hash_scheme(hashed: str) -> str:
+    """The scheme a stored hash was made with, for operators (`argon2id`, `bcrypt`, ...)."""
+    if hashed.startswith("$2"):
+        return "bcrypt"
+    if hashed.startswith("$argon2"):
+        return hashed[1:].partition("$")[0]
+    return "unknown"
 
 
 class PasswordHasher:

@@ -1,0 +1,95 @@
+"""Which foreign password hashes can be kept as they are (and upgraded at the next login)."""
+
+from __future__ import annotations
+
+import argon2
+import bcrypt
+import pytest
+
+from app.utils.password import PasswordHasher, hash_scheme, imported_hash_problem
+
+
+def _argon2(kind: argon2.Type = argon2.Type.ID, **params: int) -> str:
+    options = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1, **params}
+    return argon2.PasswordHasher(type=kind, **options).hash("pw")
+
+
+@pytest.mark.parametrize(
+    "hashed",
+    [
+        bcrypt.hashpw(b"pw", bcrypt.gensalt(4, b"2a")).decode(),
+        bcrypt.hashpw(b"pw", bcrypt.gensalt(4, b"2b")).decode(),
+        "$2y$04$" + "a" * 53,
+        _argon2(argon2.Type.ID),
+        _argon2(argon2.Type.I),
+        _argon2(argon2.Type.D),
+    ],
+)
+def test_standard_bcrypt_and_argon2_hashes_are_kept(hashed: str) -> None:
+    assert imported_hash_problem(hashed) is None
+
+
+@pytest.mark.parametrize(
+    ("hashed", "problem"),
+    [
+        ("plain text", "not a bcrypt or argon2 hash"),
+        ("$2x$04$" + "a" * 53, "not a bcrypt or argon2 hash"),  # the buggy-crypt_blowfish variant
+        ("$2b$04$" + "a" * 52, "not a bcrypt or argon2 hash"),
+        ("$2b$17$" + "a" * 53, "bcrypt cost must be between 4 and 16"),
+        ("$2b$03$" + "a" * 53, "bcrypt cost must be between 4 and 16"),
+        ("$argon2id$v=19$m=65536,t=3,p=4", "not a bcrypt or argon2 hash"),  # no salt, no digest
+        ("$argon2id$v=16$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2g", "not a bcrypt or argon2"),
+        ("$argon2id$v=19$m=1,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2g", "not a valid argon2 hash"),
+        ("$argon2id$" + "x" * 300, "longer than 255"),
+    ],
+)
+def test_other_strings_are_refused(hashed: str, problem: str) -> None:
+    assert problem in (imported_hash_problem(hashed) or "")
+
+
+@pytest.mark.parametrize(
+    ("params", "problem"),
+    [
+        ({"memory_cost": 512 * 1024}, "memory cost"),
+        ({"time_cost": 17}, "time cost"),
+        ({"parallelism": 17, "memory_cost": 17 * 8}, "parallelism"),
+    ],
+)
+def test_argon2_hashes_too_costly_to_verify_are_refused(
+    params: dict[str, int], problem: str
+) -> None:
+    # Built by hand: computing a 512 MiB hash in a test would be its own denial of service.
+    m, t, p = (
+        params.get("memory_cost", 1024),
+        params.get("time_cost", 1),
+        params.get("parallelism", 1),
+    )
+    hashed = (
+        f"$argon2id$v=19$m={m},t={t},p={p}$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaA"
+    )
+    assert problem in (imported_hash_problem(hashed) or "")
+
+
+def test_a_kept_bcrypt_hash_verifies_and_comes_back_as_argon2id() -> None:
+    hasher = PasswordHasher(argon2_memory_kib=1024, argon2_time_cost=1)
+    legacy = bcrypt.hashpw(b"old password", bcrypt.gensalt(4)).decode()
+
+    valid, upgraded = hasher.verify_sync("old password", legacy)
+
+    assert valid
+    assert upgraded is not None
+    assert hash_scheme(upgraded) == "argon2id"
+    assert hasher.verify_sync("old password", upgraded) == (True, None)
+
+
+@pytest.mark.parametrize(
+    ("hashed", "scheme"),
+    [
+        ("$2b$04$x", "bcrypt"),
+        ("$argon2id$v=19$x", "argon2id"),
+        ("$argon2i$v=19$x", "argon2i"),
+        ("x", "unknown"),
+    ],
+)
+def test_hash_scheme_names_the_scheme(hashed: str, scheme: str) -> None:
+    assert hash_scheme(hashed) == scheme
