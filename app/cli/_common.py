@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
@@ -91,10 +90,9 @@ class _Stderr:
 
 def configure_logging(settings: Settings) -> None:
     """The service's log pipeline (redaction included), on stderr: stdout carries results."""
-    setup_logging(settings.log_level, settings.log_format, stream=_Stderr())
     # A database failure is reported by the command itself, in one line (`run`); the
     # service's multi-line error log of it would only bury that line.
-    logging.getLogger("app.database").setLevel(logging.CRITICAL)
+    setup_logging(settings.log_level, settings.log_format, stream=_Stderr(), mute=["app.database"])
 
 
 def describe_database_error(error: BaseException) -> str:

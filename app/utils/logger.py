@@ -225,13 +225,19 @@ def setup_logging(
     *,
     stream: Any = None,
     secrets: Iterable[str] = (),
+    mute: Iterable[str] = (),
 ) -> None:
     """Configure structlog and the standard library's root logger once, for the process.
 
-    `secrets` are values (the signing key, ...) masked wherever they would appear.
+    `secrets` are values (the signing key, ...) masked wherever they would appear. `mute`
+    names loggers whose records this handler drops (a filter on the handler, not a level on
+    the logger, so the next `setup_logging` starts clean).
     """
     redactor = Redactor(secrets)
     handler = build_handler(fmt, stream=stream, secrets=secrets)
+    muted = tuple(mute)
+    if muted:
+        handler.addFilter(lambda record: not record.name.startswith(muted))
     root = logging.getLogger()
     # Replace only our own handler: a second call (tests, reload) must not stack them, and
     # handlers installed by others (pytest's capture) stay.
