@@ -4,11 +4,15 @@ Each test talks to two real `authsvc serve` processes on two ports, started at t
 moment without a SECRET_KEY, the way `serve --workers 2` or two containers would start.
 They share only what a deployment shares: the database, Redis when TEST_REDIS_URL is set,
 and the directory of the generated development key.
+
+The last three tests need logout, rotation and throttling (issue 6); until those are in the
+code base they are skipped with that reason, and they run as soon as they are.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import socket
 import subprocess
@@ -21,12 +25,24 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
+import redis
 
 from tests.conftest import BACKENDS, PASSWORD, _prepare_schema, _prepared
 
 pytestmark = pytest.mark.timeout(300)
 
 STARTUP_DEADLINE_S = 60.0
+ACCOUNT_LIMIT = 5  # failed logins per account in the window (RATE_LIMIT_LOGIN_ACCOUNT below)
+WRONG = "not the right password"
+
+needs_sessions = pytest.mark.skipif(
+    importlib.util.find_spec("app.services.session_service") is None,
+    reason="logout and refresh-token rotation arrive with issue 6",
+)
+needs_throttling = pytest.mark.skipif(
+    importlib.util.find_spec("app.services.throttle") is None,
+    reason="throttling arrives with issue 6",
+)
 # Variables of the test runner's own environment that must not leak into the servers.
 _SERVER_SETTINGS = ("DATABASE_URL", "SECRET_KEY", "SECRET_KEY_FILE", "REDIS_URL", "ENVIRONMENT")
 
@@ -113,6 +129,7 @@ def cluster(
     _prepared.add(url)
 
     key_file = workdir / "keys" / ".secret_key"
+    redis_prefix = f"authsvc-scale-out-{os.urandom(6).hex()}"
     env = {k: v for k, v in os.environ.items() if k not in _SERVER_SETTINGS}
     env.update(
         DATABASE_URL=url,
@@ -121,9 +138,17 @@ def cluster(
         LOG_LEVEL="WARNING",
         ARGON2_MEMORY_KIB="1024",
         ARGON2_TIME_COST="1",
+        REFRESH_TOKEN_ROTATION="true",
+        REDIS_KEY_PREFIX=redis_prefix,
+        RATE_LIMIT_LOGIN_ACCOUNT=f"{ACCOUNT_LIMIT}/hour",
+        # Every request of the suite comes from 127.0.0.1: per-client limits out of the way.
+        RATE_LIMIT_LOGIN_IP="10000/minute",
+        RATE_LIMIT_REGISTER_IP="10000/minute",
+        RATE_LIMIT_REFRESH_IP="10000/minute",
     )
-    if os.environ.get("TEST_REDIS_URL"):
-        env["REDIS_URL"] = os.environ["TEST_REDIS_URL"]
+    redis_url = os.environ.get("TEST_REDIS_URL")
+    if redis_url:
+        env["REDIS_URL"] = redis_url
 
     # Both start at once with no key yet: they race to generate it, as workers do.
     a, b = _spawn("a", env, workdir), _spawn("b", env, workdir)
@@ -135,6 +160,11 @@ def cluster(
     finally:
         _stop(a)
         _stop(b)
+        if redis_url:
+            with redis.Redis.from_url(redis_url) as client:
+                stale = list(client.scan_iter(match=f"{redis_prefix}*"))
+                if stale:
+                    client.delete(*stale)
 
 
 async def _register(worker: Worker, email: str, username: str) -> httpx.Response:
@@ -221,3 +251,77 @@ async def test_same_account_registered_at_both_workers_at_once_is_created_once(
     assert sorted([first.status_code, second.status_code]) == [201, 409]
     loser = first if first.status_code == 409 else second
     assert loser.json()["error_code"] == "USER_ALREADY_EXISTS"
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@needs_sessions
+async def test_refresh_token_logged_out_through_one_worker_is_refused_by_the_other(
+    cluster: Cluster,
+) -> None:
+    email, username = cluster.new_identity()
+    tokens = (await _register(cluster.a, email, username)).json()
+
+    async with cluster.a.client() as client:
+        logout = await client.post("/auth/logout", json={"refresh_token": tokens["refresh_token"]})
+    async with cluster.b.client() as client:
+        refresh = await client.post(
+            "/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
+        )
+        me = await client.get("/users/me", headers=_bearer(tokens["access_token"]))
+
+    assert logout.status_code == 204
+    assert refresh.status_code == 401
+    assert refresh.json()["error_code"] == "INVALID_TOKEN"
+    assert me.status_code == 401
+
+
+@needs_sessions
+async def test_rotated_refresh_token_replayed_at_the_other_worker_revokes_the_family(
+    cluster: Cluster,
+) -> None:
+    email, username = cluster.new_identity()
+    original = (await _register(cluster.a, email, username)).json()["refresh_token"]
+    async with cluster.a.client() as client:
+        rotated = (await client.post("/auth/refresh", json={"refresh_token": original})).json()
+    assert rotated["refresh_token"] != original
+
+    async with cluster.b.client() as client:
+        replay = await client.post("/auth/refresh", json={"refresh_token": original})
+    async with cluster.a.client() as client:
+        newer = await client.post("/auth/refresh", json={"refresh_token": rotated["refresh_token"]})
+        me = await client.get("/users/me", headers=_bearer(rotated["access_token"]))
+
+    assert replay.status_code == 401
+    # Reuse detection (RFC 9700 §4.14.2): the replay ended the family everywhere.
+    assert newer.status_code == 401
+    assert me.status_code == 401
+
+
+@needs_throttling
+@pytest.mark.redis
+@pytest.mark.skipif(
+    not os.environ.get("TEST_REDIS_URL"),
+    reason="shared throttling counters need a Redis server (TEST_REDIS_URL)",
+)
+async def test_failed_logins_through_both_workers_count_against_one_account_limit(
+    cluster: Cluster,
+) -> None:
+    email, username = cluster.new_identity()
+    assert (await _register(cluster.a, email, username)).status_code == 201
+    # Neither worker alone sees the limit: 3 failures at one, the rest at the other.
+    failures_at_a = 3
+    async with cluster.a.client() as a, cluster.b.client() as b:
+        for n in range(ACCOUNT_LIMIT):
+            client = a if n < failures_at_a else b
+            failed = await client.post("/auth/login", json={"email": email, "password": WRONG})
+            assert failed.status_code == 401, failed.text
+        at_b = await b.post("/auth/login", json={"email": email, "password": PASSWORD})
+        at_a = await a.post("/auth/login", json={"email": email, "password": PASSWORD})
+
+    for response in (at_b, at_a):
+        assert response.status_code == 429, response.text
+        assert response.json()["error_code"] == "RATE_LIMITED"
+        assert int(response.headers["Retry-After"]) >= 1
