@@ -25,7 +25,16 @@ log = get_logger(__name__)
 
 DESCRIPTION = """
 Registers users, logs them in by email or username, and issues JWT access and refresh
-tokens. Every error has one body: `detail`, `error_code`, `timestamp`, `request_id`.
+tokens.
+
+**Try it here:** press **Authorize**, enter an email (or username) and password under
+*OAuth2PasswordBearer* (leave the client fields empty), then call `GET /users/me`. Or
+paste an access token from `/auth/login` under *HTTPBearer*.
+
+**Errors** have one body: `detail`, `error_code`, `timestamp`, `request_id` (and `errors`
+per field for validation). Two documented exceptions: `GET /health` answers 503 with its
+health body, and `POST /auth/token` answers in the OAuth2 shape of RFC 6749 §5.2
+(`error`, `error_description`, `request_id`). Every response carries `X-Request-ID`.
 """
 
 
@@ -69,15 +78,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.database.dispose()
             log.info("service stopped")
 
-    docs = settings.docs_enabled
-    app = FastAPIOffline(
+    # FastAPIOffline serves the Swagger UI and ReDoc assets from the package itself (no CDN);
+    # with the docs turned off there is nothing to serve, so a plain FastAPI does.
+    factory = FastAPIOffline if settings.docs_enabled else FastAPI
+    app: FastAPI = factory(
         title="Authentication Service",
         version=__version__,
+        summary="Registration, login and JWT access/refresh tokens",
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
-        openapi_url="/openapi.json" if docs else None,
+        contact={"name": "authsvc maintainers"},
+        license_info={"name": "MIT", "identifier": "MIT"},
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
         openapi_tags=[
             {"name": "auth", "description": "Registration, login and tokens"},
             {"name": "users", "description": "The signed-in user's account"},
