@@ -52,18 +52,23 @@ def render_openapi(app: FastAPI) -> str:
     return json.dumps(app.openapi(), indent=2, ensure_ascii=False) + "\n"
 
 
-def main(argv: list[str]) -> int:
+def standalone_document() -> str:
+    """The document of an app built with fixed settings: what `make docs` commits."""
     from app.config import Settings
     from app.main import create_app
 
+    # Fixed settings: the document must not depend on the environment of whoever runs it.
+    settings = Settings(_env_file=None, environment="development", docs_enabled=True)
+    return render_openapi(create_app(settings))
+
+
+def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m app.routes.openapi PATH", file=sys.stderr)
         return 2
-    # Fixed settings: the document must not depend on the environment of whoever runs it.
-    settings = Settings(_env_file=None, environment="development", docs_enabled=True)
     path = Path(argv[0])
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_openapi(create_app(settings)), encoding="utf-8")
+    path.write_text(standalone_document(), encoding="utf-8")
     print(f"wrote {path}")
     return 0
 

@@ -153,12 +153,11 @@ class OAuth2Exception(AppException):
     """
 
     status_code = 400
+    error_code = "INVALID_REQUEST"
     oauth2_error: ClassVar[str] = "invalid_request"
 
 
 class InvalidRequestException(OAuth2Exception):
-    error_code = "INVALID_REQUEST"
-    oauth2_error = "invalid_request"
     default_detail = "The request is missing a required parameter or is malformed"
 
 
