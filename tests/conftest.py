@@ -8,13 +8,17 @@ migrations themselves, so every test run also proves the migrations.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
@@ -165,6 +169,35 @@ def user_factory(client: httpx.AsyncClient) -> UserFactory:
         )
 
     return make
+
+
+@pytest.fixture
+def live_server(settings: Settings) -> Iterator[str]:
+    """A real uvicorn server on a free port (bound here, so no race for it), in a thread.
+
+    The app runs its own lifespan in the server's event loop; the URL is returned once
+    uvicorn reports it started, polled with a deadline.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(settings), log_config=None, access_log=False, lifespan="on", workers=1
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the live server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
 
 
 @pytest.fixture

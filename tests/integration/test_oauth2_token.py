@@ -230,3 +230,11 @@ async def test_client_authentication_other_than_public_is_invalid_client(
     )
     assert_oauth2_error(response, 401, "invalid_client")
     assert response.headers["WWW-Authenticate"].startswith("Basic")
+
+
+async def test_username_with_nul_is_invalid_grant_not_a_crash(client: httpx.AsyncClient) -> None:
+    # Found by Schemathesis: PostgreSQL refused the NUL and the request ended in a 500.
+    response = await _token(
+        client, data={"grant_type": "password", "username": "ali\x00ce", "password": "x"}
+    )
+    assert_oauth2_error(response, 400, "invalid_grant")
