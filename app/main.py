@@ -15,7 +15,7 @@ from app.config import Settings, get_settings, resolve_secret_key
 from app.database import Database
 from app.middleware.exception import register_exception_handlers
 from app.middleware.logging import RequestContextMiddleware
-from app.routes import auth, health, users
+from app.routes import auth, docs, health, users
 from app.routes.openapi import install_openapi
 from app.utils.jwt import TokenCodec
 from app.utils.logger import get_logger, setup_logging
@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         contact={"name": "authsvc maintainers"},
         license_info={"name": "MIT", "identifier": "MIT"},
         openapi_url="/openapi.json" if settings.docs_enabled else None,
+        redoc_url=None,  # app.routes.docs serves it, keeping ReDoc from calling its CDN
         openapi_tags=[
             {"name": "auth", "description": "Registration, login and tokens"},
             {"name": "users", "description": "The signed-in user's account"},
@@ -101,6 +102,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(users.router)
     app.include_router(health.router)
+    if settings.docs_enabled:
+        app.include_router(docs.router)
     install_openapi(app)
 
     if settings.cors_origins:

@@ -45,3 +45,12 @@ async def test_swagger_ui_and_redoc_assets_are_all_served_locally(
                 url = url.split('"')[0]
                 assert url.startswith("/"), f"{page} loads {url} from elsewhere"
                 assert (await client.get(url)).status_code == 200, url
+
+
+async def test_redoc_page_keeps_images_and_fetches_on_this_origin(
+    client: httpx.AsyncClient,
+) -> None:
+    # ReDoc's bundle asks cdn.redoc.ly for a logo on every view; the policy stops it.
+    policy = (await client.get("/redoc")).headers["Content-Security-Policy"]
+    assert "img-src 'self' data:" in policy
+    assert "connect-src 'self'" in policy
