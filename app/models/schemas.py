@@ -92,11 +92,7 @@ IDENTIFIER_MAX = 254
 class RefreshRequest(RequestModel):
     refresh_token: Annotated[str, Field(min_length=1, max_length=REFRESH_TOKEN_MAX)]
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [{"refresh_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9..."}]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [{"refresh_token": _JWT_EXAMPLE}]})
 
 
 _USER_EXAMPLE: JsonDict = {
