@@ -48,6 +48,9 @@ format: $(VENV)/.dev  ## apply ruff's formatting and safe fixes
 typecheck: $(VENV)/.dev  ## mypy (strict) on app/
 	$(BIN)/mypy
 
+docs: $(VENV)/.runtime  ## write the OpenAPI document to docs/openapi.json (a test fails when stale)
+	$(BIN)/python -m app.routes.openapi docs/openapi.json
+
 lock:  ## re-pin requirements*.lock from pyproject.toml (needs uv)
 	uv pip compile pyproject.toml --extra build --python-version 3.11 --generate-hashes -o requirements.lock
 	uv pip compile pyproject.toml --extra build --extra dev --python-version 3.11 --generate-hashes -o requirements-dev.lock
