@@ -48,6 +48,9 @@ format: $(VENV)/.dev  ## apply ruff's formatting and safe fixes
 typecheck: $(VENV)/.dev  ## mypy (strict) on app/
 	$(BIN)/mypy
 
+docs: $(VENV)/.runtime  ## write the OpenAPI document to docs/openapi.json (a test fails when stale)
+	$(BIN)/python -m app.routes.openapi docs/openapi.json
+
 bench: $(VENV)/.dev  ## load-test with wrk against the hashing limit (BENCH_ARGS="--duration 5")
 	@command -v wrk >/dev/null || { \
 	  echo "[bench] wrk is missing: installing Debian's package (apt-get install wrk)"; \

@@ -16,7 +16,7 @@ from app.config import Settings, get_settings, resolve_secret_key
 from app.database import Database
 from app.middleware.exception import register_exception_handlers
 from app.middleware.logging import RequestContextMiddleware
-from app.routes import auth, health, metrics, users
+from app.routes import auth, docs, health, metrics, users
 from app.routes.openapi import install_openapi
 from app.utils.jwt import TokenCodec
 from app.utils.logger import get_logger, setup_logging
@@ -27,7 +27,16 @@ log = get_logger(__name__)
 
 DESCRIPTION = """
 Registers users, logs them in by email or username, and issues JWT access and refresh
-tokens. Every error has one body: `detail`, `error_code`, `timestamp`, `request_id`.
+tokens.
+
+**Try it here:** press **Authorize**, enter an email (or username) and password under
+*OAuth2PasswordBearer* (leave the client fields empty), then call `GET /users/me`. Or
+paste an access token from `/auth/login` under *HTTPBearer*.
+
+**Errors** have one body: `detail`, `error_code`, `timestamp`, `request_id` (and `errors`
+per field for validation). Two documented exceptions: `GET /health` answers 503 with its
+health body, and `POST /auth/token` answers in the OAuth2 shape of RFC 6749 §5.2
+(`error`, `error_description`, `request_id`). Every response carries `X-Request-ID`.
 """
 
 
@@ -82,15 +91,19 @@ def create_app(
             app.state.hasher.close()
             log.info("service stopped")
 
-    docs = settings.docs_enabled
-    app = FastAPIOffline(
+    # FastAPIOffline serves the Swagger UI and ReDoc assets from the package itself (no CDN);
+    # with the docs turned off there is nothing to serve, so a plain FastAPI does.
+    factory = FastAPIOffline if settings.docs_enabled else FastAPI
+    app: FastAPI = factory(
         title="Authentication Service",
         version=__version__,
+        summary="Registration, login and JWT access/refresh tokens",
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
-        openapi_url="/openapi.json" if docs else None,
+        contact={"name": "authsvc maintainers"},
+        license_info={"name": "MIT", "identifier": "MIT"},
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
+        redoc_url=None,  # app.routes.docs serves it, keeping ReDoc from calling its CDN
         openapi_tags=[
             {"name": "auth", "description": "Registration, login and tokens"},
             {"name": "users", "description": "The signed-in user's account"},
@@ -104,6 +117,8 @@ def create_app(
     app.include_router(users.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    if settings.docs_enabled:
+        app.include_router(docs.router)
     install_openapi(app)
 
     if settings.cors_origins:

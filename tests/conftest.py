@@ -12,6 +12,9 @@ import io
 import json
 import logging
 import os
+import socket
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from click.testing import Result
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -197,6 +201,35 @@ def run_cli(settings: Settings) -> CliInvoker:
         )
 
     return invoke
+
+
+@pytest.fixture
+def live_server(settings: Settings) -> Iterator[str]:
+    """A real uvicorn server on a free port (bound here, so no race for it), in a thread.
+
+    The app runs its own lifespan in the server's event loop; the URL is returned once
+    uvicorn reports it started, polled with a deadline.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(settings), log_config=None, access_log=False, lifespan="on", workers=1
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the live server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
 
 
 @pytest.fixture

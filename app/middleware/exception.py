@@ -11,8 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.models.schemas import error_body
-from app.utils.exceptions import AppException
+from app.models.schemas import error_body, oauth2_error_body
+from app.utils.exceptions import AppException, OAuth2Exception
 from app.utils.logger import get_logger
 from app.utils.request_context import current_request_id
 
@@ -82,8 +82,20 @@ def _message(error: Mapping[str, Any]) -> str:
     return message.removeprefix("Value error, ")
 
 
+def oauth2_error_response(exc: OAuth2Exception) -> ErrorJSONResponse:
+    """RFC 6749 §5.2: the token endpoint's documented exception to the contract's body."""
+    body = oauth2_error_body(
+        error=exc.oauth2_error, description=exc.detail, request_id=current_request_id()
+    )
+    # §5.1 forbids caching token responses; an error answer to the same request is no different.
+    headers = {**exc.headers, "Cache-Control": "no-store", "Pragma": "no-cache"}
+    return ErrorJSONResponse(body, status_code=exc.status_code, headers=headers)
+
+
 async def _app_exception(_: Request, exc: Exception) -> ErrorJSONResponse:
     assert isinstance(exc, AppException)
+    if isinstance(exc, OAuth2Exception):
+        return oauth2_error_response(exc)
     if exc.status_code >= 500:
         log.warning("request failed", error_code=exc.error_code, status_code=exc.status_code)
     return error_response(

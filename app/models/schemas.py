@@ -14,6 +14,7 @@ from pydantic import (
     WithJsonSchema,
     model_validator,
 )
+from pydantic.config import JsonDict
 
 
 def format_timestamp(value: datetime) -> str:
@@ -87,26 +88,29 @@ class UserLogin(RequestModel):
         return self.email if self.email is not None else self.username or ""
 
 
+_JWT_EXAMPLE = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9..."
+REFRESH_TOKEN_MAX = 8192
+IDENTIFIER_MAX = 254
+
+
 class RefreshRequest(RequestModel):
-    refresh_token: Annotated[str, Field(min_length=1, max_length=8192)]
+    refresh_token: Annotated[str, Field(min_length=1, max_length=REFRESH_TOKEN_MAX)]
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"refresh_token": _JWT_EXAMPLE}]})
+
+
+_USER_EXAMPLE: JsonDict = {
+    "id": 1,
+    "email": "alice@example.com",
+    "username": "alice",
+    "is_active": True,
+    "created_at": "2024-01-15T10:30:45.123Z",
+    "last_login": None,
+}
 
 
 class UserRead(BaseModel):
-    model_config = ConfigDict(
-        from_attributes=True,
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": 1,
-                    "email": "alice@example.com",
-                    "username": "alice",
-                    "is_active": True,
-                    "created_at": "2024-01-15T10:30:45.123Z",
-                    "last_login": None,
-                }
-            ]
-        },
-    )
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [_USER_EXAMPLE]})
 
     id: int
     email: str
@@ -116,12 +120,111 @@ class UserRead(BaseModel):
     last_login: Timestamp | None
 
 
+_TOKEN_EXAMPLE: JsonDict = {
+    "access_token": _JWT_EXAMPLE,
+    "refresh_token": _JWT_EXAMPLE,
+    "token_type": "bearer",
+    "expires_in": 1800,
+}
+
+
 class TokenResponse(BaseModel):
     access_token: str
     refresh_token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105
     expires_in: int = Field(description="Lifetime of the access token, in seconds")
     user: UserRead
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{**_TOKEN_EXAMPLE, "user": _USER_EXAMPLE}]}
+    )
+
+
+class TokenGrant(BaseModel):
+    """Form fields common to both grants of `POST /auth/token`.
+
+    RFC 6749 §3.2: unrecognised parameters are ignored (not refused). Public clients may
+    identify themselves with `client_id` (§3.2.1); there are no client secrets to check.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    scope: str | None = Field(None, description="Ignored: the service has no scopes")
+    client_id: str | None = Field(None, max_length=IDENTIFIER_MAX)
+
+
+class PasswordGrant(TokenGrant):
+    """RFC 6749 §4.3.2: the resource owner's credentials."""
+
+    grant_type: Literal["password"]
+    username: Annotated[
+        str, Field(min_length=1, max_length=IDENTIFIER_MAX, description="Email or username")
+    ]
+    password: Annotated[str, Field(min_length=1, max_length=PASSWORD_INPUT_MAX)]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "grant_type": "password",
+                    "username": "alice@example.com",
+                    "password": "correct horse battery staple",
+                }
+            ]
+        }
+    )
+
+
+class RefreshTokenGrant(TokenGrant):
+    """RFC 6749 §6: a refresh token issued earlier."""
+
+    grant_type: Literal["refresh_token"]
+    refresh_token: Annotated[str, Field(min_length=1, max_length=REFRESH_TOKEN_MAX)]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "grant_type": "refresh_token",
+                    "refresh_token": _JWT_EXAMPLE,
+                }
+            ]
+        }
+    )
+
+
+TokenRequest = Annotated[PasswordGrant | RefreshTokenGrant, Field(discriminator="grant_type")]
+
+
+class OAuth2TokenResponse(BaseModel):
+    """RFC 6749 §5.1: the successful answer of the token endpoint."""
+
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105
+    expires_in: int = Field(description="Lifetime of the access token, in seconds")
+    refresh_token: str
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_TOKEN_EXAMPLE]})
+
+
+class OAuth2ErrorResponse(BaseModel):
+    """RFC 6749 §5.2: the token endpoint's error body, plus the request id of the contract."""
+
+    error: Literal["invalid_request", "invalid_client", "invalid_grant", "unsupported_grant_type"]
+    error_description: str
+    request_id: str
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": "invalid_grant",
+                    "error_description": "Invalid credentials",
+                    "request_id": "550e8400-e29b-41d4-a716-446655440000",
+                }
+            ]
+        }
+    )
 
 
 class FieldError(BaseModel):
@@ -170,9 +273,26 @@ class HealthResponse(BaseModel):
     version: str
     checks: HealthChecks
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "ok",
+                    "version": "1.0.0",
+                    "checks": {
+                        "database": {"status": "ok", "latency_ms": 1.2},
+                        "circuit_breaker": {"state": "closed"},
+                    },
+                }
+            ]
+        }
+    )
+
 
 class LiveResponse(BaseModel):
     status: Literal["ok"] = "ok"
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
 
 
 def error_body(
@@ -188,3 +308,13 @@ def error_body(
     if errors:
         body["errors"] = errors
     return body
+
+
+# RFC 6749 §5.2: error_description is limited to %x20-21 / %x23-5B / %x5D-7E.
+_DESCRIPTION_CHARS = frozenset(chr(c) for c in range(0x20, 0x7F)) - {'"', "\\"}
+
+
+def oauth2_error_body(*, error: str, description: str, request_id: str) -> dict[str, Any]:
+    """The token endpoint's error body (RFC 6749 §5.2) with the contract's request id."""
+    clean = "".join(c if c in _DESCRIPTION_CHARS else "?" for c in description)
+    return {"error": error, "error_description": clean, "request_id": request_id}

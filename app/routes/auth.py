@@ -1,21 +1,47 @@
-"""Registration, login and token refresh."""
+"""Registration, login and token refresh, in JSON and as the OAuth2 token endpoint."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
 from app.dependencies import AuthServiceDep
-from app.models.schemas import RefreshRequest, TokenResponse, UserLogin, UserRead, UserRegister
-from app.routes.responses import error_responses
+from app.models.schemas import (
+    OAuth2TokenResponse,
+    PasswordGrant,
+    RefreshRequest,
+    TokenResponse,
+    UserLogin,
+    UserRead,
+    UserRegister,
+)
+from app.routes.oauth2 import TOKEN_REQUEST_BODY, TokenForm, oauth2_errors
+from app.routes.responses import BODY_ERRORS, DATABASE_ERRORS, error_responses
 from app.services.auth_service import AuthResult
+from app.utils.exceptions import (
+    InvalidClientException,
+    InvalidCredentialsException,
+    InvalidGrantException,
+    InvalidRequestException,
+    InvalidTokenException,
+    PayloadTooLargeException,
+    RateLimitedException,
+    TokenExpiredException,
+    UnsupportedGrantTypeException,
+    UserAlreadyExistsException,
+    UserInactiveException,
+)
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-def _token_response(result: AuthResult, response: Response) -> TokenResponse:
+def _no_store(response: Response) -> None:
     # RFC 6749 §5.1: responses carrying tokens must not be cached.
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
+
+
+def _token_response(result: AuthResult, response: Response) -> TokenResponse:
+    _no_store(response)
     return TokenResponse(
         access_token=result.tokens.access.token,
         refresh_token=result.tokens.refresh.token,
@@ -28,10 +54,15 @@ def _token_response(result: AuthResult, response: Response) -> TokenResponse:
     "/register",
     status_code=status.HTTP_201_CREATED,
     response_model=TokenResponse,
-    responses=error_responses(400, 409, 413, 415, 429, 500, 503),
+    summary="Register a new account",
+    responses=error_responses(
+        *BODY_ERRORS, UserAlreadyExistsException, RateLimitedException, *DATABASE_ERRORS
+    ),
 )
 async def register(body: UserRegister, auth: AuthServiceDep, response: Response) -> TokenResponse:
-    """Create an account and return its first tokens."""
+    """Create an account and sign it in: the answer carries its first access and refresh
+    tokens. The password must be 8-128 characters, not a commonly used password and not
+    essentially the username or email; the error names the rule it breaks."""
     result = await auth.register(email=body.email, username=body.username, password=body.password)
     return _token_response(result, response)
 
@@ -40,21 +71,74 @@ async def register(body: UserRegister, auth: AuthServiceDep, response: Response)
     "/login",
     status_code=status.HTTP_200_OK,
     response_model=TokenResponse,
-    responses=error_responses(400, 401, 413, 415, 429, 500, 503),
+    summary="Log in with email or username",
+    responses=error_responses(
+        *BODY_ERRORS,
+        InvalidCredentialsException,
+        UserInactiveException,
+        RateLimitedException,
+        *DATABASE_ERRORS,
+    ),
 )
 async def login(body: UserLogin, auth: AuthServiceDep, response: Response) -> TokenResponse:
-    """Log in with an email or a username and a password."""
+    """Check the password of the account named by exactly one of `email` or `username`
+    and issue tokens. An unknown account and a wrong password get the same answer."""
     result = await auth.login(body.identifier, body.password)
     return _token_response(result, response)
+
+
+@router.post(
+    "/token",
+    status_code=status.HTTP_200_OK,
+    response_model=OAuth2TokenResponse,
+    summary="OAuth2 token endpoint (password and refresh_token grants)",
+    responses=error_responses(
+        InvalidRequestException,
+        InvalidGrantException,
+        UnsupportedGrantTypeException,
+        InvalidClientException,
+        PayloadTooLargeException,
+        RateLimitedException,
+        *DATABASE_ERRORS,
+    ),
+    openapi_extra={"requestBody": TOKEN_REQUEST_BODY},
+)
+async def token(form: TokenForm, auth: AuthServiceDep, response: Response) -> OAuth2TokenResponse:
+    """RFC 6749 token endpoint, form-encoded: `grant_type=password` with `username` (email
+    or username) and `password` (§4.3), or `grant_type=refresh_token` with `refresh_token`
+    (§6). This is what the Authorize button of this page and OAuth2 client libraries use.
+    Clients are public: no client secret; empty HTTP Basic credentials are accepted.
+    Errors have the OAuth2 shape (§5.2) plus `request_id`; throttling and outages keep the
+    service's usual error body."""
+    with oauth2_errors():
+        if isinstance(form, PasswordGrant):
+            result = await auth.login(form.username, form.password)
+        else:
+            result = await auth.refresh(form.refresh_token)
+    _no_store(response)
+    return OAuth2TokenResponse(
+        access_token=result.tokens.access.token,
+        refresh_token=result.tokens.refresh.token,
+        expires_in=result.tokens.expires_in,
+    )
 
 
 @router.post(
     "/refresh",
     status_code=status.HTTP_200_OK,
     response_model=TokenResponse,
-    responses=error_responses(400, 401, 413, 415, 429, 500, 503),
+    summary="Get a fresh access token",
+    responses=error_responses(
+        *BODY_ERRORS,
+        InvalidTokenException,
+        TokenExpiredException,
+        UserInactiveException,
+        RateLimitedException,
+        *DATABASE_ERRORS,
+    ),
 )
 async def refresh(body: RefreshRequest, auth: AuthServiceDep, response: Response) -> TokenResponse:
-    """Exchange a refresh token for a fresh access token."""
+    """Exchange a refresh token for a new access token. An access token, or an expired,
+    tampered or malformed token, is refused with 401."""
     result = await auth.refresh(body.refresh_token)
     return _token_response(result, response)

@@ -16,6 +16,7 @@ from app.models.schemas import (
     HealthResponse,
     LiveResponse,
 )
+from app.routes.responses import error_responses
 from app.utils.circuit_breaker import BreakerState
 from app.utils.exceptions import AppException
 
@@ -25,10 +26,39 @@ router = APIRouter(tags=["health"])
 @router.get(
     "/health",
     response_model=HealthResponse,
-    responses={503: {"model": HealthResponse, "description": "Database failing or breaker open"}},
+    summary="Readiness",
+    responses={
+        **error_responses(),
+        503: {
+            "model": HealthResponse,
+            "description": "Database failing or circuit breaker open (the health body)",
+            "headers": {
+                "Retry-After": {
+                    "description": "Seconds to wait before retrying",
+                    "schema": {"type": "integer"},
+                }
+            },
+            "content": {
+                "application/json": {
+                    "example": {
+                        "status": "unavailable",
+                        "version": "1.0.0",
+                        "checks": {
+                            "database": {
+                                "status": "failing",
+                                "error": "Service temporarily unavailable",
+                            },
+                            "circuit_breaker": {"state": "open"},
+                        },
+                    }
+                }
+            },
+        },
+    },
 )
 async def health(database: DatabaseDep, metrics: MetricsDep, response: Response) -> HealthResponse:
-    """Readiness: the database answers and the circuit breaker is closed."""
+    """Readiness for a load balancer: 200 when the database answers `SELECT 1` and the
+    circuit breaker is closed, else 503 with the failing check marked. Not logged."""
     started = time.perf_counter()
     try:
         latency = await database.ping()
@@ -54,7 +84,13 @@ async def health(database: DatabaseDep, metrics: MetricsDep, response: Response)
     )
 
 
-@router.get("/health/live", response_model=LiveResponse)
+@router.get(
+    "/health/live",
+    response_model=LiveResponse,
+    summary="Liveness",
+    responses=error_responses(),
+)
 async def live() -> LiveResponse:
-    """Liveness: the process runs (touches no dependency)."""
+    """Answers 200 while the process runs; touches no dependency, so a database outage
+    never makes an orchestrator restart a healthy process."""
     return LiveResponse()

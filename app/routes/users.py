@@ -6,7 +6,13 @@ from fastapi import APIRouter, status
 
 from app.dependencies import CurrentUser
 from app.models.schemas import UserRead
-from app.routes.responses import error_responses
+from app.routes.responses import DATABASE_ERRORS, error_responses
+from app.utils.exceptions import (
+    InvalidTokenException,
+    NotAuthenticatedException,
+    TokenExpiredException,
+    UserInactiveException,
+)
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -15,8 +21,17 @@ router = APIRouter(prefix="/users", tags=["users"])
     "/me",
     status_code=status.HTTP_200_OK,
     response_model=UserRead,
-    responses=error_responses(401, 500, 503),
+    summary="The signed-in user",
+    responses=error_responses(
+        NotAuthenticatedException,
+        InvalidTokenException,
+        TokenExpiredException,
+        UserInactiveException,
+        *DATABASE_ERRORS,
+    ),
 )
 async def read_me(user: CurrentUser) -> UserRead:
-    """The account the bearer access token belongs to."""
+    """The account the bearer access token belongs to. A refresh token, an expired or
+    tampered token, or no `Authorization: Bearer` header at all is a 401 with a
+    `WWW-Authenticate: Bearer` challenge (RFC 6750 §3)."""
     return UserRead.model_validate(user)

@@ -27,6 +27,12 @@ class NewUser:
     hashed_password: str
 
 
+def _storable(value: str) -> bool:
+    """PostgreSQL text cannot hold NUL, so no stored email or username contains one; asking
+    for one would make the driver fail (a 500) instead of simply finding nobody."""
+    return "\x00" not in value
+
+
 class UserService:
     """Data access for users; knows no HTTP. Flushes, never commits: the caller owns that."""
 
@@ -37,10 +43,14 @@ class UserService:
         return await self.session.get(User, user_id)
 
     async def get_by_email(self, email: str) -> User | None:
+        if not _storable(email):
+            return None
         stmt = select(User).where(User.email == normalize_email(email))
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def get_by_username(self, username: str) -> User | None:
+        if not _storable(username):
+            return None
         stmt = select(User).where(User.username_normalized == normalize_username(username))
         return (await self.session.execute(stmt)).scalar_one_or_none()
 

@@ -143,3 +143,43 @@ class CircuitBreakerOpenException(AppException):
         seconds = max(1, int(retry_after + 0.999))
         super().__init__(detail, headers={"Retry-After": str(seconds)})
         self.retry_after = seconds
+
+
+class OAuth2Exception(AppException):
+    """An error of the OAuth2 token endpoint, answered in the shape of RFC 6749 §5.2.
+
+    `oauth2_error` is the registered error code (§5.2); `error_code` keeps the contract's
+    naming so the same failure reads consistently in logs.
+    """
+
+    status_code = 400
+    error_code = "INVALID_REQUEST"
+    oauth2_error: ClassVar[str] = "invalid_request"
+
+
+class InvalidRequestException(OAuth2Exception):
+    default_detail = "The request is missing a required parameter or is malformed"
+
+
+class InvalidGrantException(OAuth2Exception):
+    error_code = "INVALID_GRANT"
+    oauth2_error = "invalid_grant"
+    default_detail = "The credentials or the refresh token are invalid"
+
+
+class UnsupportedGrantTypeException(OAuth2Exception):
+    error_code = "UNSUPPORTED_GRANT_TYPE"
+    oauth2_error = "unsupported_grant_type"
+    default_detail = "grant_type must be password or refresh_token"
+
+
+class InvalidClientException(OAuth2Exception):
+    """RFC 6749 §5.2: 401, with a challenge for the scheme the client tried (RFC 9110 §11.6.1)."""
+
+    status_code = 401
+    error_code = "INVALID_CLIENT"
+    oauth2_error = "invalid_client"
+    default_detail = "Client authentication failed"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Basic realm="authsvc"'})

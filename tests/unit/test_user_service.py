@@ -106,3 +106,12 @@ async def test_deactivate_and_list_inactive(database: Database) -> None:
         users = UserService(session)
         assert [u.id for u in await users.list_users(inactive_only=True)] == [gone]
         assert [u.id for u in await users.list_users()] == [keep, gone]
+
+
+@pytest.mark.parametrize("identifier", ["ali\x00ce", "alice\x00@example.com"])
+async def test_lookup_of_identifier_with_nul_finds_nobody(
+    database: Database, identifier: str
+) -> None:
+    await _create(database, "alice@example.com", "alice")
+    async with database.session() as session:
+        assert await UserService(session).get_by_identifier(identifier) is None

@@ -1,0 +1,170 @@
+"""The OpenAPI document: valid 3.1, complete for every operation, true to the error
+catalogue, and identical to the committed docs/openapi.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from openapi_spec_validator import validate
+
+from app import __version__
+from app.routes.openapi import main as write_docs
+from app.routes.openapi import standalone_document
+from app.utils import exceptions
+
+DOCUMENT: dict[str, Any] = json.loads(standalone_document())
+COMMITTED = Path(__file__).parents[2] / "docs" / "openapi.json"
+OPERATIONS = [
+    (f"{method.upper()} {path}", operation)
+    for path, item in DOCUMENT["paths"].items()
+    for method, operation in item.items()
+]
+OPERATION_IDS = [name for name, _ in OPERATIONS]
+CATALOGUE = [
+    cls
+    for cls in vars(exceptions).values()
+    if isinstance(cls, type) and issubclass(cls, exceptions.AppException)
+]
+STATUS_OF_CODE = {cls.error_code: cls.status_code for cls in CATALOGUE}
+STATUS_OF_OAUTH2_ERROR = {
+    cls.oauth2_error: cls.status_code
+    for cls in CATALOGUE
+    if issubclass(cls, exceptions.OAuth2Exception)
+}
+
+
+def test_each_error_code_has_one_status() -> None:
+    pairs = {(cls.error_code, cls.status_code) for cls in CATALOGUE}
+    assert len(pairs) == len(STATUS_OF_CODE)
+
+
+def _component(ref: str) -> dict[str, Any]:
+    component: dict[str, Any] = DOCUMENT["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    return component
+
+
+def _has_example(media: dict[str, Any]) -> bool:
+    if media.get("example") is not None or media.get("examples"):
+        return True
+    ref = media.get("schema", {}).get("$ref")
+    return bool(ref and _component(ref).get("examples"))
+
+
+async def test_served_document_is_the_committed_one(client: httpx.AsyncClient) -> None:
+    served = (await client.get("/openapi.json")).json()
+    committed = json.loads(COMMITTED.read_text(encoding="utf-8"))
+    assert served == committed, "docs/openapi.json is stale: run `make docs` and commit it"
+
+
+def test_make_docs_writes_the_current_document(tmp_path: Path) -> None:
+    target = tmp_path / "docs" / "openapi.json"
+    assert write_docs([str(target)]) == 0
+    assert target.read_text(encoding="utf-8") == standalone_document()
+    assert write_docs([]) == 2
+
+
+def test_document_is_valid_openapi_3_1() -> None:
+    assert DOCUMENT["openapi"].startswith("3.1.")
+    validate(DOCUMENT)
+
+
+def test_info_names_the_service_its_version_and_licence() -> None:
+    info = DOCUMENT["info"]
+    assert info["version"] == __version__
+    assert info["title"]
+    assert info["description"]
+    assert info["license"]["identifier"] == "MIT"
+    assert info["contact"]["name"]
+    assert {tag["name"] for tag in DOCUMENT["tags"]} == {"auth", "users", "health"}
+
+
+def test_no_422_anywhere() -> None:
+    for name, operation in OPERATIONS:
+        assert "422" not in operation["responses"], name
+    assert "HTTPValidationError" not in DOCUMENT["components"]["schemas"]
+    assert "ValidationError" not in DOCUMENT["components"]["schemas"]
+
+
+def test_every_route_of_the_contract_is_documented() -> None:
+    assert {
+        "POST /auth/register",
+        "POST /auth/login",
+        "POST /auth/token",
+        "POST /auth/refresh",
+        "GET /users/me",
+        "GET /health",
+        "GET /health/live",
+    } <= set(OPERATION_IDS)
+
+
+@pytest.mark.parametrize(("name", "operation"), OPERATIONS, ids=OPERATION_IDS)
+def test_operation_has_summary_description_and_examples(
+    name: str, operation: dict[str, Any]
+) -> None:
+    assert operation.get("summary"), name
+    assert operation.get("description"), name
+    assert operation["tags"], name
+    if "requestBody" in operation:
+        for media in operation["requestBody"]["content"].values():
+            assert _has_example(media), f"{name}: request body without example"
+    successes = [s for s in operation["responses"] if s.startswith("2")]
+    assert len(successes) == 1, name
+    success = operation["responses"][successes[0]]
+    assert _has_example(success["content"]["application/json"]), f"{name}: success w/o example"
+
+
+@pytest.mark.parametrize(("name", "operation"), OPERATIONS, ids=OPERATION_IDS)
+def test_error_responses_use_the_error_schema_with_real_codes(
+    name: str, operation: dict[str, Any]
+) -> None:
+    errors = {int(s): r for s, r in operation["responses"].items() if int(s) >= 400}
+    assert 500 in errors, f"{name}: every operation can fail with 500"
+    for status, response in errors.items():
+        media = response["content"]["application/json"]
+        schema = media["schema"]["$ref"].rsplit("/", 1)[1]
+        if name == "GET /health" and status == 503:
+            assert schema == "HealthResponse"  # the documented exception of API.md
+            continue
+        assert media["examples"], f"{name} {status}: no example"
+        for example in media["examples"].values():
+            value = example["value"]
+            if schema == "OAuth2ErrorResponse":
+                assert STATUS_OF_OAUTH2_ERROR[value["error"]] == status, (name, value)
+            else:
+                assert schema == "ErrorResponse", (name, status)
+                assert STATUS_OF_CODE[value["error_code"]] == status, (name, value)
+        if status in (429, 503):
+            assert "Retry-After" in response["headers"], (name, status)
+        if status == 401:
+            assert "WWW-Authenticate" in response["headers"], name
+
+
+def test_token_endpoint_documents_oauth2_errors_and_form_body() -> None:
+    token = DOCUMENT["paths"]["/auth/token"]["post"]
+    assert set(token["requestBody"]["content"]) == {"application/x-www-form-urlencoded"}
+    assert token["responses"]["400"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/OAuth2ErrorResponse"
+    )
+    examples = token["responses"]["400"]["content"]["application/json"]["examples"]
+    assert {"invalid_request", "invalid_grant", "unsupported_grant_type"} <= set(examples)
+    assert "invalid_client" in token["responses"]["401"]["content"]["application/json"]["examples"]
+    assert "security" not in token
+
+
+def test_protected_operations_reference_the_declared_bearer_schemes() -> None:
+    schemes = DOCUMENT["components"]["securitySchemes"]
+    oauth2 = next(s for s in schemes.values() if s["type"] == "oauth2")
+    token_url = oauth2["flows"]["password"]["tokenUrl"]
+    assert "post" in DOCUMENT["paths"][token_url]
+    assert any(s["type"] == "http" and s["scheme"] == "bearer" for s in schemes.values())
+    for name, operation in OPERATIONS:
+        challenged = "NOT_AUTHENTICATED" in (
+            operation["responses"].get("401", {}).get("content", {}).get("application/json", {})
+        ).get("examples", {})
+        assert bool(operation.get("security")) == challenged, name
+        for requirement in operation.get("security", []):
+            assert set(requirement) <= set(schemes), name
