@@ -520,6 +520,14 @@ def run_workers(
     with tempfile.TemporaryDirectory(prefix="authsvc-bench-") as tmp:
         workdir = Path(tmp)
         env = dict(base_env)
+        if workers > 1 and not options.redis_url:
+            # serve refuses several production workers without Redis (each would throttle on
+            # its own counters). ENVIRONMENT changes nothing else, so say so and go on.
+            say(
+                f"workers={workers} without --redis-url: ENVIRONMENT=development for this run"
+                " (production refuses per-worker throttling counters)"
+            )
+            env["ENVIRONMENT"] = "development"
         env["DATABASE_URL"] = prepare_database(options.database_url, workdir, env)
         server = Server(workers=workers, env=env, log_path=workdir / "server.log")
         say(f"workers={workers}: starting {server.url}")
@@ -560,6 +568,7 @@ def run_workers(
                 say(f"server log kept: {kept}")
     return {
         "workers": workers,
+        "environment": env["ENVIRONMENT"],
         "users": options.users,
         "scenarios": [asdict(r) for r in results],
         "targets": targets(results, hashing),
