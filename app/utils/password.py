@@ -14,6 +14,7 @@ and then would leave a buffer in each of up to 8 x cores arenas.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import secrets
@@ -47,6 +48,23 @@ ARGON2_IMPORT_MAX_MEMORY_KIB = 256 * 1024
 ARGON2_IMPORT_MAX_TIME_COST = 16
 ARGON2_IMPORT_MAX_PARALLELISM = 16
 MAX_HASH_LENGTH = 255  # the width of users.hashed_password
+
+
+# How much lower than the event loop the hashing threads are scheduled (nice(2) steps).
+HASH_THREAD_NICENESS = 5
+
+
+def _yield_to_the_loop() -> None:
+    """Lower the calling hashing thread's priority, so the event loop wins the CPU.
+
+    When every core is hashing, the event loop's thread would otherwise wait for a time
+    slice among the hashing threads before it can answer a cheap request (a health check,
+    a token check). On Linux the nice value is per thread (setpriority(2), "who" = 0 is the
+    calling thread); elsewhere, or when not permitted, hashing keeps the normal priority.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        current = os.getpriority(os.PRIO_PROCESS, 0)
+        os.setpriority(os.PRIO_PROCESS, 0, min(current + HASH_THREAD_NICENESS, 19))
 
 
 def normalize_password(password: str) -> str:
@@ -126,7 +144,9 @@ class PasswordHasher:
         self.scheme: PasswordScheme = scheme
         self._hash = PasswordHash(hashers)
         self.threads = max_concurrency or os.cpu_count() or 1
-        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="password-hash")
+        self._pool = ThreadPoolExecutor(
+            self.threads, thread_name_prefix="password-hash", initializer=_yield_to_the_loop
+        )
         # A hash of a random secret with the current parameters: verifying against it when
         # the user does not exist costs exactly what a real verification costs.
         self._dummy_hash = self._hash.hash(secrets.token_urlsafe(32))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 
 import pytest
 
-from app.utils.password import PasswordHasher, normalize_password
+from app.utils.password import HASH_THREAD_NICENESS, PasswordHasher, normalize_password
 
 FAST = {"argon2_memory_kib": 1024, "argon2_time_cost": 1}
 
@@ -133,6 +134,26 @@ async def test_concurrent_hashes_reuse_a_fixed_set_of_threads() -> None:
         hasher.close()
     assert 1 <= len(threads) <= 2
     assert all(name.startswith("password-hash") for name in threads)
+
+
+async def test_hashing_threads_run_below_the_event_loops_priority() -> None:
+    # When every core hashes, the loop must still get the CPU first to answer cheap requests.
+    hasher = PasswordHasher(max_concurrency=1, **FAST)
+    loop_niceness = os.getpriority(os.PRIO_PROCESS, 0)
+    seen: list[int] = []
+    original = hasher.hash_sync
+
+    def spy(password: str) -> str:
+        seen.append(os.getpriority(os.PRIO_PROCESS, 0))
+        return original(password)
+
+    hasher.hash_sync = spy  # type: ignore[method-assign]
+    try:
+        await hasher.hash("priority")
+    finally:
+        hasher.close()
+    assert seen == [min(loop_niceness + HASH_THREAD_NICENESS, 19)]
+    assert os.getpriority(os.PRIO_PROCESS, 0) == loop_niceness  # the loop's own is unchanged
 
 
 async def test_closed_hasher_refuses_new_work() -> None:
