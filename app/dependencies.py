@@ -13,7 +13,9 @@ from app.config import Settings
 from app.database import Database
 from app.models.user import User
 from app.services.auth_service import AuthService
+from app.services.session_service import SessionService
 from app.services.user_service import UserService
+from app.utils.client_ip import resolve_client_ip
 from app.utils.exceptions import NotAuthenticatedException
 
 # Declares the bearer scheme in OpenAPI (Swagger's Authorize uses the token endpoint);
@@ -44,12 +46,27 @@ DatabaseDep = Annotated[Database, Depends(get_database)]
 SessionDep = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
 
 
-def get_auth_service(request: Request, session: SessionDep) -> AuthService:
+def get_client_ip(request: Request, settings: SettingsDep) -> str | None:
+    """The socket peer, or the address trusted proxies forwarded for (TRUSTED_PROXIES)."""
+    peer = request.client.host if request.client else None
+    return resolve_client_ip(
+        peer, request.headers.getlist("x-forwarded-for"), settings.trusted_proxies
+    )
+
+
+ClientIP = Annotated[str | None, Depends(get_client_ip)]
+
+
+def get_auth_service(request: Request, session: SessionDep, client_ip: ClientIP) -> AuthService:
     state = request.app.state
     return AuthService(
         UserService(session),
         hasher=state.hasher,
         codec=state.codec,
+        sessions=SessionService(session),
+        throttle=state.throttle,
+        client_ip=client_ip,
+        rotate_refresh_tokens=state.settings.refresh_token_rotation,
         password_min_length=state.settings.password_min_length,
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -17,7 +19,9 @@ from app.middleware.exception import register_exception_handlers
 from app.middleware.logging import RequestContextMiddleware
 from app.routes import auth, health, users
 from app.routes.openapi import install_openapi
-from app.utils.jwt import TokenCodec
+from app.services.session_service import SessionService
+from app.services.throttle import Throttle, ThrottleRules, build_storage
+from app.utils.jwt import TokenCodec, utc_now
 from app.utils.logger import get_logger, setup_logging
 from app.utils.password import PasswordHasher
 
@@ -51,6 +55,37 @@ def build_codec(settings: Settings) -> TokenCodec:
     )
 
 
+def build_throttle(settings: Settings) -> Throttle:
+    storage = build_storage(settings.redis_url, key_prefix=settings.redis_key_prefix)
+    rules = ThrottleRules(
+        login_account=settings.rate_limit_login_account,
+        login_ip=settings.rate_limit_login_ip,
+        register_ip=settings.rate_limit_register_ip,
+        refresh_ip=settings.rate_limit_refresh_ip,
+    )
+    return Throttle(storage, rules, enabled=settings.rate_limit_enabled)
+
+
+async def purge_expired_sessions(database: Database, settings: Settings) -> int:
+    """Delete sessions past their refresh token's expiry plus one access-token lifetime
+    (the last access token of a session may outlive its refresh token by that much)."""
+    grace = timedelta(minutes=settings.access_token_expire_minutes)
+    async with database.session() as session:
+        purged = await SessionService(session).purge_expired(utc_now() - grace)
+    if purged:
+        log.info("expired sessions purged", count=purged)
+    return purged
+
+
+async def _purge_periodically(database: Database, settings: Settings) -> None:
+    while True:
+        await asyncio.sleep(settings.session_cleanup_interval_seconds)
+        try:
+            await purge_expired_sessions(database, settings)
+        except Exception as error:  # the database may be down; try again next time
+            log.warning("session purge failed", error_type=type(error).__name__)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; nothing touches the database until the lifespan starts."""
     settings = settings or get_settings()
@@ -62,10 +97,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.codec = build_codec(settings)
         app.state.hasher = build_hasher(settings)
         app.state.database = Database(settings)
+        app.state.throttle = build_throttle(settings)
+        purger = None
+        if settings.session_cleanup_interval_seconds:
+            purger = asyncio.create_task(_purge_periodically(app.state.database, settings))
         log.info("service started", version=__version__, environment=settings.environment)
         try:
             yield
         finally:
+            if purger is not None:
+                purger.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await purger
+            await app.state.throttle.close()
             await app.state.database.dispose()
             log.info("service stopped")
 

@@ -87,6 +87,10 @@ class RefreshRequest(RequestModel):
     refresh_token: Annotated[str, Field(min_length=1, max_length=8192)]
 
 
+class LogoutRequest(RequestModel):
+    refresh_token: Annotated[str, Field(min_length=1, max_length=8192)]
+
+
 class UserRead(BaseModel):
     model_config = ConfigDict(
         from_attributes=True,

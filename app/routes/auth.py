@@ -1,11 +1,18 @@
-"""Registration, login and token refresh."""
+"""Registration, login, token refresh and logout."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
 from app.dependencies import AuthServiceDep
-from app.models.schemas import RefreshRequest, TokenResponse, UserLogin, UserRead, UserRegister
+from app.models.schemas import (
+    LogoutRequest,
+    RefreshRequest,
+    TokenResponse,
+    UserLogin,
+    UserRead,
+    UserRegister,
+)
 from app.routes.responses import error_responses
 from app.services.auth_service import AuthResult
 
@@ -58,3 +65,15 @@ async def refresh(body: RefreshRequest, auth: AuthServiceDep, response: Response
     """Exchange a refresh token for a fresh access token."""
     result = await auth.refresh(body.refresh_token)
     return _token_response(result, response)
+
+
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=error_responses(400, 413, 415, 500, 503),
+)
+async def logout(body: LogoutRequest, auth: AuthServiceDep) -> Response:
+    """Revoke the session of a refresh token; 204 whatever the token (RFC 7009 §2.2)."""
+    await auth.logout(body.refresh_token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.models.session import AuthSession
 from app.models.user import User, normalize_email, normalize_username
 from app.utils.exceptions import UserAlreadyExistsException
 
@@ -64,7 +65,11 @@ class UserService:
         await self.session.flush()
 
     async def set_active(self, user: User, active: bool) -> None:
+        """Activate or deactivate; deactivation also ends every session of the user, so
+        its tokens stay dead even if the account is activated again (ASVS 5.0 §7.4.2)."""
         user.is_active = active
+        if not active:
+            await self.session.execute(delete(AuthSession).where(AuthSession.user_id == user.id))
         await self.session.flush()
 
     async def list_users(self, *, inactive_only: bool = False, limit: int = 100) -> Sequence[User]:
