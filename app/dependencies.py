@@ -16,7 +16,7 @@ from app.services.auth_service import AuthService
 from app.services.session_service import SessionService
 from app.services.user_service import UserService
 from app.utils.client_ip import resolve_client_ip
-from app.utils.exceptions import NotAuthenticatedException
+from app.utils.exceptions import NotAuthenticatedException, UnsupportedMediaTypeException
 
 # Declares the bearer scheme in OpenAPI (Swagger's Authorize uses the token endpoint);
 # auto_error=False so a missing header is our own NOT_AUTHENTICATED error body.
@@ -55,6 +55,16 @@ def get_client_ip(request: Request, settings: SettingsDep) -> str | None:
 
 
 ClientIP = Annotated[str | None, Depends(get_client_ip)]
+
+
+def require_json(request: Request) -> None:
+    """JSON endpoints refuse any other body type with 415 (RFC 9110 §15.5.16)."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise UnsupportedMediaTypeException()
+
+
+JSONBody = Depends(require_json)
 
 
 def get_auth_service(request: Request, session: SessionDep, client_ip: ClientIP) -> AuthService:

@@ -17,6 +17,7 @@ from app.config import Settings, get_settings, resolve_secret_key
 from app.database import Database
 from app.middleware.exception import register_exception_handlers
 from app.middleware.logging import RequestContextMiddleware
+from app.middleware.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from app.routes import auth, health, users
 from app.routes.openapi import install_openapi
 from app.services.session_service import SessionService
@@ -114,7 +115,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.info("service stopped")
 
     docs = settings.docs_enabled
-    app = FastAPIOffline(
+    # FastAPIOffline needs an OpenAPI URL to serve its pages; without docs use plain FastAPI.
+    factory = FastAPIOffline if docs else FastAPI
+    app = factory(
         title="Authentication Service",
         version=__version__,
         description=DESCRIPTION,
@@ -135,6 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     install_openapi(app)
 
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -145,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["X-Request-ID", "Retry-After"],
         )
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
     return app
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from app.dependencies import AuthServiceDep
+from app.dependencies import AuthServiceDep, JSONBody
 from app.models.schemas import (
     LogoutRequest,
     RefreshRequest,
@@ -33,6 +33,7 @@ def _token_response(result: AuthResult, response: Response) -> TokenResponse:
 
 @router.post(
     "/register",
+    dependencies=[JSONBody],
     status_code=status.HTTP_201_CREATED,
     response_model=TokenResponse,
     responses=error_responses(400, 409, 413, 415, 429, 500, 503),
@@ -45,6 +46,7 @@ async def register(body: UserRegister, auth: AuthServiceDep, response: Response)
 
 @router.post(
     "/login",
+    dependencies=[JSONBody],
     status_code=status.HTTP_200_OK,
     response_model=TokenResponse,
     responses=error_responses(400, 401, 413, 415, 429, 500, 503),
@@ -57,6 +59,7 @@ async def login(body: UserLogin, auth: AuthServiceDep, response: Response) -> To
 
 @router.post(
     "/refresh",
+    dependencies=[JSONBody],
     status_code=status.HTTP_200_OK,
     response_model=TokenResponse,
     responses=error_responses(400, 401, 413, 415, 429, 500, 503),
@@ -69,6 +72,7 @@ async def refresh(body: RefreshRequest, auth: AuthServiceDep, response: Response
 
 @router.post(
     "/logout",
+    dependencies=[JSONBody],
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     responses=error_responses(400, 413, 415, 500, 503),
