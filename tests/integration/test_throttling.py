@@ -86,7 +86,8 @@ async def test_unknown_account_is_throttled_exactly_like_a_real_one(
     real, unknown = answers.values()
     assert real.status_code == unknown.status_code == 429
     assert real.json()["detail"] == unknown.json()["detail"]
-    assert real.headers["Retry-After"] == unknown.headers["Retry-After"]
+    # Measured a few milliseconds apart, the waits may straddle a second boundary.
+    assert abs(int(real.headers["Retry-After"]) - int(unknown.headers["Retry-After"])) <= 1
 
 
 async def test_the_account_key_is_the_normalised_identifier(client: httpx.AsyncClient) -> None:
