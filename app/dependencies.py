@@ -13,8 +13,10 @@ from app.config import Settings
 from app.database import Database
 from app.models.user import User
 from app.services.auth_service import AuthService
+from app.services.session_service import SessionService
 from app.services.user_service import UserService
-from app.utils.exceptions import NotAuthenticatedException
+from app.utils.client_ip import resolve_client_ip
+from app.utils.exceptions import NotAuthenticatedException, UnsupportedMediaTypeException
 from app.utils.metrics import Metrics
 
 # Two ways to present the same bearer token (RFC 6750 §2.1), both declared in OpenAPI so
@@ -65,12 +67,39 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 SessionDep = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
 
 
-async def get_auth_service(request: Request, session: SessionDep) -> AuthService:
+async def get_client_ip(request: Request, settings: SettingsDep) -> str | None:
+    """The socket peer, or the address trusted proxies forwarded for (TRUSTED_PROXIES)."""
+    peer = request.client.host if request.client else None
+    return resolve_client_ip(
+        peer, request.headers.getlist("x-forwarded-for"), settings.trusted_proxies
+    )
+
+
+ClientIP = Annotated[str | None, Depends(get_client_ip)]
+
+
+async def require_json(request: Request) -> None:
+    """JSON endpoints refuse any other body type with 415 (RFC 9110 §15.5.16)."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise UnsupportedMediaTypeException()
+
+
+JSONBody = Depends(require_json)
+
+
+async def get_auth_service(
+    request: Request, session: SessionDep, client_ip: ClientIP
+) -> AuthService:
     state = request.app.state
     return AuthService(
         UserService(session),
         hasher=state.hasher,
         codec=state.codec,
+        sessions=SessionService(session),
+        throttle=state.throttle,
+        client_ip=client_ip,
+        rotate_refresh_tokens=state.settings.refresh_token_rotation,
         password_min_length=state.settings.password_min_length,
         metrics=state.metrics,
     )
@@ -79,7 +108,7 @@ async def get_auth_service(request: Request, session: SessionDep) -> AuthService
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 
 
-def get_bearer_token(
+async def get_bearer_token(
     oauth2: Annotated[str | None, Depends(oauth2_scheme)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> str | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -16,9 +18,12 @@ from app.config import Settings, get_settings, resolve_secret_key
 from app.database import Database
 from app.middleware.exception import register_exception_handlers
 from app.middleware.logging import RequestContextMiddleware
+from app.middleware.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from app.routes import auth, docs, health, metrics, users
 from app.routes.openapi import install_openapi
-from app.utils.jwt import TokenCodec
+from app.services.session_service import SessionService
+from app.services.throttle import Throttle, ThrottleRules, build_storage
+from app.utils.jwt import TokenCodec, utc_now
 from app.utils.logger import get_logger, setup_logging
 from app.utils.metrics import Metrics
 from app.utils.password import PasswordHasher
@@ -62,6 +67,37 @@ def build_codec(settings: Settings) -> TokenCodec:
     )
 
 
+def build_throttle(settings: Settings) -> Throttle:
+    storage = build_storage(settings.redis_url, key_prefix=settings.redis_key_prefix)
+    rules = ThrottleRules(
+        login_account=settings.rate_limit_login_account,
+        login_ip=settings.rate_limit_login_ip,
+        register_ip=settings.rate_limit_register_ip,
+        refresh_ip=settings.rate_limit_refresh_ip,
+    )
+    return Throttle(storage, rules, enabled=settings.rate_limit_enabled)
+
+
+async def purge_expired_sessions(database: Database, settings: Settings) -> int:
+    """Delete sessions past their refresh token's expiry plus one access-token lifetime
+    (the last access token of a session may outlive its refresh token by that much)."""
+    grace = timedelta(minutes=settings.access_token_expire_minutes)
+    async with database.session() as session:
+        purged = await SessionService(session).purge_expired(utc_now() - grace)
+    if purged:
+        log.info("expired sessions purged", count=purged)
+    return purged
+
+
+async def _purge_periodically(database: Database, settings: Settings) -> None:
+    while True:
+        await asyncio.sleep(settings.session_cleanup_interval_seconds)
+        try:
+            await purge_expired_sessions(database, settings)
+        except Exception as error:  # the database may be down; try again next time
+            log.warning("session purge failed", error_type=type(error).__name__)
+
+
 def create_app(
     settings: Settings | None = None, *, clock: Callable[[], float] = time.monotonic
 ) -> FastAPI:
@@ -83,10 +119,19 @@ def create_app(
         app.state.hasher = build_hasher(settings)
         app.state.database = Database(settings, clock=clock)
         app_metrics.watch_breaker(app.state.database.breaker)
+        app.state.throttle = build_throttle(settings)
+        purger = None
+        if settings.session_cleanup_interval_seconds:
+            purger = asyncio.create_task(_purge_periodically(app.state.database, settings))
         log.info("service started", version=__version__, environment=settings.environment)
         try:
             yield
         finally:
+            if purger is not None:
+                purger.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await purger
+            await app.state.throttle.close()
             await app.state.database.dispose()
             app.state.hasher.close()
             log.info("service stopped")
@@ -121,6 +166,7 @@ def create_app(
         app.include_router(docs.router)
     install_openapi(app)
 
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -131,6 +177,7 @@ def create_app(
             expose_headers=["X-Request-ID", "Retry-After"],
         )
     app.add_middleware(RequestContextMiddleware, metrics=app_metrics)
+    app.add_middleware(SecurityHeadersMiddleware)
     return app
 
 

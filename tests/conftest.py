@@ -15,6 +15,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,15 +36,25 @@ from app.database import Database
 from app.main import create_app
 from app.migrate import upgrade_on_connection
 from app.models import Base
+from app.services.throttle import build_storage
 from app.utils.logger import setup_logging
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256-0123456789"
 PASSWORD = "correct horse battery staple"
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+THROTTLE_STORES = ["memory"] + (["redis"] if os.environ.get("TEST_REDIS_URL") else [])
 
 # Cheap argon2 parameters keep the suite fast; tests/unit/test_password.py checks the
 # production defaults separately.
 FAST_HASHING: dict[str, Any] = {"argon2_memory_kib": 1024, "argon2_time_cost": 1}
+# Every test talks from one address; per-client limits that suit production would trip the
+# suites that register dozens of users. Per-account limits keep their production defaults,
+# and tests/integration/test_throttling.py sets its own per-client ones.
+GENEROUS_CLIENT_LIMITS: dict[str, Any] = {
+    "rate_limit_login_ip": "10000/minute",
+    "rate_limit_register_ip": "10000/minute",
+    "rate_limit_refresh_ip": "10000/minute",
+}
 
 
 async def _prepare_schema(url: str) -> None:
@@ -96,13 +107,39 @@ def settings_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path, settings_overrides: dict[str, Any]) -> Settings:
+def redis_key_prefix() -> str:
+    """A namespace of this test's own in Redis, so tests never see each other's counters."""
+    return f"authsvc-test-{uuid.uuid4().hex}"
+
+
+@pytest.fixture(params=THROTTLE_STORES)
+async def throttle_redis_url(
+    request: pytest.FixtureRequest, redis_key_prefix: str
+) -> AsyncIterator[str | None]:
+    """None (in-memory counters), then the real Redis of TEST_REDIS_URL when it is set."""
+    if request.param == "memory":
+        yield None
+        return
+    url = os.environ["TEST_REDIS_URL"]
+    yield url
+    await build_storage(url, key_prefix=redis_key_prefix).reset()
+
+
+@pytest.fixture
+def settings(
+    database_url: str,
+    tmp_path: Path,
+    settings_overrides: dict[str, Any],
+    redis_key_prefix: str,
+) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_url,
         "secret_key": TEST_SECRET,
         "environment": "test",
         "secret_key_file": tmp_path / ".secret_key",
+        "redis_key_prefix": redis_key_prefix,
         **FAST_HASHING,
+        **GENEROUS_CLIENT_LIMITS,
     }
     values.update(settings_overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

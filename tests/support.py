@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from app.config import Settings
 from app.main import create_app
-from tests.conftest import FAST_HASHING, TEST_SECRET
+from tests.conftest import FAST_HASHING, GENEROUS_CLIENT_LIMITS, TEST_SECRET
 
 
 class FakeClock:
@@ -36,6 +36,7 @@ def build_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Setti
         "environment": "test",
         "secret_key_file": tmp_path / ".secret_key",
         **FAST_HASHING,
+        **GENEROUS_CLIENT_LIMITS,
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

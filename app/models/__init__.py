@@ -1,6 +1,7 @@
 """ORM models and API schemas."""
 
 from app.models.base import Base
+from app.models.session import AuthSession
 from app.models.user import User
 
-__all__ = ["Base", "User"]
+__all__ = ["AuthSession", "Base", "User"]

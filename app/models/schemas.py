@@ -109,6 +109,12 @@ _USER_EXAMPLE: JsonDict = {
 }
 
 
+class LogoutRequest(RequestModel):
+    refresh_token: Annotated[str, Field(min_length=1, max_length=REFRESH_TOKEN_MAX)]
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"refresh_token": _JWT_EXAMPLE}]})
+
+
 class UserRead(BaseModel):
     model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [_USER_EXAMPLE]})
 

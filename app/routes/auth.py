@@ -1,11 +1,12 @@
-"""Registration, login and token refresh, in JSON and as the OAuth2 token endpoint."""
+"""Registration, login, token refresh and logout, in JSON and as the OAuth2 token endpoint."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from app.dependencies import AuthServiceDep
+from app.dependencies import AuthServiceDep, JSONBody
 from app.models.schemas import (
+    LogoutRequest,
     OAuth2TokenResponse,
     PasswordGrant,
     RefreshRequest,
@@ -52,6 +53,7 @@ def _token_response(result: AuthResult, response: Response) -> TokenResponse:
 
 @router.post(
     "/register",
+    dependencies=[JSONBody],
     status_code=status.HTTP_201_CREATED,
     response_model=TokenResponse,
     summary="Register a new account",
@@ -69,6 +71,7 @@ async def register(body: UserRegister, auth: AuthServiceDep, response: Response)
 
 @router.post(
     "/login",
+    dependencies=[JSONBody],
     status_code=status.HTTP_200_OK,
     response_model=TokenResponse,
     summary="Log in with email or username",
@@ -125,6 +128,7 @@ async def token(form: TokenForm, auth: AuthServiceDep, response: Response) -> OA
 
 @router.post(
     "/refresh",
+    dependencies=[JSONBody],
     status_code=status.HTTP_200_OK,
     response_model=TokenResponse,
     summary="Get a fresh access token",
@@ -142,3 +146,20 @@ async def refresh(body: RefreshRequest, auth: AuthServiceDep, response: Response
     tampered or malformed token, is refused with 401."""
     result = await auth.refresh(body.refresh_token)
     return _token_response(result, response)
+
+
+@router.post(
+    "/logout",
+    dependencies=[JSONBody],
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Log out: revoke a session",
+    responses=error_responses(*BODY_ERRORS, *DATABASE_ERRORS),
+)
+async def logout(body: LogoutRequest, auth: AuthServiceDep) -> Response:
+    """Revoke the session of a refresh token: that refresh token (with rotation, its whole
+    family) and every access token issued with it fail from now on. The answer is 204
+    whatever the token, even an unknown, expired or malformed one (RFC 7009 §2.2), so
+    logout reveals nothing about it."""
+    await auth.logout(body.refresh_token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -6,6 +6,8 @@ import uuid
 from dataclasses import dataclass
 
 from app.models.user import User
+from app.services.session_service import SessionService
+from app.services.throttle import Bucket, Throttle
 from app.services.user_service import UserService
 from app.utils.exceptions import (
     InvalidCredentialsException,
@@ -55,6 +57,10 @@ class AuthService:
         *,
         hasher: PasswordHasher,
         codec: TokenCodec,
+        sessions: SessionService | None = None,
+        throttle: Throttle | None = None,
+        client_ip: str | None = None,
+        rotate_refresh_tokens: bool = False,
         password_min_length: int = 8,
         clock: Clock = utc_now,
         metrics: Metrics | None = None,
@@ -62,6 +68,12 @@ class AuthService:
         self.users = users
         self.hasher = hasher
         self.codec = codec
+        self.sessions = sessions or SessionService(users.session)
+        # Throttling lives here, not in the routes, so that every entry point that signs
+        # somebody in (JSON login, the OAuth2 token endpoint, ...) is covered by it.
+        self.throttle = throttle
+        self.client_ip = client_ip
+        self.rotate_refresh_tokens = rotate_refresh_tokens
         self.password_min_length = password_min_length
         self.clock = clock
         self.metrics = metrics or Metrics()
@@ -69,8 +81,11 @@ class AuthService:
     async def register(self, *, email: str, username: str, password: str) -> AuthResult:
         """Create an account and sign it in.
 
-        Raises ValidationException (weak password) or UserAlreadyExistsException.
+        Raises RateLimitedException, ValidationException (weak password) or
+        UserAlreadyExistsException.
         """
+        if self.throttle is not None:
+            await self.throttle.hit(Bucket.REGISTER_IP, self.client_ip)
         self.check_password(password, username=username, email=email)
         # Hash before touching the database: no transaction is held open across the hash.
         hashed = await self.hasher.hash(password)
@@ -78,7 +93,7 @@ class AuthService:
         bind_context(user_id=user.id)
         log.info("user registered", user_id=user.id)
         self.metrics.registrations.inc()
-        return AuthResult(user, self._issue_pair(user))
+        return AuthResult(user, await self._start_session(user))
 
     def check_password(self, password: str, *, username: str, email: str) -> None:
         """Raises ValidationException naming the rule the password breaks."""
@@ -95,9 +110,13 @@ class AuthService:
     async def login(self, identifier: str, password: str) -> AuthResult:
         """Check credentials (identifier: email or username) and issue tokens.
 
-        Raises InvalidCredentialsException (unknown user and wrong password alike) or
-        UserInactiveException (right password, deactivated account).
+        Raises RateLimitedException, InvalidCredentialsException (unknown user and wrong
+        password alike) or UserInactiveException (right password, deactivated account).
         """
+        if self.throttle is not None:
+            # Counted before the look-up, for unknown accounts too: a 429 then says
+            # nothing about whether the account exists.
+            await self.throttle.login_attempt(identifier, self.client_ip)
         user = await self.users.get_by_identifier(identifier)
         # End the read transaction before hashing: a transaction held across tens of
         # milliseconds of CPU would block SQLite writers and pin a pool connection.
@@ -116,39 +135,83 @@ class AuthService:
         if not user.is_active:
             self._login_failed("inactive", user_id=user.id)
             raise UserInactiveException()
+        if self.throttle is not None:
+            await self.throttle.login_succeeded(identifier)
         await self.users.record_login(user, self.clock(), new_hash)
         bind_context(user_id=user.id)
         if new_hash is not None:
             log.info("password hash upgraded", user_id=user.id, scheme=self.hasher.scheme)
         log.info("login succeeded", user_id=user.id)
         self.metrics.login_successes.inc()
-        return AuthResult(user, self._issue_pair(user))
+        return AuthResult(user, await self._start_session(user))
 
     def _login_failed(self, reason: str, **fields: object) -> None:
         log.warning("login failed", reason=reason, **fields)
         self.metrics.login_failures.labels(reason=reason).inc()
 
     async def refresh(self, refresh_token: str) -> AuthResult:
-        """Exchange a refresh token for a new access token (the refresh token stays valid).
+        """Exchange a refresh token for a new access token of the same session.
 
-        Raises TokenExpiredException, InvalidTokenException or UserInactiveException.
+        Without rotation the refresh token stays valid until it expires or is logged out.
+        With rotation a new refresh token replaces it, and presenting a replaced one
+        revokes the whole session (RFC 9700 §4.14.2): a replay cannot be told from theft.
+        Raises RateLimitedException, TokenExpiredException, InvalidTokenException or
+        UserInactiveException.
         """
+        if self.throttle is not None:
+            await self.throttle.hit(Bucket.REFRESH_IP, self.client_ip)
         claims = self._decode(refresh_token, TokenType.REFRESH)
-        user = await self._active_user(claims)
-        sid = str(claims.extra.get("sid") or uuid.uuid4().hex)
+        user_id, sid = self._session_of(claims)
+        if not self.rotate_refresh_tokens:
+            user = await self._active_user(user_id, sid, TokenType.REFRESH, refresh_jti=claims.jti)
+            refresh = IssuedToken(token=refresh_token, jti=claims.jti, expires_at=claims.expires_at)
+        else:
+            refresh = self.codec.issue(str(user_id), TokenType.REFRESH, extra={"sid": sid})
+            rotated = await self.sessions.rotate(
+                sid=sid,
+                user_id=user_id,
+                old_jti=claims.jti,
+                new_jti=refresh.jti,
+                expires_at=refresh.expires_at,
+            )
+            if not rotated:
+                # Reuse of a replaced token, the loser of a concurrent refresh, or a session
+                # already ended: end the family, and keep that even though we answer 401.
+                revoked = await self.sessions.revoke(sid=sid, user_id=user_id)
+                await self.sessions.session.commit()
+                if revoked:
+                    log.warning("refresh token reuse", user_id=user_id)
+                reason = "reused" if revoked else "revoked"
+                self._token_rejected(reason, TokenType.REFRESH)
+                raise TokenRejected(reason)
+            user = await self._active_user(user_id, sid, TokenType.REFRESH)
         access = self.codec.issue(str(user.id), TokenType.ACCESS, extra={"sid": sid})
-        refresh = IssuedToken(token=refresh_token, jti=claims.jti, expires_at=claims.expires_at)
-        log.info("token refreshed", user_id=user.id)
+        log.info("token refreshed", user_id=user.id, rotated=self.rotate_refresh_tokens)
         self.metrics.token_refreshes.inc()
         return AuthResult(user, TokenPair(access, refresh, self._expires_in()))
 
+    async def logout(self, refresh_token: str) -> None:
+        """Revoke the session of a refresh token: its refresh and access tokens all fail.
+
+        Raises nothing for a bad token: like RFC 7009 §2.2, an unknown, expired or
+        malformed token is simply not revoked, so logout reveals nothing about it.
+        """
+        try:
+            claims = self._decode(refresh_token, TokenType.REFRESH)
+            user_id, sid = self._session_of(claims)
+        except InvalidTokenException:
+            return
+        if await self.sessions.revoke(sid=sid, user_id=user_id):
+            log.info("logged out", user_id=user_id)
+
     async def authenticate(self, access_token: str) -> User:
-        """The active user an access token belongs to.
+        """The active user an access token belongs to, while its session lives.
 
         Raises TokenExpiredException, InvalidTokenException or UserInactiveException.
         """
         claims = self._decode(access_token, TokenType.ACCESS)
-        return await self._active_user(claims)
+        user_id, sid = self._session_of(claims)
+        return await self._active_user(user_id, sid, TokenType.ACCESS)
 
     def _decode(self, token: str, token_type: TokenType) -> TokenClaims:
         try:
@@ -157,16 +220,29 @@ class AuthService:
             self._token_rejected(getattr(error, "reason", "invalid"), token_type)
             raise
 
-    async def _active_user(self, claims: TokenClaims) -> User:
-        user_id = (
-            int(claims.subject) if claims.subject.isascii() and claims.subject.isdigit() else None
-        )
-        user = await self.users.get_by_id(user_id) if user_id is not None else None
+    def _session_of(self, claims: TokenClaims) -> tuple[int, str]:
+        subject, sid = claims.subject, claims.extra.get("sid")
+        if not (subject.isascii() and subject.isdigit()) or not isinstance(sid, str) or not sid:
+            self._token_rejected("no_session", claims.type)
+            raise TokenRejected("no_session")
+        return int(subject), sid
+
+    async def _active_user(
+        self, user_id: int, sid: str, token_type: TokenType, *, refresh_jti: str | None = None
+    ) -> User:
+        user = await self.sessions.user_of(sid=sid, user_id=user_id, refresh_jti=refresh_jti)
         if user is None:
-            self._token_rejected("unknown_user", claims.type)
-            raise TokenRejected("unknown_user")
+            # Deactivation ends every session, so tokens stay dead after a reactivation;
+            # the contract still names the reason (USER_INACTIVE) for a deactivated owner.
+            # This second look-up happens only on the rejection path.
+            owner = await self.users.get_by_id(user_id)
+            if owner is not None and not owner.is_active:
+                self._token_rejected("inactive", token_type, user_id=owner.id)
+                raise UserInactiveException()
+            self._token_rejected("revoked_or_unknown", token_type)
+            raise TokenRejected("revoked_or_unknown")
         if not user.is_active:
-            self._token_rejected("inactive", claims.type, user_id=user.id)
+            self._token_rejected("inactive", token_type, user_id=user.id)
             raise UserInactiveException()
         bind_context(user_id=user.id)
         return user
@@ -175,11 +251,18 @@ class AuthService:
         log.warning("token rejected", reason=reason, token_type=token_type.value, **fields)
         self.metrics.tokens_rejected.labels(reason=reason, token_type=token_type.value).inc()
 
-    def _issue_pair(self, user: User) -> TokenPair:
+    async def _start_session(self, user: User) -> TokenPair:
         sid = uuid.uuid4().hex
         subject = str(user.id)
         access = self.codec.issue(subject, TokenType.ACCESS, extra={"sid": sid})
         refresh = self.codec.issue(subject, TokenType.REFRESH, extra={"sid": sid})
+        await self.sessions.start(
+            sid=sid,
+            user_id=user.id,
+            refresh_jti=refresh.jti,
+            now=self.clock(),
+            expires_at=refresh.expires_at,
+        )
         return TokenPair(access, refresh, self._expires_in())
 
     def _expires_in(self) -> int:

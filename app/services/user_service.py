@@ -6,11 +6,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Insert, insert, select
+from sqlalchemy import Insert, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.models.session import AuthSession
 from app.models.user import User, normalize_email, normalize_username
 from app.utils.exceptions import UserAlreadyExistsException
 
@@ -92,7 +93,11 @@ class UserService:
         await self.session.flush()
 
     async def set_active(self, user: User, active: bool) -> None:
+        """Activate or deactivate; deactivation also ends every session of the user, so
+        its tokens stay dead even if the account is activated again (ASVS 5.0 §7.4.2)."""
         user.is_active = active
+        if not active:
+            await self.session.execute(delete(AuthSession).where(AuthSession.user_id == user.id))
         await self.session.flush()
 
     async def list_users(self, *, inactive_only: bool = False, limit: int = 100) -> Sequence[User]:

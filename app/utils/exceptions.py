@@ -132,6 +132,17 @@ class DatabaseException(AppException):
         super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
 
 
+class ThrottleUnavailableException(AppException):
+    """The throttling counters (Redis) cannot be reached: refuse rather than go unthrottled."""
+
+    status_code = 503
+    error_code = "SERVICE_UNAVAILABLE"
+    default_detail = "Service temporarily unavailable"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 5) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
+
+
 class CircuitBreakerOpenException(AppException):
     """Calls are refused at once until the breaker lets a trial through."""
 

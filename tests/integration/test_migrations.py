@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.database import Database
+from app.migrate import downgrade_on_connection, upgrade_on_connection
 from app.models import Base
 
 
@@ -18,3 +23,22 @@ def _diff(connection: Connection) -> list[object]:
 async def test_migrated_schema_matches_the_models(database: Database) -> None:
     async with database.engine.connect() as connection:
         assert await connection.run_sync(_diff) == []
+
+
+async def test_sessions_migration_downgrades_and_upgrades_again(tmp_path: Path) -> None:
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'round-trip.db'}")
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(upgrade_on_connection)
+            assert "auth_sessions" in await connection.run_sync(_tables)
+            await connection.run_sync(downgrade_on_connection, "0001")
+            assert await connection.run_sync(_tables) >= {"users"}
+            assert "auth_sessions" not in await connection.run_sync(_tables)
+            await connection.run_sync(upgrade_on_connection)
+            assert "auth_sessions" in await connection.run_sync(_tables)
+    finally:
+        await engine.dispose()
+
+
+def _tables(connection: Connection) -> set[str]:
+    return set(inspect(connection).get_table_names())

@@ -4,15 +4,11 @@ Each test talks to two real `authsvc serve` processes on two ports, started at t
 moment without a SECRET_KEY, the way `serve --workers 2` or two containers would start.
 They share only what a deployment shares: the database, Redis when TEST_REDIS_URL is set,
 and the directory of the generated development key.
-
-The last three tests need logout, rotation and throttling (issue 6); until those are in the
-code base they are skipped with that reason, and they run as soon as they are.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import socket
 import subprocess
@@ -35,14 +31,6 @@ STARTUP_DEADLINE_S = 60.0
 ACCOUNT_LIMIT = 5  # failed logins per account in the window (RATE_LIMIT_LOGIN_ACCOUNT below)
 WRONG = "not the right password"
 
-needs_sessions = pytest.mark.skipif(
-    importlib.util.find_spec("app.services.session_service") is None,
-    reason="logout and refresh-token rotation arrive with issue 6",
-)
-needs_throttling = pytest.mark.skipif(
-    importlib.util.find_spec("app.services.throttle") is None,
-    reason="throttling arrives with issue 6",
-)
 # Variables of the test runner's own environment that must not leak into the servers.
 _SERVER_SETTINGS = ("DATABASE_URL", "SECRET_KEY", "SECRET_KEY_FILE", "REDIS_URL", "ENVIRONMENT")
 
@@ -257,7 +245,6 @@ def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-@needs_sessions
 async def test_refresh_token_logged_out_through_one_worker_is_refused_by_the_other(
     cluster: Cluster,
 ) -> None:
@@ -278,7 +265,6 @@ async def test_refresh_token_logged_out_through_one_worker_is_refused_by_the_oth
     assert me.status_code == 401
 
 
-@needs_sessions
 async def test_rotated_refresh_token_replayed_at_the_other_worker_revokes_the_family(
     cluster: Cluster,
 ) -> None:
@@ -300,7 +286,6 @@ async def test_rotated_refresh_token_replayed_at_the_other_worker_revokes_the_fa
     assert me.status_code == 401
 
 
-@needs_throttling
 @pytest.mark.redis
 @pytest.mark.skipif(
     not os.environ.get("TEST_REDIS_URL"),

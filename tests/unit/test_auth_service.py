@@ -6,13 +6,16 @@ from collections.abc import AsyncIterator
 
 import pytest
 from fastapi import FastAPI
+from limits.aio.storage import MemoryStorage
 
 from app.database import Database
 from app.services.auth_service import AuthResult, AuthService
+from app.services.throttle import Throttle, ThrottleRules
 from app.services.user_service import UserService
 from app.utils.exceptions import (
     InvalidCredentialsException,
     InvalidTokenException,
+    RateLimitedException,
     UserAlreadyExistsException,
     UserInactiveException,
     ValidationException,
@@ -129,3 +132,36 @@ async def test_token_of_a_deleted_user_is_invalid(app: FastAPI, auth: AuthServic
     token = app.state.codec.issue("424242", TokenType.ACCESS).token
     with pytest.raises(InvalidTokenException):
         await auth.authenticate(token)
+
+
+async def test_throttling_is_enforced_by_the_service_itself(
+    app: FastAPI, database: Database
+) -> None:
+    """Any route that signs in through AuthService (JSON login, the OAuth2 token endpoint)
+    inherits the throttle: it is not a property of one HTTP handler."""
+    await _register(app, database, "a@example.com", "alice")
+    rules = ThrottleRules(
+        login_account="3/minute",
+        login_ip="100/minute",
+        register_ip="1/minute",
+        refresh_ip="1/minute",
+    )
+    throttle = Throttle(MemoryStorage(), rules)
+    async with database.session() as session:
+        auth = AuthService(
+            UserService(session),
+            hasher=app.state.hasher,
+            codec=app.state.codec,
+            throttle=throttle,
+            client_ip="192.0.2.1",
+        )
+        for _ in range(3):
+            with pytest.raises(InvalidCredentialsException):
+                await auth.login("ALICE", "wrong password here")
+        with pytest.raises(RateLimitedException) as caught:
+            await auth.login("alice", PASSWORD)
+        assert 1 <= caught.value.retry_after <= 60
+        await auth.register(email="b@example.com", username="bobby", password=PASSWORD)
+        with pytest.raises(RateLimitedException):
+            await auth.register(email="c@example.com", username="carol", password=PASSWORD)
+    await throttle.close()

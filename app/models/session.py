@@ -1,0 +1,33 @@
+"""`auth_sessions`: one row per signed-in session, the revocation state of its tokens.
+
+An access/refresh token pair shares a session id (`sid`); a token is honoured only while
+its session row exists, so deleting the row (logout, reuse detection, deactivation)
+revokes every token of that session at once. `refresh_jti` is the one refresh token of the
+session that may still be used: with rotation on, a refresh swaps it in a conditional
+UPDATE, which makes concurrent refreshes with the same token race for one row.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, UTCDateTime
+
+
+class AuthSession(Base):
+    __tablename__ = "auth_sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    refresh_jti: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When the current refresh token expires; the clean-up deletes rows past it.
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+    def __repr__(self) -> str:
+        return f"AuthSession(user_id={self.user_id!r})"

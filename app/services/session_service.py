@@ -1,0 +1,107 @@
+"""Sessions in the database: start, look up with their user, rotate, revoke, purge."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models.session import AuthSession
+from app.models.user import User
+
+
+class SessionService:
+    """Data access for `auth_sessions`; flushes or executes, never commits."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def start(
+        self, *, sid: str, user_id: int, refresh_jti: str, now: datetime, expires_at: datetime
+    ) -> None:
+        self.session.add(
+            AuthSession(
+                id=sid,
+                user_id=user_id,
+                refresh_jti=refresh_jti,
+                created_at=now,
+                expires_at=expires_at,
+            )
+        )
+        await self.session.flush()
+
+    async def user_of(
+        self, *, sid: str, user_id: int, refresh_jti: str | None = None
+    ) -> User | None:
+        """The user of a live session, or None when the session is gone (revoked or purged).
+
+        This is the per-request cost of revocation: the session is joined into the user
+        look-up every bearer request already made, so it is still one round trip, on two
+        primary keys. `refresh_jti`, when given, must also be the session's current one.
+        """
+        stmt = (
+            select(User)
+            .join(AuthSession, AuthSession.user_id == User.id)
+            .where(User.id == user_id, AuthSession.id == sid)
+        )
+        if refresh_jti is not None:
+            stmt = stmt.where(AuthSession.refresh_jti == refresh_jti)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def rotate(
+        self, *, sid: str, user_id: int, old_jti: str, new_jti: str, expires_at: datetime
+    ) -> bool:
+        """Swap the session's refresh token if `old_jti` is still the current one.
+
+        One conditional UPDATE checked by its row count: of several concurrent refreshes
+        with the same token exactly one matches the row, on SQLite and PostgreSQL alike
+        (the row lock, or SQLite's single writer, serialises them; the later ones re-check
+        the WHERE clause and find the new jti).
+        """
+        stmt = (
+            update(AuthSession)
+            .where(
+                AuthSession.id == sid,
+                AuthSession.user_id == user_id,
+                AuthSession.refresh_jti == old_jti,
+            )
+            .values(refresh_jti=new_jti, expires_at=expires_at)
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.execute(stmt)
+        assert isinstance(result, CursorResult)
+        return result.rowcount == 1
+
+    async def revoke(self, *, sid: str, user_id: int) -> bool:
+        """End a session and with it every token it issued; False when it was already gone."""
+        stmt = (
+            delete(AuthSession)
+            .where(AuthSession.id == sid, AuthSession.user_id == user_id)
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.execute(stmt)
+        assert isinstance(result, CursorResult)
+        return result.rowcount > 0
+
+    async def revoke_all(self, user_id: int) -> int:
+        """End every session of a user (deactivation); returns how many there were."""
+        stmt = (
+            delete(AuthSession)
+            .where(AuthSession.user_id == user_id)
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.execute(stmt)
+        assert isinstance(result, CursorResult)
+        return int(result.rowcount)
+
+    async def purge_expired(self, before: datetime) -> int:
+        """Delete sessions whose refresh token expired before `before`; returns the count."""
+        stmt = (
+            delete(AuthSession)
+            .where(AuthSession.expires_at < before)
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.execute(stmt)
+        assert isinstance(result, CursorResult)
+        return int(result.rowcount)
