@@ -51,6 +51,13 @@ typecheck: $(VENV)/.dev  ## mypy (strict) on app/
 docs: $(VENV)/.runtime  ## write the OpenAPI document to docs/openapi.json (a test fails when stale)
 	$(BIN)/python -m app.routes.openapi docs/openapi.json
 
+bench: $(VENV)/.dev  ## load-test with wrk against the hashing limit (BENCH_ARGS="--duration 5")
+	@command -v wrk >/dev/null || { \
+	  echo "[bench] wrk is missing: installing Debian's package (apt-get install wrk)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }; \
+	  else sudo apt-get install -y wrk; fi; }
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 lock:  ## re-pin requirements*.lock from pyproject.toml (needs uv)
 	uv pip compile pyproject.toml --extra build --python-version 3.11 --generate-hashes -o requirements.lock
 	uv pip compile pyproject.toml --extra build --extra dev --python-version 3.11 --generate-hashes -o requirements-dev.lock

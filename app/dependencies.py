@@ -34,12 +34,16 @@ bearer_scheme = HTTPBearer(
 )
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies are `async def` even where they do not await: FastAPI runs a plain `def`
+# dependency in the threadpool, a thread hop per request for a mere attribute lookup.
+
+
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
 
@@ -52,7 +56,7 @@ async def get_db_session(
         yield session
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
 
@@ -63,7 +67,7 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 SessionDep = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
 
 
-def get_client_ip(request: Request, settings: SettingsDep) -> str | None:
+async def get_client_ip(request: Request, settings: SettingsDep) -> str | None:
     """The socket peer, or the address trusted proxies forwarded for (TRUSTED_PROXIES)."""
     peer = request.client.host if request.client else None
     return resolve_client_ip(
@@ -74,7 +78,7 @@ def get_client_ip(request: Request, settings: SettingsDep) -> str | None:
 ClientIP = Annotated[str | None, Depends(get_client_ip)]
 
 
-def require_json(request: Request) -> None:
+async def require_json(request: Request) -> None:
     """JSON endpoints refuse any other body type with 415 (RFC 9110 §15.5.16)."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
@@ -84,7 +88,9 @@ def require_json(request: Request) -> None:
 JSONBody = Depends(require_json)
 
 
-def get_auth_service(request: Request, session: SessionDep, client_ip: ClientIP) -> AuthService:
+async def get_auth_service(
+    request: Request, session: SessionDep, client_ip: ClientIP
+) -> AuthService:
     state = request.app.state
     return AuthService(
         UserService(session),
@@ -102,7 +108,7 @@ def get_auth_service(request: Request, session: SessionDep, client_ip: ClientIP)
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 
 
-def get_bearer_token(
+async def get_bearer_token(
     oauth2: Annotated[str | None, Depends(oauth2_scheme)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> str | None:

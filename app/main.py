@@ -133,6 +133,7 @@ def create_app(
                     await purger
             await app.state.throttle.close()
             await app.state.database.dispose()
+            app.state.hasher.close()
             log.info("service stopped")
 
     # FastAPIOffline serves the Swagger UI and ReDoc assets from the package itself (no CDN);

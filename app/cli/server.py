@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -97,6 +98,11 @@ def serve(
         fail(str(error))
     except OSError as error:
         fail(f"cannot keep the signing key in {error.filename}: {error.strerror}; set SECRET_KEY")
+
+    if workers > 1 and settings.hash_concurrency is None:
+        # N workers share the cores: each hashes on cores / N threads, so that together they
+        # keep every core busy once, and each holds only its share of argon2 buffers.
+        os.environ["HASH_CONCURRENCY"] = str(max(1, (os.cpu_count() or 1) // workers))
 
     import uvicorn
 

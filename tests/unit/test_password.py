@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 
 import pytest
 
-from app.utils.password import PasswordHasher, normalize_password
+from app.utils.password import HASH_THREAD_NICENESS, PasswordHasher, normalize_password
 
 FAST = {"argon2_memory_kib": 1024, "argon2_time_cost": 1}
 
@@ -112,6 +113,54 @@ async def test_async_hashing_runs_off_the_event_loop(hasher: PasswordHasher) -> 
     assert seen
     assert seen[0] != loop_thread
     assert (await hasher.verify("off the loop", hashed))[0]
+
+
+async def test_concurrent_hashes_reuse_a_fixed_set_of_threads() -> None:
+    # Each argon2 buffer stays in its thread's malloc arena: a bounded set of hashing
+    # threads is what bounds the worker's memory.
+    hasher = PasswordHasher(max_concurrency=2, **FAST)
+    threads: set[str] = set()
+    original = hasher.hash_sync
+
+    def spy(password: str) -> str:
+        threads.add(threading.current_thread().name)
+        return original(password)
+
+    hasher.hash_sync = spy  # type: ignore[method-assign]
+    try:
+        for _ in range(3):
+            await asyncio.gather(*(hasher.hash(f"password-{i}") for i in range(12)))
+    finally:
+        hasher.close()
+    assert 1 <= len(threads) <= 2
+    assert all(name.startswith("password-hash") for name in threads)
+
+
+async def test_hashing_threads_run_below_the_event_loops_priority() -> None:
+    # When every core hashes, the loop must still get the CPU first to answer cheap requests.
+    hasher = PasswordHasher(max_concurrency=1, **FAST)
+    loop_niceness = os.getpriority(os.PRIO_PROCESS, 0)
+    seen: list[int] = []
+    original = hasher.hash_sync
+
+    def spy(password: str) -> str:
+        seen.append(os.getpriority(os.PRIO_PROCESS, 0))
+        return original(password)
+
+    hasher.hash_sync = spy  # type: ignore[method-assign]
+    try:
+        await hasher.hash("priority")
+    finally:
+        hasher.close()
+    assert seen == [min(loop_niceness + HASH_THREAD_NICENESS, 19)]
+    assert os.getpriority(os.PRIO_PROCESS, 0) == loop_niceness  # the loop's own is unchanged
+
+
+async def test_closed_hasher_refuses_new_work() -> None:
+    hasher = PasswordHasher(**FAST)
+    hasher.close()
+    with pytest.raises(RuntimeError):
+        await hasher.hash("after shutdown")
 
 
 async def test_loop_stays_responsive_while_hashing() -> None:

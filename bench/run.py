@@ -1,0 +1,854 @@
+"""`make bench`: load the service the way users run it and hold it to the hashing limit.
+
+What one run does, for each worker count (by default 1 and the number of cores):
+
+1. a fresh database (a temporary SQLite file, or the PostgreSQL database of
+   `--database-url` emptied first), migrated with `authsvc migrate`;
+2. `authsvc serve --workers N`: production settings, JSON logs written to a file as a
+   container's stdout would be, no reload, uvloop/httptools as installed;
+3. pre-registers `--users` accounts (setup, not measured) and hands their credentials and
+   tokens to wrk's Lua scripts in bench/lua/;
+4. drives each scenario with `wrk` for `--duration` seconds over `--connections`
+   connections: live, me, refresh, login, login+probe (login saturating the CPU while a
+   slow probe samples /health/live), register, mixed, and mixed again (the leak check);
+5. reads every worker's RSS after each scenario, and counts non-2xx answers.
+
+Before any load it measures the hashing limit in this process: the median time of one hash
+with the configured parameters on one thread, limit = cores / median (logins per second).
+
+Results: a table on stdout, bench/results/<timestamp>.json and a PNG of latency percentiles
+per scenario (bench/results/<timestamp>.png; `latest.*` copies of both).
+
+Throttling stays enabled with its limits raised out of reach, by name, in BENCH_ENVIRONMENT:
+the load comes from one address and logs into a few hundred accounts many times a second,
+which the real limits would rightly answer with 429s. Everything else is the service's
+default configuration (argon2id m=19 MiB t=2 p=1, JSON logs at INFO, production mode).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+LUA_DIR = Path(__file__).resolve().parent / "lua"
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+BIN = Path(sys.executable).parent
+PASSWORD = "bench-Horse-Battery-Staple-7"  # noqa: S105 - the benchmark accounts' password
+PERCENTILES = ("50", "75", "90", "99", "99.9")
+
+# Settings the benchmark changes from the defaults, and why (see the module docstring).
+# Unknown names are ignored by Settings, so this list can name limits of any version.
+BENCH_ENVIRONMENT = {
+    "ENVIRONMENT": "production",
+    "LOG_LEVEL": "INFO",
+    "LOG_FORMAT": "json",
+    # Throttling (issue 6) stays on, so its counters cost what they cost in production, but
+    # with limits out of reach: all load comes from 127.0.0.1 and reuses a few hundred
+    # accounts, which the real limits would rightly answer with 429s.
+    "RATE_LIMIT_LOGIN_ACCOUNT": "1000000/minute",
+    "RATE_LIMIT_LOGIN_IP": "1000000/minute",
+    "RATE_LIMIT_REGISTER_IP": "1000000/minute",
+    "RATE_LIMIT_REFRESH_IP": "1000000/minute",
+}
+
+# Targets of issue 7 (ratios measured within one run, so they hold on any machine).
+LOGIN_FRACTION_OF_LIMIT = 0.90
+ME_FRACTION_OF_LIVE = 0.40
+LIVE_P99_UNDER_LOGIN_MS = 50.0
+RSS_LIMIT_MB = 150.0
+# Allocators keep freed arenas; growth below this between two identical runs is not a leak.
+RSS_GROWTH_TOLERANCE_MB = 5.0
+
+# A load-balancer-like probe beside the login load: 2 connections, 20 ms apart each.
+PROBE_CONNECTIONS = 2
+PROBE_PAUSE_MS = 20
+
+
+def say(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- machine
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        mem_kb = 0
+    wrk_version = subprocess.run(
+        ["wrk", "--version"], capture_output=True, text=True, check=False
+    ).stdout.splitlines()
+    return {
+        "cpu": cpu,
+        "cores": cores(),
+        "memory_gb": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "wrk": wrk_version[0] if wrk_version else "unknown",
+        "load_average_at_start": list(os.getloadavg()),
+    }
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+# --------------------------------------------------------------------------- hashing limit
+
+
+def hashing_limit(env: dict[str, str], samples: int) -> dict[str, Any]:
+    """Median wall time of one hash with the service's configured parameters, one thread."""
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        from app.config import Settings
+        from app.utils.password import PasswordHasher
+
+        settings = Settings(_env_file=None)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    hasher = PasswordHasher(
+        settings.password_scheme,
+        argon2_memory_kib=settings.argon2_memory_kib,
+        argon2_time_cost=settings.argon2_time_cost,
+        argon2_parallelism=settings.argon2_parallelism,
+        bcrypt_rounds=settings.bcrypt_rounds,
+    )
+    hasher.hash_sync(PASSWORD)  # warm-up: first-touch page faults of the memory-hard buffer
+    timings, cpu_timings = [], []
+    for _ in range(samples):
+        started, cpu_started = time.perf_counter(), time.thread_time()
+        hasher.hash_sync(PASSWORD)
+        timings.append(time.perf_counter() - started)
+        cpu_timings.append(time.thread_time() - cpu_started)
+    median = statistics.median(timings)
+    return {
+        "scheme": settings.password_scheme,
+        "parameters": (
+            {
+                "memory_kib": settings.argon2_memory_kib,
+                "time_cost": settings.argon2_time_cost,
+                "parallelism": settings.argon2_parallelism,
+            }
+            if settings.password_scheme == "argon2id"  # noqa: S105 - a scheme name
+            else {"rounds": settings.bcrypt_rounds}
+        ),
+        "samples": samples,
+        "median_ms": round(median * 1000, 2),
+        "min_ms": round(min(timings) * 1000, 2),
+        # CPU time is what a busy machine does not inflate: compare it with the server's
+        # CPU time per login when the wall-clock figures are noisy.
+        "median_cpu_ms": round(statistics.median(cpu_timings) * 1000, 2),
+        "cores": cores(),
+        "limit_per_s": round(cores() / median, 1),
+    }
+
+
+# --------------------------------------------------------------------------- the server
+
+
+def server_environment(options: argparse.Namespace) -> dict[str, str]:
+    """This environment, minus its database and Redis, plus BENCH_ENVIRONMENT and a key."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))}
+    env.update(BENCH_ENVIRONMENT, SECRET_KEY=secrets.token_urlsafe(48))
+    if options.redis_url:
+        env["REDIS_URL"] = options.redis_url
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def prepare_database(url: str | None, workdir: Path, env: dict[str, str]) -> str:
+    """A migrated, empty database; PostgreSQL's public schema is dropped first."""
+    if url is None:
+        url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
+    else:
+        say(f"emptying {url.rsplit('@', 1)[-1]} (DROP SCHEMA public CASCADE)")
+        asyncio.run(_drop_schema(url))
+    subprocess.run(
+        [str(BIN / "authsvc"), "migrate"],
+        env={**env, "DATABASE_URL": url},
+        cwd=workdir,
+        check=True,
+        capture_output=True,
+    )
+    return url
+
+
+async def _drop_schema(url: str) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+
+
+@dataclass
+class Server:
+    """`authsvc serve --workers N`, its log file, and its worker processes."""
+
+    workers: int
+    env: dict[str, str]
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                *(str(BIN / "authsvc"), "serve", "--host", "127.0.0.1"),
+                *("--port", str(self.port), "--workers", str(self.workers)),
+            ],
+            env=self.env,
+            cwd=self.log_path.parent,  # a stray .env of the checkout is not read
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(
+                    f"the server exited with {self.process.returncode}: {self.log_path}"
+                )
+            try:
+                live = httpx.get(f"{self.url}/health/live", timeout=1).status_code == 200
+                if live and len(self.worker_pids()) >= self.workers:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise SystemExit(f"the server did not answer within {timeout:.0f}s: {self.log_path}")
+
+    def worker_pids(self) -> list[int]:
+        """The processes that serve requests: the spawned workers, or the server itself."""
+        assert self.process is not None
+        if self.workers == 1:
+            return [self.process.pid]
+        pids = []
+        for child in _children(self.process.pid):
+            try:
+                cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"spawn_main" in cmdline:
+                pids.append(child)
+        return pids
+
+    def rss_mb(self) -> list[float]:
+        sizes = []
+        for pid in self.worker_pids():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        sizes.append(round(int(line.split()[1]) / 1024, 1))
+            except OSError:
+                continue
+        return sizes
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the workers have used so far (all their threads)."""
+        ticks = 0
+        for pid in self.worker_pids():
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime (man 5 proc)
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def wait_idle(self, timeout: float = 60.0) -> None:
+        """Wait until the requests wrk left in flight are done (the workers' CPU goes quiet).
+
+        wrk stops counting at the deadline, but the server still finishes what it accepted:
+        up to one queued hash per connection. Without this wait that work would be charged
+        to the next scenario.
+        """
+        deadline = time.monotonic() + timeout
+        before = self.cpu_seconds()
+        while time.monotonic() < deadline:
+            time.sleep(0.25)
+            now = self.cpu_seconds()
+            if now - before < 0.25 * 0.05 * self.workers:  # under 5% of a core each
+                return
+            before = now
+        say(f"warning: the server was still busy {timeout:.0f}s after the load stopped")
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        children += [int(c) for c in task.read_text().split()]
+    return children
+
+
+# --------------------------------------------------------------------------- data
+
+
+async def register_users(base_url: str, count: int, prefix: str, concurrency: int) -> list[str]:
+    """Register `count` accounts; one tab-separated line per user: email, password, tokens."""
+    lines: list[str] = []
+    semaphore = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+
+        async def one(n: int) -> None:
+            name = f"{prefix}u{n}"
+            async with semaphore:
+                response = await client.post(
+                    "/auth/register",
+                    json={
+                        "email": f"{name}@bench.example.com",
+                        "username": name,
+                        "password": PASSWORD,
+                    },
+                )
+            if response.status_code != 201:
+                raise SystemExit(
+                    f"setup: register answered {response.status_code}: {response.text}"
+                )
+            body = response.json()
+            lines.append(
+                "\t".join(
+                    (
+                        f"{name}@bench.example.com",
+                        PASSWORD,
+                        body["access_token"],
+                        body["refresh_token"],
+                    )
+                )
+            )
+
+        await asyncio.gather(*(one(n) for n in range(count)))
+    return lines
+
+
+# --------------------------------------------------------------------------- wrk
+
+
+@dataclass
+class Scenario:
+    name: str
+    script: str
+    args: list[str]
+    should_succeed: bool = True
+    probe: bool = False  # run a /health/live probe beside it
+
+
+@dataclass
+class Result:
+    name: str
+    workers: int
+    connections: int
+    duration_s: float
+    requests: int
+    requests_per_s: float
+    latency_ms: dict[str, float]
+    non_2xx: int
+    socket_errors: int
+    statuses: dict[str, int]
+    rss_mb: list[float]
+    server_cpu_ms_per_request: float
+    probe: dict[str, Any] | None = None
+
+
+def wrk_command(
+    url: str, script: str, args: list[str], connections: int, duration: float
+) -> list[str]:
+    threads = max(1, min(connections, cores()))
+    return [
+        "wrk",
+        f"--threads={threads}",
+        f"--connections={connections}",
+        f"--duration={duration:g}s",
+        "--timeout=30s",
+        f"--script={LUA_DIR / script}",
+        url,
+        "--",
+        *args,
+    ]
+
+
+def parse_wrk(output: str) -> dict[str, Any]:
+    for line in output.splitlines():
+        if line.startswith("BENCH_JSON "):
+            parsed: dict[str, Any] = json.loads(line.removeprefix("BENCH_JSON "))
+            return parsed
+    raise SystemExit(f"wrk printed no summary:\n{output}")
+
+
+def start_wrk(command: list[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "BENCH_LUA_DIR": str(LUA_DIR)},
+    )
+
+
+def finish_wrk(process: subprocess.Popen[str]) -> dict[str, Any]:
+    output, _ = process.communicate()
+    if process.returncode != 0:
+        raise SystemExit(f"wrk failed ({process.returncode}):\n{output}")
+    return parse_wrk(output)
+
+
+def latency_ms(summary: dict[str, Any]) -> dict[str, float]:
+    latency = summary["latency_us"]
+    values = {f"p{p}": latency["percentiles"][p] / 1000 for p in PERCENTILES}
+    values["max"] = latency["max"] / 1000
+    return {k: round(v, 2) for k, v in values.items()}
+
+
+def statuses_logged(log_path: Path, offset: int) -> Counter[str]:
+    """Status codes of the requests the service logged since `offset` (not /health/*)."""
+    counts: Counter[str] = Counter()
+    with log_path.open("rb") as log:
+        log.seek(offset)
+        for line in log:
+            if b'"request completed"' not in line:
+                continue
+            try:
+                counts[str(json.loads(line)["status_code"])] += 1
+            except (ValueError, KeyError):
+                continue
+    return counts
+
+
+def run_scenario(server: Server, scenario: Scenario, connections: int, duration: float) -> Result:
+    offset = server.log_path.stat().st_size
+    cpu_before = server.cpu_seconds()
+    load = start_wrk(wrk_command(server.url, scenario.script, scenario.args, connections, duration))
+    probe = None
+    if scenario.probe:
+        probe = start_wrk(
+            wrk_command(server.url, "live.lua", [str(PROBE_PAUSE_MS)], PROBE_CONNECTIONS, duration)
+        )
+    summary = finish_wrk(load)
+    probe_summary = finish_wrk(probe) if probe is not None else None
+    server.wait_idle()
+    cpu_used = server.cpu_seconds() - cpu_before
+    probe_result = None
+    if probe_summary is not None:
+        probe_result = {
+            "requests": probe_summary["requests"],
+            "latency_ms": latency_ms(probe_summary),
+            "non_2xx": probe_summary["errors"]["status"],
+        }
+    seconds = summary["duration_us"] / 1e6
+    errors = summary["errors"]
+    statuses = statuses_logged(server.log_path, offset)
+    # CPU per request over everything the server did, including what wrk left in flight;
+    # /health/live is not logged, so it counts wrk's completed requests.
+    served = sum(statuses.values()) or summary["requests"]
+    return Result(
+        name=scenario.name,
+        workers=server.workers,
+        connections=connections,
+        duration_s=round(seconds, 2),
+        requests=summary["requests"],
+        requests_per_s=round(summary["requests"] / seconds, 1),
+        latency_ms=latency_ms(summary),
+        non_2xx=errors["status"],
+        socket_errors=errors["connect"] + errors["read"] + errors["write"] + errors["timeout"],
+        statuses=dict(sorted(statuses.items())),
+        rss_mb=server.rss_mb(),
+        server_cpu_ms_per_request=round(cpu_used * 1000 / max(served, 1), 3),
+        probe=probe_result,
+    )
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def run_workers(
+    options: argparse.Namespace, workers: int, hashing: dict[str, Any], base_env: dict[str, str]
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="authsvc-bench-") as tmp:
+        workdir = Path(tmp)
+        env = dict(base_env)
+        if workers > 1 and not options.redis_url:
+            # serve refuses several production workers without Redis (each would throttle on
+            # its own counters). ENVIRONMENT changes nothing else, so say so and go on.
+            say(
+                f"workers={workers} without --redis-url: ENVIRONMENT=development for this run"
+                " (production refuses per-worker throttling counters)"
+            )
+            env["ENVIRONMENT"] = "development"
+        env["DATABASE_URL"] = prepare_database(options.database_url, workdir, env)
+        server = Server(workers=workers, env=env, log_path=workdir / "server.log")
+        say(f"workers={workers}: starting {server.url}")
+        server.start()
+        try:
+            run_id = secrets.token_hex(3)
+            users = asyncio.run(
+                register_users(server.url, options.users, f"b{run_id}", concurrency=2 * cores())
+            )
+            server.wait_idle()
+            data = workdir / "users.tsv"
+            data.write_text("\n".join(users) + "\n")
+            scenarios = [
+                Scenario("live", "live.lua", []),
+                Scenario("me", "me.lua", [str(data)]),
+                Scenario("refresh", "refresh.lua", [str(data)]),
+                Scenario("login", "login.lua", [str(data)]),
+                Scenario("login+probe", "login.lua", [str(data)], probe=True),
+                Scenario("register", "register.lua", [f"r{run_id}", PASSWORD]),
+                Scenario("mixed", "mixed.lua", [str(data)]),
+                Scenario("mixed (again)", "mixed.lua", [str(data)]),
+            ]
+            selected = [s for s in scenarios if s.name.split(" ")[0] in options.scenarios]
+            results = []
+            for scenario in selected:
+                say(f"workers={workers}: {scenario.name} for {options.duration:g}s")
+                result = run_scenario(server, scenario, options.connections, options.duration)
+                results.append(result)
+                say(
+                    f"  {result.requests_per_s:.1f} req/s, p99 {result.latency_ms['p99']} ms,"
+                    f" non-2xx {result.non_2xx}, RSS {result.rss_mb} MB"
+                )
+        finally:
+            server.stop()
+            if options.keep_logs:
+                kept = RESULTS_DIR / f"server-{workers}w.log"
+                shutil.copy(server.log_path, kept)
+                say(f"server log kept: {kept}")
+    return {
+        "workers": workers,
+        "environment": env["ENVIRONMENT"],
+        "users": options.users,
+        "scenarios": [asdict(r) for r in results],
+        "targets": targets(results, hashing),
+    }
+
+
+def targets(results: list[Result], hashing: dict[str, Any]) -> list[dict[str, Any]]:
+    """The figures of issue 7's targets for one run; `met` is None when not measured."""
+    by_name = {r.name: r for r in results}
+    limit = hashing["limit_per_s"]
+    checks: list[dict[str, Any]] = []
+
+    def check(name: str, value: float | None, bound: float, at_least: bool, unit: str) -> None:
+        met = None if value is None else (value >= bound if at_least else value <= bound)
+        checks.append(
+            {
+                "target": name,
+                "value": None if value is None else round(value, 3),
+                "bound": (">= " if at_least else "<= ") + f"{bound:g}{unit}",
+                "met": met,
+            }
+        )
+
+    for name in ("login", "register"):
+        result = by_name.get(name)
+        check(
+            f"{name} throughput / hashing limit",
+            result.requests_per_s / limit if result else None,
+            LOGIN_FRACTION_OF_LIMIT,
+            True,
+            "",
+        )
+        # The same target in CPU time, which other load on the machine does not distort:
+        # the share of the server's CPU per request that is the one hash.
+        cpu = result.server_cpu_ms_per_request if result else 0
+        check(
+            f"{name}: hash CPU / server CPU per request",
+            hashing["median_cpu_ms"] / cpu if cpu else None,
+            LOGIN_FRACTION_OF_LIMIT,
+            True,
+            "",
+        )
+    me, live = by_name.get("me"), by_name.get("live")
+    check(
+        "/users/me throughput / /health/live throughput",
+        me.requests_per_s / live.requests_per_s if me and live else None,
+        ME_FRACTION_OF_LIVE,
+        True,
+        "",
+    )
+    probed = by_name.get("login+probe")
+    check(
+        "/health/live p99 under login load",
+        probed.probe["latency_ms"]["p99"] if probed and probed.probe else None,
+        LIVE_P99_UNDER_LOGIN_MS,
+        False,
+        " ms",
+    )
+    last = results[-1] if results else None
+    check(
+        "RSS per worker after the run",
+        max(last.rss_mb) if last and last.rss_mb else None,
+        RSS_LIMIT_MB,
+        False,
+        " MB",
+    )
+    first, again = by_name.get("mixed"), by_name.get("mixed (again)")
+    growth = None
+    if first and again and first.rss_mb and again.rss_mb:
+        growth = max(
+            b - a for a, b in zip(sorted(first.rss_mb), sorted(again.rss_mb), strict=False)
+        )
+    check("RSS growth, mixed then mixed again", growth, RSS_GROWTH_TOLERANCE_MB, False, " MB")
+    failures = sum(r.non_2xx + r.socket_errors for r in results)
+    probe_failures = sum(r.probe["non_2xx"] for r in results if r.probe)
+    check("non-2xx answers and socket errors", failures + probe_failures, 0, False, "")
+    return checks
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def table(run: dict[str, Any]) -> str:
+    header = (
+        "| scenario | workers | conns | req/s | p50 ms | p99 ms | non-2xx | RSS/worker MB "
+        "| server CPU ms/req |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    rows = [header]
+    for s in run["scenarios"]:
+        rss = ", ".join(f"{m:.0f}" for m in s["rss_mb"])
+        rows.append(
+            f"| {s['name']} | {s['workers']} | {s['connections']} | {s['requests_per_s']:.1f} "
+            f"| {s['latency_ms']['p50']:.1f} | {s['latency_ms']['p99']:.1f} "
+            f"| {s['non_2xx'] + s['socket_errors']} | {rss} "
+            f"| {s['server_cpu_ms_per_request']:.2f} |"
+        )
+        if s["probe"]:
+            p = s["probe"]
+            rows.append(
+                f"| ↳ /health/live probe | | {PROBE_CONNECTIONS} | "
+                f"{p['requests'] / s['duration_s']:.1f} | {p['latency_ms']['p50']:.1f} "
+                f"| {p['latency_ms']['p99']:.1f} | {p['non_2xx']} | | |"
+            )
+    return "\n".join(rows)
+
+
+def targets_table(run: dict[str, Any]) -> str:
+    rows = ["| target | measured | bound | met |", "|---|---:|---|---|"]
+    for t in run["targets"]:
+        met = {True: "yes", False: "**no**", None: "not measured"}[t["met"]]
+        value = "-" if t["value"] is None else f"{t['value']:g}"
+        rows.append(f"| {t['target']} | {value} | {t['bound']} | {met} |")
+    return "\n".join(rows)
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = report["runs"]
+    figure, axes = plt.subplots(1, len(runs), figsize=(6.5 * len(runs), 4.8), squeeze=False)
+    for axis, run in zip(axes[0], runs, strict=True):
+        for s in run["scenarios"]:
+            values = [max(s["latency_ms"][f"p{p}"], 0.01) for p in PERCENTILES]
+            axis.plot(
+                PERCENTILES, values, marker="o", label=f"{s['name']} ({s['requests_per_s']:.0f}/s)"
+            )
+            if s["probe"]:
+                probe = [max(s["probe"]["latency_ms"][f"p{p}"], 0.01) for p in PERCENTILES]
+                axis.plot(
+                    PERCENTILES, probe, marker="x", linestyle="--", label="/health/live under login"
+                )
+        axis.axhline(LIVE_P99_UNDER_LOGIN_MS, color="grey", linewidth=0.8, linestyle=":")
+        axis.set_yscale("log")
+        axis.set_xlabel("percentile")
+        axis.set_ylabel("latency (ms, log scale)")
+        axis.set_title(f"{run['workers']} worker(s), {report['config']['connections']} connections")
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=7)
+    machine = report["machine"]
+    figure.suptitle(
+        f"authsvc latency per scenario — {machine['cpu']}, {machine['cores']} cores; "
+        f"hashing limit {report['hashing']['limit_per_s']:.0f} logins/s",
+        fontsize=9,
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds per scenario (20)")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
+    parser.add_argument(
+        "--workers",
+        default=",".join(sorted({"1", str(cores())})),
+        help="comma-separated worker counts, one full run each (default: 1 and the core count)",
+    )
+    parser.add_argument(
+        "--users", type=int, default=256, help="accounts registered for the run (256)"
+    )
+    parser.add_argument(
+        "--scenarios",
+        default="live,me,refresh,login,login+probe,register,mixed",
+        help="comma-separated subset of the scenarios (all)",
+    )
+    parser.add_argument(
+        "--database-url",
+        help="PostgreSQL URL (postgresql+asyncpg://...), needs --wipe-database (default: SQLite)",
+    )
+    parser.add_argument(
+        "--wipe-database",
+        action="store_true",
+        help="allow emptying --database-url (DROP SCHEMA public CASCADE) before each run",
+    )
+    parser.add_argument("--redis-url", help="REDIS_URL for the service (default: unset)")
+    parser.add_argument(
+        "--hash-samples", type=int, default=21, help="hashes timed for the limit (21)"
+    )
+    parser.add_argument(
+        "--keep-logs", action="store_true", help="copy the server logs to bench/results/"
+    )
+    options = parser.parse_args(argv)
+    options.scenarios = {s.strip() for s in options.scenarios.split(",") if s.strip()}
+    options.worker_counts = [int(w) for w in options.workers.split(",") if w.strip()]
+    if options.database_url and not options.wipe_database:
+        parser.error("--database-url empties that database first: add --wipe-database to confirm")
+    if options.connections < 1 or options.duration <= 0 or options.users < 1:
+        parser.error("--connections, --duration and --users must be positive")
+    return options
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_args(argv)
+    if shutil.which("wrk") is None:
+        say("wrk is not installed: `apt-get install wrk` (make bench does it when it can)")
+        return 2
+    RESULTS_DIR.mkdir(exist_ok=True)
+    machine = machine_info()
+    if machine["load_average_at_start"][0] > 0.5 * machine["cores"]:
+        say(
+            f"warning: load average {machine['load_average_at_start'][0]:.1f} on "
+            f"{machine['cores']} cores: another load shares the CPU, figures will be noisy"
+        )
+    base_env = server_environment(options)
+    hashing = hashing_limit(base_env, options.hash_samples)
+    say(
+        f"hashing limit: {hashing['scheme']} {hashing['parameters']}: median "
+        f"{hashing['median_ms']} ms x {hashing['cores']} cores -> {hashing['limit_per_s']} logins/s"
+    )
+    report: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine,
+        "config": {
+            "duration_s": options.duration,
+            "connections": options.connections,
+            "users": options.users,
+            "database": "postgresql" if options.database_url else "sqlite (temporary file)",
+            "redis": bool(options.redis_url),
+            "environment": BENCH_ENVIRONMENT,
+        },
+        "hashing": hashing,
+        "runs": [],
+    }
+    for workers in options.worker_counts:
+        report["runs"].append(run_workers(options, workers, hashing, base_env))
+    report["machine"]["load_average_at_end"] = list(os.getloadavg())
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    json_path = RESULTS_DIR / f"{stamp}.json"
+    png_path = RESULTS_DIR / f"{stamp}.png"
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    plot(report, png_path)
+    shutil.copy(json_path, RESULTS_DIR / "latest.json")
+    shutil.copy(png_path, RESULTS_DIR / "latest.png")
+
+    print(
+        f"\n{machine['cpu']}, {machine['cores']} cores, {machine['memory_gb']} GB; "
+        f"{report['config']['database']}; {options.duration:g}s per scenario, "
+        f"{options.connections} connections\n"
+        f"hashing limit: {hashing['median_ms']} ms per hash ({hashing['scheme']}) "
+        f"-> {hashing['limit_per_s']} logins/s\n"
+    )
+    for run in report["runs"]:
+        print(table(run) + "\n")
+        print(targets_table(run) + "\n")
+    if len(report["runs"]) > 1:
+        print(scaling_table(report["runs"]) + "\n")
+    print(f"results: {json_path}\nplot:    {png_path}")
+    return 0
+
+
+def scaling_table(runs: list[dict[str, Any]]) -> str:
+    """Throughput of each scenario per worker count, relative to the first run."""
+    names = [s["name"] for s in runs[0]["scenarios"]]
+    header = "| scenario | " + " | ".join(f"{r['workers']} worker(s) req/s" for r in runs) + " |"
+    rows = [header, "|---|" + "---:|" * len(runs)]
+    for name in names:
+        cells = []
+        base = None
+        for run in runs:
+            match = next((s for s in run["scenarios"] if s["name"] == name), None)
+            if match is None:
+                cells.append("-")
+                continue
+            rps = match["requests_per_s"]
+            base = base or rps
+            cells.append(f"{rps:.1f}" + (f" (x{rps / base:.2f})" if run is not runs[0] else ""))
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,312 @@
+"""Scale-out: two server processes on one database (and one Redis) give the same answers.
+
+Each test talks to two real `authsvc serve` processes on two ports, started at the same
+moment without a SECRET_KEY, the way `serve --workers 2` or two containers would start.
+They share only what a deployment shares: the database, Redis when TEST_REDIS_URL is set,
+and the directory of the generated development key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+import redis
+
+from tests.conftest import BACKENDS, PASSWORD, _prepare_schema, _prepared
+
+pytestmark = pytest.mark.timeout(300)
+
+STARTUP_DEADLINE_S = 60.0
+ACCOUNT_LIMIT = 5  # failed logins per account in the window (RATE_LIMIT_LOGIN_ACCOUNT below)
+WRONG = "not the right password"
+
+# Variables of the test runner's own environment that must not leak into the servers.
+_SERVER_SETTINGS = ("DATABASE_URL", "SECRET_KEY", "SECRET_KEY_FILE", "REDIS_URL", "ENVIRONMENT")
+
+
+@dataclass
+class Worker:
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, timeout=30)
+
+
+@dataclass
+class Cluster:
+    a: Worker
+    b: Worker
+    key_file: Path
+    names: Iterator[int]
+
+    def new_identity(self) -> tuple[str, str]:
+        n = next(self.names)
+        return f"scale{n}@example.com", f"scale{n}"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _spawn(name: str, env: dict[str, str], workdir: Path) -> Worker:
+    port = _free_port()
+    log = workdir / f"{name}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            cwd=workdir,  # no stray .env of the checkout is read
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    return Worker(name, f"http://127.0.0.1:{port}", process, log)
+
+
+def _wait_ready(worker: Worker, deadline: float) -> None:
+    """Poll readiness (/health touches the database) until the deadline."""
+    while time.monotonic() < deadline:
+        if worker.process.poll() is not None:
+            break
+        try:
+            if httpx.get(f"{worker.url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    _stop(worker)
+    pytest.fail(f"worker {worker.name} did not become ready:\n{worker.log.read_text()[-3000:]}")
+
+
+def _stop(worker: Worker) -> None:
+    if worker.process.poll() is None:
+        worker.process.terminate()
+        try:
+            worker.process.wait(20)
+        except subprocess.TimeoutExpired:
+            worker.process.kill()
+            worker.process.wait()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def cluster(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    workdir = tmp_path_factory.mktemp(f"scale-out-{request.param}")
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{workdir / 'auth.db'}"
+    else:
+        url = os.environ["TEST_DATABASE_URL"]
+    asyncio.run(_prepare_schema(url))
+    _prepared.add(url)
+
+    key_file = workdir / "keys" / ".secret_key"
+    redis_prefix = f"authsvc-scale-out-{os.urandom(6).hex()}"
+    env = {k: v for k, v in os.environ.items() if k not in _SERVER_SETTINGS}
+    env.update(
+        DATABASE_URL=url,
+        ENVIRONMENT="development",
+        SECRET_KEY_FILE=str(key_file),
+        LOG_LEVEL="WARNING",
+        ARGON2_MEMORY_KIB="1024",
+        ARGON2_TIME_COST="1",
+        REFRESH_TOKEN_ROTATION="true",
+        REDIS_KEY_PREFIX=redis_prefix,
+        RATE_LIMIT_LOGIN_ACCOUNT=f"{ACCOUNT_LIMIT}/hour",
+        # Every request of the suite comes from 127.0.0.1: per-client limits out of the way.
+        RATE_LIMIT_LOGIN_IP="10000/minute",
+        RATE_LIMIT_REGISTER_IP="10000/minute",
+        RATE_LIMIT_REFRESH_IP="10000/minute",
+    )
+    redis_url = os.environ.get("TEST_REDIS_URL")
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+
+    # Both start at once with no key yet: they race to generate it, as workers do.
+    a, b = _spawn("a", env, workdir), _spawn("b", env, workdir)
+    try:
+        deadline = time.monotonic() + STARTUP_DEADLINE_S
+        _wait_ready(a, deadline)
+        _wait_ready(b, deadline)
+        yield Cluster(a, b, key_file, iter(range(1, 1_000_000)))
+    finally:
+        _stop(a)
+        _stop(b)
+        if redis_url:
+            with redis.Redis.from_url(redis_url) as client:
+                stale = list(client.scan_iter(match=f"{redis_prefix}*"))
+                if stale:
+                    client.delete(*stale)
+
+
+async def _register(worker: Worker, email: str, username: str) -> httpx.Response:
+    async with worker.client() as client:
+        return await client.post(
+            "/auth/register", json={"email": email, "username": username, "password": PASSWORD}
+        )
+
+
+async def test_token_issued_by_one_worker_is_accepted_by_the_other(cluster: Cluster) -> None:
+    email, username = cluster.new_identity()
+    registered = await _register(cluster.a, email, username)
+    assert registered.status_code == 201, registered.text
+    token = registered.json()["access_token"]
+
+    async with cluster.b.client() as client:
+        me = await client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
+
+    assert me.status_code == 200, me.text
+    assert me.json()["email"] == email
+
+
+async def test_user_registered_through_one_worker_logs_in_through_the_other(
+    cluster: Cluster,
+) -> None:
+    email, username = cluster.new_identity()
+    assert (await _register(cluster.b, email, username)).status_code == 201
+
+    async with cluster.a.client() as client:
+        by_email = await client.post("/auth/login", json={"email": email, "password": PASSWORD})
+        by_username = await client.post(
+            "/auth/login", json={"username": username.upper(), "password": PASSWORD}
+        )
+        wrong = await client.post(
+            "/auth/login", json={"email": email, "password": "not " + PASSWORD}
+        )
+
+    assert by_email.status_code == 200, by_email.text
+    assert by_username.status_code == 200, by_username.text
+    assert by_email.json()["user"]["id"] == by_username.json()["user"]["id"]
+    assert wrong.status_code == 401
+
+
+async def test_refresh_token_of_one_worker_refreshes_at_the_other(cluster: Cluster) -> None:
+    email, username = cluster.new_identity()
+    registered = await _register(cluster.a, email, username)
+    refresh_token = registered.json()["refresh_token"]
+
+    async with cluster.b.client() as client:
+        refreshed = await client.post("/auth/refresh", json={"refresh_token": refresh_token})
+        me = await client.get(
+            "/users/me", headers={"Authorization": f"Bearer {refreshed.json()['access_token']}"}
+        )
+
+    assert refreshed.status_code == 200, refreshed.text
+    assert me.status_code == 200
+    assert me.json()["username"] == username
+
+
+async def test_workers_sign_with_the_one_generated_key_file(cluster: Cluster) -> None:
+    key = cluster.key_file.read_text().strip()
+    tokens = []
+    for worker in (cluster.a, cluster.b):
+        email, username = cluster.new_identity()
+        response = await _register(worker, email, username)
+        tokens.append(response.json()["access_token"])
+
+    for token in tokens:
+        # Raises if the signature was made with any other key.
+        claims = jwt.decode(token, key, algorithms=["HS256"], audience="authsvc")
+        assert claims["type"] == "access"
+    leftovers = [p.name for p in cluster.key_file.parent.iterdir() if p != cluster.key_file]
+    assert leftovers == []
+
+
+async def test_same_account_registered_at_both_workers_at_once_is_created_once(
+    cluster: Cluster,
+) -> None:
+    email, username = cluster.new_identity()
+    first, second = await asyncio.gather(
+        _register(cluster.a, email, username), _register(cluster.b, email.upper(), username)
+    )
+
+    assert sorted([first.status_code, second.status_code]) == [201, 409]
+    loser = first if first.status_code == 409 else second
+    assert loser.json()["error_code"] == "USER_ALREADY_EXISTS"
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_refresh_token_logged_out_through_one_worker_is_refused_by_the_other(
+    cluster: Cluster,
+) -> None:
+    email, username = cluster.new_identity()
+    tokens = (await _register(cluster.a, email, username)).json()
+
+    async with cluster.a.client() as client:
+        logout = await client.post("/auth/logout", json={"refresh_token": tokens["refresh_token"]})
+    async with cluster.b.client() as client:
+        refresh = await client.post(
+            "/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
+        )
+        me = await client.get("/users/me", headers=_bearer(tokens["access_token"]))
+
+    assert logout.status_code == 204
+    assert refresh.status_code == 401
+    assert refresh.json()["error_code"] == "INVALID_TOKEN"
+    assert me.status_code == 401
+
+
+async def test_rotated_refresh_token_replayed_at_the_other_worker_revokes_the_family(
+    cluster: Cluster,
+) -> None:
+    email, username = cluster.new_identity()
+    original = (await _register(cluster.a, email, username)).json()["refresh_token"]
+    async with cluster.a.client() as client:
+        rotated = (await client.post("/auth/refresh", json={"refresh_token": original})).json()
+    assert rotated["refresh_token"] != original
+
+    async with cluster.b.client() as client:
+        replay = await client.post("/auth/refresh", json={"refresh_token": original})
+    async with cluster.a.client() as client:
+        newer = await client.post("/auth/refresh", json={"refresh_token": rotated["refresh_token"]})
+        me = await client.get("/users/me", headers=_bearer(rotated["access_token"]))
+
+    assert replay.status_code == 401
+    # Reuse detection (RFC 9700 §4.14.2): the replay ended the family everywhere.
+    assert newer.status_code == 401
+    assert me.status_code == 401
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(
+    not os.environ.get("TEST_REDIS_URL"),
+    reason="shared throttling counters need a Redis server (TEST_REDIS_URL)",
+)
+async def test_failed_logins_through_both_workers_count_against_one_account_limit(
+    cluster: Cluster,
+) -> None:
+    email, username = cluster.new_identity()
+    assert (await _register(cluster.a, email, username)).status_code == 201
+    # Neither worker alone sees the limit: 3 failures at one, the rest at the other.
+    failures_at_a = 3
+    async with cluster.a.client() as a, cluster.b.client() as b:
+        for n in range(ACCOUNT_LIMIT):
+            client = a if n < failures_at_a else b
+            failed = await client.post("/auth/login", json={"email": email, "password": WRONG})
+            assert failed.status_code == 401, failed.text
+        at_b = await b.post("/auth/login", json={"email": email, "password": PASSWORD})
+        at_a = await a.post("/auth/login", json={"email": email, "password": PASSWORD})
+
+    for response in (at_b, at_a):
+        assert response.status_code == 429, response.text
+        assert response.json()["error_code"] == "RATE_LIMITED"
+        assert int(response.headers["Retry-After"]) >= 1
