@@ -48,3 +48,12 @@ def test_password_containing_the_username_is_refused() -> None:
 def test_password_containing_the_email_local_part_is_refused() -> None:
     problems = password_problems("my bobsmith house", email="bobsmith@example.com")
     assert problems == ["Password must not contain the username or email address"]
+
+
+def test_common_password_list_is_shipped_complete_and_lower_case() -> None:
+    from app.utils.password_policy import _common_passwords
+
+    common = _common_passwords()
+    assert len(common) == 30_000
+    assert {"password", "123456", "qwerty", "iloveyou"} <= common
+    assert all(p == p.lower() and p.strip() == p and p for p in common)
