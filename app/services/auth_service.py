@@ -137,7 +137,7 @@ class AuthService:
             raise UserInactiveException()
         if self.throttle is not None:
             await self.throttle.login_succeeded(identifier)
-        await self.users.record_login(user, self.clock(), new_hash)
+        self.users.record_login(user, self.clock(), new_hash)
         bind_context(user_id=user.id)
         if new_hash is not None:
             log.info("password hash upgraded", user_id=user.id, scheme=self.hasher.scheme)

@@ -85,12 +85,15 @@ class UserService:
             raise UserAlreadyExistsException() from None
         return user
 
-    async def record_login(self, user: User, when: datetime, new_hash: str | None) -> None:
-        """Set `last_login`, and store an upgraded password hash when there is one."""
+    def record_login(self, user: User, when: datetime, new_hash: str | None) -> None:
+        """Set `last_login`, and an upgraded password hash when there is one.
+
+        Not flushed here: the login's next flush (its new session row) writes both in one
+        round trip, the UPDATE first, so SQLite takes its write lock at once.
+        """
         user.last_login = when
         if new_hash is not None:
             user.hashed_password = new_hash
-        await self.session.flush()
 
     async def set_active(self, user: User, active: bool) -> None:
         """Activate or deactivate; deactivation also ends every session of the user, so

@@ -86,7 +86,7 @@ async def test_record_login_sets_last_login_and_upgraded_hash(database: Database
         users = UserService(session)
         user = await users.get_by_id(user_id)
         assert user is not None
-        await users.record_login(user, when, "$argon2id$new")
+        users.record_login(user, when, "$argon2id$new")
     async with database.session() as session:
         user = await UserService(session).get_by_id(user_id)
     assert user is not None
