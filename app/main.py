@@ -140,6 +140,8 @@ def create_app(
     # with the docs turned off there is nothing to serve, so a plain FastAPI does.
     factory = FastAPIOffline if settings.docs_enabled else FastAPI
     app: FastAPI = factory(
+        # `/users/me/` is an unknown route (404), not a 307 to a URL built from Host.
+        redirect_slashes=False,
         title="Authentication Service",
         version=__version__,
         summary="Registration, login and JWT access/refresh tokens",

@@ -63,8 +63,10 @@ def internal_error_response() -> ErrorJSONResponse:
     return error_response(500, detail="Internal server error", error_code="INTERNAL_ERROR")
 
 
-def _field_name(loc: Sequence[int | str]) -> str:
-    parts = [str(p) for p in loc]
+def _field_name(error: Mapping[str, Any]) -> str:
+    if error.get("type") == "json_invalid":
+        return "body"  # its loc is a character offset, not a field
+    parts = [str(p) for p in error.get("loc", ())]
     if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
         parts = parts[1:]
     return ".".join(parts) or "body"
@@ -78,6 +80,13 @@ def _message(error: Mapping[str, Any]) -> str:
         return "Unknown field"
     if kind == "missing":
         return "Field required"
+    context = error.get("ctx") or {}
+    if kind in {"string_too_long", "too_long"} and "max_length" in context:
+        return f"Must be at most {context['max_length']} characters"
+    if kind in {"string_too_short", "too_short"} and "min_length" in context:
+        return f"Must be at least {context['min_length']} characters"
+    if kind == "string_pattern_mismatch":
+        return "Contains characters that are not allowed"
     message = str(error.get("msg", "Invalid value"))
     return message.removeprefix("Value error, ")
 
@@ -110,7 +119,7 @@ async def _app_exception(_: Request, exc: Exception) -> ErrorJSONResponse:
 async def _validation_error(_: Request, exc: Exception) -> ErrorJSONResponse:
     assert isinstance(exc, RequestValidationError)
     raw = list(exc.errors())
-    errors = [{"field": _field_name(e.get("loc", ())), "message": _message(e)} for e in raw]
+    errors = [{"field": _field_name(e), "message": _message(e)} for e in raw]
     if any(e.get("type") == "json_invalid" for e in raw):
         detail = "Request body is not valid JSON"
     elif errors:

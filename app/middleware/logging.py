@@ -25,6 +25,8 @@ from app.utils.metrics import UNMATCHED_ROUTE, Metrics
 from app.utils.request_context import request_id_var
 
 log = get_logger("app.request")
+# A path is the client's to choose: log enough of it to recognise, not kilobytes.
+_MAX_LOGGED_PATH = 256
 
 # A printable token of at most 128 characters (API.md); anything else is replaced.
 _VALID_REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
@@ -92,7 +94,7 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(
             request_id=request_id,
             method=scope["method"],
-            endpoint=scope["path"],
+            endpoint=scope["path"][:_MAX_LOGGED_PATH],
             client_ip=client_ip(scope),
         )
         started = time.perf_counter()

@@ -10,6 +10,7 @@ from app.routes.responses import DATABASE_ERRORS, error_responses
 from app.utils.exceptions import (
     InvalidTokenException,
     NotAuthenticatedException,
+    PayloadTooLargeException,
     TokenExpiredException,
     UserInactiveException,
 )
@@ -27,6 +28,7 @@ router = APIRouter(prefix="/users", tags=["users"])
         InvalidTokenException,
         TokenExpiredException,
         UserInactiveException,
+        PayloadTooLargeException,
         *DATABASE_ERRORS,
     ),
 )

@@ -134,9 +134,10 @@ class AuthService:
             raise InvalidCredentialsException()
         if not user.is_active:
             self._login_failed("inactive", user_id=user.id)
-            raise UserInactiveException()
+            # No token was sent, so no error="invalid_token" (RFC 6750 §3).
+            raise UserInactiveException(headers={"WWW-Authenticate": "Bearer"})
         if self.throttle is not None:
-            await self.throttle.login_succeeded(identifier)
+            await self.throttle.login_succeeded(user.email, user.username)
         self.users.record_login(user, self.clock(), new_hash)
         bind_context(user_id=user.id)
         if new_hash is not None:

@@ -102,14 +102,15 @@ class Throttle:
             await self.hit(Bucket.LOGIN_IP, client_ip)
         await self.hit(Bucket.LOGIN_ACCOUNT, account_key(identifier))
 
-    async def login_succeeded(self, identifier: str) -> None:
-        """A right password resets the account's failures (not the client's)."""
+    async def login_succeeded(self, *identifiers: str) -> None:
+        """A right password resets the account's failures (not the client's): the counters
+        of every identifier the account can be named by (NIST SP 800-63B §5.2.2)."""
         if not self.enabled:
             return
-        key = account_key(identifier)
         try:
-            for item in self.limits[Bucket.LOGIN_ACCOUNT]:
-                await self.limiter.clear(item, Bucket.LOGIN_ACCOUNT.value, key)
+            for key in {account_key(identifier) for identifier in identifiers}:
+                for item in self.limits[Bucket.LOGIN_ACCOUNT]:
+                    await self.limiter.clear(item, Bucket.LOGIN_ACCOUNT.value, key)
         except StorageError as error:
             log.warning("throttle storage failed", error_type=type(error.storage_error).__name__)
 

@@ -13,6 +13,7 @@ from importlib.resources import files
 from app.utils.password import normalize_password
 
 MAX_PASSWORD_LENGTH = 128
+_MIN_DISTINCT_CHARACTERS = 3
 
 
 @lru_cache(maxsize=1)
@@ -42,6 +43,10 @@ def password_problems(
 
     folded = normalized.casefold()
     problems: list[str] = []
+    # NIST SP 800-63B §3.1.1.2 lists repetitive characters ("aaaaaaaa", eight spaces)
+    # beside dictionary words among the values a verifier should refuse.
+    if len(set(folded)) < _MIN_DISTINCT_CHARACTERS:
+        problems.append("Password is too repetitive; use more different characters")
     if folded in _common_passwords() or folded.strip("0123456789!.") in _common_passwords():
         problems.append("Password is too common; choose a less predictable one")
     personal = [username or "", (email or "").partition("@")[0]]

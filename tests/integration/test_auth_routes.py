@@ -136,6 +136,29 @@ async def test_malformed_json_is_400(client: httpx.AsyncClient) -> None:
     )
     body = assert_error(response, 400, "VALIDATION_ERROR")
     assert body["detail"] == "Request body is not valid JSON"
+    assert body["errors"] == [{"field": "body", "message": "Request body is not valid JSON"}]
+
+
+async def test_over_long_email_names_the_limit_in_characters(client: httpx.AsyncClient) -> None:
+    payload = {"email": "b" * 95 + "@example.com", "username": "bob", "password": PASSWORD}
+    body = assert_error(await client.post("/auth/register", json=payload), 400, "VALIDATION_ERROR")
+    assert {"field": "email", "message": "Must be at most 100 characters"} in body["errors"]  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("password", [" " * 8, "aaaaaaaaaaaa", "abababababab"])
+async def test_repetitive_password_is_refused(client: httpx.AsyncClient, password: str) -> None:
+    payload = {"email": "r@example.com", "username": "repeater", "password": password}
+    body = assert_error(await client.post("/auth/register", json=payload), 400, "VALIDATION_ERROR")
+    assert "repetitive" in str(body["detail"])
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/users/me/"), ("POST", "/auth/login/")])
+async def test_trailing_slash_is_an_unknown_route(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    response = await client.request(method, path, json={})
+    assert_error(response, 404, "NOT_FOUND")
+    assert "location" not in response.headers
 
 
 # --- login ------------------------------------------------------------------------------
@@ -208,6 +231,7 @@ async def test_login_of_inactive_user_is_401_user_inactive(
         "/auth/login", json={"username": user.username, "password": user.password}
     )
     assert_error(response, 401, "USER_INACTIVE")
+    assert response.headers["WWW-Authenticate"] == "Bearer"  # no token was sent
 
 
 async def test_password_is_compared_after_nfkc(

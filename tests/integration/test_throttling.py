@@ -121,6 +121,19 @@ async def test_successful_login_resets_the_accounts_failures(
         assert_error(await _login(client, username=user.username), 401, "INVALID_CREDENTIALS")
 
 
+async def test_successful_login_by_username_also_resets_the_failures_by_email(
+    client: httpx.AsyncClient, user_factory: UserFactory
+) -> None:
+    user = await user_factory()
+    for _ in range(4):
+        await _login(client, email=user.email)
+    assert (await _login(client, user.password, username=user.username)).status_code == 200
+    # The email's count starts again: five more failures pass, the sixth is refused.
+    for _ in range(5):
+        assert_error(await _login(client, email=user.email), 401, "INVALID_CREDENTIALS")
+    assert_error(await _login(client, email=user.email), 429, "RATE_LIMITED")
+
+
 async def test_back_off_grows_and_the_lock_lifts_when_the_window_passes(
     client: httpx.AsyncClient, user_factory: UserFactory
 ) -> None:

@@ -40,6 +40,13 @@ def test_common_passwords_are_refused(password: str) -> None:
     assert "too common" in password_problems(password)[0]
 
 
+@pytest.mark.parametrize("password", [" " * 8, "zzzzzzzzzz", "xyxyxyxyxy"])
+def test_repetitive_passwords_are_refused(password: str) -> None:
+    assert password_problems(password)[0] == (
+        "Password is too repetitive; use more different characters"
+    )
+
+
 def test_password_containing_the_username_is_refused() -> None:
     problems = password_problems("Alice-in-2024-land", username="alice")
     assert problems == ["Password must not contain the username or email address"]
