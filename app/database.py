@@ -196,15 +196,24 @@ class Database:
                 raise
 
     async def ping(self) -> float:
-        """Run `SELECT 1` outside the breaker, within the health timeout; returns milliseconds."""
+        """Read the schema's revision outside the breaker, within the health timeout.
+
+        Returns milliseconds. Raises DatabaseException when the database cannot be reached,
+        and also when it answers without the migrated schema: every request would fail
+        there, so a load balancer must not route to this instance either.
+        """
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.settings.db_health_timeout):
                 async with self.engine.connect() as connection:
-                    await connection.execute(text("SELECT 1"))
+                    await connection.execute(text("SELECT version_num FROM alembic_version"))
         except Exception as error:
             if is_infrastructure_error(error):
                 raise DatabaseException(retry_after=self._retry_after()) from error
+            if isinstance(error, exc.DBAPIError):
+                raise DatabaseException(
+                    "Database schema is not migrated", retry_after=self._retry_after()
+                ) from error
             raise
         return (time.perf_counter() - started) * 1000
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 from fastapi import FastAPI
 
@@ -51,3 +53,22 @@ async def test_health_is_503_when_the_database_is_unreachable(
     assert body["status"] == "unavailable"
     assert body["checks"]["database"]["status"] == "failing"
     assert response.headers["Retry-After"].isdigit()
+
+
+async def test_health_is_503_when_the_database_was_never_migrated(
+    client: httpx.AsyncClient, app: FastAPI, database: Database, tmp_path: Path
+) -> None:
+    empty = Database(
+        database.settings.model_copy(
+            update={"database_url": f"sqlite+aiosqlite:///{tmp_path}/empty.db"}
+        )
+    )
+    app.state.database = empty
+    try:
+        response = await client.get("/health")
+    finally:
+        app.state.database = database
+        await empty.dispose()
+    # A bare `SELECT 1` answered 200 here while every request failed with 503.
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"]["status"] == "failing"
