@@ -57,8 +57,8 @@ router = APIRouter(tags=["health"])
     },
 )
 async def health(database: DatabaseDep, metrics: MetricsDep, response: Response) -> HealthResponse:
-    """Readiness for a load balancer: 200 when the database answers `SELECT 1` and the
-    circuit breaker is closed, else 503 with the failing check marked. Not logged."""
+    """Readiness for a load balancer: 200 when the database answers with its migrated
+    schema and the circuit breaker is closed, else 503 with the failing check marked. Not logged."""
     started = time.perf_counter()
     try:
         latency = await database.ping()
