@@ -72,3 +72,29 @@ async def test_health_is_503_when_the_database_was_never_migrated(
     # A bare `SELECT 1` answered 200 here while every request failed with 503.
     assert response.status_code == 503
     assert response.json()["checks"]["database"]["status"] == "failing"
+
+
+async def test_head_probes_get_the_status_without_a_body(client: httpx.AsyncClient) -> None:
+    for path in ("/health", "/health/live"):
+        response = await client.head(path)
+        assert response.status_code == 200, path
+        assert response.content == b""
+        assert response.headers["X-Request-ID"]
+
+
+async def test_head_probe_of_health_is_503_when_the_database_is_unreachable(
+    client: httpx.AsyncClient, app: FastAPI, database: Database
+) -> None:
+    broken = Database(
+        database.settings.model_copy(
+            update={"database_url": "sqlite+aiosqlite:////nonexistent-dir/sub/auth.db"}
+        )
+    )
+    app.state.database = broken
+    try:
+        response = await client.head("/health")
+    finally:
+        app.state.database = database
+        await broken.dispose()
+    assert response.status_code == 503
+    assert response.headers["Retry-After"].isdigit()
