@@ -38,23 +38,10 @@ from app.migrate import upgrade_on_connection
 from app.models import Base
 from app.services.throttle import build_storage
 from app.utils.logger import setup_logging
+from tests.support import PASSWORD, build_settings
 
-TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256-0123456789"
-PASSWORD = "correct horse battery staple"
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
 THROTTLE_STORES = ["memory"] + (["redis"] if os.environ.get("TEST_REDIS_URL") else [])
-
-# Cheap argon2 parameters keep the suite fast; tests/unit/test_password.py checks the
-# production defaults separately.
-FAST_HASHING: dict[str, Any] = {"argon2_memory_kib": 1024, "argon2_time_cost": 1}
-# Every test talks from one address; per-client limits that suit production would trip the
-# suites that register dozens of users. Per-account limits keep their production defaults,
-# and tests/integration/test_throttling.py sets its own per-client ones.
-GENEROUS_CLIENT_LIMITS: dict[str, Any] = {
-    "rate_limit_login_ip": "10000/minute",
-    "rate_limit_register_ip": "10000/minute",
-    "rate_limit_refresh_ip": "10000/minute",
-}
 
 
 async def _prepare_schema(url: str) -> None:
@@ -132,17 +119,8 @@ def settings(
     settings_overrides: dict[str, Any],
     redis_key_prefix: str,
 ) -> Settings:
-    values: dict[str, Any] = {
-        "database_url": database_url,
-        "secret_key": TEST_SECRET,
-        "environment": "test",
-        "secret_key_file": tmp_path / ".secret_key",
-        "redis_key_prefix": redis_key_prefix,
-        **FAST_HASHING,
-        **GENEROUS_CLIENT_LIMITS,
-    }
-    values.update(settings_overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    overrides = {"redis_key_prefix": redis_key_prefix, **settings_overrides}
+    return build_settings(database_url, tmp_path, **overrides)
 
 
 @pytest.fixture

@@ -12,7 +12,21 @@ from fastapi import FastAPI
 
 from app.config import Settings
 from app.main import create_app
-from tests.conftest import FAST_HASHING, GENEROUS_CLIENT_LIMITS, TEST_SECRET
+
+TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256-0123456789"
+PASSWORD = "correct horse battery staple"
+
+# Cheap argon2 parameters keep the suite fast; tests/unit/test_password.py checks the
+# production defaults separately.
+FAST_HASHING: dict[str, Any] = {"argon2_memory_kib": 1024, "argon2_time_cost": 1}
+# Every test talks from one address; per-client limits that suit production would trip the
+# suites that register dozens of users. Per-account limits keep their production defaults,
+# and tests/integration/test_throttling.py sets its own per-client ones.
+GENEROUS_CLIENT_LIMITS: dict[str, Any] = {
+    "rate_limit_login_ip": "10000/minute",
+    "rate_limit_register_ip": "10000/minute",
+    "rate_limit_refresh_ip": "10000/minute",
+}
 
 
 class FakeClock:
@@ -40,6 +54,29 @@ def build_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Setti
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+async def register(client: httpx.AsyncClient, name: str) -> httpx.Response:
+    return await client.post(
+        "/auth/register",
+        json={"email": f"{name}@example.com", "username": name, "password": PASSWORD},
+    )
+
+
+async def login(client: httpx.AsyncClient, name: str) -> httpx.Response:
+    return await client.post("/auth/login", json={"username": name, "password": PASSWORD})
+
+
+def assert_unavailable(response: httpx.Response, error_code: str = "SERVICE_UNAVAILABLE") -> None:
+    """A 503 in the contract's body, with Retry-After, that names no internals."""
+    assert response.status_code == 503, response.text
+    body = response.json()
+    assert set(body) == {"detail", "error_code", "timestamp", "request_id"}
+    assert body["error_code"] == error_code
+    assert body["request_id"] == response.headers["X-Request-ID"]
+    assert int(response.headers["Retry-After"]) >= 1
+    for leak in ("Traceback", "OperationalError", "sqlite", "auth.db", "asyncpg", "127.0.0.1"):
+        assert leak not in response.text
 
 
 @asynccontextmanager

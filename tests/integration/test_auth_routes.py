@@ -14,7 +14,8 @@ from sqlalchemy import update
 from app.database import Database
 from app.models import User
 from app.utils.jwt import TokenCodec, TokenType
-from tests.conftest import PASSWORD, TEST_SECRET, UserFactory
+from tests.conftest import PASSWORD, UserFactory
+from tests.support import TEST_SECRET
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 

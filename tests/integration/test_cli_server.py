@@ -20,7 +20,8 @@ from app.cli import cli
 from app.cli.server import serve_problems
 from app.config import Settings
 from app.migrate import MIGRATIONS
-from tests.conftest import PASSWORD, TEST_SECRET, CliInvoker
+from tests.conftest import PASSWORD, CliInvoker
+from tests.support import TEST_SECRET
 
 STRONG_SECRET = "k" * 48
 _ENV_NAMES = ("DATABASE_URL", "SECRET_KEY", "SECRET_KEY_FILE", "ENVIRONMENT", "REDIS_URL")

@@ -18,31 +18,17 @@ from sqlalchemy import text
 
 from app.database import Database
 from app.utils.circuit_breaker import BreakerState
-from tests.conftest import PASSWORD, UserFactory, _prepare_schema
-from tests.support import FakeClock, build_settings, running_app
+from tests.conftest import UserFactory, _prepare_schema
+from tests.support import (
+    FakeClock,
+    assert_unavailable,
+    build_settings,
+    login,
+    register,
+    running_app,
+)
 
-ERROR_KEYS = {"detail", "error_code", "timestamp", "request_id"}
 HANG_BOUND = 15.0  # seconds; far above every configured timeout, only there to catch a hang
-
-
-def assert_unavailable(response: httpx.Response, error_code: str = "SERVICE_UNAVAILABLE") -> None:
-    assert response.status_code == 503, response.text
-    assert set(response.json()) == ERROR_KEYS
-    assert response.json()["error_code"] == error_code
-    assert response.headers["Retry-After"].isdigit()
-    for leak in ("Traceback", "sqlite", "auth.db", "asyncpg", "OperationalError"):
-        assert leak not in response.text
-
-
-async def register(client: httpx.AsyncClient, name: str) -> httpx.Response:
-    return await client.post(
-        "/auth/register",
-        json={"email": f"{name}@example.com", "username": name, "password": PASSWORD},
-    )
-
-
-async def login(client: httpx.AsyncClient, name: str) -> httpx.Response:
-    return await client.post("/auth/login", json={"username": name, "password": PASSWORD})
 
 
 def _directory(path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -34,20 +36,27 @@ async def test_live_answers_without_touching_the_database(
     app.state.database = database
 
 
-async def test_health_is_503_when_the_database_is_unreachable(
-    client: httpx.AsyncClient, app: FastAPI, database: Database, tmp_path: object
-) -> None:
-    broken = Database(
-        database.settings.model_copy(
-            update={"database_url": "sqlite+aiosqlite:////nonexistent-dir/sub/auth.db"}
-        )
-    )
-    app.state.database = broken
+UNREACHABLE = "sqlite+aiosqlite:////nonexistent-dir/sub/auth.db"
+
+
+@asynccontextmanager
+async def serving_database(app: FastAPI, url: str) -> AsyncIterator[None]:
+    """Point the running app at another database for the body of the block."""
+    original: Database = app.state.database
+    other = Database(original.settings.model_copy(update={"database_url": url}))
+    app.state.database = other
     try:
-        response = await client.get("/health")
+        yield
     finally:
-        app.state.database = database
-        await broken.dispose()
+        app.state.database = original
+        await other.dispose()
+
+
+async def test_health_is_503_when_the_database_is_unreachable(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    async with serving_database(app, UNREACHABLE):
+        response = await client.get("/health")
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "unavailable"
@@ -56,19 +65,10 @@ async def test_health_is_503_when_the_database_is_unreachable(
 
 
 async def test_health_is_503_when_the_database_was_never_migrated(
-    client: httpx.AsyncClient, app: FastAPI, database: Database, tmp_path: Path
+    client: httpx.AsyncClient, app: FastAPI, tmp_path: Path
 ) -> None:
-    empty = Database(
-        database.settings.model_copy(
-            update={"database_url": f"sqlite+aiosqlite:///{tmp_path}/empty.db"}
-        )
-    )
-    app.state.database = empty
-    try:
+    async with serving_database(app, f"sqlite+aiosqlite:///{tmp_path}/empty.db"):
         response = await client.get("/health")
-    finally:
-        app.state.database = database
-        await empty.dispose()
     # A bare `SELECT 1` answered 200 here while every request failed with 503.
     assert response.status_code == 503
     assert response.json()["checks"]["database"]["status"] == "failing"
@@ -83,18 +83,9 @@ async def test_head_probes_get_the_status_without_a_body(client: httpx.AsyncClie
 
 
 async def test_head_probe_of_health_is_503_when_the_database_is_unreachable(
-    client: httpx.AsyncClient, app: FastAPI, database: Database
+    client: httpx.AsyncClient, app: FastAPI
 ) -> None:
-    broken = Database(
-        database.settings.model_copy(
-            update={"database_url": "sqlite+aiosqlite:////nonexistent-dir/sub/auth.db"}
-        )
-    )
-    app.state.database = broken
-    try:
+    async with serving_database(app, UNREACHABLE):
         response = await client.head("/health")
-    finally:
-        app.state.database = database
-        await broken.dispose()
     assert response.status_code == 503
     assert response.headers["Retry-After"].isdigit()

@@ -21,13 +21,19 @@ from app.config import Settings
 from app.database import Database
 from app.utils.circuit_breaker import BreakerState
 from app.utils.exceptions import DatabaseException
-from tests.conftest import PASSWORD, _prepare_schema, _truncate
-from tests.support import FakeClock, build_settings, running_app
+from tests.conftest import _prepare_schema, _truncate
+from tests.support import (
+    FakeClock,
+    assert_unavailable,
+    build_settings,
+    login,
+    register,
+    running_app,
+)
 from tests.throwaway_postgres import ThrowawayPostgres, find_bindir
 
 BREAKER_TIMEOUT = 30.0
 THRESHOLD = 3
-ERROR_KEYS = {"detail", "error_code", "timestamp", "request_id"}
 
 
 @pytest.fixture(scope="module")
@@ -97,29 +103,6 @@ def database_of(client: httpx.AsyncClient) -> Database:
     return database
 
 
-def assert_error(response: httpx.Response, error_code: str) -> None:
-    assert response.status_code == 503, response.text
-    body = response.json()
-    assert set(body) == ERROR_KEYS
-    assert body["error_code"] == error_code
-    assert body["request_id"] == response.headers["X-Request-ID"]
-    assert response.headers["Retry-After"].isdigit()
-    assert int(response.headers["Retry-After"]) >= 1
-    for leak in ("Traceback", "asyncpg", "sqlalchemy", "127.0.0.1"):
-        assert leak not in response.text
-
-
-async def register(client: httpx.AsyncClient, name: str) -> httpx.Response:
-    return await client.post(
-        "/auth/register",
-        json={"email": f"{name}@example.com", "username": name, "password": PASSWORD},
-    )
-
-
-async def login(client: httpx.AsyncClient, name: str) -> httpx.Response:
-    return await client.post("/auth/login", json={"username": name, "password": PASSWORD})
-
-
 async def test_crash_gives_503s_then_an_open_breaker_and_recovery_loses_nothing(
     running_cluster: ThrowawayPostgres, client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
@@ -146,18 +129,18 @@ async def test_crash_gives_503s_then_an_open_breaker_and_recovery_loses_nothing(
     for request in failing:
         async with asyncio.timeout(limit):
             response = await request()
-        assert_error(response, "SERVICE_UNAVAILABLE")
+        assert_unavailable(response, "SERVICE_UNAVAILABLE")
     assert database.breaker.state is BreakerState.OPEN
 
     # Open breaker: refused without touching the database, Retry-After counts down.
     response = await login(client, names[2])
-    assert_error(response, "CIRCUIT_BREAKER_OPEN")
+    assert_unavailable(response, "CIRCUIT_BREAKER_OPEN")
     assert response.headers["Retry-After"] == str(int(BREAKER_TIMEOUT))
     clock.advance(10)
     async with asyncio.timeout(limit):
         burst = await asyncio.gather(*(login(client, name) for name in names))
     for response in burst:
-        assert_error(response, "CIRCUIT_BREAKER_OPEN")
+        assert_unavailable(response, "CIRCUIT_BREAKER_OPEN")
         assert response.headers["Retry-After"] == str(int(BREAKER_TIMEOUT - 10))
     assert database.breaker.failure_count == THRESHOLD  # refused calls are not failures
 
@@ -173,7 +156,7 @@ async def test_crash_gives_503s_then_an_open_breaker_and_recovery_loses_nothing(
     await asyncio.to_thread(running_cluster.start)
     await running_cluster.wait_until_accepting()
     # The database is back, but the breaker keeps shedding until its timeout has passed.
-    assert_error(await login(client, names[0]), "CIRCUIT_BREAKER_OPEN")
+    assert_unavailable(await login(client, names[0]), "CIRCUIT_BREAKER_OPEN")
 
     clock.advance(BREAKER_TIMEOUT - 10)
     for name in names:  # the first login is the half-open trial; it closes the breaker

@@ -16,8 +16,9 @@ import httpx
 import jwt
 import pytest
 
-from tests.conftest import TEST_SECRET, UserFactory
+from tests.conftest import UserFactory
 from tests.integration.test_auth_routes import assert_error
+from tests.support import TEST_SECRET
 
 # The HS512 forgery uses the (shorter) service key on purpose; PyJWT warns about that.
 pytestmark = pytest.mark.filterwarnings("ignore:The HMAC key is")
