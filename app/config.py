@@ -103,6 +103,8 @@ class Settings(BaseSettings):
 
     refresh_token_rotation: bool = False
     session_cleanup_interval_seconds: int = Field(3600, ge=0)
+    # Audit events older than this are deleted by the same periodic clean-up; 0 keeps them.
+    audit_retention_days: int = Field(90, ge=0, le=36_500)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

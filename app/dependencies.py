@@ -5,19 +5,27 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.database import Database
+from app.models.role import ADMIN_ROLE
 from app.models.user import User
-from app.services.auth_service import AuthService
+from app.services.account_service import AccountService
+from app.services.admin_service import AdminService
+from app.services.auth_service import AuthService, Principal
 from app.services.session_service import SessionService
 from app.services.user_service import UserService
 from app.utils.client_ip import resolve_client_ip
-from app.utils.exceptions import NotAuthenticatedException, UnsupportedMediaTypeException
+from app.utils.exceptions import (
+    ForbiddenException,
+    NotAuthenticatedException,
+    UnsupportedMediaTypeException,
+)
 from app.utils.metrics import Metrics
+from app.utils.pagination import MAX_CURSOR_LENGTH, MAX_LIMIT
 
 # Two ways to present the same bearer token (RFC 6750 §2.1), both declared in OpenAPI so
 # the docs' Authorize dialog offers a password sign-in (through the token endpoint) and a
@@ -99,6 +107,7 @@ async def get_auth_service(
         sessions=SessionService(session),
         throttle=state.throttle,
         client_ip=client_ip,
+        user_agent=request.headers.get("user-agent"),
         rotate_refresh_tokens=state.settings.refresh_token_rotation,
         password_min_length=state.settings.password_min_length,
         metrics=state.metrics,
@@ -116,17 +125,64 @@ async def get_bearer_token(
     return oauth2 or (bearer.credentials if bearer else None)
 
 
-async def get_current_user(
+async def get_current_principal(
     request: Request,
     auth: AuthServiceDep,
     token: Annotated[str | None, Depends(get_bearer_token)],
-) -> User:
-    """The user of the bearer token (RFC 6750 §2.1: from the Authorization header only)."""
+) -> Principal:
+    """The user and session of the bearer token (RFC 6750 §2.1: the Authorization header
+    only)."""
     if not token:
         raise NotAuthenticatedException()
-    user = await auth.authenticate(token)
-    request.scope.setdefault("state", {})["user_id"] = user.id
-    return user
+    principal = await auth.authenticate_principal(token)
+    request.scope.setdefault("state", {})["user_id"] = principal.user.id
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_current_principal)]
+
+
+async def get_current_user(principal: CurrentPrincipal) -> User:
+    """The user of the bearer token."""
+    return principal.user
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def require_admin(user: CurrentUser) -> User:
+    """The bearer's user, if it holds the `admin` role now: the roles came from the
+    database with the user in the token check's one statement, not from the token."""
+    if ADMIN_ROLE not in user.roles:
+        raise ForbiddenException("The admin role is required")
+    return user
+
+
+AdminUser = Annotated[User, Depends(require_admin)]
+
+
+async def get_account_service(
+    request: Request, session: SessionDep, client_ip: ClientIP
+) -> AccountService:
+    state = request.app.state
+    return AccountService(
+        session, hasher=state.hasher, throttle=state.throttle, client_ip=client_ip
+    )
+
+
+AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]
+
+
+async def get_admin_service(session: SessionDep) -> AdminService:
+    return AdminService(session)
+
+
+AdminServiceDep = Annotated[AdminService, Depends(get_admin_service)]
+
+
+# The query parameters of every paginated list.
+PageLimit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page (1-200)")]
+PageCursor = Annotated[
+    str | None,
+    Query(max_length=MAX_CURSOR_LENGTH, description="`next_cursor` of the previous page"),
+]

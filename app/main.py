@@ -19,8 +19,9 @@ from app.database import Database
 from app.middleware.exception import register_exception_handlers
 from app.middleware.logging import RequestContextMiddleware
 from app.middleware.security import BodyLimitMiddleware, SecurityHeadersMiddleware
-from app.routes import auth, docs, health, metrics, users
+from app.routes import account, admin, auth, docs, health, metrics, users
 from app.routes.openapi import install_openapi
+from app.services.audit import AuditLog
 from app.services.session_service import SessionService
 from app.services.throttle import Throttle, ThrottleRules, build_storage
 from app.utils.jwt import TokenCodec, utc_now
@@ -89,13 +90,28 @@ async def purge_expired_sessions(database: Database, settings: Settings) -> int:
     return purged
 
 
+async def purge_old_audit_events(database: Database, settings: Settings) -> int:
+    """Delete audit events older than AUDIT_RETENTION_DAYS (0: keep them all)."""
+    if not settings.audit_retention_days:
+        return 0
+    cutoff = utc_now() - timedelta(days=settings.audit_retention_days)
+    async with database.session() as session:
+        purged = await AuditLog(session).purge(cutoff)
+    if purged:
+        log.info("old audit events purged", count=purged)
+    return purged
+
+
 async def _purge_periodically(database: Database, settings: Settings) -> None:
     while True:
         await asyncio.sleep(settings.session_cleanup_interval_seconds)
-        try:
-            await purge_expired_sessions(database, settings)
-        except Exception as error:  # the database may be down; try again next time
-            log.warning("session purge failed", error_type=type(error).__name__)
+        for purge in (purge_expired_sessions, purge_old_audit_events):
+            try:
+                await purge(database, settings)
+            except Exception as error:  # the database may be down; try again next time
+                log.warning(
+                    "periodic purge failed", purge=purge.__name__, error_type=type(error).__name__
+                )
 
 
 def create_app(
@@ -154,6 +170,7 @@ def create_app(
         openapi_tags=[
             {"name": "auth", "description": "Registration, login and tokens"},
             {"name": "users", "description": "The signed-in user's account"},
+            {"name": "admin", "description": "Accounts and the audit trail (admin role)"},
             {"name": "health", "description": "Liveness and readiness for load balancers"},
         ],
     )
@@ -162,6 +179,8 @@ def create_app(
     register_exception_handlers(app)
     app.include_router(auth.router)
     app.include_router(users.router)
+    app.include_router(account.router)
+    app.include_router(admin.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
     if settings.docs_enabled:
@@ -174,11 +193,13 @@ def create_app(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_credentials=False,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
-    app.add_middleware(RequestContextMiddleware, metrics=app_metrics)
+    app.add_middleware(
+        RequestContextMiddleware, metrics=app_metrics, trusted_proxies=settings.trusted_proxies
+    )
     app.add_middleware(SecurityHeadersMiddleware)
     return app
 

@@ -12,7 +12,8 @@ import asyncio
 import re
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from ipaddress import IPv4Network, IPv6Network
 from urllib.parse import parse_qsl, urlencode
 
 import structlog
@@ -20,9 +21,10 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.middleware.exception import internal_error_response
+from app.utils.client_ip import resolve_client_ip
 from app.utils.logger import REDACTED, get_logger
 from app.utils.metrics import UNMATCHED_ROUTE, Metrics
-from app.utils.request_context import request_id_var
+from app.utils.request_context import ClientInfo, clean_user_agent, client_var, request_id_var
 
 log = get_logger("app.request")
 # A path is the client's to choose: log enough of it to recognise, not kilobytes.
@@ -75,8 +77,10 @@ class RequestContextMiddleware:
         quiet_paths: Iterable[str] = DEFAULT_QUIET_PATHS,
         quiet_prefixes: tuple[str, ...] = DEFAULT_QUIET_PREFIXES,
         metrics: Metrics | None = None,
+        trusted_proxies: Sequence[IPv4Network | IPv6Network] = (),
     ) -> None:
         self.app = app
+        self.trusted_proxies = tuple(trusted_proxies)
         self.quiet_paths = frozenset(quiet_paths)
         self.quiet_prefixes = quiet_prefixes
         self.metrics = metrics
@@ -88,6 +92,7 @@ class RequestContextMiddleware:
 
         request_id = self._request_id(scope)
         token = request_id_var.set(request_id)
+        client_token = client_var.set(self._client(scope))
         # Restored afterwards, including fields bound deeper in the request (`user_id`):
         # nothing of this request leaks into whatever runs next in the same context.
         outer_context = structlog.contextvars.get_contextvars()
@@ -137,6 +142,7 @@ class RequestContextMiddleware:
                 structlog.contextvars.clear_contextvars()
                 structlog.contextvars.bind_contextvars(**outer_context)
                 request_id_var.reset(token)
+                client_var.reset(client_token)
 
     def _request_id(self, scope: Scope) -> str:
         for name, value in scope.get("headers", ()):
@@ -146,6 +152,18 @@ class RequestContextMiddleware:
                     return candidate
                 break
         return str(uuid.uuid4())
+
+    def _client(self, scope: Scope) -> ClientInfo:
+        """The client as the audit trail records it (the address TRUSTED_PROXIES allow)."""
+        forwarded: list[str] = []
+        user_agent: str | None = None
+        for name, value in scope.get("headers", ()):
+            if name == b"x-forwarded-for":
+                forwarded.append(value.decode("latin-1"))
+            elif name == b"user-agent":
+                user_agent = value.decode("latin-1")
+        ip = resolve_client_ip(client_ip(scope), forwarded, self.trusted_proxies)
+        return ClientInfo(ip=ip, user_agent=clean_user_agent(user_agent))
 
     def _quiet(self, path: str) -> bool:
         return path in self.quiet_paths or path.startswith(self.quiet_prefixes)

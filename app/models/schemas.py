@@ -106,6 +106,7 @@ _USER_EXAMPLE: JsonDict = {
     "is_active": True,
     "created_at": "2024-01-15T10:30:45.123Z",
     "last_login": None,
+    "roles": [],
 }
 
 
@@ -124,6 +125,7 @@ class UserRead(BaseModel):
     is_active: bool
     created_at: Timestamp
     last_login: Timestamp | None
+    roles: list[str] = Field(description="The account's roles (`admin` opens /admin)")
 
 
 _TOKEN_EXAMPLE: JsonDict = {

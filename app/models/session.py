@@ -5,6 +5,10 @@ its session row exists, so deleting the row (logout, reuse detection, deactivati
 revokes every token of that session at once. `refresh_jti` is the one refresh token of the
 session that may still be used: with rotation on, a refresh swaps it in a conditional
 UPDATE, which makes concurrent refreshes with the same token race for one row.
+
+`ip` and `user_agent` are those of the sign-in, so a user can tell their devices apart;
+`last_used_at` moves when the session is refreshed, never on a bearer request (the read
+path writes nothing).
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ class AuthSession(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # When the current refresh token expires; the clean-up deletes rows past it.
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # Nullable only for rows older than the column; every new session sets it.
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ip: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(256))
 
     def __repr__(self) -> str:
         return f"AuthSession(user_id={self.user_id!r})"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Boolean, Integer, String, true
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Boolean, Integer, String, func, select, true
+from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from app.models.base import Base, UTCDateTime
+from app.models.role import UserRole
 
 
 def _now() -> datetime:
@@ -38,6 +39,21 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now, onupdate=_now)
     last_login: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # The user's roles, comma-joined, read by the same SELECT that loads the user: the
+    # bearer check gets them without a second round trip. Role names hold no comma.
+    # Not expired by a flush: code that changes roles sets it (RoleService).
+    roles_text: Mapped[str | None] = column_property(
+        select(func.aggregate_strings(UserRole.role, ","))
+        .where(UserRole.user_id == id)
+        .correlate_except(UserRole)
+        .scalar_subquery(),
+        expire_on_flush=False,
+    )
+
+    @property
+    def roles(self) -> list[str]:
+        """The user's roles, sorted (empty for most users)."""
+        return sorted(self.roles_text.split(",")) if self.roles_text else []
 
     def __repr__(self) -> str:  # never include the hash
         return f"User(id={self.id!r}, username={self.username!r})"

@@ -16,12 +16,15 @@ from app.utils.exceptions import (
     AppException,
     CircuitBreakerOpenException,
     DatabaseException,
+    InvalidTokenException,
     NotAuthenticatedException,
     OAuth2Exception,
     PayloadTooLargeException,
     RateLimitedException,
+    TokenExpiredException,
     UnsupportedMediaTypeException,
     UserAlreadyExistsException,
+    UserInactiveException,
     ValidationException,
 )
 
@@ -48,6 +51,15 @@ BODY_ERRORS: tuple[type[AppException], ...] = (
     UnsupportedMediaTypeException,
 )
 DATABASE_ERRORS: tuple[type[AppException], ...] = (DatabaseException, CircuitBreakerOpenException)
+# What every bearer route can answer before it runs.
+BEARER_ERRORS: tuple[type[AppException], ...] = (
+    NotAuthenticatedException,
+    InvalidTokenException,
+    TokenExpiredException,
+    UserInactiveException,
+    PayloadTooLargeException,
+    *DATABASE_ERRORS,
+)
 
 _HEADERS: dict[int, dict[str, Any]] = {
     401: {

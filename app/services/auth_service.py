@@ -6,8 +6,9 @@ import uuid
 from dataclasses import dataclass
 
 from app.models.user import User
+from app.services.audit import AuditLog, Event
 from app.services.session_service import SessionService
-from app.services.throttle import Bucket, Throttle
+from app.services.throttle import Bucket, Throttle, ThrottledException
 from app.services.user_service import UserService
 from app.utils.exceptions import (
     InvalidCredentialsException,
@@ -48,6 +49,14 @@ class AuthResult:
     tokens: TokenPair
 
 
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a bearer token speaks for: the user, and the session the token belongs to."""
+
+    user: User
+    session_id: str
+
+
 class AuthService:
     """The service's use cases. Collaborators come in through the constructor."""
 
@@ -60,6 +69,8 @@ class AuthService:
         sessions: SessionService | None = None,
         throttle: Throttle | None = None,
         client_ip: str | None = None,
+        user_agent: str | None = None,
+        audit: AuditLog | None = None,
         rotate_refresh_tokens: bool = False,
         password_min_length: int = 8,
         clock: Clock = utc_now,
@@ -73,6 +84,8 @@ class AuthService:
         # somebody in (JSON login, the OAuth2 token endpoint, ...) is covered by it.
         self.throttle = throttle
         self.client_ip = client_ip
+        self.user_agent = user_agent
+        self.audit = audit or AuditLog(users.session, clock=clock)
         self.rotate_refresh_tokens = rotate_refresh_tokens
         self.password_min_length = password_min_length
         self.clock = clock
@@ -91,6 +104,7 @@ class AuthService:
         hashed = await self.hasher.hash(password)
         user = await self.users.create(email=email, username=username, hashed_password=hashed)
         bind_context(user_id=user.id)
+        self.audit.record(Event.USER_REGISTERED, user_id=user.id, actor_id=user.id)
         log.info("user registered", user_id=user.id)
         self.metrics.registrations.inc()
         return AuthResult(user, await self._start_session(user))
@@ -116,7 +130,11 @@ class AuthService:
         if self.throttle is not None:
             # Counted before the look-up, for unknown accounts too: a 429 then says
             # nothing about whether the account exists.
-            await self.throttle.login_attempt(identifier, self.client_ip)
+            try:
+                await self.throttle.login_attempt(identifier, self.client_ip)
+            except ThrottledException as refusal:
+                await self._login_throttled(identifier, refusal)
+                raise
         user = await self.users.get_by_identifier(identifier)
         # End the read transaction before hashing: a transaction held across tens of
         # milliseconds of CPU would block SQLite writers and pin a pool connection.
@@ -126,19 +144,23 @@ class AuthService:
             await self.hasher.verify_dummy(password)
             # The client hears "invalid credentials" only; the log keeps the real reason and
             # the attempted identifier (OWASP Logging Cheat Sheet; ASVS 5.0 V16.3.1).
-            self._login_failed("unknown_user", identifier=identifier[:_IDENTIFIER_LOG_CHARS])
+            await self._login_failed(
+                "unknown_user", None, identifier=identifier[:_IDENTIFIER_LOG_CHARS]
+            )
             raise InvalidCredentialsException()
         valid, new_hash = await self.hasher.verify(password, user.hashed_password)
         if not valid:
-            self._login_failed("wrong_password", user_id=user.id)
+            await self._login_failed("wrong_password", user.id)
             raise InvalidCredentialsException()
         if not user.is_active:
-            self._login_failed("inactive", user_id=user.id)
+            await self._login_failed("inactive", user.id)
             # No token was sent, so no error="invalid_token" (RFC 6750 §3).
             raise UserInactiveException(headers={"WWW-Authenticate": "Bearer"})
         if self.throttle is not None:
             await self.throttle.login_succeeded(user.email, user.username)
         self.users.record_login(user, self.clock(), new_hash)
+        # Written by the session's flush below, with last_login: one transaction, no commit.
+        self.audit.record(Event.LOGIN_SUCCEEDED, user_id=user.id, actor_id=user.id)
         bind_context(user_id=user.id)
         if new_hash is not None:
             log.info("password hash upgraded", user_id=user.id, scheme=self.hasher.scheme)
@@ -146,9 +168,24 @@ class AuthService:
         self.metrics.login_successes.inc()
         return AuthResult(user, await self._start_session(user))
 
-    def _login_failed(self, reason: str, **fields: object) -> None:
+    async def _login_failed(self, reason: str, user_id: int | None, **fields: object) -> None:
+        if user_id is not None:
+            fields["user_id"] = user_id
         log.warning("login failed", reason=reason, **fields)
         self.metrics.login_failures.labels(reason=reason).inc()
+        # The answer is a 401 and the request's transaction rolls back: the event is
+        # committed on its own first. Never the attempted identifier: it may be a password
+        # typed into the wrong field, and a deleted account's trail must not name it.
+        self.audit.record(Event.LOGIN_FAILED, user_id=user_id, details={"reason": reason})
+        await self.users.session.commit()
+
+    async def _login_throttled(self, identifier: str, refusal: ThrottledException) -> None:
+        if self.throttle is None or not await self.throttle.first_refusal(refusal):
+            return
+        user = await self.users.get_by_identifier(identifier)
+        details = {"bucket": refusal.bucket.value, "retry_after": refusal.retry_after}
+        self.audit.record(Event.LOGIN_THROTTLED, user_id=user.id if user else None, details=details)
+        await self.users.session.commit()
 
     async def refresh(self, refresh_token: str) -> AuthResult:
         """Exchange a refresh token for a new access token of the same session.
@@ -166,6 +203,7 @@ class AuthService:
         if not self.rotate_refresh_tokens:
             user = await self._active_user(user_id, sid, TokenType.REFRESH, refresh_jti=claims.jti)
             refresh = IssuedToken(token=refresh_token, jti=claims.jti, expires_at=claims.expires_at)
+            await self.sessions.touch(sid=sid, user_id=user_id, now=self.clock())
         else:
             refresh = self.codec.issue(str(user_id), TokenType.REFRESH, extra={"sid": sid})
             rotated = await self.sessions.rotate(
@@ -174,11 +212,18 @@ class AuthService:
                 old_jti=claims.jti,
                 new_jti=refresh.jti,
                 expires_at=refresh.expires_at,
+                now=self.clock(),
             )
             if not rotated:
                 # Reuse of a replaced token, the loser of a concurrent refresh, or a session
                 # already ended: end the family, and keep that even though we answer 401.
                 revoked = await self.sessions.revoke(sid=sid, user_id=user_id)
+                if revoked:
+                    self.audit.record(
+                        Event.TOKEN_REUSE_DETECTED,
+                        user_id=user_id,
+                        details={"session_id": sid},
+                    )
                 await self.sessions.session.commit()
                 if revoked:
                     log.warning("refresh token reuse", user_id=user_id)
@@ -186,7 +231,9 @@ class AuthService:
                 self._token_rejected(reason, TokenType.REFRESH)
                 raise TokenRejected(reason)
             user = await self._active_user(user_id, sid, TokenType.REFRESH)
-        access = self.codec.issue(str(user.id), TokenType.ACCESS, extra={"sid": sid})
+        access = self.codec.issue(
+            str(user.id), TokenType.ACCESS, extra={"sid": sid, "roles": user.roles}
+        )
         log.info("token refreshed", user_id=user.id, rotated=self.rotate_refresh_tokens)
         self.metrics.token_refreshes.inc()
         return AuthResult(user, TokenPair(access, refresh, self._expires_in()))
@@ -203,6 +250,9 @@ class AuthService:
         except InvalidTokenException:
             return
         if await self.sessions.revoke(sid=sid, user_id=user_id):
+            self.audit.record(
+                Event.LOGOUT, user_id=user_id, actor_id=user_id, details={"session_id": sid}
+            )
             log.info("logged out", user_id=user_id)
 
     async def authenticate(self, access_token: str) -> User:
@@ -210,9 +260,17 @@ class AuthService:
 
         Raises TokenExpiredException, InvalidTokenException or UserInactiveException.
         """
+        return (await self.authenticate_principal(access_token)).user
+
+    async def authenticate_principal(self, access_token: str) -> Principal:
+        """The active user of an access token and its session (one database round trip:
+        the user, its roles and the session's existence in one statement).
+
+        Raises TokenExpiredException, InvalidTokenException or UserInactiveException.
+        """
         claims = self._decode(access_token, TokenType.ACCESS)
         user_id, sid = self._session_of(claims)
-        return await self._active_user(user_id, sid, TokenType.ACCESS)
+        return Principal(await self._active_user(user_id, sid, TokenType.ACCESS), sid)
 
     def _decode(self, token: str, token_type: TokenType) -> TokenClaims:
         try:
@@ -255,7 +313,10 @@ class AuthService:
     async def _start_session(self, user: User) -> TokenPair:
         sid = uuid.uuid4().hex
         subject = str(user.id)
-        access = self.codec.issue(subject, TokenType.ACCESS, extra={"sid": sid})
+        # Roles ride in access tokens for resource servers; /admin re-reads them per request.
+        access = self.codec.issue(
+            subject, TokenType.ACCESS, extra={"sid": sid, "roles": user.roles}
+        )
         refresh = self.codec.issue(subject, TokenType.REFRESH, extra={"sid": sid})
         await self.sessions.start(
             sid=sid,
@@ -263,6 +324,8 @@ class AuthService:
             refresh_jti=refresh.jti,
             now=self.clock(),
             expires_at=refresh.expires_at,
+            ip=self.client_ip,
+            user_agent=self.user_agent,
         )
         return TokenPair(access, refresh, self._expires_in())
 

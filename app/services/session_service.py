@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import CursorResult, delete, select, update
@@ -9,6 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.session import AuthSession
 from app.models.user import User
+from app.utils.request_context import clean_user_agent
+
+# Session ids are uuid4 hex; anything else names no session (and never reaches the driver).
+_SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 class SessionService:
@@ -18,7 +24,15 @@ class SessionService:
         self.session = session
 
     async def start(
-        self, *, sid: str, user_id: int, refresh_jti: str, now: datetime, expires_at: datetime
+        self,
+        *,
+        sid: str,
+        user_id: int,
+        refresh_jti: str,
+        now: datetime,
+        expires_at: datetime,
+        ip: str | None = None,
+        user_agent: str | None = None,
     ) -> None:
         self.session.add(
             AuthSession(
@@ -27,9 +41,41 @@ class SessionService:
                 refresh_jti=refresh_jti,
                 created_at=now,
                 expires_at=expires_at,
+                last_used_at=now,
+                ip=ip,
+                user_agent=clean_user_agent(user_agent),
             )
         )
         await self.session.flush()
+
+    async def touch(self, *, sid: str, user_id: int, now: datetime) -> None:
+        """Record a refresh as the session's last use (the refresh path's one write)."""
+        await self.session.execute(
+            update(AuthSession)
+            .where(AuthSession.id == sid, AuthSession.user_id == user_id)
+            .values(last_used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def live_of(self, user_id: int, now: datetime) -> Sequence[AuthSession]:
+        """The user's sessions whose refresh token has not expired, newest first."""
+        stmt = (
+            select(AuthSession)
+            .where(AuthSession.user_id == user_id, AuthSession.expires_at > now)
+            .order_by(AuthSession.created_at.desc(), AuthSession.id.desc())
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def revoke_others(self, *, user_id: int, keep_sid: str) -> int:
+        """End every session of a user but one (sign out everywhere else); returns how many."""
+        stmt = (
+            delete(AuthSession)
+            .where(AuthSession.user_id == user_id, AuthSession.id != keep_sid)
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.execute(stmt)
+        assert isinstance(result, CursorResult)
+        return int(result.rowcount)
 
     async def user_of(
         self, *, sid: str, user_id: int, refresh_jti: str | None = None
@@ -50,7 +96,14 @@ class SessionService:
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def rotate(
-        self, *, sid: str, user_id: int, old_jti: str, new_jti: str, expires_at: datetime
+        self,
+        *,
+        sid: str,
+        user_id: int,
+        old_jti: str,
+        new_jti: str,
+        expires_at: datetime,
+        now: datetime | None = None,
     ) -> bool:
         """Swap the session's refresh token if `old_jti` is still the current one.
 
@@ -66,7 +119,11 @@ class SessionService:
                 AuthSession.user_id == user_id,
                 AuthSession.refresh_jti == old_jti,
             )
-            .values(refresh_jti=new_jti, expires_at=expires_at)
+            .values(
+                refresh_jti=new_jti,
+                expires_at=expires_at,
+                **({"last_used_at": now} if now is not None else {}),
+            )
             .execution_options(synchronize_session=False)
         )
         result = await self.session.execute(stmt)
@@ -75,6 +132,8 @@ class SessionService:
 
     async def revoke(self, *, sid: str, user_id: int) -> bool:
         """End a session and with it every token it issued; False when it was already gone."""
+        if not _SESSION_ID.match(sid):
+            return False
         stmt = (
             delete(AuthSession)
             .where(AuthSession.id == sid, AuthSession.user_id == user_id)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from limits import RateLimitItem, parse_many
+from limits import RateLimitItem, RateLimitItemPerSecond, parse_many
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
@@ -57,6 +57,15 @@ class ThrottleRules:
             Bucket.REGISTER_IP: parse_many(self.register_ip),
             Bucket.REFRESH_IP: parse_many(self.refresh_ip),
         }
+
+
+class ThrottledException(RateLimitedException):
+    """A refusal, with the bucket and key that refused (for the audit trail, not clients)."""
+
+    def __init__(self, retry_after: int, *, bucket: Bucket, key: str) -> None:
+        super().__init__(retry_after)
+        self.bucket = bucket
+        self.key = key
 
 
 def build_storage(redis_url: str | None, *, key_prefix: str) -> Storage:
@@ -128,10 +137,24 @@ class Throttle:
                 if not await self.limiter.hit(item, bucket.value, key):
                     retry_after = await self._wait(bucket, key)
                     log.info("throttled", bucket=bucket.value, retry_after=retry_after)
-                    raise RateLimitedException(retry_after)
+                    raise ThrottledException(retry_after, bucket=bucket, key=key)
         except StorageError as error:
             log.error("throttle storage failed", error_type=type(error.storage_error).__name__)
             raise ThrottleUnavailableException() from None
+
+    async def first_refusal(self, refusal: ThrottledException) -> bool:
+        """True for the first refusal of a bucket and key until its wait is over.
+
+        A flood of throttled attempts is one fact, not thousands: the audit trail records
+        it once per refusal period, so the throttle cannot be turned into a write flood.
+        The marker lives in the counters' store, so all workers agree on "first".
+        """
+        marker = RateLimitItemPerSecond(1, max(1, refusal.retry_after))
+        try:
+            return await self.limiter.hit(marker, f"{refusal.bucket.value}-refused", refusal.key)
+        except StorageError as error:
+            log.warning("throttle storage failed", error_type=type(error.storage_error).__name__)
+            return False
 
     async def _wait(self, bucket: Bucket, key: str) -> int:
         """Seconds until every full window of the bucket has room again: the longest wait."""

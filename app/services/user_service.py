@@ -10,6 +10,7 @@ from sqlalchemy import Insert, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.models.session import AuthSession
 from app.models.user import User, normalize_email, normalize_username
@@ -83,6 +84,7 @@ class UserService:
             await self.session.flush()
         except IntegrityError:
             raise UserAlreadyExistsException() from None
+        set_committed_value(user, "roles_text", None)  # a new account has no roles
         return user
 
     def record_login(self, user: User, when: datetime, new_hash: str | None) -> None:

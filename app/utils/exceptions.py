@@ -35,6 +35,14 @@ class ValidationException(AppException):
     default_detail = "Request validation failed"
 
 
+class InvalidCurrentPasswordException(AppException):
+    """A wrong current password where an action asks for it again (deletion, changes)."""
+
+    status_code = 400
+    error_code = "INVALID_CURRENT_PASSWORD"
+    default_detail = "The current password is not correct"
+
+
 class AuthException(AppException):
     """Any authentication failure; RFC 6750 §3 asks for a `WWW-Authenticate` challenge."""
 
@@ -97,6 +105,12 @@ class UserAlreadyExistsException(AppException):
     status_code = 409
     error_code = "USER_ALREADY_EXISTS"
     default_detail = "A user with this email or username already exists"
+
+
+class LastAdminException(AppException):
+    status_code = 409
+    error_code = "LAST_ADMIN"
+    default_detail = "The last active admin cannot be deactivated, demoted or deleted"
 
 
 class PayloadTooLargeException(AppException):

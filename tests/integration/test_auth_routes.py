@@ -51,7 +51,15 @@ async def test_register_returns_201_with_tokens_and_user(client: httpx.AsyncClie
     assert body["token_type"] == "bearer"
     assert body["expires_in"] == 1800
     user = body["user"]
-    assert set(user) == {"id", "email", "username", "is_active", "created_at", "last_login"}
+    assert set(user) == {
+        "id",
+        "email",
+        "username",
+        "is_active",
+        "created_at",
+        "last_login",
+        "roles",
+    }
     assert user["email"] == "alice@example.com"
     assert user["username"] == "Alice"
     assert user["is_active"] is True

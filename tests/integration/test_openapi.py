@@ -79,7 +79,7 @@ def test_info_names_the_service_its_version_and_licence() -> None:
     assert info["description"]
     assert info["license"]["identifier"] == "MIT"
     assert info["contact"]["name"]
-    assert {tag["name"] for tag in DOCUMENT["tags"]} == {"auth", "users", "health"}
+    assert {tag["name"] for tag in DOCUMENT["tags"]} == {"auth", "users", "admin", "health"}
 
 
 def test_no_422_anywhere() -> None:
