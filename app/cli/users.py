@@ -42,6 +42,9 @@ from app.cli._common import (
 from app.database import Database
 from app.models.schemas import UserRead, UserRegister
 from app.models.user import User, normalize_email, normalize_username
+from app.services.admin_service import AdminService, UserChanges
+from app.services.audit import AuditLog, Event
+from app.services.roles import RoleService, check_roles
 from app.services.user_import import (
     CheckedFile,
     ImportFileError,
@@ -56,6 +59,7 @@ from app.services.user_service import NewUser, UserService
 from app.utils.exceptions import (
     CircuitBreakerOpenException,
     DatabaseException,
+    LastAdminException,
     UserAlreadyExistsException,
     ValidationException,
 )
@@ -101,10 +105,16 @@ def create(
             help="Read the password from the first line of stdin instead of prompting.",
         ),
     ] = False,
+    role: Annotated[
+        list[str] | None,
+        typer.Option("--role", help="Grant this role (repeatable), e.g. --role admin."),
+    ] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Create an active account; the password is prompted for (twice) or read from stdin."""
     settings = settings_of(ctx)
     email, username = _check_identity(email, username)
+    roles = _check_roles(role or [], "--role")
     password = _read_password(password_stdin)
     configure_logging(settings)
 
@@ -116,7 +126,11 @@ def create(
             # so no transaction is held open across the hash.
             auth.check_password(password, username=username, email=email)
             hashed = await hasher.hash(password)
-            return await auth.users.create(email=email, username=username, hashed_password=hashed)
+            user = await auth.users.create(email=email, username=username, hashed_password=hashed)
+            await RoleService(session).set_roles(user, roles)
+            details: dict[str, object] = {"via": "cli", "roles": roles}
+            AuditLog(session).record(Event.USER_REGISTERED, user_id=user.id, details=details)
+            return user
 
     try:
         user = run(settings, work)
@@ -126,8 +140,20 @@ def create(
         raise typer.Exit(EXIT_FAILURE) from None
     except UserAlreadyExistsException:
         fail("a user with this email or username already exists")
-    log.info("user created", user_id=user.id, actor="cli")
-    out.print(f"created user {user.username} <{user.email}> (id {user.id})")
+    log.info("user created", user_id=user.id, actor="cli", roles=roles)
+    if as_json:
+        print_json(_user_json(user))
+        return
+    granted = f" with roles {', '.join(roles)}" if roles else ""
+    out.print(f"created user {user.username} <{user.email}> (id {user.id}){granted}")
+
+
+def _check_roles(roles: Sequence[str], option: str) -> list[str]:
+    """Role names as the API checks them; exit 2 if bad."""
+    try:
+        return check_roles(roles)
+    except ValidationException as error:
+        raise typer.BadParameter(error.detail, param_hint=f"'{option}'") from None
 
 
 def _check_identity(email: str, username: str) -> tuple[str, str]:
@@ -174,14 +200,16 @@ def _set_active(ctx: typer.Context, identifier: str, *, active: bool) -> None:
 
     async def work(database: Database) -> tuple[User | None, bool]:
         async with database.session() as session:
-            users = UserService(session)
-            user = await users.get_by_identifier(identifier)
+            user = await UserService(session).get_by_identifier(identifier)
             if user is None or user.is_active == active:
                 return user, False
-            await users.set_active(user, active)
-            return user, True
+            changes = UserChanges(is_active=active, extra={"via": "cli"})
+            return await AdminService(session).update_user(user.id, changes, actor_id=None), True
 
-    user, changed = run(settings, work)
+    try:
+        user, changed = run(settings, work)
+    except LastAdminException:
+        fail(f"{identifier!r} is the last active admin; grant another account admin first")
     if user is None:
         fail(f"no user with email or username {identifier!r}")
     state = "active" if active else "inactive"
@@ -191,6 +219,48 @@ def _set_active(ctx: typer.Context, identifier: str, *, active: bool) -> None:
     log.info("user activated" if active else "user deactivated", user_id=user.id, actor="cli")
     detail = "" if active else "; its logins and tokens are refused from now on"
     out.print(f"{user.username} (id {user.id}) is now {state}{detail}")
+
+
+@app.command()
+def roles(
+    ctx: typer.Context,
+    identifier: Identifier,
+    add: Annotated[
+        list[str] | None, typer.Option("--add", help="Grant this role (repeatable).")
+    ] = None,
+    remove: Annotated[
+        list[str] | None, typer.Option("--remove", help="Take this role away (repeatable).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show or change an account's roles; `admin` opens the /admin routes at once."""
+    settings = settings_of(ctx)
+    to_add = _check_roles(add or [], "--add")
+    to_remove = _check_roles(remove or [], "--remove")
+    configure_logging(settings)
+
+    async def work(database: Database) -> User | None:
+        async with database.session() as session:
+            user = await UserService(session).get_by_identifier(identifier)
+            if user is None or not (to_add or to_remove):
+                return user
+            changes = UserChanges(add_roles=to_add, remove_roles=to_remove, extra={"via": "cli"})
+            return await AdminService(session).update_user(user.id, changes, actor_id=None)
+
+    try:
+        user = run(settings, work)
+    except LastAdminException:
+        fail(f"{identifier!r} is the last active admin; grant another account admin first")
+    except ValidationException as error:
+        fail(error.detail)
+    if user is None:
+        fail(f"no user with email or username {identifier!r}")
+    if to_add or to_remove:
+        log.info("user roles changed", user_id=user.id, actor="cli", roles=user.roles)
+    if as_json:
+        print_json(_user_json(user))
+        return
+    out.print(f"{user.username} (id {user.id}): {', '.join(user.roles) or 'no roles'}")
 
 
 @app.command()

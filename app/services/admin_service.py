@@ -42,6 +42,9 @@ class UserChanges:
 
     is_active: bool | None = None
     roles: Sequence[str] | None = None
+    # Relative changes (the command line), applied to the roles as they are under the lock.
+    add_roles: Sequence[str] = ()
+    remove_roles: Sequence[str] = ()
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -94,8 +97,13 @@ class AdminService:
         Raises NotFoundException, ValidationException (roles), LastAdminException, or
         ForbiddenException when the actor lost the admin role while the request waited.
         """
-        roles = check_roles(changes.roles) if changes.roles is not None else None
+        if changes.roles is not None:
+            check_roles(changes.roles)
         user = await self._locked(user_id, actor_id)
+        roles = check_roles(changes.roles) if changes.roles is not None else None
+        if changes.add_roles or changes.remove_roles:
+            base = set(roles if roles is not None else user.roles)
+            roles = check_roles((base | set(changes.add_roles)) - set(changes.remove_roles))
         was_admin = ADMIN_ROLE in user.roles and user.is_active
         stays_admin = (
             changes.is_active if changes.is_active is not None else user.is_active
@@ -110,14 +118,13 @@ class AdminService:
             added, removed = await self.roles.set_roles(user, roles)
             if added or removed:
                 details["roles"] = {"added": added, "removed": removed}
-        details.update(changes.extra)
         user.updated_at = self.clock()
         if details:
             self.audit.record(
                 Event.USER_UPDATED,
                 user_id=user.id,
                 actor_id=actor_id,
-                details={"fields": sorted(details), **details},
+                details={"fields": sorted(details), **details, **changes.extra},
             )
         await self.session.flush()
         return user

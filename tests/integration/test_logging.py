@@ -424,6 +424,13 @@ async def test_no_flow_puts_a_password_a_token_or_the_secret_key_in_the_log(
     await client.get(f"/nowhere/{access}")
     crash = await client.post("/boom", headers={"Authorization": f"Bearer {access}"})
     assert crash.status_code == 500
+    bearer = {"Authorization": f"Bearer {tokens[-1]}"}
+    assert (await client.get("/users/me/sessions", headers=bearer)).status_code == 200
+    for password in (CANARY_WRONG, CANARY_PASSWORD + "x"):
+        wrong = await client.request(
+            "DELETE", "/users/me", json={"current_password": password}, headers=bearer
+        )
+        assert wrong.status_code == 400
     await _deactivate(database, registered.json()["user"]["id"])
     await client.post("/auth/login", json={"email": email, "password": CANARY_PASSWORD})
     await client.get("/users/me", headers={"Authorization": f"Bearer {access}"})
