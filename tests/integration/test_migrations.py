@@ -42,3 +42,31 @@ async def test_sessions_migration_downgrades_and_upgrades_again(tmp_path: Path) 
 
 def _tables(connection: Connection) -> set[str]:
     return set(inspect(connection).get_table_names())
+
+
+async def test_roles_and_audit_migration_downgrades_and_upgrades_again(
+    database_url: str, tmp_path: Path
+) -> None:
+    url = (
+        database_url if "postgresql" in database_url else f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"
+    )
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(upgrade_on_connection)
+            await connection.run_sync(downgrade_on_connection, "0002")
+            tables = await connection.run_sync(_tables)
+            assert not {"user_roles", "audit_events"} & tables
+            assert "last_used_at" not in await connection.run_sync(_columns, "auth_sessions")
+            await connection.run_sync(upgrade_on_connection)
+            assert {"user_roles", "audit_events"} <= await connection.run_sync(_tables)
+            assert {"last_used_at", "ip", "user_agent"} <= await connection.run_sync(
+                _columns, "auth_sessions"
+            )
+            assert await connection.run_sync(_diff) == []
+    finally:
+        await engine.dispose()
+
+
+def _columns(connection: Connection, table: str) -> set[str]:
+    return {column["name"] for column in inspect(connection).get_columns(table)}

@@ -52,6 +52,8 @@ class Cluster:
     b: Worker
     key_file: Path
     names: Iterator[int]
+    env: dict[str, str]
+    workdir: Path
 
     def new_identity(self) -> tuple[str, str]:
         n = next(self.names)
@@ -144,7 +146,7 @@ def cluster(
         deadline = time.monotonic() + STARTUP_DEADLINE_S
         _wait_ready(a, deadline)
         _wait_ready(b, deadline)
-        yield Cluster(a, b, key_file, iter(range(1, 1_000_000)))
+        yield Cluster(a, b, key_file, iter(range(1, 1_000_000)), env, workdir)
     finally:
         _stop(a)
         _stop(b)
@@ -310,3 +312,107 @@ async def test_failed_logins_through_both_workers_count_against_one_account_limi
         assert response.status_code == 429, response.text
         assert response.json()["error_code"] == "RATE_LIMITED"
         assert int(response.headers["Retry-After"]) >= 1
+
+
+def _authsvc(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    """`authsvc ARGS...` as an operator runs it beside the workers (same environment)."""
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        env=cluster.env,
+        cwd=cluster.workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_a_session_ended_through_one_worker_is_dead_at_the_other_at_once(
+    cluster: Cluster,
+) -> None:
+    email, username = cluster.new_identity()
+    first = (await _register(cluster.a, email, username)).json()
+    async with cluster.b.client() as b:
+        second = (
+            await b.post("/auth/login", json={"username": username, "password": PASSWORD})
+        ).json()
+        listed = (await b.get("/users/me/sessions", headers=_bearer(second["access_token"]))).json()
+    target = next(s["id"] for s in listed if not s["current"])
+
+    async with cluster.a.client() as a:
+        ended = await a.delete(
+            f"/users/me/sessions/{target}", headers=_bearer(second["access_token"])
+        )
+    async with cluster.b.client() as b:
+        me = await b.get("/users/me", headers=_bearer(first["access_token"]))
+        refresh = await b.post("/auth/refresh", json={"refresh_token": first["refresh_token"]})
+        still = await b.get("/users/me", headers=_bearer(second["access_token"]))
+
+    assert ended.status_code == 204
+    assert me.status_code == 401
+    assert refresh.status_code == 401
+    assert still.status_code == 200
+
+
+async def test_an_admin_demoted_at_one_worker_is_refused_at_the_other_next_request(
+    cluster: Cluster,
+) -> None:
+    admins = []
+    for _ in range(2):
+        email, username = cluster.new_identity()
+        assert (await _register(cluster.a, email, username)).status_code == 201
+        granted = _authsvc(cluster, "users", "roles", username, "--add", "admin", "--json")
+        assert granted.returncode == 0, granted.stderr
+        async with cluster.a.client() as a:
+            login = await a.post("/auth/login", json={"username": username, "password": PASSWORD})
+        admins.append((int(login.json()["user"]["id"]), login.json()["access_token"]))
+    (first_id, first_token), (second_id, second_token) = admins
+
+    async with cluster.b.client() as b:
+        assert (await b.get("/admin/users", headers=_bearer(second_token))).status_code == 200
+    async with cluster.a.client() as a:
+        demoted = await a.patch(
+            f"/admin/users/{second_id}", json={"roles": []}, headers=_bearer(first_token)
+        )
+    async with cluster.b.client() as b:
+        refused = await b.get("/admin/users", headers=_bearer(second_token))
+
+    assert demoted.status_code == 200, demoted.text
+    assert refused.status_code == 403
+    assert refused.json()["error_code"] == "FORBIDDEN"
+    assert first_id != second_id
+
+
+async def test_two_admins_demoting_each_other_through_two_workers_leave_one_admin(
+    cluster: Cluster,
+) -> None:
+    admins = []
+    for _ in range(2):
+        email, username = cluster.new_identity()
+        assert (await _register(cluster.a, email, username)).status_code == 201
+        assert _authsvc(cluster, "users", "roles", username, "--add", "admin").returncode == 0
+        async with cluster.a.client() as a:
+            login = await a.post("/auth/login", json={"username": username, "password": PASSWORD})
+        admins.append((int(login.json()["user"]["id"]), login.json()["access_token"]))
+    (x_id, x_token), (y_id, y_token) = admins
+    # Other tests of this module leave admins behind; they must not count here.
+    for extra in await _admin_ids(cluster, x_token) - {x_id, y_id}:
+        async with cluster.a.client() as a:
+            await a.patch(f"/admin/users/{extra}", json={"roles": []}, headers=_bearer(x_token))
+
+    async with cluster.a.client() as a, cluster.b.client() as b:
+        at_a, at_b = await asyncio.gather(
+            a.patch(f"/admin/users/{y_id}", json={"roles": []}, headers=_bearer(x_token)),
+            b.patch(f"/admin/users/{x_id}", json={"roles": []}, headers=_bearer(y_token)),
+        )
+
+    assert sorted([at_a.status_code, at_b.status_code]) in ([200, 403], [200, 409])
+    survivor = x_token if at_a.status_code == 200 else y_token
+    assert len(await _admin_ids(cluster, survivor)) == 1
+
+
+async def _admin_ids(cluster: Cluster, token: str) -> set[int]:
+    async with cluster.b.client() as b:
+        listed = await b.get("/admin/users", params={"role": "admin"}, headers=_bearer(token))
+    assert listed.status_code == 200, listed.text
+    return {int(item["id"]) for item in listed.json()["items"]}
