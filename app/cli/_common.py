@@ -19,10 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import ConfigurationError, Settings
 from app.database import Database
 from app.services.auth_service import AuthService
-from app.services.user_service import UserService
 from app.utils.exceptions import CircuitBreakerOpenException, DatabaseException
 from app.utils.logger import setup_logging
 from app.utils.password import PasswordHasher
+from app.wiring import build_auth_service, build_codec
 
 T = TypeVar("T")
 
@@ -126,23 +126,9 @@ def run(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
         fail(error.detail)
 
 
-def build_hasher(settings: Settings) -> PasswordHasher:
-    """The service's own hasher, configured exactly as the running service configures it."""
-    from app.main import build_hasher as service_hasher
-
-    return service_hasher(settings)
-
-
 def auth_service(settings: Settings, session: AsyncSession, hasher: PasswordHasher) -> AuthService:
     """AuthService as the routes build it; the CLI uses its password policy and its hasher."""
-    from app.main import build_codec
-
-    return AuthService(
-        UserService(session),
-        hasher=hasher,
-        codec=build_codec(settings),
-        password_min_length=settings.password_min_length,
-    )
+    return build_auth_service(settings, session, hasher=hasher, codec=build_codec(settings))
 
 
 def print_table(table: Table) -> None:

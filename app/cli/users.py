@@ -27,7 +27,6 @@ from rich.table import Table
 from app.cli._common import (
     EXIT_FAILURE,
     auth_service,
-    build_hasher,
     configure_logging,
     describe_database_error,
     err,
@@ -61,6 +60,7 @@ from app.utils.exceptions import (
 )
 from app.utils.logger import get_logger
 from app.utils.password import PasswordHasher, hash_scheme
+from app.wiring import build_hasher
 
 log = get_logger(__name__)
 

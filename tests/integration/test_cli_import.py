@@ -13,12 +13,12 @@ from rich.progress import Progress
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cli._common import build_hasher
 from app.cli.users import ImportSummary, OnDuplicate
 from app.cli.users import _write as write_batches
 from app.database import Database
 from app.models.user import User
 from app.services.user_import import ImportRow
+from app.wiring import build_hasher
 from tests.conftest import PASSWORD, CliInvoker, UserFactory
 
 OLD_PASSWORD = "legacy system passphrase 42"
