@@ -19,8 +19,9 @@ from app.database import Database
 from app.middleware.exception import register_exception_handlers
 from app.middleware.logging import RequestContextMiddleware
 from app.middleware.security import BodyLimitMiddleware, SecurityHeadersMiddleware
+from app.openapi import install_openapi
 from app.routes import auth, docs, health, metrics, users
-from app.routes.openapi import install_openapi
+from app.routes.oauth2 import TOKEN_REQUEST_COMPONENTS
 from app.services.session_service import SessionService
 from app.utils.jwt import utc_now
 from app.utils.logger import get_logger, setup_logging
@@ -132,7 +133,7 @@ def create_app(
     app.include_router(metrics.router)
     if settings.docs_enabled:
         app.include_router(docs.router)
-    install_openapi(app)
+    install_openapi(app, components=TOKEN_REQUEST_COMPONENTS)
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:

@@ -22,7 +22,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from app.routes.openapi import standalone_document
+from app.cli.openapi import standalone_document
 from tests.conftest import PASSWORD
 
 DOCUMENT: dict[str, Any] = json.loads(standalone_document())
