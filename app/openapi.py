@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
+from app.middleware.exception import error_body, oauth2_error_body
 from app.models.schemas import ErrorResponse, OAuth2ErrorResponse
 from app.utils.exceptions import (
     AppException,
@@ -34,7 +36,7 @@ from app.utils.exceptions import (
 Responses = dict[int | str, dict[str, Any]]
 
 _REQUEST_ID = "550e8400-e29b-41d4-a716-446655440000"
-_TIMESTAMP = "2024-01-15T10:30:45.123Z"
+_TIMESTAMP = datetime(2024, 1, 15, 10, 30, 45, 123_000, tzinfo=UTC)
 
 # What a bare status number stands for, for routes that list statuses rather than errors.
 _BY_STATUS: dict[int, tuple[type[AppException], ...]] = {
@@ -79,17 +81,15 @@ _HEADERS: dict[int, dict[str, Any]] = {
 
 def _example(error: type[AppException]) -> dict[str, Any]:
     if issubclass(error, OAuth2Exception):
-        return {
-            "error": error.oauth2_error,
-            "error_description": error.default_detail,
-            "request_id": _REQUEST_ID,
-        }
-    return {
-        "detail": error.default_detail,
-        "error_code": error.error_code,
-        "timestamp": _TIMESTAMP,
-        "request_id": _REQUEST_ID,
-    }
+        return oauth2_error_body(
+            error=error.oauth2_error, description=error.default_detail, request_id=_REQUEST_ID
+        )
+    return error_body(
+        detail=error.default_detail,
+        error_code=error.error_code,
+        request_id=_REQUEST_ID,
+        now=_TIMESTAMP,
+    )
 
 
 def _name(error: type[AppException]) -> str:
