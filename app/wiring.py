@@ -14,6 +14,7 @@ from app.config import Settings, resolve_secret_key
 from app.services.auth_service import AuthService
 from app.services.session_service import SessionService
 from app.services.throttle import Throttle, ThrottleRules, build_storage
+from app.services.transaction import Transaction
 from app.services.user_service import UserService
 from app.utils.jwt import TokenCodec
 from app.utils.metrics import Metrics
@@ -74,4 +75,5 @@ def build_auth_service(
         rotate_refresh_tokens=settings.refresh_token_rotation,
         password_min_length=settings.password_min_length,
         metrics=metrics,
+        transaction=Transaction(session),
     )
