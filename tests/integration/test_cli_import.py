@@ -19,7 +19,7 @@ from app.database import Database
 from app.models.user import User
 from app.services.user_import import ImportRow
 from app.wiring import build_hasher
-from tests.conftest import PASSWORD, CliInvoker, UserFactory
+from tests.support import PASSWORD, CliInvoker, UserFactory
 
 OLD_PASSWORD = "legacy system passphrase 42"
 

@@ -14,7 +14,7 @@ from openapi_spec_validator import validate
 from app import __version__
 from app.cli.openapi import standalone_document
 from app.utils import exceptions
-from tests.conftest import CliInvoker
+from tests.support import CliInvoker
 
 DOCUMENT: dict[str, Any] = json.loads(standalone_document())
 COMMITTED = Path(__file__).parents[2] / "docs" / "openapi.json"
