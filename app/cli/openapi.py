@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from app.cli._common import out
+from app.cli.output import out
 from app.config import Settings
 from app.openapi import render_openapi
 
