@@ -1,6 +1,6 @@
 """A real PostgreSQL goes down and comes back: 503s, the breaker opens, the service recovers.
 
-The tests run their own throw-away cluster (tests/throwaway_postgres.py) so they can crash
+The tests run their own throw-away cluster (tests/support/throwaway_postgres.py) so they can crash
 it with `pg_ctl stop -m immediate`. The breaker's recovery timeout runs on a fake clock;
 only the real server's start-up is waited for, by a poll with a deadline.
 """
