@@ -7,7 +7,7 @@ The common names are re-exported here: `from tests.support import PASSWORD, buil
 from tests.support.accounts import PASSWORD, RegisteredUser, UserFactory, login, register
 from tests.support.apps import CliInvoker, running_app
 from tests.support.asserts import TIMESTAMP, assert_error, assert_unavailable
-from tests.support.clocks import FakeClock, codec_at
+from tests.support.clocks import FakeClock, codec_at, codec_on
 from tests.support.databases import BACKENDS, THROTTLE_STORES, prepare_schema, prepared, truncate
 from tests.support.logs import LogCapture
 from tests.support.settings import (
@@ -36,6 +36,7 @@ __all__ = [
     "assert_unavailable",
     "build_settings",
     "codec_at",
+    "codec_on",
     "find_bindir",
     "login",
     "prepare_schema",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from app.utils.jwt import TokenCodec
@@ -21,13 +22,18 @@ class FakeClock:
         self.now += seconds
 
 
-def codec_at(when: datetime) -> TokenCodec:
-    """A token codec with the test key whose clock stands still at `when`."""
+def codec_on(clock: Callable[[], datetime], *, key: str = TEST_SECRET) -> TokenCodec:
+    """A token codec with the default issuer, audience and lifetimes, on the given clock."""
     return TokenCodec(
-        key=TEST_SECRET,
+        key=key,
         issuer="authsvc",
         audience="authsvc",
         access_ttl=timedelta(minutes=30),
         refresh_ttl=timedelta(days=7),
-        clock=lambda: when,
+        clock=clock,
     )
+
+
+def codec_at(when: datetime) -> TokenCodec:
+    """A token codec with the test key whose clock stands still at `when`."""
+    return codec_on(lambda: when)
