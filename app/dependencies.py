@@ -16,8 +16,6 @@ from app.models.user import User
 from app.services.account_service import AccountService
 from app.services.admin_service import AdminService
 from app.services.auth_service import AuthService, Principal
-from app.services.session_service import SessionService
-from app.services.user_service import UserService
 from app.utils.client_ip import resolve_client_ip
 from app.utils.exceptions import (
     ForbiddenException,
@@ -26,6 +24,7 @@ from app.utils.exceptions import (
 )
 from app.utils.metrics import Metrics
 from app.utils.pagination import MAX_CURSOR_LENGTH, MAX_LIMIT
+from app.wiring import build_auth_service
 
 # Two ways to present the same bearer token (RFC 6750 §2.1), both declared in OpenAPI so
 # the docs' Authorize dialog offers a password sign-in (through the token endpoint) and a
@@ -100,16 +99,14 @@ async def get_auth_service(
     request: Request, session: SessionDep, client_ip: ClientIP
 ) -> AuthService:
     state = request.app.state
-    return AuthService(
-        UserService(session),
+    return build_auth_service(
+        state.settings,
+        session,
         hasher=state.hasher,
         codec=state.codec,
-        sessions=SessionService(session),
         throttle=state.throttle,
         client_ip=client_ip,
         user_agent=request.headers.get("user-agent"),
-        rotate_refresh_tokens=state.settings.refresh_token_rotation,
-        password_min_length=state.settings.password_min_length,
         metrics=state.metrics,
     )
 

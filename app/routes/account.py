@@ -20,7 +20,7 @@ from app.models.admin_schemas import (
     SessionList,
     SessionRead,
 )
-from app.routes.responses import BEARER_ERRORS, BODY_ERRORS, error_responses
+from app.openapi import BEARER_ERRORS, BODY_ERRORS, error_responses
 from app.utils.exceptions import (
     InvalidCurrentPasswordException,
     LastAdminException,

@@ -28,7 +28,7 @@ from app.models.admin_schemas import (
     UserPage,
 )
 from app.models.role import ROLE_PATTERN
-from app.routes.responses import BEARER_ERRORS, BODY_ERRORS, error_responses
+from app.openapi import BEARER_ERRORS, BODY_ERRORS, error_responses
 from app.services.admin_service import UserChanges, UserFilter
 from app.services.audit import EVENT_PATTERN, AuditLog
 from app.utils.exceptions import (

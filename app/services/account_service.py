@@ -13,6 +13,7 @@ from app.services.audit import AuditLog, Event
 from app.services.auth_service import Principal
 from app.services.session_service import SessionService
 from app.services.throttle import Throttle
+from app.services.transaction import Transaction
 from app.utils.exceptions import InvalidCurrentPasswordException, NotFoundException
 from app.utils.jwt import Clock, utc_now
 from app.utils.pagination import Page
@@ -101,8 +102,7 @@ class AccountService:
         user = me.user
         if self.throttle is not None:
             await self.throttle.login_attempt(user.email, self.client_ip)
-        # End the read transaction before hashing (no lock or snapshot held across it).
-        await self.session.commit()
+        await Transaction(self.session).end_read()
         valid, _ = await self.hasher.verify(current_password, user.hashed_password)
         if not valid:
             raise InvalidCurrentPasswordException()

@@ -18,6 +18,7 @@ from app.models.user import User, normalize_email, normalize_username
 from app.services.audit import AuditLog, Event
 from app.services.roles import RoleService, check_roles
 from app.services.session_service import SessionService
+from app.services.transaction import Transaction
 from app.services.user_service import UserService
 from app.utils.exceptions import ForbiddenException, NotFoundException
 from app.utils.jwt import Clock, utc_now
@@ -58,6 +59,7 @@ class AdminService:
         self.roles = RoleService(session)
         self.sessions = SessionService(session)
         self.audit = AuditLog(session, clock=clock)
+        self.transaction = Transaction(session)
 
     async def page_of_users(
         self, filters: UserFilter, *, limit: int, after: int | None = None
@@ -172,9 +174,7 @@ class AdminService:
         `admin_id`, that account must still be an active admin."""
         if not 0 < user_id <= _MAX_USER_ID:
             raise NotFoundException("User not found")
-        # End the read transaction of the token check: on SQLite the lock must be the
-        # transaction's first statement.
-        await self.session.commit()
+        await self.transaction.end_read_before_writing()
         await self.roles.lock_admins(user_id, self.clock())
         if admin_id is not None and not await self.roles.is_active_admin(admin_id):
             # Demoted or deactivated by a change that committed while this one waited.

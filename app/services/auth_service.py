@@ -9,6 +9,7 @@ from app.models.user import User
 from app.services.audit import AuditLog, Event
 from app.services.session_service import SessionService
 from app.services.throttle import Bucket, Throttle, ThrottledException
+from app.services.transaction import Transaction
 from app.services.user_service import UserService
 from app.utils.exceptions import (
     InvalidCredentialsException,
@@ -75,11 +76,13 @@ class AuthService:
         password_min_length: int = 8,
         clock: Clock = utc_now,
         metrics: Metrics | None = None,
+        transaction: Transaction | None = None,
     ) -> None:
         self.users = users
         self.hasher = hasher
         self.codec = codec
         self.sessions = sessions or SessionService(users.session)
+        self.transaction = transaction or Transaction(users.session)
         # Throttling lives here, not in the routes, so that every entry point that signs
         # somebody in (JSON login, the OAuth2 token endpoint, ...) is covered by it.
         self.throttle = throttle
@@ -136,9 +139,8 @@ class AuthService:
                 await self._login_throttled(identifier, refusal)
                 raise
         user = await self.users.get_by_identifier(identifier)
-        # End the read transaction before hashing: a transaction held across tens of
-        # milliseconds of CPU would block SQLite writers and pin a pool connection.
-        await self.users.session.commit()
+        # No transaction held across the tens of milliseconds of the hash below.
+        await self.transaction.end_read()
         if user is None:
             # Same work as a real verification, so timing does not reveal unknown accounts.
             await self.hasher.verify_dummy(password)
@@ -177,7 +179,7 @@ class AuthService:
         # committed on its own first. Never the attempted identifier: it may be a password
         # typed into the wrong field, and a deleted account's trail must not name it.
         self.audit.record(Event.LOGIN_FAILED, user_id=user_id, details={"reason": reason})
-        await self.users.session.commit()
+        await self.transaction.commit_before_raising()
 
     async def _login_throttled(self, identifier: str, refusal: ThrottledException) -> None:
         if self.throttle is None or not await self.throttle.first_refusal(refusal):
@@ -185,7 +187,7 @@ class AuthService:
         user = await self.users.get_by_identifier(identifier)
         details = {"bucket": refusal.bucket.value, "retry_after": refusal.retry_after}
         self.audit.record(Event.LOGIN_THROTTLED, user_id=user.id if user else None, details=details)
-        await self.users.session.commit()
+        await self.transaction.commit_before_raising()
 
     async def refresh(self, refresh_token: str) -> AuthResult:
         """Exchange a refresh token for a new access token of the same session.
@@ -224,7 +226,7 @@ class AuthService:
                         user_id=user_id,
                         details={"session_id": sid},
                     )
-                await self.sessions.session.commit()
+                await self.transaction.commit_before_raising()
                 if revoked:
                     log.warning("refresh token reuse", user_id=user_id)
                 reason = "reused" if revoked else "revoked"

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from app.database import Database
 from app.models import AuthSession, UserRole
-from tests.conftest import UserFactory
-from tests.support_admin import audit_events, bearer, grant, sign_in
+from tests.support import UserFactory
+from tests.support.admin import audit_events, bearer, grant, sign_in
 
 
 def _ts(value: str) -> datetime:

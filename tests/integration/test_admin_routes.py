@@ -14,8 +14,8 @@ from fastapi import FastAPI
 from sqlalchemy import event
 
 from app.database import Database
-from tests.conftest import RegisteredUser, UserFactory
-from tests.support_admin import audit_events, bearer, claims_of, grant, sign_in
+from tests.support import RegisteredUser, UserFactory
+from tests.support.admin import audit_events, bearer, claims_of, grant, sign_in
 
 
 @pytest.fixture

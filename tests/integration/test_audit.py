@@ -17,9 +17,8 @@ from app.database import Database
 from app.main import purge_old_audit_events
 from app.models import User
 from app.services.audit import AuditLog, Event
-from tests.conftest import UserFactory
-from tests.support import TEST_SECRET, build_settings, running_app
-from tests.support_admin import audit_events, bearer, grant, sign_in
+from tests.support import TEST_SECRET, UserFactory, build_settings, running_app
+from tests.support.admin import audit_events, bearer, grant, sign_in
 
 ROTATION = pytest.mark.parametrize("settings_overrides", [{"refresh_token_rotation": True}])
 UA = {"User-Agent": "AuditTest/1.0"}

@@ -6,8 +6,8 @@ import json
 
 import httpx
 
-from tests.conftest import PASSWORD, CliInvoker, UserFactory
-from tests.support_admin import sign_in
+from tests.support import PASSWORD, CliInvoker, UserFactory
+from tests.support.admin import sign_in
 
 
 async def test_create_with_role_admin_opens_the_admin_routes(
