@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(5_000, ge=0)
     db_health_timeout: float = Field(2.0, gt=0)
     sqlite_busy_timeout_ms: int = Field(5_000, ge=0)
+    db_auto_migrate: bool = True
 
     circuit_breaker_threshold: int = Field(5, ge=1)
     circuit_breaker_timeout: float = Field(60.0, gt=0)

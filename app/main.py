@@ -23,6 +23,7 @@ from app.routes import auth, docs, health, metrics, users
 from app.routes.openapi import install_openapi
 from app.services.session_service import SessionService
 from app.services.throttle import Throttle, ThrottleRules, build_storage
+from app.startup import start_schema
 from app.utils.jwt import TokenCodec, utc_now
 from app.utils.logger import get_logger, setup_logging
 from app.utils.metrics import Metrics
@@ -116,21 +117,25 @@ def create_app(
         setup_logging(settings.log_level, settings.log_format, secrets=[secret_key])
         app.state.settings = settings
         app.state.codec = build_codec(settings)
-        app.state.hasher = build_hasher(settings)
         app.state.database = Database(settings, clock=clock)
         app_metrics.watch_breaker(app.state.database.breaker)
+        # Before the server accepts a connection: the first request meets the current schema.
+        migrator = await start_schema(app.state.database, auto_migrate=settings.db_auto_migrate)
+        background = [] if migrator is None else [migrator]
+        app.state.hasher = build_hasher(settings)
         app.state.throttle = build_throttle(settings)
-        purger = None
         if settings.session_cleanup_interval_seconds:
-            purger = asyncio.create_task(_purge_periodically(app.state.database, settings))
+            background.append(
+                asyncio.create_task(_purge_periodically(app.state.database, settings))
+            )
         log.info("service started", version=__version__, environment=settings.environment)
         try:
             yield
         finally:
-            if purger is not None:
-                purger.cancel()
+            for task in background:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await purger
+                    await task
             await app.state.throttle.close()
             await app.state.database.dispose()
             app.state.hasher.close()
