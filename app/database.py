@@ -49,6 +49,10 @@ _INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
 # starting up"), 58 system error. asyncpg reports these as plain `PostgresError`s, which
 # SQLAlchemy wraps as a bare DBAPIError, so the class alone does not tell.
 _PG_INFRASTRUCTURE_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "58"})
+# undefined_table, undefined_column: the schema is behind the code (DB_AUTO_MIGRATE=false and
+# no `authsvc migrate` yet). Every request would fail alike, so it is a 503 like an outage,
+# as SQLite's "no such table" (an OperationalError) already is, not a 500 per request.
+_PG_SCHEMA_BEHIND_SQLSTATES = frozenset({"42P01", "42703"})
 
 # SQLite primary result codes (https://sqlite.org/rescode.html) that mean the file, not the
 # statement, is the problem. sqlite3 raises NOTADB and CORRUPT as a bare DatabaseError.
@@ -74,7 +78,10 @@ def is_infrastructure_error(error: BaseException) -> bool:
         return True
     driver_error = error.orig if isinstance(error, exc.DBAPIError) else error
     sqlstate = getattr(driver_error, "sqlstate", None)
-    if isinstance(sqlstate, str) and sqlstate[:2] in _PG_INFRASTRUCTURE_SQLSTATE_CLASSES:
+    if isinstance(sqlstate, str) and (
+        sqlstate[:2] in _PG_INFRASTRUCTURE_SQLSTATE_CLASSES
+        or sqlstate in _PG_SCHEMA_BEHIND_SQLSTATES
+    ):
         return True
     sqlite_code = getattr(driver_error, "sqlite_errorcode", None)
     if isinstance(sqlite_code, int) and (sqlite_code & 0xFF) in _SQLITE_INFRASTRUCTURE_CODES:
