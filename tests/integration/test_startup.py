@@ -129,7 +129,8 @@ async def test_without_auto_migrate_a_schema_behind_is_logged_and_fails_health(
     behind = [line for line in _log_lines(server) if "authsvc migrate" in line["message"]]
     assert len(behind) == 1, server.output()
     assert behind[0]["level"] == "ERROR"
-    assert behind[0]["current"] == [] and behind[0]["head"] == HEAD
+    assert behind[0]["current"] == []
+    assert behind[0]["head"] == HEAD
     database = health.json()["checks"]["database"]
     assert database["status"] == "failing"
     assert "authsvc migrate" in database["error"]
