@@ -10,13 +10,14 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from app import __version__
 from app.config import Settings, get_settings, resolve_secret_key
 from app.database import Database
+from app.middleware.cors import ContractCORSMiddleware
 from app.middleware.exception import register_exception_handlers
+from app.middleware.head import HeadAsGetMiddleware
 from app.middleware.logging import RequestContextMiddleware
 from app.middleware.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from app.routes import auth, docs, health, metrics, users
@@ -176,13 +177,14 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            ContractCORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_credentials=False,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
+    app.add_middleware(HeadAsGetMiddleware)  # inside the request log: it shows HEAD
     app.add_middleware(RequestContextMiddleware, metrics=app_metrics)
     app.add_middleware(SecurityHeadersMiddleware)
     return app
