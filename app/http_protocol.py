@@ -37,12 +37,14 @@ from app.utils.exceptions import (
     AppException,
     RequestHeadersTooLargeException,
     RequestTimeoutException,
+    ValidationException,
 )
 from app.utils.logger import get_logger
 
 log = get_logger(__name__)
 
-_REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+_REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+MALFORMED = "Malformed HTTP request"
 # ": " and CRLF around each field, as counted on the wire.
 _FIELD_OVERHEAD = 4
 LINGER_SECONDS = 2.0
@@ -123,8 +125,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             if self._refusal is not None:
                 self._refuse(self._refusal)
                 return
-            self.logger.warning("Invalid HTTP request received.")
-            self.send_400_response("Invalid HTTP request received.")
+            self.send_400_response(MALFORMED)
             return
         # Still in the head after this read: refuse before buffering any more of it.
         if self._reading_head and self._received > self.limits.max_bytes:
@@ -190,7 +191,11 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             return
         self._refuse(RequestTimeoutException)
 
-    def _refuse(self, refusal: type[AppException]) -> None:
+    def send_400_response(self, msg: str) -> None:
+        """A request the parser cannot read: the contract's 400, not uvicorn's plain text."""
+        self._refuse(ValidationException, detail=MALFORMED)
+
+    def _refuse(self, refusal: type[AppException], *, detail: str | None = None) -> None:
         """Answer in the contract's error body, outside the application, and close."""
         self._disarm_head_timer()
         if self.transport.is_closing() or self._discarding:
@@ -205,9 +210,13 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         )
         body = orjson.dumps(
             error_body(
-                detail=refusal.default_detail,
+                detail=detail or refusal.default_detail,
                 error_code=refusal.error_code,
                 request_id=request_id,
+                # Every VALIDATION_ERROR carries its list; here the whole request is at fault.
+                errors=[{"field": "request", "message": detail}]
+                if refusal is ValidationException and detail
+                else None,
             )
         )
         status = refusal.status_code
