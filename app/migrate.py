@@ -114,9 +114,10 @@ def migrate_exclusively(connection: Connection) -> SchemaState:
     if dialect == "sqlite":
         connection.exec_driver_sql("BEGIN IMMEDIATE")
     elif dialect == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
-        # Waiting for the lock, and a long migration, are not a request's statement.
+        # Waiting for the lock, and a long migration, are not a request's statement (a
+        # role's or database's statement_timeout would otherwise cut them off).
         connection.execute(text("SET LOCAL statement_timeout = 0"))
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
     state = schema_state(connection)
     if state.status is SchemaStatus.BEHIND:
         upgrade_on_connection(connection)

@@ -12,7 +12,11 @@ start-up and reported by `/health`, both naming `authsvc migrate`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from app.database import Database, is_infrastructure_error
 from app.migrate import SchemaState, SchemaStatus, migrate_exclusively, schema_state
@@ -51,7 +55,7 @@ async def prepare_schema(database: Database, *, auto_migrate: bool) -> SchemaSta
     migration that fails on a reachable database must stop the start-up, loudly.
     """
     try:
-        async with database.engine.connect() as connection:
+        async with _migration_engine(database) as engine, engine.connect() as connection:
             if auto_migrate:
                 state = await connection.run_sync(migrate_exclusively)
             else:
@@ -92,6 +96,33 @@ async def migrate_when_reachable(
         if state is not None:
             return state
         delay = min(delay * 2, max_delay)
+
+
+@asynccontextmanager
+async def _migration_engine(database: Database) -> AsyncIterator[AsyncEngine]:
+    """SQLite: the service's engine (its busy timeout bounds the wait for the write lock).
+
+    PostgreSQL: a one-connection engine of its own, without the service's statement and
+    command timeouts, which would cancel a replica's wait for the migration lock (or a
+    long migration) after seconds; the connect timeout still bounds an unreachable server.
+    """
+    if database.engine.dialect.name != "postgresql":
+        yield database.engine
+        return
+    settings = database.settings
+    engine = create_async_engine(
+        settings.database_url,
+        poolclass=NullPool,
+        connect_args={
+            "timeout": settings.db_connect_timeout,
+            "server_settings": {"application_name": "authsvc-migrate"},
+        },
+        hide_parameters=True,
+    )
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
 
 
 def _report(state: SchemaState, *, auto_migrate: bool) -> None:

@@ -14,12 +14,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import inspect, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.migrate import shipped_revisions, upgrade_on_connection
+from app.main import create_app
+from app.migrate import MIGRATION_LOCK_KEY, shipped_revisions, upgrade_on_connection
 from tests.conftest import BACKENDS
 from tests.processes import (
     ServerProcess,
@@ -198,3 +201,54 @@ async def test_a_database_unreachable_at_start_up_is_migrated_once_it_answers(
 
     assert before.status_code == 503
     assert registered.status_code == 201, registered.text
+
+
+async def _waiting_migrators(connection: asyncpg.Connection) -> int:
+    count: int = await connection.fetchval(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE application_name = 'authsvc-migrate' AND wait_event_type = 'Lock'"
+    )
+    return count
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b == "postgresql"])
+async def test_a_replica_waits_for_the_migration_lock_past_the_statement_timeout(
+    backend: str, tmp_path: Path
+) -> None:
+    """Another replica holds the lock for longer than DB_STATEMENT_TIMEOUT_MS: this one
+    waits for it instead of failing, then finds the schema and starts."""
+    async with fresh_postgres_database("test_startup_lock") as url:
+        server = make_url(url)
+        holder = await asyncpg.connect(
+            host=server.host, port=server.port, user=server.username, database=server.database
+        )
+        settings = build_settings(url, tmp_path, db_statement_timeout_ms=200)
+        ready, stop = asyncio.Event(), asyncio.Event()
+
+        async def replica() -> None:
+            application = create_app(settings)
+            async with application.router.lifespan_context(application):
+                ready.set()
+                await stop.wait()
+
+        try:
+            await holder.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+            task = asyncio.create_task(replica())
+            deadline = time.monotonic() + 30
+            while not await _waiting_migrators(holder):
+                assert time.monotonic() < deadline, "the replica never queued for the lock"
+                assert not task.done(), task
+                await asyncio.sleep(0.02)  # a polling interval, not a synchronisation
+            waiting_since = time.monotonic()
+            # Five statement timeouts later it is still queued, not cancelled.
+            while time.monotonic() - waiting_since < 1.0:
+                assert await _waiting_migrators(holder) == 1
+                assert not ready.is_set()
+                await asyncio.sleep(0.05)  # a polling interval, not a synchronisation
+            await holder.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+            await asyncio.wait_for(ready.wait(), timeout=30)
+            assert await _revisions(url) == HEAD
+        finally:
+            stop.set()
+            await holder.close()
+        await task
