@@ -32,7 +32,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from app.models.schemas import error_body
+from app.middleware.exception import error_body
 from app.utils.exceptions import (
     AppException,
     RequestHeadersTooLargeException,

@@ -23,8 +23,8 @@ import uvicorn
 
 from app.http_protocol import BoundedHeadProtocol, HeadLimits
 from app.main import create_app
-from tests.processes import ServerProcess, serve_argv, server_env, spawn, wait_until
 from tests.support import build_settings
+from tests.support.processes import ServerProcess, serve_argv, server_env, spawn, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.conftest import LogCapture, UserFactory
-from tests.integration.test_auth_routes import assert_error
+from tests.support import LogCapture, UserFactory, assert_error
 
 # Served with GET but not described in the OpenAPI document.
 UNDOCUMENTED_GETS = ["/openapi.json", "/docs", "/redoc", "/docs/redoc.standalone.js", "/metrics"]

@@ -23,8 +23,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.main import create_app
 from app.migrate import MIGRATION_LOCK_KEY, shipped_revisions, upgrade_on_connection
-from tests.conftest import BACKENDS
-from tests.processes import (
+from tests.support import BACKENDS, build_settings, login, register, running_app
+from tests.support.processes import (
     ServerProcess,
     fresh_postgres_database,
     server_env,
@@ -32,7 +32,6 @@ from tests.processes import (
     uvicorn_argv,
     wait_until,
 )
-from tests.support import build_settings, login, register, running_app
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -20,7 +20,7 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
-from tests.support import TEST_SECRET
+from tests.support.settings import TEST_SECRET
 
 BIN = Path(sys.executable).parent
 STARTUP_DEADLINE_S = 60.0
