@@ -84,7 +84,8 @@ class TokenExpiredException(InvalidTokenException):
 
 
 class ForbiddenException(AppException):
-    """Authenticated, but not allowed: a bearer without the `admin` role on /admin."""
+    """Understood and refused by policy: a bearer without the `admin` role on /admin, a
+    CORS preflight from an origin not allowed."""
 
     status_code = 403
     error_code = "FORBIDDEN"
@@ -97,6 +98,14 @@ class NotFoundException(AppException):
     status_code = 404
     error_code = "NOT_FOUND"
     default_detail = "Not found"
+
+
+class RequestTimeoutException(AppException):
+    """The server's HTTP protocol gave up waiting for a request head (app.http_protocol)."""
+
+    status_code = 408
+    error_code = "REQUEST_TIMEOUT"
+    default_detail = "Request head not received in time"
 
 
 class UserAlreadyExistsException(AppException):
@@ -121,6 +130,14 @@ class UnsupportedMediaTypeException(AppException):
     status_code = 415
     error_code = "UNSUPPORTED_MEDIA_TYPE"
     default_detail = "Content-Type must be application/json"
+
+
+class RequestHeadersTooLargeException(AppException):
+    """A request head over HTTP_MAX_HEADER_BYTES or HTTP_MAX_HEADERS (app.http_protocol)."""
+
+    status_code = 431
+    error_code = "REQUEST_HEADERS_TOO_LARGE"
+    default_detail = "Request header fields too large"
 
 
 class RateLimitedException(AppException):
