@@ -60,7 +60,8 @@ async def test_head_on_a_post_only_route_is_405_naming_post(client: httpx.AsyncC
 async def test_other_methods_on_a_get_route_are_405_allowing_get_and_head(
     client: httpx.AsyncClient, method: str
 ) -> None:
-    response = await client.request(method, "/users/me")
+    # /users/me also answers DELETE (account deletion): a GET-only route of the same router.
+    response = await client.request(method, "/users/me/audit")
     assert_error(response, 405, "METHOD_NOT_ALLOWED")
     assert response.headers["Allow"] == "GET, HEAD"
 
