@@ -23,7 +23,9 @@ from app.routes import auth, docs, health, metrics, users
 from app.routes.openapi import install_openapi
 from app.services.session_service import SessionService
 from app.services.throttle import Throttle, ThrottleRules, build_storage
+from app.serving import Takeover, take_over_from_uvicorn
 from app.utils.jwt import TokenCodec, utc_now
+from app.utils.keyed_hash import KeyedHash
 from app.utils.logger import get_logger, setup_logging
 from app.utils.metrics import Metrics
 from app.utils.password import PasswordHasher
@@ -67,15 +69,52 @@ def build_codec(settings: Settings) -> TokenCodec:
     )
 
 
+# HKDF `info` labels of the keys derived from SECRET_KEY here (app.utils.keyed_hash).
+THROTTLE_KEY_INFO = b"authsvc/v1/throttle-account-key"
+LOG_IDENTIFIER_INFO = b"authsvc/v1/log-identifier"
+
+
 def build_throttle(settings: Settings) -> Throttle:
     storage = build_storage(settings.redis_url, key_prefix=settings.redis_key_prefix)
     rules = ThrottleRules(
         login_account=settings.rate_limit_login_account,
+        login_account_ceiling=settings.rate_limit_login_account_ceiling,
         login_ip=settings.rate_limit_login_ip,
         register_ip=settings.rate_limit_register_ip,
         refresh_ip=settings.rate_limit_refresh_ip,
     )
-    return Throttle(storage, rules, enabled=settings.rate_limit_enabled)
+    account_hash = KeyedHash.from_secret(resolve_secret_key(settings), THROTTLE_KEY_INFO)
+    return Throttle(storage, rules, account_hash=account_hash, enabled=settings.rate_limit_enabled)
+
+
+def build_identifier_hash(settings: Settings) -> KeyedHash:
+    """The keyed hash that stands for an unknown login identifier in the log (64 bits)."""
+    return KeyedHash.from_secret(resolve_secret_key(settings), LOG_IDENTIFIER_INFO, hex_chars=16)
+
+
+def log_secrets(settings: Settings) -> list[str]:
+    """Values the log pipeline masks wherever they show up: the signing key, the metrics token."""
+    secrets = [resolve_secret_key(settings)]
+    if settings.metrics_token is not None:
+        secrets.append(settings.metrics_token.get_secret_value())
+    return secrets
+
+
+def _report_takeover(takeover: Takeover, settings: Settings) -> None:
+    if takeover.removed:
+        log.info("uvicorn defaults overridden", removed=takeover.removed)
+    if takeover.ignored_forwarded_allow_ips:
+        log.warning(
+            "FORWARDED_ALLOW_IPS ignored: TRUSTED_PROXIES decides the client address",
+            forwarded_allow_ips=takeover.ignored_forwarded_allow_ips,
+        )
+    if takeover.unix_socket and not settings.trust_unix_socket:
+        log.warning(
+            "served over a Unix socket without a trusted proxy: no client address, so every"
+            " per-client limit counts all clients in one shared bucket; add `unix` to"
+            " TRUSTED_PROXIES if the proxy in front sets X-Forwarded-For",
+            uds=takeover.unix_socket,
+        )
 
 
 async def purge_expired_sessions(database: Database, settings: Settings) -> int:
@@ -111,15 +150,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        secret_key = resolve_secret_key(settings)
-        # The signing key is masked in the log pipeline wherever it might show up.
-        setup_logging(settings.log_level, settings.log_format, secrets=[secret_key])
+        takeover = take_over_from_uvicorn()
+        setup_logging(settings.log_level, settings.log_format, secrets=log_secrets(settings))
+        _report_takeover(takeover, settings)
         app.state.settings = settings
         app.state.codec = build_codec(settings)
         app.state.hasher = build_hasher(settings)
         app.state.database = Database(settings, clock=clock)
         app_metrics.watch_breaker(app.state.database.breaker)
         app.state.throttle = build_throttle(settings)
+        app.state.identifier_hash = build_identifier_hash(settings)
         purger = None
         if settings.session_cleanup_interval_seconds:
             purger = asyncio.create_task(_purge_periodically(app.state.database, settings))
@@ -178,7 +218,12 @@ def create_app(
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
-    app.add_middleware(RequestContextMiddleware, metrics=app_metrics)
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics=app_metrics,
+        trusted_proxies=settings.proxy_networks,
+        trust_unix_socket=settings.trust_unix_socket,
+    )
     app.add_middleware(SecurityHeadersMiddleware)
     return app
 

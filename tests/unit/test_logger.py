@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 import structlog
 
-from app.middleware.logging import sanitize_query
 from app.utils.logger import (
     REDACTED,
     Redactor,
@@ -21,6 +20,7 @@ from app.utils.logger import (
     setup_logging,
     uvicorn_log_config,
 )
+from app.utils.logger import redact_query as sanitize_query
 
 JWT = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxIiwidHlwZSI6ImFjY2VzcyJ9"
