@@ -74,6 +74,47 @@ async def test_the_request_line_has_the_context_and_the_echoed_request_id(
     assert line["user_id"] == user.id
 
 
+@pytest.mark.parametrize("settings_overrides", [{"trusted_proxies": "203.0.113.0/24"}])
+async def test_behind_a_trusted_proxy_every_line_carries_the_forwarded_client(
+    client: httpx.AsyncClient, logs: LogCapture
+) -> None:
+    response = await client.post(
+        "/auth/login",
+        json={"username": "someone", "password": "whatever it is"},
+        headers={"X-Forwarded-For": "198.51.100.23"},
+    )
+    lines = logs.of_request(response.headers["X-Request-ID"])
+    assert [line["message"] for line in lines] == ["login failed", "request completed"]
+    assert {line["client_ip"] for line in lines} == {"198.51.100.23"}  # not the proxy's
+
+
+async def test_an_untrusted_peer_cannot_choose_its_logged_address(
+    client: httpx.AsyncClient, logs: LogCapture
+) -> None:
+    response = await client.get("/nowhere", headers={"X-Forwarded-For": "198.51.100.23"})
+    line = only(logs.of_request(response.headers["X-Request-ID"]), "request completed")
+    assert line["client_ip"] == "203.0.113.7"
+
+
+async def test_a_password_typed_into_the_username_field_is_not_logged(
+    client: httpx.AsyncClient, logs: LogCapture
+) -> None:
+    typed = "Tangerine-Gorilla-Pocket-52"
+    first = await client.post("/auth/login", json={"username": typed, "password": "x" * 10})
+    again = await client.post(
+        "/auth/token",
+        data={"grant_type": "password", "username": typed.upper(), "password": "y" * 10},
+    )
+    other = await client.post("/auth/login", json={"username": "someone-else", "password": "z" * 9})
+    assert typed.lower() not in logs.text.lower()
+    digests = [
+        only(logs.of_request(r.headers["X-Request-ID"]), "login failed")["identifier_hmac"]
+        for r in (first, again, other)
+    ]
+    # The same identifier, however typed, correlates; another one does not.
+    assert digests[0] == digests[1] != digests[2]
+
+
 async def test_a_client_request_id_is_on_every_line_of_its_request(
     client: httpx.AsyncClient, logs: LogCapture, user_factory: UserFactory
 ) -> None:
@@ -426,6 +467,9 @@ async def test_no_flow_puts_a_password_a_token_or_the_secret_key_in_the_log(
     await client.post("/auth/refresh", json={"refresh_token": access})
     await client.post("/auth/refresh", json={"refresh_token": refresh[:-4] + "AAAA"})
     await client.get(f"/users/me?access_token={access}&password={CANARY_PASSWORD}")
+    await client.get(f"/nowhere?jwt={access}&pw={CANARY_PASSWORD}&id_token={refresh}")
+    await client.post("/auth/login", json={"username": CANARY_PASSWORD, "password": "x" * 10})
+    await client.post("/auth/login", json={"email": f"{CANARY_WRONG}@x.io", "password": "x" * 10})
     await client.get(f"/nowhere/{access}")
     crash = await client.post("/boom", headers={"Authorization": f"Bearer {access}"})
     assert crash.status_code == 500
