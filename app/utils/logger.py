@@ -108,6 +108,10 @@ class Redactor:
     """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.use(secrets)
+
+    def use(self, secrets: Iterable[str]) -> None:
+        """Mask these literal values from now on (replacing the previous ones)."""
         # Short values would mask innocent text and reveal little; real keys are long.
         literal = sorted({s for s in secrets if len(s) >= 8}, key=len, reverse=True)
         self._literal = re.compile("|".join(map(re.escape, literal))) if literal else None
@@ -203,6 +207,9 @@ class _Renderer:
         return _json_dumps(ordered)
 
 
+_STRUCTLOG_REDACTOR = Redactor()
+
+
 def _shared_processors(redactor: Redactor) -> list[Processor]:
     return [
         structlog.contextvars.merge_contextvars,
@@ -279,7 +286,10 @@ def setup_logging(
     names loggers whose records this handler drops (a filter on the handler, not a level on
     the logger, so the next `setup_logging` starts clean).
     """
-    redactor = Redactor(secrets)
+    # One redactor for the process, updated in place: structlog caches each logger's
+    # processor chain on first use, so a new Redactor would not reach loggers already used.
+    _STRUCTLOG_REDACTOR.use(secrets)
+    redactor = _STRUCTLOG_REDACTOR
     handler = build_handler(fmt, stream=stream, secrets=secrets)
     muted = tuple(mute)
     if muted:

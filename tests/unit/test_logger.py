@@ -248,3 +248,11 @@ def test_secret_query_parameters_inside_text_are_masked(text: str, expected: str
 def test_a_query_field_is_parsed_before_it_is_masked() -> None:
     event = Redactor()(None, "info", {"query": "%6Awt=abc.def&page=3"})
     assert event["query"] == f"jwt={REDACTED}&page=3"
+
+
+def test_a_later_setup_masks_its_secrets_in_loggers_already_used(stream: io.StringIO) -> None:
+    log = get_logger("test.cached")
+    log.info("first", note="the-signing-key-0123456789")  # structlog caches the chain now
+    setup_logging("INFO", "json", stream=stream, secrets=["a-second-secret-value-4242"])
+    log.info("second", note="a-second-secret-value-4242")
+    assert [line["note"] for line in lines(stream)] == [REDACTED, REDACTED]
