@@ -23,7 +23,7 @@ from app.config import Settings
 from app.main import THROTTLE_KEY_INFO, build_identifier_hash
 from app.services.throttle import Throttle
 from app.utils.keyed_hash import KeyedHash
-from tests.conftest import PASSWORD, UserFactory
+from tests.conftest import PASSWORD, LogCapture, UserFactory
 from tests.integration.test_auth_routes import assert_error
 
 WRONG = "not the right password"
@@ -291,6 +291,25 @@ async def test_an_ipv4_mapped_address_counts_as_its_ipv4_address(client_from: Cl
             assert_error(await _login(mapped, username=f"v4-{n}"), 401, "INVALID_CREDENTIALS")
     async with client_from("198.51.100.77") as plain:
         _retry_after(await _login(plain, username="v4-9"))
+
+
+@PER_IP
+async def test_requests_without_an_address_share_one_bucket_and_warn_once(
+    app: FastAPI, logs: LogCapture
+) -> None:
+    """What a Unix socket gives (no peer address): fail closed, never unthrottled."""
+    transport = httpx.ASGITransport(app=app, client=None)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as no_address:
+        for n in range(8):
+            headers = {"X-Forwarded-For": f"192.0.2.{n}"}  # no trusted proxy: ignored
+            response = await no_address.post(
+                "/auth/login", json={"username": f"uds{n}", "password": WRONG}, headers=headers
+            )
+            assert_error(response, 401, "INVALID_CREDENTIALS")
+        _retry_after(await _login(no_address, username="uds9"))
+    warnings = [line for line in logs.lines() if "without a client address" in line["message"]]
+    assert len(warnings) == 1
+    assert {line["client_ip"] for line in logs.lines() if "client_ip" in line} == {None}
 
 
 @pytest.mark.parametrize(
