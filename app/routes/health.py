@@ -17,7 +17,7 @@ from app.models.schemas import (
     LiveResponse,
     RedisCheck,
 )
-from app.routes.responses import error_responses
+from app.openapi import error_responses
 from app.utils.circuit_breaker import BreakerState
 from app.utils.exceptions import AppException
 

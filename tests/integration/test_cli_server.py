@@ -13,15 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 from alembic.script import ScriptDirectory
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from app.cli import cli
 from app.cli.server import serve_problems
 from app.config import Settings
 from app.migrate import MIGRATIONS
-from tests.conftest import PASSWORD, CliInvoker
-from tests.support import TEST_SECRET
+from tests.support import PASSWORD, TEST_SECRET, CliInvoker
 
 STRONG_SECRET = "k" * 48
 _ENV_NAMES = ("DATABASE_URL", "SECRET_KEY", "SECRET_KEY_FILE", "ENVIRONMENT", "REDIS_URL")
@@ -259,7 +257,7 @@ def test_serve_refuses_with_a_configuration_the_service_would_refuse(
 def test_several_workers_need_shared_throttling_state(
     environment_name: str, redis_url: str | None, refused: bool, warned: bool
 ) -> None:
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None, environment=environment_name, secret_key=TEST_SECRET, redis_url=redis_url
     )
 
@@ -272,8 +270,8 @@ def test_several_workers_need_shared_throttling_state(
 
 def test_serving_on_a_unix_socket_warns_unless_its_proxy_is_trusted(tmp_path: Path) -> None:
     uds = tmp_path / "authsvc.sock"
-    plain = Settings(_env_file=None, secret_key=TEST_SECRET)  # type: ignore[call-arg]
-    trusted = Settings(_env_file=None, secret_key=TEST_SECRET, trusted_proxies="unix")  # type: ignore[call-arg]
+    plain = Settings(_env_file=None, secret_key=TEST_SECRET)
+    trusted = Settings(_env_file=None, secret_key=TEST_SECRET, trusted_proxies="unix")
 
     refusals, warnings = serve_problems(plain, workers=1, reload=False, uds=uds)
     assert refusals == []

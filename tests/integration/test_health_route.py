@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from app import __version__
 from app.config import Settings
 from app.database import Database
-from app.main import build_throttle
+from app.wiring import build_throttle
 
 
 async def test_health_reports_ok_with_database_latency(client: httpx.AsyncClient) -> None:

@@ -14,7 +14,7 @@ from app.config import Settings
 from app.database import Database
 from app.main import create_app
 from app.utils.exceptions import DatabaseException
-from tests.conftest import UserFactory
+from tests.support import UserFactory
 
 Labels = dict[str, str]
 METRICS_TOKEN = "scrape-token-0b9e4c1d7a2f4e6b"

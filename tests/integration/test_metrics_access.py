@@ -15,9 +15,7 @@ import pytest
 from fastapi import FastAPI
 from pydantic import ValidationError
 
-from tests.conftest import LogCapture
-from tests.integration.test_auth_routes import assert_error
-from tests.support import build_settings
+from tests.support import LogCapture, assert_error, build_settings
 
 TOKEN = "metrics-canary-token-6c1f0e2b9d8a4f37"
 PeerClient = Callable[[str], AbstractAsyncContextManager[httpx.AsyncClient]]

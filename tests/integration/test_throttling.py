@@ -20,11 +20,10 @@ import time_machine
 from fastapi import FastAPI
 
 from app.config import Settings
-from app.main import THROTTLE_KEY_INFO, build_identifier_hash
 from app.services.throttle import Throttle
 from app.utils.keyed_hash import KeyedHash
-from tests.conftest import PASSWORD, LogCapture, UserFactory
-from tests.integration.test_auth_routes import assert_error
+from app.wiring import THROTTLE_KEY_INFO, build_identifier_hash
+from tests.support import PASSWORD, LogCapture, UserFactory, assert_error
 
 WRONG = "not the right password"
 ClientFrom = Callable[[str], AbstractAsyncContextManager[httpx.AsyncClient]]
