@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from app import __version__
-from app.config import Settings, get_settings, resolve_secret_key
+from app.config import Settings, get_settings
 from app.database import Database
 from app.middleware.cors import ContractCORSMiddleware
 from app.middleware.exception import register_exception_handlers
@@ -24,11 +24,18 @@ from app.openapi import install_openapi
 from app.routes import auth, docs, health, metrics, users
 from app.routes.oauth2 import TOKEN_REQUEST_COMPONENTS
 from app.services.session_service import SessionService
+from app.serving import Takeover, take_over_from_uvicorn
 from app.startup import start_schema
 from app.utils.jwt import utc_now
 from app.utils.logger import get_logger, setup_logging
 from app.utils.metrics import Metrics
-from app.wiring import build_codec, build_hasher, build_throttle
+from app.wiring import (
+    build_codec,
+    build_hasher,
+    build_identifier_hash,
+    build_throttle,
+    log_secrets,
+)
 
 log = get_logger(__name__)
 
@@ -45,6 +52,23 @@ per field for validation). Two documented exceptions: `GET /health` answers 503 
 health body, and `POST /auth/token` answers in the OAuth2 shape of RFC 6749 §5.2
 (`error`, `error_description`, `request_id`). Every response carries `X-Request-ID`.
 """
+
+
+def _report_takeover(takeover: Takeover, settings: Settings) -> None:
+    if takeover.removed:
+        log.info("uvicorn defaults overridden", removed=takeover.removed)
+    if takeover.ignored_forwarded_allow_ips:
+        log.warning(
+            "FORWARDED_ALLOW_IPS ignored: TRUSTED_PROXIES decides the client address",
+            forwarded_allow_ips=takeover.ignored_forwarded_allow_ips,
+        )
+    if takeover.unix_socket and not settings.trust_unix_socket:
+        log.warning(
+            "served over a Unix socket without a trusted proxy: no client address, so every"
+            " per-client limit counts all clients in one shared bucket; add `unix` to"
+            " TRUSTED_PROXIES if the proxy in front sets X-Forwarded-For",
+            uds=takeover.unix_socket,
+        )
 
 
 async def purge_expired_sessions(database: Database, settings: Settings) -> int:
@@ -80,9 +104,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        secret_key = resolve_secret_key(settings)
-        # The signing key is masked in the log pipeline wherever it might show up.
-        setup_logging(settings.log_level, settings.log_format, secrets=[secret_key])
+        takeover = take_over_from_uvicorn()
+        setup_logging(settings.log_level, settings.log_format, secrets=log_secrets(settings))
+        _report_takeover(takeover, settings)
         app.state.settings = settings
         app.state.codec = build_codec(settings)
         app.state.database = Database(settings, clock=clock)
@@ -92,6 +116,7 @@ def create_app(
         background = [] if migrator is None else [migrator]
         app.state.hasher = build_hasher(settings)
         app.state.throttle = build_throttle(settings)
+        app.state.identifier_hash = build_identifier_hash(settings)
         if settings.session_cleanup_interval_seconds:
             background.append(
                 asyncio.create_task(_purge_periodically(app.state.database, settings))
@@ -152,7 +177,12 @@ def create_app(
             expose_headers=["X-Request-ID", "Retry-After"],
         )
     app.add_middleware(HeadAsGetMiddleware)  # inside the request log: it shows HEAD
-    app.add_middleware(RequestContextMiddleware, metrics=app_metrics)
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics=app_metrics,
+        trusted_proxies=settings.proxy_networks,
+        trust_unix_socket=settings.trust_unix_socket,
+    )
     app.add_middleware(SecurityHeadersMiddleware)
     return app
 

@@ -76,7 +76,8 @@ class TokenExpiredException(InvalidTokenException):
 
 
 class ForbiddenException(AppException):
-    """Understood and refused by policy (a CORS preflight from an origin not allowed)."""
+    """Understood and refused by policy: a CORS preflight from an origin not allowed,
+    /metrics from a non-loopback peer."""
 
     status_code = 403
     error_code = "FORBIDDEN"
