@@ -23,7 +23,7 @@ from app.migrate import MIGRATIONS
 from tests.conftest import PASSWORD, CliInvoker
 from tests.support import TEST_SECRET
 
-STRONG_SECRET = "k" * 48
+STRONG_SECRET = "Vq3xW8pZr2Lm9TgYb6NcJ4hKd7FsA1eU0oRiQ5wXy"  # random, as production needs
 _ENV_NAMES = ("DATABASE_URL", "SECRET_KEY", "SECRET_KEY_FILE", "ENVIRONMENT", "REDIS_URL")
 
 
