@@ -27,7 +27,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from limits.storage import storage_from_string
 
-from app.models.user import normalize_email, normalize_username
+from app.models.user import normalize_identifier
 from app.utils.exceptions import RateLimitedException, ThrottleUnavailableException
 from app.utils.logger import get_logger
 
@@ -78,10 +78,7 @@ def build_storage(redis_url: str | None, *, key_prefix: str) -> Storage:
 
 def account_key(identifier: str) -> str:
     """One key per account however it is typed; hashed so Redis never holds an address."""
-    normalised = (
-        normalize_email(identifier) if "@" in identifier else normalize_username(identifier)
-    )
-    return hashlib.sha256(normalised.encode()).hexdigest()
+    return hashlib.sha256(normalize_identifier(identifier).encode()).hexdigest()
 
 
 class Throttle:
