@@ -102,6 +102,7 @@ async def get_auth_service(
         rotate_refresh_tokens=state.settings.refresh_token_rotation,
         password_min_length=state.settings.password_min_length,
         metrics=state.metrics,
+        session_max_lifetime=state.settings.session_max_lifetime,
     )
 
 
