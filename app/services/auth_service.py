@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -213,7 +214,7 @@ class AuthService:
         )
         log.info("token refreshed", user_id=user.id, rotated=self.rotate_refresh_tokens)
         self.metrics.token_refreshes.inc()
-        return AuthResult(user, TokenPair(access, refresh, self._expires_in()))
+        return AuthResult(user, TokenPair(access, refresh, self._expires_in(session_end)))
 
     async def logout(self, refresh_token: str) -> None:
         """Revoke the session of a refresh token: its refresh and access tokens all fail.
@@ -294,7 +295,7 @@ class AuthService:
             now=now,
             expires_at=refresh.expires_at,
         )
-        return TokenPair(access, refresh, self._expires_in()) if started else None
+        return TokenPair(access, refresh, self._expires_in(session_end)) if started else None
 
     def _session_claims(self, claims: TokenClaims) -> tuple[dict[str, object], datetime | None]:
         """The claims a session's new tokens carry on, and the session's absolute end (None
@@ -309,5 +310,10 @@ class AuthService:
             return {"sid": sid}, None
         return {"sid": sid, "auth_time": auth_time}, started + self.session_max_lifetime
 
-    def _expires_in(self) -> int:
-        return int(self.codec.ttl(TokenType.ACCESS).total_seconds())
+    def _expires_in(self, session_end: datetime | None) -> int:
+        """The access token's lifetime in seconds (RFC 6749 §5.1), shorter near the end of
+        its session."""
+        ttl = int(self.codec.ttl(TokenType.ACCESS).total_seconds())
+        if session_end is None:
+            return ttl
+        return max(0, min(ttl, math.ceil((session_end - self.clock()).total_seconds())))

@@ -114,6 +114,7 @@ async def test_with_rotation_refreshes_never_push_the_session_past_its_first_sig
     world.clock.now = session_end - timedelta(minutes=10)
     last = await world.refresh(token, rotate=True)
     assert last.tokens.access.expires_at == session_end
+    assert last.tokens.expires_in == 600  # what the client is told (RFC 6749 §5.1) too
 
     world.clock.now = session_end + timedelta(seconds=1)
     with pytest.raises(TokenExpiredException):
