@@ -14,8 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.database import Database
 from app.migrate import downgrade_on_connection, upgrade_on_connection
 from app.models.user import User
-from tests.conftest import PASSWORD, CliInvoker
-from tests.integration.test_auth_routes import assert_error
+from tests.support import PASSWORD, CliInvoker, assert_error
 
 # Written with escapes: the point of these addresses is that they look like others.
 DECOMPOSED = "jose\u0301@example.com"  # e + COMBINING ACUTE ACCENT
@@ -85,7 +84,9 @@ async def test_an_address_mixing_scripts_in_one_part_is_refused(
 ) -> None:
     body = assert_error(await _register(client, email, "mallory"), 400, "VALIDATION_ERROR")
 
-    [error] = body["errors"]  # type: ignore[misc]
+    errors = body["errors"]
+    assert isinstance(errors, list)
+    [error] = errors
     assert error["field"] == "email"
     assert "may not mix scripts" in error["message"]
 
@@ -183,7 +184,7 @@ async def test_migration_0003_re_normalises_stored_addresses(
         await connection.run_sync(downgrade_on_connection, "0002")
         now = datetime(2026, 1, 1, tzinfo=UTC)
         await connection.execute(
-            insert(User.__table__),
+            insert(User),
             [
                 {
                     "id": user_id,

@@ -16,7 +16,7 @@ from datetime import datetime
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.database import Database
@@ -26,7 +26,7 @@ from app.services.auth_service import AuthService
 from app.services.session_service import SessionService
 from app.services.user_service import UserService
 from app.utils.exceptions import UserInactiveException
-from tests.conftest import PASSWORD, UserFactory
+from tests.support import PASSWORD, UserFactory
 
 Hook = Callable[[int], Awaitable[None]]
 
@@ -131,9 +131,7 @@ async def test_a_login_racing_an_uncommitted_deactivation_leaves_no_session(
             await session.execute(update(User).where(User.id == user.id).values(is_active=False))
             deactivation_open.set()
             await may_commit.wait()
-            await session.execute(
-                AuthSession.__table__.delete().where(AuthSession.user_id == user.id)
-            )
+            await session.execute(delete(AuthSession).where(AuthSession.user_id == user.id))
 
     deactivating: asyncio.Task[None] | None = None
 

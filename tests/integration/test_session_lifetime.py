@@ -24,8 +24,7 @@ from app.services.session_service import SessionService
 from app.services.user_service import UserService
 from app.utils.exceptions import InvalidTokenException, TokenExpiredException
 from app.utils.jwt import TokenCodec, TokenType
-from tests.conftest import PASSWORD, UserFactory
-from tests.support import TEST_SECRET
+from tests.support import PASSWORD, TEST_SECRET, UserFactory
 
 SIGN_IN = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 REFRESH_TTL = timedelta(days=7)

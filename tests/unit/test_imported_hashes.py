@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import argon2
 import bcrypt
 import pytest
@@ -15,7 +17,7 @@ DEFAULT_FLOOR = PasswordHasher(max_concurrency=1).import_floor
 
 
 def _argon2(kind: argon2.Type = argon2.Type.ID, **params: int) -> str:
-    options = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1, **params}
+    options: dict[str, Any] = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1, **params}
     return argon2.PasswordHasher(type=kind, **options).hash("pw")
 
 
