@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
+import math
 import os
 import secrets
+import stat
 import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from datetime import timedelta
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
@@ -15,6 +21,10 @@ from limits import parse_many
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
+
+from app.utils.logger import get_logger
+
+log = get_logger(__name__)
 
 MIN_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key at least as long as the hash output
 MIN_METRICS_TOKEN_CHARS = 16
@@ -36,6 +46,11 @@ KNOWN_PLACEHOLDERS = frozenset(
         "dev-secret-key",
     }
 )
+# The least Shannon estimate (bits) a key may score, of its characters and of the steps
+# between neighbouring characters. Random keys score far above it (32 random decimal digits
+# score 80 or more, 32 hex digits 95 or more, the generated key about 330); typed patterns
+# (`aaaa…`, `abab…`, `abcd…`, `aaaabbbb…`) score below it. See docs/security.md.
+MIN_SECRET_ENTROPY_BITS = 64
 
 
 class ConfigurationError(ValueError):
@@ -66,6 +81,8 @@ class Settings(BaseSettings):
 
     access_token_expire_minutes: int = Field(30, ge=1, le=24 * 60)
     refresh_token_expire_days: int = Field(7, ge=1, le=365)
+    # The absolute end of a session, counted from its sign-in; unset: REFRESH_TOKEN_EXPIRE_DAYS.
+    session_max_lifetime_days: int | None = Field(None, ge=1, le=365)
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     jwt_issuer: str = "authsvc"
     jwt_audience: str = "authsvc"
@@ -166,8 +183,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
-        if self.environment == "production":
-            problem = secret_key_problem(self.secret_key)
+        # A weak key is refused wherever it is set, not only in production: a development
+        # or staging service with a guessable key hands out forgeable tokens just as well.
+        # Tests alone may use fixed keys; unset outside production, a random key is generated.
+        if self.environment == "production" or (
+            self.environment != "test" and self.secret_key is not None
+        ):
+            problem = secret_key_problem(self.secret_key, environment=self.environment)
             if problem:
                 raise ConfigurationError(problem)
         if "*" in self.cors_origins:
@@ -183,6 +205,10 @@ class Settings(BaseSettings):
         return UNIX_SOCKET_PROXY in self.trusted_proxies
 
     @property
+    def session_max_lifetime(self) -> timedelta:
+        return timedelta(days=self.session_max_lifetime_days or self.refresh_token_expire_days)
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
@@ -196,26 +222,59 @@ class Settings(BaseSettings):
         return Path.cwd() / ".secret_key"
 
 
-def secret_key_problem(secret: SecretStr | None) -> str | None:
-    """Why a production SECRET_KEY is unacceptable, or None."""
+_GENERATE_HINT = "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
+def secret_key_problem(secret: SecretStr | None, *, environment: str = "production") -> str | None:
+    """Why a SECRET_KEY is unacceptable, or None."""
     if secret is None or not secret.get_secret_value():
-        return "SECRET_KEY must be set when ENVIRONMENT=production"
-    value = secret.get_secret_value()
+        return f"SECRET_KEY must be set when ENVIRONMENT={environment}"
+    return key_weakness(secret.get_secret_value(), name="SECRET_KEY")
+
+
+def key_weakness(value: str, *, name: str) -> str | None:
+    """Why `value` is too weak to sign tokens with (short, placeholder, low entropy), or None.
+
+    The entropy test is a tripwire for keys a person typed, not a proof of randomness: it
+    estimates the Shannon entropy of the characters and of the differences between
+    neighbouring characters (which exposes runs and sequences), and refuses a key that
+    is one shorter string repeated.
+    """
     if value.strip().lower() in KNOWN_PLACEHOLDERS:
-        return (
-            "SECRET_KEY is a well-known placeholder; generate one with: "
-            "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
-        )
+        return f"{name} is a well-known placeholder; {_GENERATE_HINT}"
     if len(value.encode()) < MIN_SECRET_BYTES:
-        return f"SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes when ENVIRONMENT=production"
+        return f"{name} must be at least {MIN_SECRET_BYTES} bytes; {_GENERATE_HINT}"
+    if _repeats_a_shorter_string(value) or _entropy_estimate(value) < MIN_SECRET_ENTROPY_BITS:
+        return (
+            f"{name} has too little entropy (repeated or sequential characters); {_GENERATE_HINT}"
+        )
     return None
+
+
+def _shannon_bits(symbols: Sequence[object]) -> float:
+    counts, total = Counter(symbols), len(symbols)
+    return -sum(c * math.log2(c / total) for c in counts.values())
+
+
+def _entropy_estimate(value: str) -> float:
+    steps = [ord(b) - ord(a) for a, b in itertools.pairwise(value)]
+    return min(_shannon_bits(value), _shannon_bits(steps))
+
+
+def _repeats_a_shorter_string(value: str) -> bool:
+    # `secretsecretsecret…`: the smallest period of the string is at most half its length.
+    return any(
+        value == (value[:period] * (len(value) // period + 1))[: len(value)]
+        for period in range(1, len(value) // 2 + 1)
+    )
 
 
 def resolve_secret_key(settings: Settings) -> str:
     """The signing key: SECRET_KEY, else (outside production) a generated key kept in a file.
 
     The file is created atomically (written aside, then hard-linked into place), so several
-    workers starting at once all end up reading the same key.
+    workers starting at once all end up reading the same key. An existing file is used only
+    when nobody else can write it (see `_read_key_file`). Raises ConfigurationError.
     """
     if settings.secret_key is not None and settings.secret_key.get_secret_value():
         return settings.secret_key.get_secret_value()
@@ -232,10 +291,48 @@ def resolve_secret_key(settings: Settings) -> str:
                 os.link(tmp, path)
         finally:
             os.unlink(tmp)
-    key = path.read_text().strip()
+    key = _read_key_file(path)
     if len(key.encode()) < MIN_SECRET_BYTES:
         raise ConfigurationError(f"{path} holds a key shorter than {MIN_SECRET_BYTES} bytes")
+    if settings.environment != "test":
+        weakness = key_weakness(key, name=f"the key in {path}")
+        if weakness:
+            raise ConfigurationError(weakness)
     return key
+
+
+def _read_key_file(path: Path) -> str:
+    """The key file's text, refused when another user could have written it.
+
+    Like OpenSSH's StrictModes: whoever can write the signing key can mint tokens for any
+    account, so the file must belong to us (or root) and be writable by nobody else. A
+    file others can read is used, with a warning: they could forge tokens with it.
+    The checks run on the open file (fstat), not on the name, so a swap between the check
+    and the read cannot slip another file in.
+    """
+    with path.open(encoding="utf-8") as handle:
+        info = os.fstat(handle.fileno())
+        if hasattr(os, "getuid"):
+            owners = {os.getuid(), 0}
+            if info.st_uid not in owners:
+                raise ConfigurationError(
+                    f"{path} belongs to another user (uid {info.st_uid}); "
+                    "the signing key must be the service's own: chown it or remove it"
+                )
+            if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                raise ConfigurationError(
+                    f"{path} is writable by group or others (mode "
+                    f"{stat.S_IMODE(info.st_mode):04o}); anyone who can write it can forge "
+                    f"tokens: chmod 600 {path}"
+                )
+            if info.st_mode & (stat.S_IRGRP | stat.S_IROTH):
+                log.warning(
+                    "secret key file readable by others",
+                    path=str(path),
+                    mode=f"{stat.S_IMODE(info.st_mode):04o}",
+                    fix=f"chmod 600 {path}",
+                )
+        return handle.read().strip()
 
 
 @lru_cache(maxsize=1)

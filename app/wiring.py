@@ -100,4 +100,5 @@ def build_auth_service(
         metrics=metrics,
         transaction=Transaction(session),
         identifier_hash=identifier_hash,
+        session_max_lifetime=settings.session_max_lifetime,
     )

@@ -6,15 +6,17 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
-    EmailStr,
     Field,
     PlainSerializer,
     WithJsonSchema,
     model_validator,
 )
 from pydantic.config import JsonDict
+
+from app.utils.email_address import canonical_email
 
 
 def format_timestamp(value: datetime) -> str:
@@ -34,8 +36,27 @@ USERNAME_PATTERN = r"^[A-Za-z0-9_.\-]{3,50}$"
 # Generous bound that stops megabyte "passwords" before any hashing; the policy says 128.
 PASSWORD_INPUT_MAX = 1024
 
-# The rules for an account's email and username, shared by registration and the CLI's import.
-Email = Annotated[EmailStr, Field(max_length=100)]
+EMAIL_MAX = 100  # the width of users.email
+
+
+def _account_email(value: str) -> str:
+    # The length as typed (the message a client expects for a long address), and as stored.
+    too_long = f"Must be at most {EMAIL_MAX} characters"
+    if len(value) > EMAIL_MAX:
+        raise ValueError(too_long)
+    email = canonical_email(value)  # EmailAddressError is a ValueError: a field error
+    if len(email) > EMAIL_MAX:
+        raise ValueError(too_long)
+    return email
+
+
+# The rules for an account's email and username, shared by registration and the CLI's
+# create and import: the value is the address's canonical form (app/utils/email_address.py).
+Email = Annotated[
+    str,
+    AfterValidator(_account_email),
+    WithJsonSchema({"type": "string", "format": "email", "maxLength": EMAIL_MAX}),
+]
 Username = Annotated[str, Field(min_length=3, max_length=50, pattern=USERNAME_PATTERN)]
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from app.models.user import User
+from app.models.user import User, normalize_identifier
 from app.services.session_service import SessionService
-from app.services.throttle import Bucket, Throttle, normalize_identifier
+from app.services.throttle import Bucket, Throttle
 from app.services.transaction import Transaction
 from app.services.user_service import UserService
 from app.utils.exceptions import (
@@ -22,6 +24,7 @@ from app.utils.jwt import (
     IssuedToken,
     TokenClaims,
     TokenCodec,
+    TokenExpired,
     TokenRejected,
     TokenType,
     utc_now,
@@ -65,6 +68,7 @@ class AuthService:
         metrics: Metrics | None = None,
         transaction: Transaction | None = None,
         identifier_hash: Callable[[str], str] | None = None,
+        session_max_lifetime: timedelta | None = None,
     ) -> None:
         self.users = users
         self.hasher = hasher
@@ -81,6 +85,9 @@ class AuthService:
         self.metrics = metrics or Metrics()
         # Keyed hash of an unknown identifier for the log; None: the log omits it.
         self.identifier_hash = identifier_hash
+        # A session ends at the latest this long after its sign-in, however often it is
+        # refreshed (with rotation each refresh would otherwise push its end forward).
+        self.session_max_lifetime = session_max_lifetime or codec.ttl(TokenType.REFRESH)
 
     async def register(self, *, email: str, username: str, password: str) -> AuthResult:
         """Create an account and sign it in.
@@ -97,7 +104,9 @@ class AuthService:
         bind_context(user_id=user.id)
         log.info("user registered", user_id=user.id)
         self.metrics.registrations.inc()
-        return AuthResult(user, await self._start_session(user))
+        tokens = await self._start_session(user)
+        assert tokens is not None, "a user created in this transaction is active"
+        return AuthResult(user, tokens)
 
     def check_password(self, password: str, *, username: str, email: str) -> None:
         """Raises ValidationException naming the rule the password breaks."""
@@ -149,9 +158,15 @@ class AuthService:
         bind_context(user_id=user.id)
         if new_hash is not None:
             log.info("password hash upgraded", user_id=user.id, scheme=self.hasher.scheme)
+        tokens = await self._start_session(user)
+        if tokens is None:
+            # Deactivated while the password was being checked (the session insert re-reads
+            # is_active): no session, so nothing comes back to life at a reactivation.
+            self._login_failed("inactive", user_id=user.id)
+            raise UserInactiveException(headers={"WWW-Authenticate": "Bearer"})
         log.info("login succeeded", user_id=user.id)
         self.metrics.login_successes.inc()
-        return AuthResult(user, await self._start_session(user))
+        return AuthResult(user, tokens)
 
     def _login_failed(self, reason: str, **fields: object) -> None:
         log.warning("login failed", reason=reason, **fields)
@@ -170,17 +185,25 @@ class AuthService:
             await self.throttle.client_attempt(Bucket.REFRESH_IP, self.client_ip)
         claims = self._decode(refresh_token, TokenType.REFRESH)
         user_id, sid = self._session_of(claims)
+        extra, session_end = self._session_claims(claims)
+        if session_end is not None and self.clock() >= session_end:
+            self._token_rejected("session_lifetime", TokenType.REFRESH)
+            raise TokenExpired()
         if not self.rotate_refresh_tokens:
             user = await self._active_user(user_id, sid, TokenType.REFRESH, refresh_jti=claims.jti)
             refresh = IssuedToken(token=refresh_token, jti=claims.jti, expires_at=claims.expires_at)
         else:
-            refresh = self.codec.issue(str(user_id), TokenType.REFRESH, extra={"sid": sid})
+            refresh = self.codec.issue(
+                str(user_id), TokenType.REFRESH, extra=extra, not_after=session_end
+            )
             rotated = await self.sessions.rotate(
                 sid=sid,
                 user_id=user_id,
                 old_jti=claims.jti,
                 new_jti=refresh.jti,
                 expires_at=refresh.expires_at,
+                # Also for tokens issued before `auth_time` existed: the row knows its start.
+                started_after=self.clock() - self.session_max_lifetime,
             )
             if not rotated:
                 # Reuse of a replaced token, the loser of a concurrent refresh, or a session
@@ -193,10 +216,12 @@ class AuthService:
                 self._token_rejected(reason, TokenType.REFRESH)
                 raise TokenRejected(reason)
             user = await self._active_user(user_id, sid, TokenType.REFRESH)
-        access = self.codec.issue(str(user.id), TokenType.ACCESS, extra={"sid": sid})
+        access = self.codec.issue(
+            str(user.id), TokenType.ACCESS, extra=extra, not_after=session_end
+        )
         log.info("token refreshed", user_id=user.id, rotated=self.rotate_refresh_tokens)
         self.metrics.token_refreshes.inc()
-        return AuthResult(user, TokenPair(access, refresh, self._expires_in()))
+        return AuthResult(user, TokenPair(access, refresh, self._expires_in(session_end)))
 
     async def logout(self, token: str) -> None:
         """Revoke the session of a refresh or an access token: all its tokens fail.
@@ -273,19 +298,43 @@ class AuthService:
         log.warning("token rejected", reason=reason, token_type=token_type.value, **fields)
         self.metrics.tokens_rejected.labels(reason=reason, token_type=token_type.value).inc()
 
-    async def _start_session(self, user: User) -> TokenPair:
+    async def _start_session(self, user: User) -> TokenPair | None:
+        """A new session's tokens, or None when the user is no longer active."""
         sid = uuid.uuid4().hex
         subject = str(user.id)
-        access = self.codec.issue(subject, TokenType.ACCESS, extra={"sid": sid})
-        refresh = self.codec.issue(subject, TokenType.REFRESH, extra={"sid": sid})
-        await self.sessions.start(
+        now = self.clock()
+        session_end = now + self.session_max_lifetime
+        # `auth_time` (RFC 9068 §2.2.1, OIDC Core §2) carries the sign-in into every token of
+        # the session, so a refresh knows the session's absolute end without a look-up.
+        extra = {"sid": sid, "auth_time": int(now.timestamp())}
+        access = self.codec.issue(subject, TokenType.ACCESS, extra=extra, not_after=session_end)
+        refresh = self.codec.issue(subject, TokenType.REFRESH, extra=extra, not_after=session_end)
+        started = await self.sessions.start(
             sid=sid,
             user_id=user.id,
             refresh_jti=refresh.jti,
-            now=self.clock(),
+            now=now,
             expires_at=refresh.expires_at,
         )
-        return TokenPair(access, refresh, self._expires_in())
+        return TokenPair(access, refresh, self._expires_in(session_end)) if started else None
 
-    def _expires_in(self) -> int:
-        return int(self.codec.ttl(TokenType.ACCESS).total_seconds())
+    def _session_claims(self, claims: TokenClaims) -> tuple[dict[str, object], datetime | None]:
+        """The claims a session's new tokens carry on, and the session's absolute end (None
+        for a token issued before `auth_time` was: then the session row's start decides)."""
+        sid = claims.extra["sid"]
+        auth_time = claims.extra.get("auth_time")
+        if not isinstance(auth_time, int) or isinstance(auth_time, bool):
+            return {"sid": sid}, None
+        try:
+            started = datetime.fromtimestamp(auth_time, UTC)
+        except (OverflowError, OSError, ValueError):
+            return {"sid": sid}, None
+        return {"sid": sid, "auth_time": auth_time}, started + self.session_max_lifetime
+
+    def _expires_in(self, session_end: datetime | None) -> int:
+        """The access token's lifetime in seconds (RFC 6749 §5.1), shorter near the end of
+        its session."""
+        ttl = int(self.codec.ttl(TokenType.ACCESS).total_seconds())
+        if session_end is None:
+            return ttl
+        return max(0, min(ttl, math.ceil((session_end - self.clock()).total_seconds())))

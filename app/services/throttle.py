@@ -35,7 +35,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from limits.storage import storage_from_string
 
-from app.models.user import normalize_email, normalize_username
+from app.models.user import normalize_identifier
 from app.utils.client_ip import client_bucket
 from app.utils.exceptions import RateLimitedException, ThrottleUnavailableException
 from app.utils.logger import get_logger
@@ -91,11 +91,6 @@ def build_storage(redis_url: str | None, *, key_prefix: str) -> Storage:
     )
     assert isinstance(storage, Storage)
     return storage
-
-
-def normalize_identifier(identifier: str) -> str:
-    """One spelling per account however it is typed (email or username rules)."""
-    return normalize_email(identifier) if "@" in identifier else normalize_username(identifier)
 
 
 class Throttle:

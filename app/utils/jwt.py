@@ -97,10 +97,17 @@ class TokenCodec:
         *,
         extra: Mapping[str, Any] | None = None,
         ttl: timedelta | None = None,
+        not_after: datetime | None = None,
     ) -> IssuedToken:
-        """Sign a new token for `subject`; `extra` claims never override the registered ones."""
+        """Sign a new token for `subject`; `extra` claims never override the registered ones.
+
+        `not_after` caps the expiry (a session's absolute end): the token lives `ttl` or
+        until then, whichever comes first.
+        """
         now = self._clock()
         expires_at = now + (ttl if ttl is not None else self._ttl[token_type])
+        if not_after is not None:
+            expires_at = min(expires_at, not_after)
         jti = uuid.uuid4().hex
         claims: dict[str, Any] = dict(extra or {})
         claims.update(
@@ -175,7 +182,19 @@ class TokenCodec:
             subject=claims["sub"],
             type=expected_type,
             jti=claims["jti"],
-            issued_at=datetime.fromtimestamp(iat, UTC),
-            expires_at=datetime.fromtimestamp(exp, UTC),
+            issued_at=_instant(iat),
+            expires_at=_instant(exp),
             extra=extra,
         )
+
+
+def _instant(timestamp: int) -> datetime:
+    """A NumericDate as a datetime; raises TokenRejected when no datetime can hold it.
+
+    JSON numbers have no bound, datetimes end in the year 9999 (and time_t sooner): an
+    `exp` a few thousand years ahead is a malformed token, not a crash.
+    """
+    try:
+        return datetime.fromtimestamp(timestamp, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise TokenRejected("malformed") from None

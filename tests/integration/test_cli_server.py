@@ -21,7 +21,7 @@ from app.config import Settings
 from app.migrate import MIGRATIONS
 from tests.support import PASSWORD, TEST_SECRET, CliInvoker
 
-STRONG_SECRET = "k" * 48
+STRONG_SECRET = "Vq3xW8pZr2Lm9TgYb6NcJ4hKd7FsA1eU0oRiQ5wXy"  # random, as production needs
 _ENV_NAMES = ("DATABASE_URL", "SECRET_KEY", "SECRET_KEY_FILE", "ENVIRONMENT", "REDIS_URL")
 
 

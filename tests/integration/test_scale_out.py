@@ -297,6 +297,40 @@ async def test_rotated_refresh_token_replayed_at_the_other_worker_revokes_the_fa
     assert me.status_code == 401
 
 
+async def test_look_alike_addresses_registered_at_both_workers_at_once_make_one_account(
+    cluster: Cluster,
+) -> None:
+    email, username = cluster.new_identity()
+    # The same address in fullwidth letters (NFKC makes it the plain one).
+    look_alike = "".join(chr(ord(c) + 0xFEE0) if c.isalpha() else c for c in email)
+    assert look_alike != email
+    first, second = await asyncio.gather(
+        _register(cluster.a, email, username), _register(cluster.b, look_alike, username + "x")
+    )
+
+    assert sorted([first.status_code, second.status_code]) == [201, 409]
+
+
+async def test_refreshes_alternating_between_workers_never_move_the_sessions_end(
+    cluster: Cluster,
+) -> None:
+    """Rotation is on in the cluster: every refresh token of the session, from either
+    worker, expires at the sign-in plus REFRESH_TOKEN_EXPIRE_DAYS (the default lifetime)."""
+    email, username = cluster.new_identity()
+    token = (await _register(cluster.a, email, username)).json()["refresh_token"]
+    signed_in = jwt.decode(token, options={"verify_signature": False})
+    session_end = signed_in["auth_time"] + 7 * 24 * 3600
+    assert signed_in["exp"] == session_end
+
+    for worker in (cluster.b, cluster.a, cluster.b):
+        async with worker.client() as client:
+            response = await client.post("/auth/refresh", json={"refresh_token": token})
+        assert response.status_code == 200, response.text
+        token = response.json()["refresh_token"]
+        claims = jwt.decode(token, options={"verify_signature": False})
+        assert (claims["auth_time"], claims["exp"]) == (signed_in["auth_time"], session_end)
+
+
 @pytest.mark.redis
 @pytest.mark.skipif(
     not os.environ.get("TEST_REDIS_URL"),
