@@ -12,7 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.database import Database
 from app.models.user import User
+from app.services.account_service import AccountService
 from app.services.auth_service import AuthService
+from app.services.one_time_tokens import OneTimeTokens
+from app.services.outbox import Outbox
 from app.services.session_service import SessionService
 from app.services.user_service import UserService
 from app.utils.client_ip import resolve_client_ip
@@ -102,10 +105,21 @@ async def get_auth_service(
         rotate_refresh_tokens=state.settings.refresh_token_rotation,
         password_min_length=state.settings.password_min_length,
         metrics=state.metrics,
+        clock=state.wall_clock,
+        outbox=Outbox(session, clock=state.wall_clock, notify=state.mail_sender.wake),
+        require_verified_email=state.settings.email_verification_required,
     )
 
 
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+
+
+async def get_account_service(auth: AuthServiceDep) -> AccountService:
+    assert auth.outbox is not None
+    return AccountService(auth, tokens=OneTimeTokens(auth.users.session), outbox=auth.outbox)
+
+
+AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]
 
 
 async def get_bearer_token(

@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -16,10 +16,11 @@ from fastapi_offline import FastAPIOffline
 from app import __version__
 from app.config import Settings, get_settings, resolve_secret_key
 from app.database import Database
+from app.mail.sender import MailMetrics, MailSender, purge_mail_and_tokens
 from app.middleware.exception import register_exception_handlers
 from app.middleware.logging import RequestContextMiddleware
 from app.middleware.security import BodyLimitMiddleware, SecurityHeadersMiddleware
-from app.routes import auth, docs, health, metrics, users
+from app.routes import account, auth, docs, health, metrics, pages, users
 from app.routes.openapi import install_openapi
 from app.services.session_service import SessionService
 from app.services.throttle import Throttle, ThrottleRules, build_storage
@@ -74,6 +75,8 @@ def build_throttle(settings: Settings) -> Throttle:
         login_ip=settings.rate_limit_login_ip,
         register_ip=settings.rate_limit_register_ip,
         refresh_ip=settings.rate_limit_refresh_ip,
+        mail_address=settings.rate_limit_password_reset,
+        mail_ip=settings.rate_limit_password_reset_ip,
     )
     return Throttle(storage, rules, enabled=settings.rate_limit_enabled)
 
@@ -94,32 +97,46 @@ async def _purge_periodically(database: Database, settings: Settings) -> None:
         await asyncio.sleep(settings.session_cleanup_interval_seconds)
         try:
             await purge_expired_sessions(database, settings)
+            await purge_mail_and_tokens(database, now=utc_now())
         except Exception as error:  # the database may be down; try again next time
             log.warning("session purge failed", error_type=type(error).__name__)
 
 
 def create_app(
-    settings: Settings | None = None, *, clock: Callable[[], float] = time.monotonic
+    settings: Settings | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    wall_clock: Callable[[], datetime] = utc_now,
 ) -> FastAPI:
     """Build the application; nothing touches the database until the lifespan starts.
 
-    `clock` is the monotonic time source of the circuit breaker's recovery timeout.
+    `clock` is the monotonic time source of the circuit breakers' recovery timeouts;
+    `wall_clock` (UTC) dates one-time tokens and the mail outbox's retries and leases.
     """
     settings = settings or get_settings()
     # One registry per application: two apps in one process never share or clash on series.
     app_metrics = Metrics()
+    mail_metrics = MailMetrics(app_metrics.registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         secret_key = resolve_secret_key(settings)
+        smtp_password = settings.smtp_password.get_secret_value() if settings.smtp_password else ""
         # The signing key is masked in the log pipeline wherever it might show up.
-        setup_logging(settings.log_level, settings.log_format, secrets=[secret_key])
+        setup_logging(settings.log_level, settings.log_format, secrets=[secret_key, smtp_password])
         app.state.settings = settings
         app.state.codec = build_codec(settings)
         app.state.hasher = build_hasher(settings)
         app.state.database = Database(settings, clock=clock)
         app_metrics.watch_breaker(app.state.database.breaker)
         app.state.throttle = build_throttle(settings)
+        app.state.wall_clock = wall_clock
+        app.state.mail_sender = MailSender(
+            app.state.database, settings, metrics=mail_metrics, clock=wall_clock, monotonic=clock
+        )
+        app_metrics.watch_breaker(app.state.mail_sender.breaker)
+        if settings.mail_sender_enabled:
+            app.state.mail_sender.start()
         purger = None
         if settings.session_cleanup_interval_seconds:
             purger = asyncio.create_task(_purge_periodically(app.state.database, settings))
@@ -131,6 +148,7 @@ def create_app(
                 purger.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await purger
+            await app.state.mail_sender.stop()
             await app.state.throttle.close()
             await app.state.database.dispose()
             app.state.hasher.close()
@@ -164,6 +182,8 @@ def create_app(
     app.include_router(users.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(account.router)
+    app.include_router(pages.router)
     if settings.docs_enabled:
         app.include_router(docs.router)
     install_openapi(app)
@@ -174,7 +194,7 @@ def create_app(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_credentials=False,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "PUT"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )

@@ -49,6 +49,7 @@ def build_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Setti
         "secret_key": TEST_SECRET,
         "environment": "test",
         "secret_key_file": tmp_path / ".secret_key",
+        "mail_file_dir": tmp_path / "mail",
         **FAST_HASHING,
         **GENEROUS_CLIENT_LIMITS,
         **overrides,

@@ -5,11 +5,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from app.models.mail import MailKind
 from app.models.user import User
+from app.services.outbox import Outbox
 from app.services.session_service import SessionService
 from app.services.throttle import Bucket, Throttle
 from app.services.user_service import UserService
 from app.utils.exceptions import (
+    EmailNotVerifiedException,
     InvalidCredentialsException,
     InvalidTokenException,
     UserInactiveException,
@@ -64,6 +67,8 @@ class AuthService:
         password_min_length: int = 8,
         clock: Clock = utc_now,
         metrics: Metrics | None = None,
+        outbox: Outbox | None = None,
+        require_verified_email: bool = False,
     ) -> None:
         self.users = users
         self.hasher = hasher
@@ -77,9 +82,21 @@ class AuthService:
         self.password_min_length = password_min_length
         self.clock = clock
         self.metrics = metrics or Metrics()
+        # Where the verification mail of a new account goes (None: no mail, e.g. the CLI).
+        self.outbox = outbox
+        self.require_verified_email = require_verified_email
 
     async def register(self, *, email: str, username: str, password: str) -> AuthResult:
         """Create an account and sign it in.
+
+        Raises RateLimitedException, ValidationException (weak password) or
+        UserAlreadyExistsException.
+        """
+        user = await self.create_account(email=email, username=username, password=password)
+        return AuthResult(user, await self._start_session(user))
+
+    async def create_account(self, *, email: str, username: str, password: str) -> User:
+        """Create an account, not signed in, and mail it a verification link.
 
         Raises RateLimitedException, ValidationException (weak password) or
         UserAlreadyExistsException.
@@ -93,9 +110,13 @@ class AuthService:
         bind_context(user_id=user.id)
         log.info("user registered", user_id=user.id)
         self.metrics.registrations.inc()
-        return AuthResult(user, await self._start_session(user))
+        if self.outbox is not None:
+            await self.outbox.enqueue(MailKind.VERIFY_EMAIL, user.email, {"user_id": user.id})
+        return user
 
-    def check_password(self, password: str, *, username: str, email: str) -> None:
+    def check_password(
+        self, password: str, *, username: str, email: str, field: str = "password"
+    ) -> None:
         """Raises ValidationException naming the rule the password breaks."""
         problems = password_problems(
             password, username=username, email=email, min_length=self.password_min_length
@@ -104,7 +125,7 @@ class AuthService:
             problems = ["Password is longer than the bcrypt scheme can hash (72 bytes)"]
         if problems:
             raise ValidationException(
-                problems[0], errors=[{"field": "password", "message": p} for p in problems]
+                problems[0], errors=[{"field": field, "message": p} for p in problems]
             )
 
     async def login(self, identifier: str, password: str) -> AuthResult:
@@ -136,6 +157,10 @@ class AuthService:
             self._login_failed("inactive", user_id=user.id)
             # No token was sent, so no error="invalid_token" (RFC 6750 §3).
             raise UserInactiveException(headers={"WWW-Authenticate": "Bearer"})
+        if self.require_verified_email and not user.email_verified:
+            # Only after the password check: without it nothing about the account shows.
+            self._login_failed("email_not_verified", user_id=user.id)
+            raise EmailNotVerifiedException()
         if self.throttle is not None:
             await self.throttle.login_succeeded(user.email, user.username)
         self.users.record_login(user, self.clock(), new_hash)
@@ -251,6 +276,10 @@ class AuthService:
     def _token_rejected(self, reason: str, token_type: TokenType, **fields: object) -> None:
         log.warning("token rejected", reason=reason, token_type=token_type.value, **fields)
         self.metrics.tokens_rejected.labels(reason=reason, token_type=token_type.value).inc()
+
+    async def start_session(self, user: User) -> TokenPair:
+        """A new session of the user (after a password change ended the others)."""
+        return await self._start_session(user)
 
     async def _start_session(self, user: User) -> TokenPair:
         sid = uuid.uuid4().hex

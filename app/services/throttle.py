@@ -39,6 +39,9 @@ class Bucket(StrEnum):
     LOGIN_IP = "login-ip"
     REGISTER_IP = "register-ip"
     REFRESH_IP = "refresh-ip"
+    # Mail a person asked for (reset, verification): per address and per client.
+    MAIL_ADDRESS = "mail-address"
+    MAIL_IP = "mail-ip"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,8 @@ class ThrottleRules:
     login_ip: str
     register_ip: str
     refresh_ip: str
+    mail_address: str = "3/hour"
+    mail_ip: str = "20/hour"
 
     def parsed(self) -> dict[Bucket, Sequence[RateLimitItem]]:
         return {
@@ -56,6 +61,8 @@ class ThrottleRules:
             Bucket.LOGIN_IP: parse_many(self.login_ip),
             Bucket.REGISTER_IP: parse_many(self.register_ip),
             Bucket.REFRESH_IP: parse_many(self.refresh_ip),
+            Bucket.MAIL_ADDRESS: parse_many(self.mail_address),
+            Bucket.MAIL_IP: parse_many(self.mail_ip),
         }
 
 
@@ -101,6 +108,16 @@ class Throttle:
         if client_ip is not None:
             await self.hit(Bucket.LOGIN_IP, client_ip)
         await self.hit(Bucket.LOGIN_ACCOUNT, account_key(identifier))
+
+    async def mail_request(self, purpose: str, email: str, client_ip: str | None) -> None:
+        """Count a request for a mail (reset, verification) for the address and the client;
+        counted whether or not the address has an account, so a 429 reveals nothing.
+
+        Raises RateLimitedException or ThrottleUnavailableException.
+        """
+        if client_ip is not None:
+            await self.hit(Bucket.MAIL_IP, client_ip)
+        await self.hit(Bucket.MAIL_ADDRESS, f"{purpose}:{account_key(email)}")
 
     async def login_succeeded(self, *identifiers: str) -> None:
         """A right password resets the account's failures (not the client's): the counters
