@@ -38,6 +38,7 @@ from app.migrate import upgrade_on_connection
 from app.models import Base
 from app.services.throttle import build_storage
 from app.utils.logger import setup_logging
+from tests.mailbox import Mailbox
 from tests.support import PASSWORD, build_settings
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
@@ -245,6 +246,29 @@ def live_server(settings: Settings) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=15)
         sock.close()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[Mailbox]:
+    """A real SMTP server (aiosmtpd) on a free port, collecting what it receives."""
+    box = Mailbox()
+    box.start()
+    try:
+        yield box
+    finally:
+        box.stop()
+
+
+def smtp_overrides(box: Mailbox) -> dict[str, Any]:
+    """Settings that make the service deliver to `box` (plain SMTP on localhost)."""
+    return {
+        "mail_backend": "smtp",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": box.port,
+        "smtp_tls": "none",
+        "smtp_timeout": 5,
+        "mail_poll_interval_seconds": 0.2,
+    }
 
 
 @pytest.fixture

@@ -296,6 +296,7 @@ class MailSender:
         )
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -306,6 +307,7 @@ class MailSender:
         """Stop after the mail in hand: a cancelled send is retried by the lease."""
         if self._task is None:
             return
+        self._stopping = True
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
@@ -316,7 +318,7 @@ class MailSender:
         self._wake.set()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 handled = await self.run_once()
             except Exception as error:  # the database may be down: try again later
@@ -328,8 +330,11 @@ class MailSender:
             if self.breaker.state is BreakerState.OPEN:
                 wait = max(wait, self.breaker.retry_after())
             self._wake.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
+            # cancellation that stops the sender when a wake-up arrives at the same moment.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
 
     # -- one cycle ---------------------------------------------------------------------
 
