@@ -304,14 +304,23 @@ class MailSender:
         self._task = asyncio.create_task(self._run(), name="mail-sender")
 
     async def stop(self) -> None:
-        """Stop after the mail in hand: a cancelled send is retried by the lease."""
-        if self._task is None:
+        """Stop after the mail in hand (the rest of a batch is given back at once).
+
+        Cancelled only if that mail takes longer than a send may (SMTP_TIMEOUT plus a
+        margin); a mail cut short that way is taken over when its lease expires.
+        """
+        task, self._task = self._task, None
+        if task is None:
             return
         self._stopping = True
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+        self._wake.set()
+        try:
+            async with asyncio.timeout(self.settings.smtp_timeout + 5):
+                await asyncio.shield(task)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def wake(self) -> None:
         """A mail was committed in this process: look now rather than at the next poll."""
@@ -324,7 +333,7 @@ class MailSender:
             except Exception as error:  # the database may be down: try again later
                 log.warning("mail sender cycle failed", error_type=type(error).__name__)
                 handled = 0
-            if handled:
+            if handled or self._stopping:
                 continue
             wait = self.settings.mail_poll_interval_seconds
             if self.breaker.state is BreakerState.OPEN:
@@ -348,7 +357,7 @@ class MailSender:
         limit = 1 if state is BreakerState.HALF_OPEN else self.settings.mail_batch_size
         batch = await self.claim(limit)
         for index, mail in enumerate(batch):
-            if self.breaker.state is BreakerState.OPEN:
+            if self._stopping or self.breaker.state is BreakerState.OPEN:
                 await self._release(batch[index:])
                 break
             await self.deliver(mail)
