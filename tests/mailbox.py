@@ -85,7 +85,7 @@ class _Handler:
     def __init__(self, box: Mailbox) -> None:
         self.box = box
 
-    async def handle_RCPT(
+    async def handle_RCPT(  # noqa: N802 (aiosmtpd's hook name)
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
     ) -> str:
         reply = self.box.rcpt_replies.get(address.lower())
@@ -94,7 +94,9 @@ class _Handler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+    async def handle_DATA(  # noqa: N802 (aiosmtpd's hook name)
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
         content = envelope.original_content or b""
         with self.box.lock:
             self.box.messages.append(parse(content, list(envelope.rcpt_tos)))
@@ -152,30 +154,30 @@ class Mailbox:
         predicate: Callable[[Delivered], bool] | None = None,
         *,
         count: int = 1,
-        timeout: float = DEFAULT_WAIT_S,
+        within: float = DEFAULT_WAIT_S,
     ) -> list[Delivered]:
         """The matching messages once there are `count` of them; polls up to a deadline."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while True:
             found = self.received(predicate)
             if len(found) >= count:
                 return found
             if time.monotonic() > deadline:
                 raise AssertionError(
-                    f"{len(found)} of {count} mails within {timeout}s; all: "
+                    f"{len(found)} of {count} mails within {within}s; all: "
                     f"{[(m.to, m.subject) for m in self.received()]}"
                 )
             await asyncio.sleep(0.02)
 
     async def one(
-        self, to: str, subject: str | None = None, *, timeout: float = DEFAULT_WAIT_S
+        self, to: str, subject: str | None = None, *, within: float = DEFAULT_WAIT_S
     ) -> Delivered:
         """The mail to `to` (with that subject), waiting for it; exactly one must come."""
 
         def match(m: Delivered) -> bool:
             return m.to == to and (subject is None or m.subject == subject)
 
-        found = await self.wait_for(match, timeout=timeout)
+        found = await self.wait_for(match, within=within)
         assert len(found) == 1, [(m.to, m.subject) for m in found]
         return found[0]
 

@@ -57,19 +57,8 @@ async def test_resend_answers_alike_and_mails_only_an_unverified_account(
         for email in (verified.email, "nobody@example.com", unverified.email)
     ]
 
-    bodies = [(a.status_code, a.json()) for a in answers]
-    assert (
-        bodies
-        == [
-            (
-                202,
-                {
-                    "detail": "If the address belongs to an account that needs it, a link is on its way"
-                },
-            )
-        ]
-        * 3
-    )
+    expected = "If the address belongs to an account that needs it, a link is on its way"
+    assert [(a.status_code, a.json()) for a in answers] == [(202, {"detail": expected})] * 3
     resent = await smtp_server.wait_for(
         lambda m: m.to == unverified.email and m.subject == VERIFY_SUBJECT, count=2
     )
