@@ -23,6 +23,7 @@ _ASSETS = {
     "common.js": "text/javascript; charset=utf-8",
     "reset-password.js": "text/javascript; charset=utf-8",
     "verify-email.js": "text/javascript; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
 }
 
 
