@@ -328,6 +328,9 @@ class MailSender:
 
     async def _run(self) -> None:
         while not self._stopping:
+            # Cleared before the cycle, not after it: a mail committed while the cycle
+            # runs leaves the event set, and the wait below returns at once.
+            self._wake.clear()
             try:
                 handled = await self.run_once()
             except Exception as error:  # the database may be down: try again later
@@ -338,7 +341,6 @@ class MailSender:
             wait = self.settings.mail_poll_interval_seconds
             if self.breaker.state is BreakerState.OPEN:
                 wait = max(wait, self.breaker.retry_after())
-            self._wake.clear()
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
             # cancellation that stops the sender when a wake-up arrives at the same moment.
             with contextlib.suppress(TimeoutError):
