@@ -137,6 +137,8 @@ def create_app(
         app_metrics.watch_breaker(app.state.mail_sender.breaker)
         if settings.mail_sender_enabled:
             app.state.mail_sender.start()
+        if settings.environment == "production" and "127.0.0.1" in settings.public_url:
+            log.warning("PUBLIC_URL points to 127.0.0.1: links in mails work on this machine only")
         purger = None
         if settings.session_cleanup_interval_seconds:
             purger = asyncio.create_task(_purge_periodically(app.state.database, settings))

@@ -7,6 +7,7 @@ that come from a person (username, addresses) are escaped in the HTML part.
 from __future__ import annotations
 
 import html
+import textwrap
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
@@ -48,24 +49,33 @@ def build_message(
     message["Message-ID"] = message_id
     # RFC 3834: machine-written; autoresponders must not answer it.
     message["Auto-Submitted"] = "auto-generated"
-    text_lines = [*content.paragraphs]
+    # Paragraphs wrapped at 76 columns and the link on a line of its own, sent as 7bit
+    # when it is ASCII: the raw message (an .eml file) then shows the link as it is,
+    # where quoted-printable would split it and turn `=` into `=3D`.
+    text_lines = [textwrap.fill(p, width=76) for p in content.paragraphs]
     if content.link is not None:
         text_lines += [f"{content.link_label}:", content.link]
     if content.closing:
-        text_lines.append(content.closing)
-    message.set_content("\n\n".join(text_lines) + "\n")
-    message.add_alternative(_html(subject, content), subtype="html")
+        text_lines.append(textwrap.fill(content.closing, width=76))
+    text = "\n\n".join(text_lines) + "\n"
+    message.set_content(text, cte=_transfer_encoding(text))
+    page = _html(subject, content)
+    message.add_alternative(page, subtype="html", cte=_transfer_encoding(page))
     return message
 
 
+def _transfer_encoding(text: str) -> str:
+    return "7bit" if text.isascii() else "quoted-printable"
+
+
 def _html(subject: str, content: Content) -> str:
-    parts = [f"<p>{html.escape(p)}</p>" for p in content.paragraphs]
+    parts = [f"<p>{html.escape(textwrap.fill(p, width=76))}</p>" for p in content.paragraphs]
     if content.link is not None:
         href = html.escape(content.link, quote=True)
         parts.append(f'<p><a href="{href}">{html.escape(content.link_label)}</a></p>')
         parts.append(f"<p>{html.escape(content.link)}</p>")
     if content.closing:
-        parts.append(f"<p>{html.escape(content.closing)}</p>")
+        parts.append(f"<p>{html.escape(textwrap.fill(content.closing, width=76))}</p>")
     body = "\n".join(parts)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -4,6 +4,7 @@ retries, failures, the breaker, and what the request side leaves behind."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -299,3 +300,29 @@ def test_the_default_mail_directory_is_beside_the_sqlite_file(tmp_path: Any) -> 
     settings = build_settings(f"sqlite+aiosqlite:///{tmp_path / 'db' / 'auth.db'}", tmp_path)
     settings = settings.model_copy(update={"mail_file_dir": None})
     assert settings.default_mail_dir() == (tmp_path / "db" / "mail").resolve()
+
+
+async def test_the_readme_flow_finds_the_reset_link_in_the_raw_eml_file(
+    settings: Settings,
+) -> None:
+    to_files = settings.model_copy(update={"mail_backend": "file", "mail_sender_enabled": True})
+    directory = to_files.default_mail_dir()
+    async with running_app(to_files) as (_, client):
+        await client.post(
+            "/auth/register",
+            json={"email": "eml@example.com", "username": "eml", "password": "a long one!"},
+        )
+        await client.post("/auth/password/forgot", json={"email": "eml@example.com"})
+        deadline = time.monotonic() + 20
+        while len(list(directory.glob("*.eml"))) < 2:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        # What the README's grep reads: the raw file, not a decoded message.
+        raw = b"".join(p.read_bytes() for p in sorted(directory.glob("*.eml")))
+        found = re.findall(rb"http://[^ \s]*reset-password\?token=([A-Za-z0-9_-]+)", raw)
+        assert len(set(found)) == 1
+        reset = await client.post(
+            "/auth/password/reset",
+            json={"token": found[0].decode(), "new_password": "the new long one"},
+        )
+        assert reset.status_code == 204
