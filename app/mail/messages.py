@@ -28,7 +28,8 @@ class Content:
 def sender_domain(mail_from: str) -> str:
     """The domain of MAIL_FROM, for Message-IDs (`localhost` when it has none)."""
     _, address = parseaddr(mail_from)
-    return address.rpartition("@")[2] or "localhost"
+    _, at, domain = address.rpartition("@")
+    return domain if at and domain else "localhost"
 
 
 def build_message(
