@@ -278,6 +278,7 @@ def smtp_overrides(box: Mailbox) -> dict[str, Any]:
         "smtp_tls": "none",
         "smtp_timeout": 5,
         "mail_poll_interval_seconds": 0.2,
+        "mail_sender_enabled": True,
     }
 
 

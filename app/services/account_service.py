@@ -58,7 +58,10 @@ class AccountService:
         Raises RateLimitedException or ThrottleUnavailableException.
         """
         await self._count_request("reset", email)
-        await self.outbox.enqueue(MailKind.PASSWORD_RESET, email)
+        # No wake-up: a sender starting at once would render (known address) or drop
+        # (unknown) the job while this response is still on its way, a difference in
+        # timing. The next poll (MAIL_POLL_INTERVAL_SECONDS) picks it up instead.
+        await self.outbox.enqueue(MailKind.PASSWORD_RESET, email, wake=False)
         log.info("password reset requested")
 
     async def resend_verification(self, email: str) -> None:
@@ -67,7 +70,7 @@ class AccountService:
         Raises RateLimitedException or ThrottleUnavailableException.
         """
         await self._count_request("verify", email)
-        await self.outbox.enqueue(MailKind.VERIFY_EMAIL, email)
+        await self.outbox.enqueue(MailKind.VERIFY_EMAIL, email, wake=False)
         log.info("verification mail requested")
 
     async def reset_password(self, token: str, new_password: str) -> None:

@@ -45,8 +45,15 @@ class Outbox:
         self.notify = notify
 
     async def enqueue(
-        self, kind: MailKind, recipient: str, data: dict[str, Any] | None = None
+        self,
+        kind: MailKind,
+        recipient: str,
+        data: dict[str, Any] | None = None,
+        *,
+        wake: bool = True,
     ) -> None:
+        """Add a mail job. `wake=False` leaves it to the senders' next poll: for requests
+        whose timing must not depend on the address (see AccountService)."""
         now = self.clock()
         self.session.add(
             OutboxMail(
@@ -62,7 +69,8 @@ class Outbox:
             )
         )
         await self.session.flush()
-        self._wake_after_commit()
+        if wake:
+            self._wake_after_commit()
 
     def _wake_after_commit(self) -> None:
         notify = self.notify

@@ -23,13 +23,6 @@ from tests.mailbox import RESET_SUBJECT, VERIFY_SUBJECT, Mailbox
 from tests.support import TEST_SECRET
 
 
-@pytest.fixture
-def settings_overrides() -> dict[str, Any]:
-    # These tests compare whole sequences of log lines: the mail sender's own lines would
-    # interleave at random. TestMailFlows turns it on.
-    return {"mail_sender_enabled": False}
-
-
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 
