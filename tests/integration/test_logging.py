@@ -22,7 +22,6 @@ from tests.integration.test_auth_routes import assert_error
 from tests.mailbox import RESET_SUBJECT, VERIFY_SUBJECT, Mailbox
 from tests.support import TEST_SECRET
 
-
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 
