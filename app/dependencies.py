@@ -16,11 +16,10 @@ from app.services.account_service import AccountService
 from app.services.auth_service import AuthService
 from app.services.one_time_tokens import OneTimeTokens
 from app.services.outbox import Outbox
-from app.services.session_service import SessionService
-from app.services.user_service import UserService
 from app.utils.client_ip import resolve_client_ip
 from app.utils.exceptions import NotAuthenticatedException, UnsupportedMediaTypeException
 from app.utils.metrics import Metrics
+from app.wiring import build_auth_service
 
 # Two ways to present the same bearer token (RFC 6750 §2.1), both declared in OpenAPI so
 # the docs' Authorize dialog offers a password sign-in (through the token endpoint) and a
@@ -95,19 +94,16 @@ async def get_auth_service(
     request: Request, session: SessionDep, client_ip: ClientIP
 ) -> AuthService:
     state = request.app.state
-    return AuthService(
-        UserService(session),
+    return build_auth_service(
+        state.settings,
+        session,
         hasher=state.hasher,
         codec=state.codec,
-        sessions=SessionService(session),
         throttle=state.throttle,
         client_ip=client_ip,
-        rotate_refresh_tokens=state.settings.refresh_token_rotation,
-        password_min_length=state.settings.password_min_length,
         metrics=state.metrics,
         clock=state.wall_clock,
         outbox=Outbox(session, clock=state.wall_clock, notify=state.mail_sender.wake),
-        require_verified_email=state.settings.email_verification_required,
     )
 
 

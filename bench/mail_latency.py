@@ -20,15 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.conftest import _prepare_schema
-from tests.mailbox import Mailbox
-from tests.support import build_settings, running_app
+from tests.support import build_settings, prepare_schema, running_app
+from tests.support.mailbox import Mailbox
 
 
 async def main(samples: int, database_url: str | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'auth.db'}"
-        await _prepare_schema(url)
+        await prepare_schema(url)
         box = Mailbox()
         box.start()
         settings = build_settings(

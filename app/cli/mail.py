@@ -8,16 +8,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from app.cli._common import (
-    configure_logging,
-    err,
-    fail,
-    out,
-    print_json,
-    print_table,
-    run,
-    settings_of,
-)
+from app.cli.context import configure_logging, run, settings_of
+from app.cli.output import err, fail, out, print_json, print_table
 from app.database import Database
 from app.models.mail import MailStatus, OutboxMail
 from app.models.schemas import format_timestamp

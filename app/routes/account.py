@@ -16,8 +16,8 @@ from app.models.schemas import (
     UserRead,
     VerificationResend,
 )
+from app.openapi import BODY_ERRORS, DATABASE_ERRORS, error_responses
 from app.routes.auth import _token_response
-from app.routes.responses import BODY_ERRORS, DATABASE_ERRORS, error_responses
 from app.utils.exceptions import (
     InvalidCurrentPasswordException,
     InvalidResetTokenException,

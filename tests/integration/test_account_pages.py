@@ -12,10 +12,8 @@ import httpx
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, Response, async_playwright
 
-from tests.conftest import UserFactory, smtp_overrides
-from tests.integration.test_auth_routes import assert_error
-from tests.mailbox import RESET_SUBJECT, VERIFY_SUBJECT, Mailbox
-from tests.support import PASSWORD
+from tests.support import PASSWORD, UserFactory, assert_error
+from tests.support.mailbox import RESET_SUBJECT, VERIFY_SUBJECT, Mailbox, smtp_overrides
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]

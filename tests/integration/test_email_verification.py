@@ -7,15 +7,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import UserFactory, smtp_overrides
-from tests.integration.test_auth_routes import assert_error
-from tests.mailbox import (
+from tests.support import PASSWORD, UserFactory, assert_error, build_settings, running_app
+from tests.support.mailbox import (
     CHANGE_NOTICE_SUBJECT,
     CHANGE_SUBJECT,
     VERIFY_SUBJECT,
     Mailbox,
+    smtp_overrides,
 )
-from tests.support import PASSWORD, build_settings, running_app
 
 
 @pytest.fixture

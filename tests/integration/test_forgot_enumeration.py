@@ -14,8 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import CliInvoker, UserFactory
-from tests.integration.test_auth_routes import assert_error
+from tests.support import CliInvoker, UserFactory, assert_error
 
 SAMPLES = 25
 

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.conftest import CliInvoker, UserFactory, smtp_overrides
-from tests.mailbox import RESET_SUBJECT, VERIFY_SUBJECT, Mailbox
+from tests.support import CliInvoker, UserFactory
+from tests.support.mailbox import RESET_SUBJECT, VERIFY_SUBJECT, Mailbox, smtp_overrides
 
 
 @pytest.fixture

@@ -19,9 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.models import OutboxMail
-from tests.conftest import BACKENDS, _prepare_schema, _prepared
-from tests.mailbox import RESET_SUBJECT, VERIFY_SUBJECT, Mailbox, free_port
-from tests.support import PASSWORD
+from tests.support import BACKENDS, PASSWORD, prepare_schema, prepared
+from tests.support.mailbox import RESET_SUBJECT, VERIFY_SUBJECT, Mailbox, free_port
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -104,8 +103,8 @@ def pair(
         url = f"sqlite+aiosqlite:///{workdir / 'auth.db'}"
     else:
         url = os.environ["TEST_DATABASE_URL"]
-    asyncio.run(_prepare_schema(url))
-    _prepared.add(url)
+    asyncio.run(prepare_schema(url))
+    prepared.add(url)
     mailbox = Mailbox()
     mailbox.start()
     env = {k: v for k, v in os.environ.items() if k not in _SERVER_SETTINGS}

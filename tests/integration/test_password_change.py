@@ -7,9 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import UserFactory, smtp_overrides
-from tests.integration.test_auth_routes import assert_error
-from tests.mailbox import PASSWORD_CHANGED_SUBJECT, RESET_SUBJECT, Mailbox
+from tests.support import UserFactory, assert_error
+from tests.support.mailbox import PASSWORD_CHANGED_SUBJECT, RESET_SUBJECT, Mailbox, smtp_overrides
 
 NEW_PASSWORD = "a brand new passphrase 42"
 

@@ -13,15 +13,14 @@ from sqlalchemy import select
 from app.config import Settings
 from app.models import OneTimeToken
 from app.services.one_time_tokens import hash_token
-from tests.conftest import UserFactory, smtp_overrides
-from tests.integration.test_auth_routes import assert_error
-from tests.mailbox import (
+from tests.support import UserFactory, assert_error, running_app
+from tests.support.mailbox import (
     PASSWORD_CHANGED_SUBJECT,
     RESET_SUBJECT,
     VERIFY_SUBJECT,
     Mailbox,
+    smtp_overrides,
 )
-from tests.support import running_app
 
 NEW_PASSWORD = "a brand new passphrase 42"
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from app.mail.sender import retry_delay
+
+
+def _fixed(value: float) -> Callable[[], float]:
+    return lambda: value
 
 
 def test_delay_doubles_per_try_within_its_jitter_band() -> None:
@@ -13,7 +19,7 @@ def test_delay_doubles_per_try_within_its_jitter_band() -> None:
 
 
 def test_jitter_spreads_senders_that_failed_together() -> None:
-    values = {retry_delay(5, base=1, cap=60, rand=lambda r=r: r / 10) for r in range(10)}
+    values = {retry_delay(5, base=1, cap=60, rand=_fixed(r / 10)) for r in range(10)}
     assert len(values) == 10
     assert all(8.0 <= v <= 16.0 for v in values)
 

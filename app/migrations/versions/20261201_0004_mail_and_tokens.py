@@ -19,10 +19,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("users") as batch:
-        batch.add_column(
-            sa.Column("email_verified", sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
+    # A plain ADD COLUMN (with its default) on both backends, so `authsvc migrate --sql`
+    # can print it: SQLite's batch mode would need a live database to copy the table.
+    op.add_column(
+        "users",
+        sa.Column("email_verified", sa.Boolean(), server_default=sa.false(), nullable=False),
+    )
     op.create_table(
         "mail_outbox",
         sa.Column("id", sa.Integer(), nullable=False),

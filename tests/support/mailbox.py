@@ -54,13 +54,13 @@ class Delivered:
     def text(self) -> str:
         part = self.message.get_body(preferencelist=("plain",))
         assert part is not None, "no text/plain part"
-        return str(part.get_content())  # type: ignore[attr-defined]
+        return str(part.get_content())
 
     @property
     def html(self) -> str:
         part = self.message.get_body(preferencelist=("html",))
         assert part is not None, "no text/html part"
-        return str(part.get_content())  # type: ignore[attr-defined]
+        return str(part.get_content())
 
     @property
     def link(self) -> str:
@@ -100,7 +100,7 @@ class _Handler:
         content = envelope.original_content or b""
         with self.box.lock:
             self.box.messages.append(parse(content, list(envelope.rcpt_tos)))
-            self.box.logins.append(session.authenticated)
+            self.box.logins.append(bool(session.authenticated))
         return "250 Message accepted"
 
 
@@ -189,6 +189,19 @@ def read_eml_dir(directory: Path) -> list[Delivered]:
         for path in sorted(directory.glob("*.eml"))
         if not path.name.startswith(".")
     ]
+
+
+def smtp_overrides(box: Mailbox) -> dict[str, Any]:
+    """Settings that make the service deliver to `box` (plain SMTP on localhost)."""
+    return {
+        "mail_backend": "smtp",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": box.port,
+        "smtp_tls": "none",
+        "smtp_timeout": 5,
+        "mail_poll_interval_seconds": 0.2,
+        "mail_sender_enabled": True,
+    }
 
 
 RESET_SUBJECT = "Reset your password"
