@@ -139,6 +139,34 @@ class Settings(BaseSettings):
     refresh_token_rotation: bool = False
     session_cleanup_interval_seconds: int = Field(3600, ge=0)
 
+    # Mail, password reset and email verification (docs/mail-and-recovery.md).
+    mail_backend: Literal["file", "smtp"] = "file"
+    mail_file_dir: Path | None = None
+    mail_from: str = "authsvc <no-reply@localhost>"
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_tls: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout: float = Field(10.0, gt=0)
+    public_url: str = "http://127.0.0.1:8000"
+    password_reset_url: str | None = None
+    email_verification_url: str | None = None
+    password_reset_token_expire_minutes: int = Field(30, ge=1, le=24 * 60)
+    email_verification_token_expire_hours: int = Field(48, ge=1, le=30 * 24)
+    email_verification_required: bool = False
+    rate_limit_password_reset: str = "3/hour"  # noqa: S105
+    rate_limit_password_reset_ip: str = "20/hour"  # noqa: S105
+    mail_sender_enabled: bool = True
+    mail_poll_interval_seconds: float = Field(1.0, gt=0, le=60)
+    mail_retry_base_seconds: float = Field(1.0, gt=0)
+    mail_retry_max_seconds: float = Field(60.0, gt=0)
+    mail_max_attempts: int = Field(10, ge=1, le=100)
+    mail_lease_seconds: float = Field(120.0, gt=0)
+    mail_batch_size: int = Field(20, ge=1, le=500)
+    mail_circuit_breaker_threshold: int = Field(5, ge=1)
+    mail_circuit_breaker_timeout: float = Field(30.0, gt=0)
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _parse_cors(cls, value: object) -> object:
@@ -170,6 +198,8 @@ class Settings(BaseSettings):
         "rate_limit_login_ip",
         "rate_limit_register_ip",
         "rate_limit_refresh_ip",
+        "rate_limit_password_reset",
+        "rate_limit_password_reset_ip",
     )
     @classmethod
     def _parse_limits(cls, value: str) -> str:
@@ -196,6 +226,13 @@ class Settings(BaseSettings):
             raise ConfigurationError("CORS_ORIGINS must list origins; '*' is not allowed")
         return self
 
+    @field_validator("password_reset_url", "email_verification_url")
+    @classmethod
+    def _has_token_slot(cls, value: str | None) -> str | None:
+        if value is not None and "{token}" not in value:
+            raise ValueError("must contain {token}, where the link's token goes")
+        return value
+
     @property
     def proxy_networks(self) -> list[IPv4Network | IPv6Network]:
         return [item for item in self.trusted_proxies if not isinstance(item, str)]
@@ -220,6 +257,26 @@ class Settings(BaseSettings):
         if self.is_sqlite and url.database and url.database != ":memory:":
             return Path(url.database).resolve().parent / ".secret_key"
         return Path.cwd() / ".secret_key"
+
+    def default_mail_dir(self) -> Path:
+        """Where the `file` mail backend writes: MAIL_FILE_DIR, else `mail/` beside the
+        SQLite file, else in the working directory."""
+        if self.mail_file_dir is not None:
+            return self.mail_file_dir
+        url = make_url(self.database_url)
+        if self.is_sqlite and url.database and url.database != ":memory:":
+            return Path(url.database).resolve().parent / "mail"
+        return Path.cwd() / "mail"
+
+    def link(self, kind: Literal["reset", "verify"], token: str) -> str:
+        """The link a mail carries: PASSWORD_RESET_URL / EMAIL_VERIFICATION_URL with the
+        token in its slot, by default a page of this service under PUBLIC_URL."""
+        base = self.public_url.rstrip("/")
+        if kind == "reset":
+            template = self.password_reset_url or base + "/reset-password?token={token}"
+        else:
+            template = self.email_verification_url or base + "/verify-email?token={token}"
+        return template.replace("{PUBLIC_URL}", base).replace("{token}", token)
 
 
 _GENERATE_HINT = "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"

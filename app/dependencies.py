@@ -12,7 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.database import Database
 from app.models.user import User
+from app.services.account_service import AccountService
 from app.services.auth_service import AuthService
+from app.services.one_time_tokens import OneTimeTokens
+from app.services.outbox import Outbox
 from app.services.throttle import Throttle
 from app.utils.exceptions import NotAuthenticatedException, UnsupportedMediaTypeException
 from app.utils.metrics import Metrics
@@ -105,10 +108,20 @@ async def get_auth_service(
         client_ip=client_ip,
         metrics=state.metrics,
         identifier_hash=state.identifier_hash,
+        clock=state.wall_clock,
+        outbox=Outbox(session, clock=state.wall_clock, notify=state.mail_sender.wake),
     )
 
 
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+
+
+async def get_account_service(auth: AuthServiceDep) -> AccountService:
+    assert auth.outbox is not None
+    return AccountService(auth, tokens=OneTimeTokens(auth.users.session), outbox=auth.outbox)
+
+
+AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]
 
 
 async def get_bearer_token(

@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
@@ -15,13 +15,14 @@ from fastapi_offline import FastAPIOffline
 from app import __version__
 from app.config import Settings, get_settings
 from app.database import Database
+from app.mail.sender import MailMetrics, MailSender, purge_mail_and_tokens
 from app.middleware.cors import ContractCORSMiddleware
 from app.middleware.exception import register_exception_handlers
 from app.middleware.head import HeadAsGetMiddleware
 from app.middleware.logging import RequestContextMiddleware
 from app.middleware.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from app.openapi import install_openapi
-from app.routes import auth, docs, health, metrics, users
+from app.routes import account, auth, docs, health, metrics, pages, users
 from app.routes.oauth2 import TOKEN_REQUEST_COMPONENTS
 from app.services.session_service import SessionService
 from app.serving import Takeover, take_over_from_uvicorn
@@ -87,20 +88,26 @@ async def _purge_periodically(database: Database, settings: Settings) -> None:
         await asyncio.sleep(settings.session_cleanup_interval_seconds)
         try:
             await purge_expired_sessions(database, settings)
+            await purge_mail_and_tokens(database, now=utc_now())
         except Exception as error:  # the database may be down; try again next time
             log.warning("session purge failed", error_type=type(error).__name__)
 
 
 def create_app(
-    settings: Settings | None = None, *, clock: Callable[[], float] = time.monotonic
+    settings: Settings | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    wall_clock: Callable[[], datetime] = utc_now,
 ) -> FastAPI:
     """Build the application; nothing touches the database until the lifespan starts.
 
-    `clock` is the monotonic time source of the circuit breaker's recovery timeout.
+    `clock` is the monotonic time source of the circuit breakers' recovery timeouts;
+    `wall_clock` (UTC) dates one-time tokens and the mail outbox's retries and leases.
     """
     settings = settings or get_settings()
     # One registry per application: two apps in one process never share or clash on series.
     app_metrics = Metrics()
+    mail_metrics = MailMetrics(app_metrics.registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -117,6 +124,15 @@ def create_app(
         app.state.hasher = build_hasher(settings)
         app.state.throttle = build_throttle(settings)
         app.state.identifier_hash = build_identifier_hash(settings)
+        app.state.wall_clock = wall_clock
+        app.state.mail_sender = MailSender(
+            app.state.database, settings, metrics=mail_metrics, clock=wall_clock, monotonic=clock
+        )
+        app_metrics.watch_breaker(app.state.mail_sender.breaker)
+        if settings.mail_sender_enabled:
+            app.state.mail_sender.start()
+        if settings.environment == "production" and "127.0.0.1" in settings.public_url:
+            log.warning("PUBLIC_URL points to 127.0.0.1: links in mails work on this machine only")
         if settings.session_cleanup_interval_seconds:
             background.append(
                 asyncio.create_task(_purge_periodically(app.state.database, settings))
@@ -129,6 +145,7 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await app.state.mail_sender.stop()
             await app.state.throttle.close()
             await app.state.database.dispose()
             app.state.hasher.close()
@@ -162,6 +179,8 @@ def create_app(
     app.include_router(users.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(account.router)
+    app.include_router(pages.router)
     if settings.docs_enabled:
         app.include_router(docs.router)
     install_openapi(app, components=TOKEN_REQUEST_COMPONENTS)
@@ -172,7 +191,7 @@ def create_app(
             ContractCORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_credentials=False,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "PUT"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )

@@ -13,11 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings, resolve_secret_key
 from app.services.auth_service import AuthService
+from app.services.outbox import Outbox
 from app.services.session_service import SessionService
 from app.services.throttle import Throttle, ThrottleRules, build_storage
 from app.services.transaction import Transaction
 from app.services.user_service import UserService
-from app.utils.jwt import TokenCodec
+from app.utils.jwt import Clock, TokenCodec, utc_now
 from app.utils.keyed_hash import KeyedHash
 from app.utils.metrics import Metrics
 from app.utils.password import PasswordHasher
@@ -58,6 +59,8 @@ def build_throttle(settings: Settings) -> Throttle:
         login_ip=settings.rate_limit_login_ip,
         register_ip=settings.rate_limit_register_ip,
         refresh_ip=settings.rate_limit_refresh_ip,
+        mail_address=settings.rate_limit_password_reset,
+        mail_ip=settings.rate_limit_password_reset_ip,
     )
     account_hash = KeyedHash.from_secret(resolve_secret_key(settings), THROTTLE_KEY_INFO)
     return Throttle(storage, rules, account_hash=account_hash, enabled=settings.rate_limit_enabled)
@@ -69,10 +72,12 @@ def build_identifier_hash(settings: Settings) -> KeyedHash:
 
 
 def log_secrets(settings: Settings) -> list[str]:
-    """Values the log pipeline masks wherever they show up: the signing key, the metrics token."""
+    """Values the log pipeline masks wherever they show up: the signing key, the metrics
+    token, the SMTP password."""
     secrets = [resolve_secret_key(settings)]
-    if settings.metrics_token is not None:
-        secrets.append(settings.metrics_token.get_secret_value())
+    for secret in (settings.metrics_token, settings.smtp_password):
+        if secret is not None and secret.get_secret_value():
+            secrets.append(secret.get_secret_value())
     return secrets
 
 
@@ -86,6 +91,8 @@ def build_auth_service(
     client_ip: str | None = None,
     metrics: Metrics | None = None,
     identifier_hash: Callable[[str], str] | None = None,
+    clock: Clock = utc_now,
+    outbox: Outbox | None = None,
 ) -> AuthService:
     """AuthService on one database session; the CLI passes no throttle (an operator's act)."""
     return AuthService(
@@ -101,4 +108,7 @@ def build_auth_service(
         transaction=Transaction(session),
         identifier_hash=identifier_hash,
         session_max_lifetime=settings.session_max_lifetime,
+        clock=clock,
+        outbox=outbox,
+        require_verified_email=settings.email_verification_required,
     )

@@ -46,6 +46,7 @@ from tests.support import (
     prepared,
     truncate,
 )
+from tests.support.mailbox import Mailbox
 
 
 @pytest.fixture(scope="session")
@@ -183,14 +184,25 @@ def run_cli(settings: Settings) -> CliInvoker:
 
 
 @pytest.fixture
-def live_server(settings: Settings) -> Iterator[str]:
+def live_socket() -> Iterator[socket.socket]:
+    """The bound socket of `live_server`: its port is known before the settings are built
+    (PUBLIC_URL, for the links in mails)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+@pytest.fixture
+def live_server(settings: Settings, live_socket: socket.socket) -> Iterator[str]:
     """A real uvicorn server on a free port (bound here, so no race for it), in a thread.
 
     The app runs its own lifespan in the server's event loop; the URL is returned once
     uvicorn reports it started, polled with a deadline.
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
+    sock = live_socket
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         create_app(settings), log_config=None, access_log=False, lifespan="on", workers=1
@@ -208,7 +220,17 @@ def live_server(settings: Settings) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
-        sock.close()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[Mailbox]:
+    """A real SMTP server (aiosmtpd) on a free port, collecting what it receives."""
+    box = Mailbox()
+    box.start()
+    try:
+        yield box
+    finally:
+        box.stop()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import openapi, server, user_import, users
+from app.cli import mail, openapi, server, user_import, users
 from app.cli.context import load_settings
 from app.cli.output import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
@@ -29,6 +29,7 @@ cli.command("check-config")(server.check_config)
 cli.command()(openapi.openapi)
 users.app.command("import")(user_import.import_users)
 cli.add_typer(users.app, name="users")
+cli.add_typer(mail.app, name="mail")
 
 
 def main() -> None:

@@ -125,6 +125,7 @@ _USER_EXAMPLE: JsonDict = {
     "email": "alice@example.com",
     "username": "alice",
     "is_active": True,
+    "email_verified": False,
     "created_at": "2024-01-15T10:30:45.123Z",
     "last_login": None,
 }
@@ -143,6 +144,7 @@ class UserRead(BaseModel):
     email: str
     username: str
     is_active: bool
+    email_verified: bool
     created_at: Timestamp
     last_login: Timestamp | None
 
@@ -164,6 +166,111 @@ class TokenResponse(BaseModel):
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{**_TOKEN_EXAMPLE, "user": _USER_EXAMPLE}]}
+    )
+
+
+ONE_TIME_TOKEN_MAX = 512
+_TOKEN_FIELD = Field(
+    min_length=1, max_length=ONE_TIME_TOKEN_MAX, description="The `token` of the mailed link"
+)
+_NEW_PASSWORD_FIELD = Field(
+    min_length=1,
+    max_length=PASSWORD_INPUT_MAX,
+    description="Follows the registration rules (8-128 characters, not common, not the name)",
+)
+_LINK_TOKEN_EXAMPLE = "Xq3v7u0bWk1G7m8t2y5c9Q4p6n0a1s3d5f7g9h1j2kL"  # noqa: S105
+
+
+class PasswordForgot(RequestModel):
+    email: Email
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"email": "alice@example.com"}]})
+
+
+class PasswordReset(RequestModel):
+    token: Annotated[str, _TOKEN_FIELD]
+    new_password: Annotated[str, _NEW_PASSWORD_FIELD]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"token": _LINK_TOKEN_EXAMPLE, "new_password": "a new long passphrase"}]
+        }
+    )
+
+
+class PasswordChange(RequestModel):
+    current_password: Annotated[str, Field(min_length=1, max_length=PASSWORD_INPUT_MAX)]
+    new_password: Annotated[str, _NEW_PASSWORD_FIELD]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "current_password": "correct horse battery staple",
+                    "new_password": "a new long passphrase",
+                }
+            ]
+        }
+    )
+
+
+class EmailVerify(RequestModel):
+    token: Annotated[str, _TOKEN_FIELD]
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"token": _LINK_TOKEN_EXAMPLE}]})
+
+
+class VerificationResend(RequestModel):
+    email: Email
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"email": "alice@example.com"}]})
+
+
+class EmailChange(RequestModel):
+    new_email: Email
+    current_password: Annotated[str, Field(min_length=1, max_length=PASSWORD_INPUT_MAX)]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "new_email": "alice@example.org",
+                    "current_password": "correct horse battery staple",
+                }
+            ]
+        }
+    )
+
+
+class AcceptedResponse(BaseModel):
+    """A request taken on; what follows arrives by mail."""
+
+    detail: str
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"detail": "If the address belongs to an account, a reset link is on its way"}
+            ]
+        }
+    )
+
+
+class RegistrationPending(BaseModel):
+    """Registration with EMAIL_VERIFICATION_REQUIRED: no tokens until the address is proven."""
+
+    detail: str
+    user: UserRead
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "detail": "Account created; confirm the address with the link mailed to it",
+                    "user": _USER_EXAMPLE,
+                }
+            ]
+        }
     )
 
 

@@ -8,12 +8,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from app.models.mail import MailKind
 from app.models.user import User, normalize_identifier
+from app.services.outbox import Outbox
 from app.services.session_service import SessionService
 from app.services.throttle import Bucket, Throttle
 from app.services.transaction import Transaction
 from app.services.user_service import UserService
 from app.utils.exceptions import (
+    EmailNotVerifiedException,
     InvalidCredentialsException,
     InvalidTokenException,
     UserInactiveException,
@@ -69,6 +72,8 @@ class AuthService:
         transaction: Transaction | None = None,
         identifier_hash: Callable[[str], str] | None = None,
         session_max_lifetime: timedelta | None = None,
+        outbox: Outbox | None = None,
+        require_verified_email: bool = False,
     ) -> None:
         self.users = users
         self.hasher = hasher
@@ -88,9 +93,23 @@ class AuthService:
         # A session ends at the latest this long after its sign-in, however often it is
         # refreshed (with rotation each refresh would otherwise push its end forward).
         self.session_max_lifetime = session_max_lifetime or codec.ttl(TokenType.REFRESH)
+        # Where the verification mail of a new account goes (None: no mail, e.g. the CLI).
+        self.outbox = outbox
+        self.require_verified_email = require_verified_email
 
     async def register(self, *, email: str, username: str, password: str) -> AuthResult:
         """Create an account and sign it in.
+
+        Raises RateLimitedException, ValidationException (weak password) or
+        UserAlreadyExistsException.
+        """
+        user = await self.create_account(email=email, username=username, password=password)
+        tokens = await self._start_session(user)
+        assert tokens is not None, "a user created in this transaction is active"
+        return AuthResult(user, tokens)
+
+    async def create_account(self, *, email: str, username: str, password: str) -> User:
+        """Create an account, not signed in, and mail it a verification link.
 
         Raises RateLimitedException, ValidationException (weak password) or
         UserAlreadyExistsException.
@@ -104,11 +123,13 @@ class AuthService:
         bind_context(user_id=user.id)
         log.info("user registered", user_id=user.id)
         self.metrics.registrations.inc()
-        tokens = await self._start_session(user)
-        assert tokens is not None, "a user created in this transaction is active"
-        return AuthResult(user, tokens)
+        if self.outbox is not None:
+            await self.outbox.enqueue(MailKind.VERIFY_EMAIL, user.email, {"user_id": user.id})
+        return user
 
-    def check_password(self, password: str, *, username: str, email: str) -> None:
+    def check_password(
+        self, password: str, *, username: str, email: str, field: str = "password"
+    ) -> None:
         """Raises ValidationException naming the rule the password breaks."""
         problems = password_problems(
             password, username=username, email=email, min_length=self.password_min_length
@@ -117,7 +138,7 @@ class AuthService:
             problems = ["Password is longer than the bcrypt scheme can hash (72 bytes)"]
         if problems:
             raise ValidationException(
-                problems[0], errors=[{"field": "password", "message": p} for p in problems]
+                problems[0], errors=[{"field": field, "message": p} for p in problems]
             )
 
     async def login(self, identifier: str, password: str) -> AuthResult:
@@ -152,6 +173,10 @@ class AuthService:
             self._login_failed("inactive", user_id=user.id)
             # No token was sent, so no error="invalid_token" (RFC 6750 §3).
             raise UserInactiveException(headers={"WWW-Authenticate": "Bearer"})
+        if self.require_verified_email and not user.email_verified:
+            # Only after the password check: without it nothing about the account shows.
+            self._login_failed("email_not_verified", user_id=user.id)
+            raise EmailNotVerifiedException()
         if self.throttle is not None:
             await self.throttle.login_succeeded((user.email, user.username), self.client_ip)
         self.users.record_login(user, self.clock(), new_hash)
@@ -297,6 +322,16 @@ class AuthService:
     def _token_rejected(self, reason: str, token_type: TokenType, **fields: object) -> None:
         log.warning("token rejected", reason=reason, token_type=token_type.value, **fields)
         self.metrics.tokens_rejected.labels(reason=reason, token_type=token_type.value).inc()
+
+    async def start_session(self, user: User) -> TokenPair:
+        """A new session of the user (after a password change ended the others).
+
+        Raises UserInactiveException when the account was deactivated meanwhile.
+        """
+        tokens = await self._start_session(user)
+        if tokens is None:
+            raise UserInactiveException()
+        return tokens
 
     async def _start_session(self, user: User) -> TokenPair | None:
         """A new session's tokens, or None when the user is no longer active."""

@@ -51,6 +51,9 @@ class Bucket(StrEnum):
     LOGIN_IP = "login-ip"
     REGISTER_IP = "register-ip"
     REFRESH_IP = "refresh-ip"
+    # Mail a person asked for (reset, verification): per address and per client.
+    MAIL_ADDRESS = "mail-address"
+    MAIL_IP = "mail-ip"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,8 @@ class ThrottleRules:
     register_ip: str
     refresh_ip: str
     login_account_ceiling: str = "100/day"
+    mail_address: str = "3/hour"
+    mail_ip: str = "20/hour"
 
     def parsed(self) -> dict[Bucket, Sequence[RateLimitItem]]:
         return {
@@ -73,6 +78,8 @@ class ThrottleRules:
             Bucket.LOGIN_IP: parse_many(self.login_ip),
             Bucket.REGISTER_IP: parse_many(self.register_ip),
             Bucket.REFRESH_IP: parse_many(self.refresh_ip),
+            Bucket.MAIL_ADDRESS: parse_many(self.mail_address),
+            Bucket.MAIL_IP: parse_many(self.mail_ip),
         }
 
 
@@ -125,6 +132,15 @@ class Throttle:
         # The tight limit first: a client past it does not use up the account's ceiling.
         await self.hit(Bucket.LOGIN_ACCOUNT_IP, f"{account}:{client}")
         await self.hit(Bucket.LOGIN_ACCOUNT_CEILING, account)
+
+    async def mail_request(self, purpose: str, email: str, client_ip: str | None) -> None:
+        """Count a request for a mail (reset, verification) for the address and the client;
+        counted whether or not the address has an account, so a 429 reveals nothing.
+
+        Raises RateLimitedException or ThrottleUnavailableException.
+        """
+        await self.hit(Bucket.MAIL_IP, client_bucket(client_ip))
+        await self.hit(Bucket.MAIL_ADDRESS, f"{purpose}:{self.account_key(email)}")
 
     async def login_succeeded(self, identifiers: Sequence[str], client_ip: str | None) -> None:
         """A right password resets the failures of this client on the account, and the

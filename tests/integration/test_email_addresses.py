@@ -8,11 +8,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import Boolean, Integer, String, column, insert, select, table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.database import Database
 from app.migrate import downgrade_on_connection, upgrade_on_connection
+from app.models.base import UTCDateTime
 from app.models.user import User
 from tests.support import PASSWORD, CliInvoker, assert_error
 
@@ -168,6 +169,20 @@ async def test_cli_import_stores_canonical_addresses_and_finds_look_alikes(
     assert (await _login(client, email=COMPOSED)).status_code == 200
 
 
+# The users table as revision 0002 left it: later revisions add columns the ORM model has.
+USERS_AT_0002 = table(
+    "users",
+    column("id", Integer),
+    column("username", String),
+    column("username_normalized", String),
+    column("email", String),
+    column("hashed_password", String),
+    column("is_active", Boolean),
+    column("created_at", UTCDateTime),
+    column("updated_at", UTCDateTime),
+)
+
+
 async def test_migration_0003_re_normalises_stored_addresses(
     database: Database, db_session: AsyncSession
 ) -> None:
@@ -184,7 +199,7 @@ async def test_migration_0003_re_normalises_stored_addresses(
         await connection.run_sync(downgrade_on_connection, "0002")
         now = datetime(2026, 1, 1, tzinfo=UTC)
         await connection.execute(
-            insert(User),
+            insert(USERS_AT_0002),
             [
                 {
                     "id": user_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,6 +18,7 @@ from app.database import Database
 from app.models import User
 from app.utils.logger import get_logger
 from tests.support import TEST_SECRET, TIMESTAMP, LogCapture, UserFactory, assert_error
+from tests.support.mailbox import RESET_SUBJECT, VERIFY_SUBJECT, Mailbox, smtp_overrides
 
 LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 
@@ -482,3 +484,79 @@ async def test_no_flow_puts_a_password_a_token_or_the_secret_key_in_the_log(
     for token in tokens:  # nor any of a token's signature, in case a token was cut
         assert token.rsplit(".", 1)[1] not in output
     assert "$argon2" not in output
+
+
+class TestMailFlows:
+    @pytest.fixture
+    def settings_overrides(self, smtp_server: Mailbox) -> dict[str, Any]:
+        return smtp_overrides(smtp_server)
+
+    async def test_no_mail_flow_puts_a_link_a_token_or_a_mail_body_in_the_log(
+        self, client: httpx.AsyncClient, logs: LogCapture, smtp_server: Mailbox
+    ) -> None:
+        # The test's SMTP server is not the service: its own lines stay out of the capture.
+        logging.getLogger("mail.log").disabled = True
+        try:
+            await self._flows(client, logs, smtp_server)
+        finally:
+            logging.getLogger("mail.log").disabled = False
+
+    async def _flows(
+        self, client: httpx.AsyncClient, logs: LogCapture, smtp_server: Mailbox
+    ) -> None:
+        email = "canary-mail@example.com"
+        smtp_server.rcpt_replies["bounce@example.com"] = "550 5.1.1 no such user"
+        registered = await client.post(
+            "/auth/register",
+            json={"email": email, "username": "canarymail", "password": CANARY_PASSWORD},
+        )
+        auth = {"Authorization": f"Bearer {registered.json()['access_token']}"}
+        verification = await smtp_server.one(email, VERIFY_SUBJECT)
+        await client.get(f"/verify-email?token={verification.token}")
+        assert (
+            await client.post("/auth/verify-email", json={"token": verification.token})
+        ).is_success
+        await client.post("/auth/verify-email", json={"token": verification.token})
+        await client.post("/auth/password/forgot", json={"email": email})
+        reset = await smtp_server.one(email, RESET_SUBJECT)
+        await client.get(f"/reset-password?token={reset.token}")
+        done = await client.post(
+            "/auth/password/reset", json={"token": reset.token, "new_password": CANARY_WRONG}
+        )
+        assert done.status_code == 204
+        await client.post(
+            "/auth/password/reset", json={"token": reset.token, "new_password": CANARY_WRONG}
+        )
+        login = await client.post("/auth/login", json={"email": email, "password": CANARY_WRONG})
+        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        changed = await client.put(
+            "/users/me/password",
+            json={"current_password": CANARY_WRONG, "new_password": CANARY_PASSWORD},
+            headers=auth,
+        )
+        auth = {"Authorization": f"Bearer {changed.json()['access_token']}"}
+        await client.put(
+            "/users/me/email",
+            json={"new_email": "bounce@example.com", "current_password": CANARY_PASSWORD},
+            headers=auth,
+        )
+        await client.post("/auth/password/forgot", json={"email": "nobody@example.com"})
+        # Every mail of the flows has been handled (sent, failed or dropped).
+        deadline = asyncio.get_running_loop().time() + 20
+        while "mail failed" not in logs.messages() or len(smtp_server.received()) < 5:
+            assert asyncio.get_running_loop().time() < deadline, logs.messages()
+            await asyncio.sleep(0.05)
+
+        output = logs.text
+        assert "mail sent" in logs.messages()
+        mails = smtp_server.received()
+        secrets = [CANARY_PASSWORD, CANARY_WRONG]
+        for mail in mails:
+            if "token=" in mail.text:
+                secrets += [mail.token, mail.link]
+            # A line of each body that no log line has reason to contain.
+            secrets.append(max(mail.text.splitlines(), key=len))
+        for secret in secrets:
+            assert secret not in output
+        pages = [line for line in logs.lines() if line.get("route") == "/reset-password"]
+        assert [line["query"] for line in pages] == ["token=[REDACTED]"]

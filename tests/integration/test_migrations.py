@@ -42,3 +42,23 @@ async def test_sessions_migration_downgrades_and_upgrades_again(tmp_path: Path) 
 
 def _tables(connection: Connection) -> set[str]:
     return set(inspect(connection).get_table_names())
+
+
+async def test_mail_migration_downgrades_and_upgrades_again(tmp_path: Path) -> None:
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'mail-round-trip.db'}")
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(upgrade_on_connection)
+            assert {"mail_outbox", "one_time_tokens"} <= await connection.run_sync(_tables)
+            assert "email_verified" in await connection.run_sync(_user_columns)
+            await connection.run_sync(downgrade_on_connection, "0002")
+            assert not {"mail_outbox", "one_time_tokens"} & await connection.run_sync(_tables)
+            assert "email_verified" not in await connection.run_sync(_user_columns)
+            await connection.run_sync(upgrade_on_connection)
+            assert {"mail_outbox", "one_time_tokens"} <= await connection.run_sync(_tables)
+    finally:
+        await engine.dispose()
+
+
+def _user_columns(connection: Connection) -> set[str]:
+    return {column["name"] for column in inspect(connection).get_columns("users")}
