@@ -58,7 +58,7 @@ class Settings(BaseSettings):
 
     access_token_expire_minutes: int = Field(30, ge=1, le=24 * 60)
     refresh_token_expire_days: int = Field(7, ge=1, le=365)
-    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_algorithm: Literal["HS256", "HS384", "HS512", "EdDSA", "ES256", "RS256"] = "HS256"
     jwt_issuer: str = "authsvc"
     jwt_audience: str = "authsvc"
 
@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = []
 
     refresh_token_rotation: bool = False
+    # Asymmetric signing keys (docs/tokens.md): how often each worker rereads them.
+    signing_key_refresh_seconds: float = Field(60.0, gt=0, le=3600)
+    # Where the service is reached from outside: absolute URLs (metadata, links) start here.
+    public_url: str = "http://127.0.0.1:8000"
     session_cleanup_interval_seconds: int = Field(3600, ge=0)
 
     @field_validator("cors_origins", mode="before")
@@ -130,6 +134,13 @@ class Settings(BaseSettings):
         parse_many(value)  # raises ValueError on a malformed limit string
         return value
 
+    @field_validator("public_url")
+    @classmethod
+    def _parse_public_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("PUBLIC_URL must be an absolute http(s) URL")
+        return value.rstrip("/")
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:
@@ -144,6 +155,11 @@ class Settings(BaseSettings):
         if "*" in self.cors_origins:
             raise ConfigurationError("CORS_ORIGINS must list origins; '*' is not allowed")
         return self
+
+    @property
+    def uses_key_pairs(self) -> bool:
+        """True for EdDSA, ES256 and RS256: keys in the database, public ones published."""
+        return not self.jwt_algorithm.startswith("HS")
 
     @property
     def is_sqlite(self) -> bool:

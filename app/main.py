@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -19,11 +19,12 @@ from app.database import Database
 from app.middleware.exception import register_exception_handlers
 from app.middleware.logging import RequestContextMiddleware
 from app.middleware.security import BodyLimitMiddleware, SecurityHeadersMiddleware
-from app.routes import auth, docs, health, metrics, users
+from app.routes import auth, docs, health, metrics, tokens, users, well_known
 from app.routes.openapi import install_openapi
+from app.services.keyring import KeyRing, max_token_lifetime, open_keyring, purge_retired_keys
 from app.services.session_service import SessionService
 from app.services.throttle import Throttle, ThrottleRules, build_storage
-from app.utils.jwt import TokenCodec, utc_now
+from app.utils.jwt import Clock, TokenCodec, utc_now
 from app.utils.logger import get_logger, setup_logging
 from app.utils.metrics import Metrics
 from app.utils.password import PasswordHasher
@@ -56,9 +57,14 @@ def build_hasher(settings: Settings) -> PasswordHasher:
     )
 
 
-def build_codec(settings: Settings) -> TokenCodec:
+def build_codec(
+    settings: Settings, *, keys: KeyRing | None = None, clock: Clock = utc_now
+) -> TokenCodec:
+    """The codec; with an asymmetric JWT_ALGORITHM it signs with `keys` (required then)."""
     return TokenCodec(
         key=resolve_secret_key(settings),
+        keys=keys,
+        clock=clock,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         access_ttl=timedelta(minutes=settings.access_token_expire_minutes),
@@ -89,21 +95,34 @@ async def purge_expired_sessions(database: Database, settings: Settings) -> int:
     return purged
 
 
-async def _purge_periodically(database: Database, settings: Settings) -> None:
+def key_lifetime(settings: Settings) -> timedelta:
+    """How long a retired signing key stays published (its last token's lifetime)."""
+    return max_token_lifetime(
+        timedelta(minutes=settings.access_token_expire_minutes),
+        timedelta(days=settings.refresh_token_expire_days),
+    )
+
+
+async def _purge_periodically(database: Database, settings: Settings, now: Clock) -> None:
     while True:
         await asyncio.sleep(settings.session_cleanup_interval_seconds)
         try:
             await purge_expired_sessions(database, settings)
+            await purge_retired_keys(database, max_lifetime=key_lifetime(settings), clock=now)
         except Exception as error:  # the database may be down; try again next time
             log.warning("session purge failed", error_type=type(error).__name__)
 
 
 def create_app(
-    settings: Settings | None = None, *, clock: Callable[[], float] = time.monotonic
+    settings: Settings | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    now: Callable[[], datetime] = utc_now,
 ) -> FastAPI:
     """Build the application; nothing touches the database until the lifespan starts.
 
-    `clock` is the monotonic time source of the circuit breaker's recovery timeout.
+    `clock` is the monotonic time source of the circuit breaker's recovery timeout; `now`
+    the wall clock of tokens and signing keys.
     """
     settings = settings or get_settings()
     # One registry per application: two apps in one process never share or clash on series.
@@ -115,22 +134,36 @@ def create_app(
         # The signing key is masked in the log pipeline wherever it might show up.
         setup_logging(settings.log_level, settings.log_format, secrets=[secret_key])
         app.state.settings = settings
-        app.state.codec = build_codec(settings)
         app.state.hasher = build_hasher(settings)
         app.state.database = Database(settings, clock=clock)
         app_metrics.watch_breaker(app.state.database.breaker)
+        keyring = refresher = None
+        if settings.uses_key_pairs:
+            keyring = await open_keyring(
+                app.state.database,
+                algorithm=settings.jwt_algorithm,
+                secret_key=secret_key,
+                max_lifetime=key_lifetime(settings),
+                clock=now,
+            )
+            refresher = asyncio.create_task(
+                keyring.refresh_periodically(settings.signing_key_refresh_seconds)
+            )
+        app.state.keyring = keyring
+        app.state.codec = build_codec(settings, keys=keyring, clock=now)
         app.state.throttle = build_throttle(settings)
         purger = None
         if settings.session_cleanup_interval_seconds:
-            purger = asyncio.create_task(_purge_periodically(app.state.database, settings))
+            purger = asyncio.create_task(_purge_periodically(app.state.database, settings, now))
         log.info("service started", version=__version__, environment=settings.environment)
         try:
             yield
         finally:
-            if purger is not None:
-                purger.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await purger
+            for task in (purger, refresher):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await app.state.throttle.close()
             await app.state.database.dispose()
             app.state.hasher.close()
@@ -155,6 +188,7 @@ def create_app(
             {"name": "auth", "description": "Registration, login and tokens"},
             {"name": "users", "description": "The signed-in user's account"},
             {"name": "health", "description": "Liveness and readiness for load balancers"},
+            {"name": "discovery", "description": "Public keys and metadata for other services"},
         ],
     )
     app.state.settings = settings
@@ -162,7 +196,9 @@ def create_app(
     register_exception_handlers(app)
     app.include_router(auth.router)
     app.include_router(users.router)
+    app.include_router(tokens.router)
     app.include_router(health.router)
+    app.include_router(well_known.router)
     app.include_router(metrics.router)
     if settings.docs_enabled:
         app.include_router(docs.router)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import server, users
+from app.cli import clients, keys, server, users
 from app.cli._common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, load_settings
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "cli", "load_settings", "main"]
@@ -26,6 +26,8 @@ cli.command()(server.serve)
 cli.command()(server.migrate)
 cli.command("check-config")(server.check_config)
 cli.add_typer(users.app, name="users")
+cli.add_typer(keys.app, name="keys")
+cli.add_typer(clients.app, name="clients")
 
 
 def main() -> None:

@@ -1,7 +1,9 @@
 """ORM models and API schemas."""
 
 from app.models.base import Base
+from app.models.client import OAuthClient
 from app.models.session import AuthSession
+from app.models.signing_key import SigningKey
 from app.models.user import User
 
-__all__ = ["AuthSession", "Base", "User"]
+__all__ = ["AuthSession", "Base", "OAuthClient", "SigningKey", "User"]

@@ -161,7 +161,7 @@ class AuthService:
         """
         if self.throttle is not None:
             await self.throttle.hit(Bucket.REFRESH_IP, self.client_ip)
-        claims = self._decode(refresh_token, TokenType.REFRESH)
+        claims = await self._decode(refresh_token, TokenType.REFRESH)
         user_id, sid = self._session_of(claims)
         if not self.rotate_refresh_tokens:
             user = await self._active_user(user_id, sid, TokenType.REFRESH, refresh_jti=claims.jti)
@@ -198,7 +198,7 @@ class AuthService:
         malformed token is simply not revoked, so logout reveals nothing about it.
         """
         try:
-            claims = self._decode(refresh_token, TokenType.REFRESH)
+            claims = await self._decode(refresh_token, TokenType.REFRESH)
             user_id, sid = self._session_of(claims)
         except InvalidTokenException:
             return
@@ -210,13 +210,13 @@ class AuthService:
 
         Raises TokenExpiredException, InvalidTokenException or UserInactiveException.
         """
-        claims = self._decode(access_token, TokenType.ACCESS)
+        claims = await self._decode(access_token, TokenType.ACCESS)
         user_id, sid = self._session_of(claims)
         return await self._active_user(user_id, sid, TokenType.ACCESS)
 
-    def _decode(self, token: str, token_type: TokenType) -> TokenClaims:
+    async def _decode(self, token: str, token_type: TokenType) -> TokenClaims:
         try:
-            return self.codec.decode(token, token_type)
+            return await self.codec.verify(token, token_type)
         except InvalidTokenException as error:
             self._token_rejected(getattr(error, "reason", "invalid"), token_type)
             raise
