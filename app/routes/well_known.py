@@ -20,6 +20,7 @@ JWKS_CACHE_CONTROL = "public, max-age=300"
     "/jwks.json",
     status_code=status.HTTP_200_OK,
     response_model=JWKSet,
+    response_model_exclude_none=True,
     summary="Public signing keys (JWKS)",
     responses=error_responses(),
 )
