@@ -16,6 +16,7 @@ refused at once instead of living until its `exp`; that costs one call per reque
 | `AUTHSVC_JWKS_URL` | `{AUTHSVC_URL}/.well-known/jwks.json` | |
 | `AUTHSVC_ISSUER`, `AUTHSVC_AUDIENCE` | `authsvc` | its `JWT_ISSUER`, `JWT_AUDIENCE` |
 | `AUTHSVC_ALGORITHM` | `EdDSA` | authsvc's `JWT_ALGORITHM` (only this one is accepted) |
+| `AUTHSVC_JWKS_REFETCH_COOLDOWN` | `5` | seconds between refetches for unknown kids |
 | `AUTHSVC_INTROSPECT` | `false` | also ask `/auth/introspect` (needs the two below) |
 | `AUTHSVC_CLIENT_ID` / `AUTHSVC_CLIENT_SECRET` | unset | from `authsvc clients create NAME` |
 """
@@ -44,6 +45,10 @@ class Config:
     issuer: str = "authsvc"
     audience: str = "authsvc"
     algorithm: str = "EdDSA"
+    # After any fetch, an unknown kid refetches the JWKS only once this many seconds passed
+    # (PyJWKClient's own default is 30): a bound on what garbage kids cost authsvc, and the
+    # longest a token of a freshly rotated key may be refused here.
+    jwks_refetch_cooldown: float = 5.0
     introspect: bool = False
     client_id: str | None = None
     client_secret: str | None = None
@@ -57,6 +62,9 @@ class Config:
             issuer=env.get("AUTHSVC_ISSUER", cls.issuer),
             audience=env.get("AUTHSVC_AUDIENCE", cls.audience),
             algorithm=env.get("AUTHSVC_ALGORITHM", cls.algorithm),
+            jwks_refetch_cooldown=float(
+                env.get("AUTHSVC_JWKS_REFETCH_COOLDOWN", cls.jwks_refetch_cooldown)
+            ),
             introspect=env.get("AUTHSVC_INTROSPECT", "false").lower() in {"1", "true", "yes"},
             client_id=env.get("AUTHSVC_CLIENT_ID"),
             client_secret=env.get("AUTHSVC_CLIENT_SECRET"),
@@ -81,7 +89,13 @@ class TokenVerifier:
         self.config = config
         self.http = http
         # Keys are cached for 5 minutes (authsvc's Cache-Control); an unknown kid refetches.
-        self.jwks = jwt.PyJWKClient(config.jwks_url, cache_keys=True, lifespan=300, timeout=5)
+        self.jwks = jwt.PyJWKClient(
+            config.jwks_url,
+            cache_keys=True,
+            lifespan=300,
+            timeout=5,
+            cooldown_duration=config.jwks_refetch_cooldown,
+        )
 
     async def verify(self, token: str) -> dict[str, Any]:
         """The token's claims; raises HTTPException 401 for anything not acceptable."""
@@ -131,23 +145,30 @@ def create_app(config: Config | None = None) -> FastAPI:
             yield
 
     app = FastAPI(title="Example resource server", lifespan=lifespan)
-    bearer = HTTPBearer(auto_error=False)
-
-    async def claims_of(
-        request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> dict[str, Any]:
-        if credentials is None:
-            raise HTTPException(401, "Not authenticated", headers={"WWW-Authenticate": "Bearer"})
-        verifier: TokenVerifier = request.app.state.verifier
-        return await verifier.verify(credentials.credentials)
-
-    @app.get("/hello")
-    async def hello(claims: Annotated[dict[str, Any], Depends(claims_of)]) -> dict[str, Any]:
-        """Greets the user of the access token."""
-        return {"hello": claims["sub"], "roles": claims.get("roles", [])}
-
+    app.get("/hello")(hello)
     return app
+
+
+bearer = HTTPBearer(auto_error=False)
+
+
+async def claims_of(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> dict[str, Any]:
+    """The verified claims of the request's bearer token; raises HTTPException 401."""
+    if credentials is None:
+        raise HTTPException(401, "Not authenticated", headers={"WWW-Authenticate": "Bearer"})
+    verifier: TokenVerifier = request.app.state.verifier
+    return await verifier.verify(credentials.credentials)
+
+
+Claims = Annotated[dict[str, Any], Depends(claims_of)]
+
+
+async def hello(claims: Claims) -> dict[str, Any]:
+    """Greets the user of the access token."""
+    return {"hello": claims["sub"], "roles": claims.get("roles", [])}
 
 
 app = create_app()
