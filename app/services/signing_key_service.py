@@ -1,8 +1,10 @@
 """The signing keys in the database: create the first one, rotate, list, purge.
 
-Creation and rotation are race-safe across workers and hosts: the unique constraint on
-`signing_keys.current` lets one key be current, so of two workers that install a key at
-the same moment one INSERT fails; that worker rolls back and reads the winner's key.
+Creation and rotation are race-safe across workers and hosts, a compare-and-swap on the
+current key: a worker retires only the key it saw as current (a conditional UPDATE), and
+the unique constraint on `signing_keys.current` lets one key be current. Of two workers
+that install a key at the same moment, one finds nothing to retire or fails its INSERT;
+it rolls back and reads the winner's key.
 """
 
 from __future__ import annotations
@@ -53,6 +55,10 @@ class StoredKey:
         )
 
 
+class KeyRaceLost(Exception):
+    """Another worker installed a signing key between our read and our write."""
+
+
 class SigningKeyService:
     """Data access for `signing_keys`; flushes or executes, never commits."""
 
@@ -77,17 +83,27 @@ class SigningKeyService:
         row = await self.session.scalar(select(SigningKey).where(SigningKey.current.is_(True)))
         return StoredKey.of(row) if row is not None else None
 
-    async def install(self, row: SigningKey, now: datetime) -> None:
-        """Retire the current key and make `row` current; raises IntegrityError when
-        another worker installed one in between (the caller retries)."""
-        await self.session.execute(
-            update(SigningKey)
-            .where(SigningKey.current.is_(True))
-            .values(current=None, retired_at=now)
-            .execution_options(synchronize_session=False)
-        )
+    async def install(self, row: SigningKey, now: datetime, *, replaces: str | None) -> None:
+        """Retire the current key `replaces` (None: there is none) and make `row` current.
+
+        Raises KeyRaceLost when another worker installed a key since the caller looked
+        (the caller retries).
+        """
+        if replaces is not None:
+            result = await self.session.execute(
+                update(SigningKey)
+                .where(SigningKey.current.is_(True), SigningKey.kid == replaces)
+                .values(current=None, retired_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            assert isinstance(result, CursorResult)
+            if result.rowcount != 1:
+                raise KeyRaceLost()
         self.session.add(row)
-        await self.session.flush()
+        try:
+            await self.session.flush()
+        except IntegrityError:  # somebody else's key became current first
+            raise KeyRaceLost() from None
 
     async def purge_retired(self, retired_before: datetime) -> int:
         """Delete keys retired before `retired_before` (their last token has expired)."""
@@ -129,24 +145,23 @@ async def install_key(
     """Make a new key of `algorithm` current, or (`only_if_missing`) keep a current key of
     that algorithm when there is one. Returns the current key and whether it is new.
 
-    Raises DatabaseException, or IntegrityError after repeated lost races.
+    Raises DatabaseException, or KeyRaceLost after repeated lost races.
     """
     for attempt in range(_INSTALL_ATTEMPTS):
-        if only_if_missing:
-            async with database.session() as session:
-                current = await SigningKeyService(session).current()
-            if current is not None and current.algorithm == algorithm:
-                return current, False
+        async with database.session() as session:
+            current = await SigningKeyService(session).current()
+        if only_if_missing and current is not None and current.algorithm == algorithm:
+            return current, False
         # Generated outside any transaction: no lock is held across the CPU work.
         row = await new_key_row(algorithm, cipher, clock())
         try:
             async with database.session() as session:
-                await SigningKeyService(session).install(row, clock())
+                replaces = current.kid if current is not None else None
+                await SigningKeyService(session).install(row, clock(), replaces=replaces)
                 installed = StoredKey.of(row)
-        except IntegrityError:
-            # Another worker installed a key between our read and our write.
+        except (KeyRaceLost, IntegrityError):
             log.info("signing key race lost", attempt=attempt + 1)
             continue
         log.info("signing key installed", kid=installed.kid, algorithm=algorithm)
         return installed, True
-    raise IntegrityError("signing_keys", None, RuntimeError("signing key install kept racing"))
+    raise KeyRaceLost("signing key installation lost every race")
