@@ -139,13 +139,18 @@ def create_app(
         app_metrics.watch_breaker(app.state.database.breaker)
         keyring = refresher = None
         if settings.uses_key_pairs:
-            keyring = await open_keyring(
-                app.state.database,
-                algorithm=settings.jwt_algorithm,
-                secret_key=secret_key,
-                max_lifetime=key_lifetime(settings),
-                clock=now,
-            )
+            try:
+                keyring = await open_keyring(
+                    app.state.database,
+                    algorithm=settings.jwt_algorithm,
+                    secret_key=secret_key,
+                    max_lifetime=key_lifetime(settings),
+                    clock=now,
+                )
+            except BaseException as error:
+                log.error("signing keys unavailable", error=str(error))
+                await app.state.database.dispose()
+                raise
             refresher = asyncio.create_task(
                 keyring.refresh_periodically(settings.signing_key_refresh_seconds)
             )

@@ -22,7 +22,13 @@ from app.database import Database
 from app.services.signing_key_service import SigningKeyService, StoredKey, install_key
 from app.utils.jwt import LEEWAY, Clock, utc_now
 from app.utils.logger import get_logger
-from app.utils.signing_keys import KeyCipher, PrivateKey, PublicKey, public_key_from_jwk
+from app.utils.signing_keys import (
+    KeyCipher,
+    KeyDecryptionError,
+    PrivateKey,
+    PublicKey,
+    public_key_from_jwk,
+)
 
 log = get_logger(__name__)
 
@@ -194,7 +200,13 @@ async def open_keyring(
             return await SigningKeyService(session).live(retired_after)
 
     ring = KeyRing(loader=load, cipher=cipher, max_token_lifetime=max_lifetime, clock=clock)
-    await ring.reload()
+    try:
+        await ring.reload()
+    except KeyDecryptionError:
+        raise KeyDecryptionError(
+            "the current signing key does not decrypt with this SECRET_KEY: restore the "
+            "SECRET_KEY it was made under, or run `authsvc keys rotate` to make a new key"
+        ) from None
     return ring
 
 
