@@ -71,8 +71,32 @@ class JWKSet(BaseModel):
     keys: list[JWK]
 
 
+_BASE = "https://auth.example.com"
+
+
 class AuthorizationServerMetadata(BaseModel):
     """RFC 8414 §2, for the endpoints this service has."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "issuer": _BASE,
+                    "jwks_uri": f"{_BASE}/.well-known/jwks.json",
+                    "token_endpoint": f"{_BASE}/auth/token",
+                    "revocation_endpoint": f"{_BASE}/auth/revoke",
+                    "introspection_endpoint": f"{_BASE}/auth/introspect",
+                    "grant_types_supported": ["password", "refresh_token"],
+                    "response_types_supported": [],
+                    "token_endpoint_auth_methods_supported": ["none"],
+                    "revocation_endpoint_auth_methods_supported": ["none", "client_secret_basic"],
+                    "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
+                    "scopes_supported": [],
+                    "service_documentation": f"{_BASE}/docs",
+                }
+            ]
+        }
+    )
 
     issuer: str
     jwks_uri: str
@@ -84,7 +108,6 @@ class AuthorizationServerMetadata(BaseModel):
     token_endpoint_auth_methods_supported: list[str]
     revocation_endpoint_auth_methods_supported: list[str]
     introspection_endpoint_auth_methods_supported: list[str]
-    token_endpoint_auth_signing_alg_values_supported: list[str] | None = None
     scopes_supported: list[str]
     service_documentation: str | None = None
 

@@ -62,7 +62,10 @@ Form = Annotated[TokenForm, Depends(read_token_form)]
     status_code=status.HTTP_200_OK,
     response_class=Response,
     summary="Revoke a token (RFC 7009)",
-    responses={200: {"description": "Revoked, or nothing to revoke"}, **error_responses(*_ERRORS)},
+    responses={
+        200: {"description": "Revoked, or nothing to revoke: an empty body (RFC 7009 §2.2)"},
+        **error_responses(*_ERRORS),
+    },
     openapi_extra={"requestBody": _FORM_BODY},
 )
 async def revoke(form: Form, tokens: TokenServiceDep) -> Response:
