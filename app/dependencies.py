@@ -15,6 +15,7 @@ from app.models.client import OAuthClient
 from app.models.user import User
 from app.services.auth_service import AuthService
 from app.services.client_service import ClientService
+from app.services.keyring import KeyRing
 from app.services.session_service import SessionService
 from app.services.token_service import TokenService
 from app.services.user_service import UserService
@@ -183,3 +184,12 @@ async def check_public_or_registered_client(request: Request, session: SessionDe
 
 
 PublicOrRegisteredClient = Depends(check_public_or_registered_client)
+
+
+async def get_keyring(request: Request) -> KeyRing | None:
+    """The worker's signing keys; None with an HS algorithm (nothing to publish)."""
+    keyring: KeyRing | None = request.app.state.keyring
+    return keyring
+
+
+KeyRingDep = Annotated[KeyRing | None, Depends(get_keyring)]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Response, status
 
-from app.dependencies import SettingsDep
+from app.dependencies import KeyRingDep, SettingsDep
 from app.models.token_schemas import AuthorizationServerMetadata, JWKSet
 from app.routes.oauth2 import GRANT_TYPES
 from app.routes.responses import error_responses
@@ -24,12 +24,11 @@ JWKS_CACHE_CONTROL = "public, max-age=300"
     summary="Public signing keys (JWKS)",
     responses=error_responses(),
 )
-async def jwks(request: Request, response: Response) -> dict[str, object]:
+async def jwks(keyring: KeyRingDep, response: Response) -> dict[str, list[dict[str, str]]]:
     """The public keys (RFC 7517) of every signing key that may still have unexpired
     tokens: the current one and recently retired ones. Only public parameters. Empty
     with an HS algorithm: a shared secret is never published."""
     response.headers["Cache-Control"] = JWKS_CACHE_CONTROL
-    keyring = request.app.state.keyring
     return keyring.jwks() if keyring is not None else {"keys": []}
 
 
