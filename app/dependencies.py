@@ -16,9 +16,7 @@ from app.models.user import User
 from app.services.auth_service import AuthService
 from app.services.client_service import ClientService
 from app.services.keyring import KeyRing
-from app.services.session_service import SessionService
 from app.services.token_service import TokenService
-from app.services.user_service import UserService
 from app.utils.basic_auth import MalformedCredentials, parse_basic
 from app.utils.client_ip import resolve_client_ip
 from app.utils.exceptions import (
@@ -27,6 +25,7 @@ from app.utils.exceptions import (
     UnsupportedMediaTypeException,
 )
 from app.utils.metrics import Metrics
+from app.wiring import build_auth_service
 
 # Two ways to present the same bearer token (RFC 6750 §2.1), both declared in OpenAPI so
 # the docs' Authorize dialog offers a password sign-in (through the token endpoint) and a
@@ -101,15 +100,13 @@ async def get_auth_service(
     request: Request, session: SessionDep, client_ip: ClientIP
 ) -> AuthService:
     state = request.app.state
-    return AuthService(
-        UserService(session),
+    return build_auth_service(
+        state.settings,
+        session,
         hasher=state.hasher,
         codec=state.codec,
-        sessions=SessionService(session),
         throttle=state.throttle,
         client_ip=client_ip,
-        rotate_refresh_tokens=state.settings.refresh_token_rotation,
-        password_min_length=state.settings.password_min_length,
         metrics=state.metrics,
     )
 

@@ -7,17 +7,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from app.cli._common import (
-    configure_logging,
-    err,
-    fail,
-    out,
-    print_json,
-    print_table,
-    run,
-    say,
-    settings_of,
-)
+from app.cli.context import configure_logging, run, settings_of
+from app.cli.output import err, fail, out, print_json, print_table, say
 from app.database import Database
 from app.models.client import OAuthClient
 from app.models.schemas import format_timestamp

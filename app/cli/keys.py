@@ -7,16 +7,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from app.cli._common import (
-    configure_logging,
-    err,
-    fail,
-    print_json,
-    print_table,
-    run,
-    say,
-    settings_of,
-)
+from app.cli.context import configure_logging, run, settings_of
+from app.cli.output import err, fail, print_json, print_table, say
 from app.config import Settings, resolve_secret_key
 from app.database import Database
 from app.models.schemas import format_timestamp

@@ -9,8 +9,8 @@ from pydantic import ValidationError
 
 from app.dependencies import PublicOrRegisteredClient, RegisteredClient, TokenServiceDep
 from app.models.token_schemas import IntrospectionResponse, TokenForm
+from app.openapi import DATABASE_ERRORS, error_responses
 from app.routes.oauth2 import FORM_MEDIA_TYPE
-from app.routes.responses import DATABASE_ERRORS, error_responses
 from app.utils.exceptions import (
     InvalidClientException,
     InvalidRequestException,

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Response, status
 
 from app.dependencies import KeyRingDep, SettingsDep
 from app.models.token_schemas import AuthorizationServerMetadata, JWKSet
+from app.openapi import error_responses
 from app.routes.oauth2 import GRANT_TYPES
-from app.routes.responses import error_responses
 
 router = APIRouter(prefix="/.well-known", tags=["discovery"])
 

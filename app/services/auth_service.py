@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from app.models.user import User
 from app.services.session_service import SessionService
 from app.services.throttle import Bucket, Throttle
+from app.services.transaction import Transaction
 from app.services.user_service import UserService
 from app.utils.exceptions import (
     InvalidCredentialsException,
@@ -64,11 +65,13 @@ class AuthService:
         password_min_length: int = 8,
         clock: Clock = utc_now,
         metrics: Metrics | None = None,
+        transaction: Transaction | None = None,
     ) -> None:
         self.users = users
         self.hasher = hasher
         self.codec = codec
         self.sessions = sessions or SessionService(users.session)
+        self.transaction = transaction or Transaction(users.session)
         # Throttling lives here, not in the routes, so that every entry point that signs
         # somebody in (JSON login, the OAuth2 token endpoint, ...) is covered by it.
         self.throttle = throttle
@@ -118,9 +121,8 @@ class AuthService:
             # nothing about whether the account exists.
             await self.throttle.login_attempt(identifier, self.client_ip)
         user = await self.users.get_by_identifier(identifier)
-        # End the read transaction before hashing: a transaction held across tens of
-        # milliseconds of CPU would block SQLite writers and pin a pool connection.
-        await self.users.session.commit()
+        # No transaction held across the tens of milliseconds of the hash below.
+        await self.transaction.end_read()
         if user is None:
             # Same work as a real verification, so timing does not reveal unknown accounts.
             await self.hasher.verify_dummy(password)
@@ -179,7 +181,7 @@ class AuthService:
                 # Reuse of a replaced token, the loser of a concurrent refresh, or a session
                 # already ended: end the family, and keep that even though we answer 401.
                 revoked = await self.sessions.revoke(sid=sid, user_id=user_id)
-                await self.sessions.session.commit()
+                await self.transaction.commit_before_raising()
                 if revoked:
                     log.warning("refresh token reuse", user_id=user_id)
                 reason = "reused" if revoked else "revoked"

@@ -109,10 +109,11 @@ class TokenCodec:
         leeway: timedelta = LEEWAY,
         clock: Clock = utc_now,
     ) -> None:
-        if algorithm in ASYMMETRIC_ALGORITHMS and keys is None:
-            raise ValueError(f"{algorithm} signs with a key set; none was given")
         self._key = key
-        self._keys = keys if algorithm in ASYMMETRIC_ALGORITHMS else None
+        self._asymmetric = algorithm in ASYMMETRIC_ALGORITHMS
+        # Without a key set an asymmetric codec verifies nothing and cannot sign (the CLI
+        # builds one for the password policy only).
+        self._keys = keys if self._asymmetric else None
         self._issuer = issuer
         self._audience = audience
         self._ttl = {TokenType.ACCESS: access_ttl, TokenType.REFRESH: refresh_ttl}
@@ -153,8 +154,10 @@ class TokenCodec:
             iss=self._issuer,
             aud=self._audience,
         )
-        if self._keys is None:
+        if not self._asymmetric:
             token = jwt.encode(claims, self._key, algorithm=self._algorithm, headers={"typ": "JWT"})
+        elif self._keys is None:
+            raise RuntimeError(f"{self._algorithm} signs with a key set; none was given")
         else:
             kid, algorithm, private_key = self._keys.signing_key()
             headers = {"typ": "JWT", "kid": kid}
@@ -188,7 +191,7 @@ class TokenCodec:
             raise TokenRejected("malformed") from None
         key: Any = self._key
         algorithm = self._algorithm
-        if self._keys is None:
+        if not self._asymmetric:
             if header.get("alg") != algorithm:
                 raise TokenRejected("algorithm")
             if _FORBIDDEN_HEADERS.intersection(header):
@@ -199,7 +202,7 @@ class TokenCodec:
             kid = header.get("kid")
             if not isinstance(kid, str) or _FORBIDDEN_WITH_KEY_SET.intersection(header):
                 raise TokenRejected("header")
-            found = self._keys.verification_key(kid)
+            found = self._keys.verification_key(kid) if self._keys is not None else None
             if found is None:
                 raise UnknownKeyId()
             algorithm, key = found

@@ -15,8 +15,7 @@ import pytest
 
 from app.utils.signing_keys import generate_private_key
 from examples.resource_server import Config, create_app
-from tests.conftest import CliInvoker
-from tests.support import PASSWORD
+from tests.support import PASSWORD, CliInvoker
 
 SWITCH_DEADLINE_S = 10.0
 COOLDOWN_S = 1.0

@@ -20,8 +20,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from app.utils.signing_keys import generate_private_key
-from tests.conftest import CliInvoker, UserFactory
-from tests.integration.test_auth_routes import assert_error
+from tests.support import CliInvoker, UserFactory, assert_error
 
 # joserfc follows RFC 9864, which prefers "Ed25519" to the older "EdDSA" of the contract.
 pytestmark = pytest.mark.filterwarnings("ignore:EdDSA is deprecated")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import jwt
 
-from tests.conftest import CliInvoker, UserFactory
+from tests.support import CliInvoker, UserFactory
 
 
 async def test_with_a_shared_secret_the_jwks_is_empty(

@@ -19,9 +19,7 @@ from app.config import Settings
 from app.main import create_app, key_lifetime
 from app.services.keyring import purge_retired_keys
 from app.utils.jwt import utc_now
-from tests.conftest import CliInvoker, UserFactory
-from tests.integration.test_auth_routes import assert_error
-from tests.support import PASSWORD
+from tests.support import PASSWORD, CliInvoker, UserFactory, assert_error
 
 REFRESH_SECONDS = 0.2
 SWITCH_DEADLINE_S = 10.0
@@ -174,3 +172,15 @@ async def test_a_token_of_an_unknown_kid_is_refused_after_the_reload(
     response = await client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
 
     assert_error(response, 401, "INVALID_TOKEN")
+
+
+async def test_the_cli_creates_users_with_an_asymmetric_algorithm_too(
+    client: httpx.AsyncClient, run_cli: CliInvoker
+) -> None:
+    created = await run_cli(
+        "users", "create", "--email", "cli@example.com", "--username", "cliuser",
+        "--password-stdin", input=f"{PASSWORD}\n",
+    )  # fmt: skip
+
+    assert created.exit_code == 0, created.output
+    assert await login_kid(client, "cliuser")

@@ -25,11 +25,16 @@ from app.database import Database
 from app.models import SigningKey, User
 from app.utils.logger import get_logger, setup_logging
 from app.utils.signing_keys import KeyCipher
-from tests.conftest import LogCapture, UserFactory
-from tests.integration.test_auth_routes import assert_error
-from tests.support import TEST_SECRET, build_settings, running_app
+from tests.support import (
+    TEST_SECRET,
+    TIMESTAMP,
+    LogCapture,
+    UserFactory,
+    assert_error,
+    build_settings,
+    running_app,
+)
 
-TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 
 

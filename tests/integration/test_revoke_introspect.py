@@ -14,8 +14,7 @@ from sqlalchemy import select, update
 
 from app.database import Database
 from app.models import OAuthClient, User
-from tests.conftest import CliInvoker, RegisteredUser, UserFactory
-from tests.support import TEST_SECRET
+from tests.support import TEST_SECRET, CliInvoker, RegisteredUser, UserFactory
 
 FORM = "application/x-www-form-urlencoded"
 ACTIVE_KEYS = {

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import CliInvoker, UserFactory
+from tests.support import CliInvoker, UserFactory
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.conftest import BACKENDS, PASSWORD, _prepare_schema, _prepared
+from tests.support import BACKENDS, PASSWORD, prepare_schema, prepared
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -98,8 +98,8 @@ def pair(
         url = os.environ["TEST_DATABASE_URL"]
     import asyncio
 
-    asyncio.run(_prepare_schema(url))  # an empty database: no signing key yet
-    _prepared.add(url)
+    asyncio.run(prepare_schema(url))  # an empty database: no signing key yet
+    prepared.add(url)
     env = {k: v for k, v in os.environ.items() if k not in _SERVER_SETTINGS}
     env.update(
         DATABASE_URL=url,

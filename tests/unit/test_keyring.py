@@ -95,15 +95,23 @@ async def test_an_empty_ring_cannot_sign(clock: Clock) -> None:
     assert ring.jwks() == {"keys": []}
 
 
-async def test_a_codec_for_an_asymmetric_algorithm_needs_a_key_set() -> None:
-    with pytest.raises(ValueError, match="key set"):
-        TokenCodec(
-            issuer="a",
-            audience="a",
-            access_ttl=timedelta(minutes=1),
-            refresh_ttl=timedelta(days=1),
-            algorithm="ES256",
-        )
+async def test_a_codec_without_a_key_set_neither_signs_nor_verifies(clock: Clock) -> None:
+    """What the CLI builds for the password policy: it must not sign with anything."""
+    bare = TokenCodec(
+        issuer="authsvc",
+        audience="authsvc",
+        access_ttl=timedelta(minutes=1),
+        refresh_ttl=timedelta(days=1),
+        algorithm="ES256",
+    )
+    ring = ring_of(Table([stored("ES256", current=True)]), clock)
+    await ring.reload()
+    token = codec_of(ring, clock).issue("1", TokenType.ACCESS).token
+
+    with pytest.raises(RuntimeError, match="key set"):
+        bare.issue("1", TokenType.ACCESS)
+    with pytest.raises(UnknownKeyId):
+        await bare.verify(token, TokenType.ACCESS)
 
 
 async def test_tokens_carry_the_current_kid_and_verify(clock: Clock) -> None:
