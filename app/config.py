@@ -17,6 +17,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 MIN_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key at least as long as the hash output
+MIN_METRICS_TOKEN_CHARS = 16
+UNIX_SOCKET_PROXY = "unix"
 KNOWN_PLACEHOLDERS = frozenset(
     {
         "changeme",
@@ -44,6 +46,12 @@ def _split_csv(value: object) -> object:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
+
+
+def _parse_proxy(item: str) -> object:
+    if item.lower() == UNIX_SOCKET_PROXY:
+        return UNIX_SOCKET_PROXY
+    return ip_network(item, strict=False)
 
 
 class Settings(BaseSettings):
@@ -81,6 +89,7 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(5_000, ge=0)
     db_health_timeout: float = Field(2.0, gt=0)
     sqlite_busy_timeout_ms: int = Field(5_000, ge=0)
+    db_auto_migrate: bool = True
 
     circuit_breaker_threshold: int = Field(5, ge=1)
     circuit_breaker_timeout: float = Field(60.0, gt=0)
@@ -89,17 +98,26 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_key_prefix: str = "authsvc"
     max_body_bytes: int = Field(64 * 1024, ge=1024)
+    # Request heads under `authsvc serve` (app/http_protocol.py, docs/deployment.md).
+    http_max_header_bytes: int = Field(16 * 1024, ge=1024)
+    http_max_headers: int = Field(100, ge=16)
+    http_header_read_timeout: float = Field(10.0, gt=0)
     docs_enabled: bool = True
 
     # Throttling, in the `limits` notation ("5/5 minutes;10/hour"). Stacked windows give a
-    # growing back-off; the account defaults stop an online guessing attack at 20 guesses a
-    # day, far below NIST SP 800-63B §5.2.2's ceiling of 100 consecutive failures.
+    # growing back-off. The tight limit counts per (account, client address), so nobody can
+    # lock a victim out from elsewhere; the ceiling counts per account across all addresses
+    # (NIST SP 800-63B §5.2.2: at most 100 failures). docs/security.md, "Throttling".
     rate_limit_enabled: bool = True
     rate_limit_login_account: str = "5/5 minutes;10/hour;20/day"
+    rate_limit_login_account_ceiling: str = "100/day"
     rate_limit_login_ip: str = "30/minute;300/hour"
     rate_limit_register_ip: str = "10/minute;50/hour"
     rate_limit_refresh_ip: str = "60/minute"
-    trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = []
+    # Addresses/CIDRs whose X-Forwarded-For is believed; `unix` trusts a Unix-socket peer.
+    trusted_proxies: Annotated[list[IPv4Network | IPv6Network | Literal["unix"]], NoDecode] = []
+    # When set, /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; else loopback.
+    metrics_token: SecretStr | None = None
 
     refresh_token_rotation: bool = False
     # Asymmetric signing keys (docs/tokens.md): how often each worker rereads them.
@@ -118,13 +136,24 @@ class Settings(BaseSettings):
     def _parse_proxies(cls, value: object) -> object:
         value = _split_csv(value)
         if isinstance(value, list):
-            return [
-                ip_network(item, strict=False) if isinstance(item, str) else item for item in value
-            ]
+            return [_parse_proxy(item) if isinstance(item, str) else item for item in value]
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _check_metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < MIN_METRICS_TOKEN_CHARS:
+            raise ValueError(
+                f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_CHARS} characters; "
+                "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
         return value
 
     @field_validator(
         "rate_limit_login_account",
+        "rate_limit_login_account_ceiling",
         "rate_limit_login_ip",
         "rate_limit_register_ip",
         "rate_limit_refresh_ip",
@@ -160,6 +189,14 @@ class Settings(BaseSettings):
     def uses_key_pairs(self) -> bool:
         """True for EdDSA, ES256 and RS256: keys in the database, public ones published."""
         return not self.jwt_algorithm.startswith("HS")
+
+    @property
+    def proxy_networks(self) -> list[IPv4Network | IPv6Network]:
+        return [item for item in self.trusted_proxies if not isinstance(item, str)]
+
+    @property
+    def trust_unix_socket(self) -> bool:
+        return UNIX_SOCKET_PROXY in self.trusted_proxies
 
     @property
     def is_sqlite(self) -> bool:

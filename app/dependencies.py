@@ -16,9 +16,9 @@ from app.models.user import User
 from app.services.auth_service import AuthService
 from app.services.client_service import ClientService
 from app.services.keyring import KeyRing
+from app.services.throttle import Throttle
 from app.services.token_service import TokenService
 from app.utils.basic_auth import MalformedCredentials, parse_basic
-from app.utils.client_ip import resolve_client_ip
 from app.utils.exceptions import (
     InvalidClientException,
     NotAuthenticatedException,
@@ -69,18 +69,23 @@ async def get_metrics(request: Request) -> Metrics:
     return metrics
 
 
+async def get_throttle(request: Request) -> Throttle:
+    throttle: Throttle = request.app.state.throttle
+    return throttle
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+ThrottleDep = Annotated[Throttle, Depends(get_throttle)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 SessionDep = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
 
 
-async def get_client_ip(request: Request, settings: SettingsDep) -> str | None:
-    """The socket peer, or the address trusted proxies forwarded for (TRUSTED_PROXIES)."""
-    peer = request.client.host if request.client else None
-    return resolve_client_ip(
-        peer, request.headers.getlist("x-forwarded-for"), settings.trusted_proxies
-    )
+async def get_client_ip(request: Request) -> str | None:
+    """The socket peer, or the address trusted proxies forwarded for (TRUSTED_PROXIES), as
+    the request middleware resolved it for the log line; None (one shared bucket) without."""
+    resolved: str | None = request.scope.get("state", {}).get("client_ip")
+    return resolved
 
 
 ClientIP = Annotated[str | None, Depends(get_client_ip)]
@@ -108,6 +113,7 @@ async def get_auth_service(
         throttle=state.throttle,
         client_ip=client_ip,
         metrics=state.metrics,
+        identifier_hash=state.identifier_hash,
     )
 
 

@@ -10,13 +10,14 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from app import __version__
 from app.config import Settings, get_settings, resolve_secret_key
 from app.database import Database
+from app.middleware.cors import ContractCORSMiddleware
 from app.middleware.exception import register_exception_handlers
+from app.middleware.head import HeadAsGetMiddleware
 from app.middleware.logging import RequestContextMiddleware
 from app.middleware.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from app.openapi import install_openapi
@@ -24,10 +25,18 @@ from app.routes import auth, docs, health, metrics, tokens, users, well_known
 from app.routes.oauth2 import TOKEN_REQUEST_COMPONENTS
 from app.services.keyring import max_token_lifetime, open_keyring, purge_retired_keys
 from app.services.session_service import SessionService
+from app.serving import Takeover, take_over_from_uvicorn
+from app.startup import start_schema
 from app.utils.jwt import Clock, utc_now
 from app.utils.logger import get_logger, setup_logging
 from app.utils.metrics import Metrics
-from app.wiring import build_codec, build_hasher, build_throttle
+from app.wiring import (
+    build_codec,
+    build_hasher,
+    build_identifier_hash,
+    build_throttle,
+    log_secrets,
+)
 
 log = get_logger(__name__)
 
@@ -44,6 +53,23 @@ per field for validation). Two documented exceptions: `GET /health` answers 503 
 health body, and `POST /auth/token` answers in the OAuth2 shape of RFC 6749 §5.2
 (`error`, `error_description`, `request_id`). Every response carries `X-Request-ID`.
 """
+
+
+def _report_takeover(takeover: Takeover, settings: Settings) -> None:
+    if takeover.removed:
+        log.info("uvicorn defaults overridden", removed=takeover.removed)
+    if takeover.ignored_forwarded_allow_ips:
+        log.warning(
+            "FORWARDED_ALLOW_IPS ignored: TRUSTED_PROXIES decides the client address",
+            forwarded_allow_ips=takeover.ignored_forwarded_allow_ips,
+        )
+    if takeover.unix_socket and not settings.trust_unix_socket:
+        log.warning(
+            "served over a Unix socket without a trusted proxy: no client address, so every"
+            " per-client limit counts all clients in one shared bucket; add `unix` to"
+            " TRUSTED_PROXIES if the proxy in front sets X-Forwarded-For",
+            uds=takeover.unix_socket,
+        )
 
 
 async def purge_expired_sessions(database: Database, settings: Settings) -> int:
@@ -92,45 +118,54 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        secret_key = resolve_secret_key(settings)
-        # The signing key is masked in the log pipeline wherever it might show up.
-        setup_logging(settings.log_level, settings.log_format, secrets=[secret_key])
+        takeover = take_over_from_uvicorn()
+        setup_logging(settings.log_level, settings.log_format, secrets=log_secrets(settings))
+        _report_takeover(takeover, settings)
         app.state.settings = settings
-        app.state.hasher = build_hasher(settings)
         app.state.database = Database(settings, clock=clock)
         app_metrics.watch_breaker(app.state.database.breaker)
-        keyring = refresher = None
+        # Before the server accepts a connection: the first request meets the current schema.
+        migrator = await start_schema(app.state.database, auto_migrate=settings.db_auto_migrate)
+        background = [] if migrator is None else [migrator]
+        app.state.hasher = build_hasher(settings)
+        keyring = None
         if settings.uses_key_pairs:
+            # Signing needs the keys, so with key pairs the database must answer at start.
             try:
                 keyring = await open_keyring(
                     app.state.database,
                     algorithm=settings.jwt_algorithm,
-                    secret_key=secret_key,
+                    secret_key=resolve_secret_key(settings),
                     max_lifetime=key_lifetime(settings),
                     clock=now,
                 )
             except BaseException as error:
                 log.error("signing keys unavailable", error=str(error))
+                for task in background:
+                    task.cancel()
                 await app.state.database.dispose()
                 raise
-            refresher = asyncio.create_task(
-                keyring.refresh_periodically(settings.signing_key_refresh_seconds)
+            background.append(
+                asyncio.create_task(
+                    keyring.refresh_periodically(settings.signing_key_refresh_seconds)
+                )
             )
         app.state.keyring = keyring
         app.state.codec = build_codec(settings, keys=keyring, clock=now)
         app.state.throttle = build_throttle(settings)
-        purger = None
+        app.state.identifier_hash = build_identifier_hash(settings)
         if settings.session_cleanup_interval_seconds:
-            purger = asyncio.create_task(_purge_periodically(app.state.database, settings, now))
+            background.append(
+                asyncio.create_task(_purge_periodically(app.state.database, settings, now))
+            )
         log.info("service started", version=__version__, environment=settings.environment)
         try:
             yield
         finally:
-            for task in (purger, refresher):
-                if task is not None:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+            for task in background:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await app.state.throttle.close()
             await app.state.database.dispose()
             app.state.hasher.close()
@@ -174,14 +209,20 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            ContractCORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_credentials=False,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
-    app.add_middleware(RequestContextMiddleware, metrics=app_metrics)
+    app.add_middleware(HeadAsGetMiddleware)  # inside the request log: it shows HEAD
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics=app_metrics,
+        trusted_proxies=settings.proxy_networks,
+        trust_unix_socket=settings.trust_unix_socket,
+    )
     app.add_middleware(SecurityHeadersMiddleware)
     return app
 

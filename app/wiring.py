@@ -6,6 +6,7 @@ CLI hashes and signs exactly as the running service does without building an app
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +18,7 @@ from app.services.throttle import Throttle, ThrottleRules, build_storage
 from app.services.transaction import Transaction
 from app.services.user_service import UserService
 from app.utils.jwt import Clock, KeySet, TokenCodec, utc_now
+from app.utils.keyed_hash import KeyedHash
 from app.utils.metrics import Metrics
 from app.utils.password import PasswordHasher
 
@@ -49,15 +51,35 @@ def build_codec(
     )
 
 
+# HKDF `info` labels of the keys derived from SECRET_KEY here (app.utils.keyed_hash).
+THROTTLE_KEY_INFO = b"authsvc/v1/throttle-account-key"
+LOG_IDENTIFIER_INFO = b"authsvc/v1/log-identifier"
+
+
 def build_throttle(settings: Settings) -> Throttle:
     storage = build_storage(settings.redis_url, key_prefix=settings.redis_key_prefix)
     rules = ThrottleRules(
         login_account=settings.rate_limit_login_account,
+        login_account_ceiling=settings.rate_limit_login_account_ceiling,
         login_ip=settings.rate_limit_login_ip,
         register_ip=settings.rate_limit_register_ip,
         refresh_ip=settings.rate_limit_refresh_ip,
     )
-    return Throttle(storage, rules, enabled=settings.rate_limit_enabled)
+    account_hash = KeyedHash.from_secret(resolve_secret_key(settings), THROTTLE_KEY_INFO)
+    return Throttle(storage, rules, account_hash=account_hash, enabled=settings.rate_limit_enabled)
+
+
+def build_identifier_hash(settings: Settings) -> KeyedHash:
+    """The keyed hash that stands for an unknown login identifier in the log (64 bits)."""
+    return KeyedHash.from_secret(resolve_secret_key(settings), LOG_IDENTIFIER_INFO, hex_chars=16)
+
+
+def log_secrets(settings: Settings) -> list[str]:
+    """Values the log pipeline masks wherever they show up: the signing key, the metrics token."""
+    secrets = [resolve_secret_key(settings)]
+    if settings.metrics_token is not None:
+        secrets.append(settings.metrics_token.get_secret_value())
+    return secrets
 
 
 def build_auth_service(
@@ -69,6 +91,7 @@ def build_auth_service(
     throttle: Throttle | None = None,
     client_ip: str | None = None,
     metrics: Metrics | None = None,
+    identifier_hash: Callable[[str], str] | None = None,
 ) -> AuthService:
     """AuthService on one database session; the CLI passes no throttle (an operator's act)."""
     return AuthService(
@@ -82,4 +105,5 @@ def build_auth_service(
         password_min_length=settings.password_min_length,
         metrics=metrics,
         transaction=Transaction(session),
+        identifier_hash=identifier_hash,
     )

@@ -66,6 +66,7 @@ BENCH_ENVIRONMENT = {
     # with limits out of reach: all load comes from 127.0.0.1 and reuses a few hundred
     # accounts, which the real limits would rightly answer with 429s.
     "RATE_LIMIT_LOGIN_ACCOUNT": "1000000/minute",
+    "RATE_LIMIT_LOGIN_ACCOUNT_CEILING": "1000000/minute",
     "RATE_LIMIT_LOGIN_IP": "1000000/minute",
     "RATE_LIMIT_REGISTER_IP": "1000000/minute",
     "RATE_LIMIT_REFRESH_IP": "1000000/minute",

@@ -27,11 +27,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from typer.testing import CliRunner, Result
 
 from app.cli import cli as authsvc_cli
-from app.config import Settings, resolve_secret_key
+from app.config import Settings
 from app.database import Database
 from app.main import create_app
 from app.services.throttle import build_storage
 from app.utils.logger import setup_logging
+from app.wiring import log_secrets
 from tests.support import (
     BACKENDS,
     PASSWORD,
@@ -111,6 +112,14 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+async def loopback_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client on this host (socket peer 127.0.0.1): what /metrics serves without a token."""
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50001))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
 
@@ -216,8 +225,8 @@ def pytest_report_header() -> list[str]:
 def logs(app: FastAPI, settings: Settings) -> Iterator[LogCapture]:
     """Captures the production pipeline's output (the lifespan's call, every logger at DEBUG)."""
     stream = io.StringIO()
-    secret = resolve_secret_key(settings)
-    setup_logging("DEBUG", settings.log_format, stream=stream, secrets=[secret])
+    secrets = log_secrets(settings)
+    setup_logging("DEBUG", settings.log_format, stream=stream, secrets=secrets)
     # The test's HTTP client is not the service: its own lines stay out of the capture.
     client_loggers = [logging.getLogger(name) for name in ("httpx", "httpcore")]
     for logger in client_loggers:
@@ -225,4 +234,4 @@ def logs(app: FastAPI, settings: Settings) -> Iterator[LogCapture]:
     yield LogCapture(stream)
     for logger in client_loggers:
         logger.disabled = False
-    setup_logging(settings.log_level, settings.log_format, secrets=[secret])
+    setup_logging(settings.log_level, settings.log_format, secrets=secrets)

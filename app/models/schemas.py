@@ -269,9 +269,19 @@ class BreakerCheck(BaseModel):
     state: Literal["closed", "open", "half_open"]
 
 
+class RedisCheck(BaseModel):
+    """The shared throttle counters (only with REDIS_URL): every login needs them."""
+
+    status: Literal["ok", "failing"]
+    latency_ms: float | None = None
+    error: str | None = None
+
+
 class HealthChecks(BaseModel):
     database: DatabaseCheck
     circuit_breaker: BreakerCheck
+    # Absent without REDIS_URL: the counters then live in the process and cannot fail.
+    redis: RedisCheck | None = Field(default=None, exclude_if=lambda value: value is None)
 
 
 class HealthResponse(BaseModel):

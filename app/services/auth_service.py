@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.models.user import User
 from app.services.session_service import SessionService
-from app.services.throttle import Bucket, Throttle
+from app.services.throttle import Bucket, Throttle, normalize_identifier
 from app.services.transaction import Transaction
 from app.services.user_service import UserService
 from app.utils.exceptions import (
@@ -31,9 +32,6 @@ from app.utils.password import PasswordHasher
 from app.utils.password_policy import password_problems
 
 log = get_logger(__name__)
-
-# Enough of an attempted identifier to recognise it in the log, not a dump of any input.
-_IDENTIFIER_LOG_CHARS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +64,7 @@ class AuthService:
         clock: Clock = utc_now,
         metrics: Metrics | None = None,
         transaction: Transaction | None = None,
+        identifier_hash: Callable[[str], str] | None = None,
     ) -> None:
         self.users = users
         self.hasher = hasher
@@ -80,6 +79,8 @@ class AuthService:
         self.password_min_length = password_min_length
         self.clock = clock
         self.metrics = metrics or Metrics()
+        # Keyed hash of an unknown identifier for the log; None: the log omits it.
+        self.identifier_hash = identifier_hash
 
     async def register(self, *, email: str, username: str, password: str) -> AuthResult:
         """Create an account and sign it in.
@@ -88,7 +89,7 @@ class AuthService:
         UserAlreadyExistsException.
         """
         if self.throttle is not None:
-            await self.throttle.hit(Bucket.REGISTER_IP, self.client_ip)
+            await self.throttle.client_attempt(Bucket.REGISTER_IP, self.client_ip)
         self.check_password(password, username=username, email=email)
         # Hash before touching the database: no transaction is held open across the hash.
         hashed = await self.hasher.hash(password)
@@ -127,8 +128,12 @@ class AuthService:
             # Same work as a real verification, so timing does not reveal unknown accounts.
             await self.hasher.verify_dummy(password)
             # The client hears "invalid credentials" only; the log keeps the real reason and
-            # the attempted identifier (OWASP Logging Cheat Sheet; ASVS 5.0 V16.3.1).
-            self._login_failed("unknown_user", identifier=identifier[:_IDENTIFIER_LOG_CHARS])
+            # a keyed hash of the identifier, never the identifier: people type passwords
+            # into the username field. Equal hashes still tie attempts together.
+            fields = {}
+            if self.identifier_hash is not None:
+                fields["identifier_hmac"] = self.identifier_hash(normalize_identifier(identifier))
+            self._login_failed("unknown_user", **fields)
             raise InvalidCredentialsException()
         valid, new_hash = await self.hasher.verify(password, user.hashed_password)
         if not valid:
@@ -139,7 +144,7 @@ class AuthService:
             # No token was sent, so no error="invalid_token" (RFC 6750 §3).
             raise UserInactiveException(headers={"WWW-Authenticate": "Bearer"})
         if self.throttle is not None:
-            await self.throttle.login_succeeded(user.email, user.username)
+            await self.throttle.login_succeeded((user.email, user.username), self.client_ip)
         self.users.record_login(user, self.clock(), new_hash)
         bind_context(user_id=user.id)
         if new_hash is not None:
@@ -162,7 +167,7 @@ class AuthService:
         UserInactiveException.
         """
         if self.throttle is not None:
-            await self.throttle.hit(Bucket.REFRESH_IP, self.client_ip)
+            await self.throttle.client_attempt(Bucket.REFRESH_IP, self.client_ip)
         claims = await self._decode(refresh_token, TokenType.REFRESH)
         user_id, sid = self._session_of(claims)
         if not self.rotate_refresh_tokens:
@@ -193,14 +198,16 @@ class AuthService:
         self.metrics.token_refreshes.inc()
         return AuthResult(user, TokenPair(access, refresh, self._expires_in()))
 
-    async def logout(self, refresh_token: str) -> None:
-        """Revoke the session of a refresh token: its refresh and access tokens all fail.
+    async def logout(self, token: str) -> None:
+        """Revoke the session of a refresh or an access token: all its tokens fail.
 
-        Raises nothing for a bad token: like RFC 7009 §2.2, an unknown, expired or
-        malformed token is simply not revoked, so logout reveals nothing about it.
+        An access token ends its session too: a client that kept only that one (or a
+        leaked one being reported) must be able to end it, as RFC 7009 §2.1 lets either
+        type be revoked. Raises nothing for a bad token: like RFC 7009 §2.2, an unknown,
+        expired or malformed token is simply not revoked, so logout reveals nothing.
         """
         try:
-            claims = await self._decode(refresh_token, TokenType.REFRESH)
+            claims = await self._decode_either(token)
             user_id, sid = self._session_of(claims)
         except InvalidTokenException:
             return
@@ -215,6 +222,18 @@ class AuthService:
         claims = await self._decode(access_token, TokenType.ACCESS)
         user_id, sid = self._session_of(claims)
         return await self._active_user(user_id, sid, TokenType.ACCESS)
+
+    async def _decode_either(self, token: str) -> TokenClaims:
+        try:
+            return await self.codec.verify(token, TokenType.REFRESH)
+        except TokenRejected as error:
+            if error.reason != "wrong_type":
+                self._token_rejected(error.reason, TokenType.REFRESH)
+                raise
+        except InvalidTokenException as error:
+            self._token_rejected(getattr(error, "reason", "invalid"), TokenType.REFRESH)
+            raise
+        return await self._decode(token, TokenType.ACCESS)
 
     async def _decode(self, token: str, token_type: TokenType) -> TokenClaims:
         try:

@@ -268,6 +268,19 @@ def test_several_workers_need_shared_throttling_state(
     assert single == ([], [])
 
 
+def test_serving_on_a_unix_socket_warns_unless_its_proxy_is_trusted(tmp_path: Path) -> None:
+    uds = tmp_path / "authsvc.sock"
+    plain = Settings(_env_file=None, secret_key=TEST_SECRET)
+    trusted = Settings(_env_file=None, secret_key=TEST_SECRET, trusted_proxies="unix")
+
+    refusals, warnings = serve_problems(plain, workers=1, reload=False, uds=uds)
+    assert refusals == []
+    assert len(warnings) == 1
+    assert "Unix socket" in warnings[0]
+    assert "TRUSTED_PROXIES" in warnings[0]
+    assert serve_problems(trusted, workers=1, reload=False, uds=uds) == ([], [])
+
+
 def _closed_port() -> int:
     return _free_port()  # nothing listens there once the probe socket is closed
 

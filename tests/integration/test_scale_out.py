@@ -28,11 +28,19 @@ from tests.support import BACKENDS, PASSWORD, prepare_schema, prepared
 pytestmark = pytest.mark.timeout(300)
 
 STARTUP_DEADLINE_S = 60.0
-ACCOUNT_LIMIT = 5  # failed logins per account in the window (RATE_LIMIT_LOGIN_ACCOUNT below)
+ACCOUNT_LIMIT = 5  # failed logins per (account, client) in the window (RATE_LIMIT_LOGIN_ACCOUNT)
+CEILING = 12  # failed logins per account from all clients (RATE_LIMIT_LOGIN_ACCOUNT_CEILING)
 WRONG = "not the right password"
 
 # Variables of the test runner's own environment that must not leak into the servers.
-_SERVER_SETTINGS = ("DATABASE_URL", "SECRET_KEY", "SECRET_KEY_FILE", "REDIS_URL", "ENVIRONMENT")
+_SERVER_SETTINGS = (
+    "DATABASE_URL",
+    "SECRET_KEY",
+    "SECRET_KEY_FILE",
+    "REDIS_URL",
+    "ENVIRONMENT",
+    "TRUSTED_PROXIES",
+)
 
 
 @dataclass
@@ -129,6 +137,9 @@ def cluster(
         REFRESH_TOKEN_ROTATION="true",
         REDIS_KEY_PREFIX=redis_prefix,
         RATE_LIMIT_LOGIN_ACCOUNT=f"{ACCOUNT_LIMIT}/hour",
+        RATE_LIMIT_LOGIN_ACCOUNT_CEILING=f"{CEILING}/hour",
+        # The test client is the local "proxy": X-Forwarded-For plays the rotating clients.
+        TRUSTED_PROXIES="127.0.0.1",
         # Every request of the suite comes from 127.0.0.1: per-client limits out of the way.
         RATE_LIMIT_LOGIN_IP="10000/minute",
         RATE_LIMIT_REGISTER_IP="10000/minute",
@@ -309,4 +320,44 @@ async def test_failed_logins_through_both_workers_count_against_one_account_limi
     for response in (at_b, at_a):
         assert response.status_code == 429, response.text
         assert response.json()["error_code"] == "RATE_LIMITED"
+        assert int(response.headers["Retry-After"]) >= 1
+
+
+def _from(address: str) -> dict[str, str]:
+    return {"X-Forwarded-For": address}
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(
+    not os.environ.get("TEST_REDIS_URL"),
+    reason="shared throttling counters need a Redis server (TEST_REDIS_URL)",
+)
+async def test_rotating_addresses_through_both_workers_neither_lock_out_nor_pass_the_ceiling(
+    cluster: Cluster,
+) -> None:
+    email, username = cluster.new_identity()
+    assert (await _register(cluster.a, email, username)).status_code == 201
+    wrong = {"email": email, "password": WRONG}
+    async with cluster.a.client() as a, cluster.b.client() as b:
+        # Past the per-(account, client) limit from elsewhere: the owner still gets in.
+        for n in range(ACCOUNT_LIMIT + 1):
+            client = a if n % 2 else b
+            failed = await client.post("/auth/login", json=wrong, headers=_from(f"198.51.100.{n}"))
+            assert failed.status_code == 401, failed.text
+        home = await a.post(
+            "/auth/login", json={"email": email, "password": PASSWORD}, headers=_from("192.0.2.9")
+        )
+        assert home.status_code == 200, home.text
+        # The success cleared the ceiling (NIST counts consecutive failures): fill it again,
+        # spread over both workers and many addresses; the next attempt is refused anywhere.
+        for n in range(CEILING):
+            client = a if n % 2 else b
+            failed = await client.post("/auth/login", json=wrong, headers=_from(f"203.0.113.{n}"))
+            assert failed.status_code == 401, failed.text
+        refused = [
+            await client.post("/auth/login", json=wrong, headers=_from("198.18.0.1"))
+            for client in (a, b)
+        ]
+    for response in refused:
+        assert response.status_code == 429, response.text
         assert int(response.headers["Retry-After"]) >= 1

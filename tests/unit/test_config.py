@@ -67,3 +67,21 @@ def test_wildcard_cors_origin_is_refused() -> None:
 
 def test_log_level_is_case_insensitive() -> None:
     assert _settings(log_level="debug").log_level == "DEBUG"
+
+
+def test_trusted_proxies_take_networks_and_unix_for_a_unix_socket_peer() -> None:
+    settings = _settings(trusted_proxies="10.0.0.0/8, UNIX, 2001:db8::1")
+    assert settings.trust_unix_socket
+    assert [str(n) for n in settings.proxy_networks] == ["10.0.0.0/8", "2001:db8::1/128"]
+    assert not _settings(trusted_proxies="10.0.0.1").trust_unix_socket
+
+
+def test_trusted_proxies_refuse_what_is_neither_a_network_nor_unix() -> None:
+    with pytest.raises(ValidationError, match="trusted_proxies"):
+        _settings(trusted_proxies="10.0.0.1, proxy.internal")
+
+
+def test_the_account_ceiling_defaults_to_nists_hundred_a_day() -> None:
+    assert _settings().rate_limit_login_account_ceiling == "100/day"
+    with pytest.raises(ValidationError, match="rate_limit_login_account_ceiling"):
+        _settings(rate_limit_login_account_ceiling="lots")
