@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     refresh_token_expire_days: int = Field(7, ge=1, le=365)
     # The absolute end of a session, counted from its sign-in; unset: REFRESH_TOKEN_EXPIRE_DAYS.
     session_max_lifetime_days: int | None = Field(None, ge=1, le=365)
-    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_algorithm: Literal["HS256", "HS384", "HS512", "EdDSA", "ES256", "RS256"] = "HS256"
     jwt_issuer: str = "authsvc"
     jwt_audience: str = "authsvc"
 
@@ -137,6 +137,8 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
 
     refresh_token_rotation: bool = False
+    # Asymmetric signing keys (docs/tokens.md): how often each worker rereads them.
+    signing_key_refresh_seconds: float = Field(60.0, gt=0, le=3600)
     session_cleanup_interval_seconds: int = Field(3600, ge=0)
 
     # Mail, password reset and email verification (docs/mail-and-recovery.md).
@@ -149,6 +151,7 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_timeout: float = Field(10.0, gt=0)
+    # Where the service is reached from outside: absolute URLs (metadata, links) start here.
     public_url: str = "http://127.0.0.1:8000"
     password_reset_url: str | None = None
     email_verification_url: str | None = None
@@ -206,6 +209,13 @@ class Settings(BaseSettings):
         parse_many(value)  # raises ValueError on a malformed limit string
         return value
 
+    @field_validator("public_url")
+    @classmethod
+    def _parse_public_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("PUBLIC_URL must be an absolute http(s) URL")
+        return value.rstrip("/")
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:
@@ -232,6 +242,11 @@ class Settings(BaseSettings):
         if value is not None and "{token}" not in value:
             raise ValueError("must contain {token}, where the link's token goes")
         return value
+
+    @property
+    def uses_key_pairs(self) -> bool:
+        """True for EdDSA, ES256 and RS256: keys in the database, public ones published."""
+        return not self.jwt_algorithm.startswith("HS")
 
     @property
     def proxy_networks(self) -> list[IPv4Network | IPv6Network]:

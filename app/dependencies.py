@@ -11,13 +11,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.database import Database
+from app.models.client import OAuthClient
 from app.models.user import User
 from app.services.account_service import AccountService
 from app.services.auth_service import AuthService
+from app.services.client_service import ClientService
+from app.services.keyring import KeyRing
 from app.services.one_time_tokens import OneTimeTokens
 from app.services.outbox import Outbox
 from app.services.throttle import Throttle
-from app.utils.exceptions import NotAuthenticatedException, UnsupportedMediaTypeException
+from app.services.token_service import TokenService
+from app.utils.basic_auth import MalformedCredentials, parse_basic
+from app.utils.exceptions import (
+    InvalidClientException,
+    NotAuthenticatedException,
+    UnsupportedMediaTypeException,
+)
 from app.utils.metrics import Metrics
 from app.wiring import build_auth_service
 
@@ -146,3 +155,57 @@ async def get_current_user(
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def get_token_service(auth: AuthServiceDep) -> TokenService:
+    return TokenService(auth)
+
+
+TokenServiceDep = Annotated[TokenService, Depends(get_token_service)]
+
+
+async def get_registered_client(request: Request, session: SessionDep) -> OAuthClient:
+    """The client of the HTTP Basic credentials (RFC 7662 §2.1); raises
+    InvalidClientException (401, `WWW-Authenticate: Basic`) for missing or wrong ones."""
+    header = request.headers.get("authorization")
+    if not header:
+        raise InvalidClientException("Client authentication with HTTP Basic is required")
+    try:
+        client_id, secret = parse_basic(header)
+    except MalformedCredentials:
+        raise InvalidClientException("Client authentication must use HTTP Basic") from None
+    client = await ClientService(session).authenticate(client_id, secret)
+    if client is None:
+        raise InvalidClientException()
+    return client
+
+
+RegisteredClient = Annotated[OAuthClient, Depends(get_registered_client)]
+
+
+async def check_public_or_registered_client(request: Request, session: SessionDep) -> None:
+    """RFC 7009 §2.1 for public clients (as at /auth/token): no or empty credentials pass;
+    a registered client's credentials pass when right. Raises InvalidClientException."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return
+    try:
+        client_id, secret = parse_basic(header)
+    except MalformedCredentials:
+        raise InvalidClientException("Client authentication must use HTTP Basic") from None
+    if not client_id and not secret:  # `Basic Og==` from the Swagger UI: no client at all
+        return
+    if await ClientService(session).authenticate(client_id, secret) is None:
+        raise InvalidClientException()
+
+
+PublicOrRegisteredClient = Depends(check_public_or_registered_client)
+
+
+async def get_keyring(request: Request) -> KeyRing | None:
+    """The worker's signing keys; None with an HS algorithm (nothing to publish)."""
+    keyring: KeyRing | None = request.app.state.keyring
+    return keyring
+
+
+KeyRingDep = Annotated[KeyRing | None, Depends(get_keyring)]

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from app import __version__
-from app.config import Settings, get_settings
+from app.config import Settings, get_settings, resolve_secret_key
 from app.database import Database
 from app.mail.sender import MailMetrics, MailSender, purge_mail_and_tokens
 from app.middleware.cors import ContractCORSMiddleware
@@ -22,12 +22,13 @@ from app.middleware.head import HeadAsGetMiddleware
 from app.middleware.logging import RequestContextMiddleware
 from app.middleware.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from app.openapi import install_openapi
-from app.routes import account, auth, docs, health, metrics, pages, users
+from app.routes import account, auth, docs, health, metrics, pages, tokens, users, well_known
 from app.routes.oauth2 import TOKEN_REQUEST_COMPONENTS
+from app.services.keyring import max_token_lifetime, open_keyring, purge_retired_keys
 from app.services.session_service import SessionService
 from app.serving import Takeover, take_over_from_uvicorn
 from app.startup import start_schema
-from app.utils.jwt import utc_now
+from app.utils.jwt import Clock, utc_now
 from app.utils.logger import get_logger, setup_logging
 from app.utils.metrics import Metrics
 from app.wiring import (
@@ -83,12 +84,21 @@ async def purge_expired_sessions(database: Database, settings: Settings) -> int:
     return purged
 
 
-async def _purge_periodically(database: Database, settings: Settings) -> None:
+def key_lifetime(settings: Settings) -> timedelta:
+    """How long a retired signing key stays published (its last token's lifetime)."""
+    return max_token_lifetime(
+        timedelta(minutes=settings.access_token_expire_minutes),
+        timedelta(days=settings.refresh_token_expire_days),
+    )
+
+
+async def _purge_periodically(database: Database, settings: Settings, now: Clock) -> None:
     while True:
         await asyncio.sleep(settings.session_cleanup_interval_seconds)
         try:
             await purge_expired_sessions(database, settings)
-            await purge_mail_and_tokens(database, now=utc_now())
+            await purge_mail_and_tokens(database, now=now())
+            await purge_retired_keys(database, max_lifetime=key_lifetime(settings), clock=now)
         except Exception as error:  # the database may be down; try again next time
             log.warning("session purge failed", error_type=type(error).__name__)
 
@@ -102,7 +112,8 @@ def create_app(
     """Build the application; nothing touches the database until the lifespan starts.
 
     `clock` is the monotonic time source of the circuit breakers' recovery timeouts;
-    `wall_clock` (UTC) dates one-time tokens and the mail outbox's retries and leases.
+    `wall_clock` (UTC) dates tokens, signing keys, one-time tokens and the mail outbox's
+    retries and leases.
     """
     settings = settings or get_settings()
     # One registry per application: two apps in one process never share or clash on series.
@@ -115,13 +126,36 @@ def create_app(
         setup_logging(settings.log_level, settings.log_format, secrets=log_secrets(settings))
         _report_takeover(takeover, settings)
         app.state.settings = settings
-        app.state.codec = build_codec(settings)
         app.state.database = Database(settings, clock=clock)
         app_metrics.watch_breaker(app.state.database.breaker)
         # Before the server accepts a connection: the first request meets the current schema.
         migrator = await start_schema(app.state.database, auto_migrate=settings.db_auto_migrate)
         background = [] if migrator is None else [migrator]
         app.state.hasher = build_hasher(settings)
+        keyring = None
+        if settings.uses_key_pairs:
+            # Signing needs the keys, so with key pairs the database must answer at start.
+            try:
+                keyring = await open_keyring(
+                    app.state.database,
+                    algorithm=settings.jwt_algorithm,
+                    secret_key=resolve_secret_key(settings),
+                    max_lifetime=key_lifetime(settings),
+                    clock=wall_clock,
+                )
+            except BaseException as error:
+                log.error("signing keys unavailable", error=str(error))
+                for task in background:
+                    task.cancel()
+                await app.state.database.dispose()
+                raise
+            background.append(
+                asyncio.create_task(
+                    keyring.refresh_periodically(settings.signing_key_refresh_seconds)
+                )
+            )
+        app.state.keyring = keyring
+        app.state.codec = build_codec(settings, keys=keyring, clock=wall_clock)
         app.state.throttle = build_throttle(settings)
         app.state.identifier_hash = build_identifier_hash(settings)
         app.state.wall_clock = wall_clock
@@ -135,7 +169,7 @@ def create_app(
             log.warning("PUBLIC_URL points to 127.0.0.1: links in mails work on this machine only")
         if settings.session_cleanup_interval_seconds:
             background.append(
-                asyncio.create_task(_purge_periodically(app.state.database, settings))
+                asyncio.create_task(_purge_periodically(app.state.database, settings, wall_clock))
             )
         log.info("service started", version=__version__, environment=settings.environment)
         try:
@@ -170,6 +204,7 @@ def create_app(
             {"name": "auth", "description": "Registration, login and tokens"},
             {"name": "users", "description": "The signed-in user's account"},
             {"name": "health", "description": "Liveness and readiness for load balancers"},
+            {"name": "discovery", "description": "Public keys and metadata for other services"},
         ],
     )
     app.state.settings = settings
@@ -177,7 +212,9 @@ def create_app(
     register_exception_handlers(app)
     app.include_router(auth.router)
     app.include_router(users.router)
+    app.include_router(tokens.router)
     app.include_router(health.router)
+    app.include_router(well_known.router)
     app.include_router(metrics.router)
     app.include_router(account.router)
     app.include_router(pages.router)

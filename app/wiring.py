@@ -18,7 +18,7 @@ from app.services.session_service import SessionService
 from app.services.throttle import Throttle, ThrottleRules, build_storage
 from app.services.transaction import Transaction
 from app.services.user_service import UserService
-from app.utils.jwt import Clock, TokenCodec, utc_now
+from app.utils.jwt import Clock, KeySet, TokenCodec, utc_now
 from app.utils.keyed_hash import KeyedHash
 from app.utils.metrics import Metrics
 from app.utils.password import PasswordHasher
@@ -35,9 +35,15 @@ def build_hasher(settings: Settings) -> PasswordHasher:
     )
 
 
-def build_codec(settings: Settings) -> TokenCodec:
+def build_codec(
+    settings: Settings, *, keys: KeySet | None = None, clock: Clock = utc_now
+) -> TokenCodec:
+    """The codec; with an asymmetric JWT_ALGORITHM it signs with `keys` (the lifespan's
+    KeyRing). Without one it can still be built (the CLI never signs), but not sign."""
     return TokenCodec(
         key=resolve_secret_key(settings),
+        keys=keys,
+        clock=clock,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         access_ttl=timedelta(minutes=settings.access_token_expire_minutes),

@@ -208,7 +208,7 @@ class AuthService:
         """
         if self.throttle is not None:
             await self.throttle.client_attempt(Bucket.REFRESH_IP, self.client_ip)
-        claims = self._decode(refresh_token, TokenType.REFRESH)
+        claims = await self._decode(refresh_token, TokenType.REFRESH)
         user_id, sid = self._session_of(claims)
         extra, session_end = self._session_claims(claims)
         if session_end is not None and self.clock() >= session_end:
@@ -257,7 +257,7 @@ class AuthService:
         expired or malformed token is simply not revoked, so logout reveals nothing.
         """
         try:
-            claims = self._decode_either(token)
+            claims = await self._decode_either(token)
             user_id, sid = self._session_of(claims)
         except InvalidTokenException:
             return
@@ -269,13 +269,13 @@ class AuthService:
 
         Raises TokenExpiredException, InvalidTokenException or UserInactiveException.
         """
-        claims = self._decode(access_token, TokenType.ACCESS)
+        claims = await self._decode(access_token, TokenType.ACCESS)
         user_id, sid = self._session_of(claims)
         return await self._active_user(user_id, sid, TokenType.ACCESS)
 
-    def _decode_either(self, token: str) -> TokenClaims:
+    async def _decode_either(self, token: str) -> TokenClaims:
         try:
-            return self.codec.decode(token, TokenType.REFRESH)
+            return await self.codec.verify(token, TokenType.REFRESH)
         except TokenRejected as error:
             if error.reason != "wrong_type":
                 self._token_rejected(error.reason, TokenType.REFRESH)
@@ -283,11 +283,11 @@ class AuthService:
         except InvalidTokenException as error:
             self._token_rejected(getattr(error, "reason", "invalid"), TokenType.REFRESH)
             raise
-        return self._decode(token, TokenType.ACCESS)
+        return await self._decode(token, TokenType.ACCESS)
 
-    def _decode(self, token: str, token_type: TokenType) -> TokenClaims:
+    async def _decode(self, token: str, token_type: TokenType) -> TokenClaims:
         try:
-            return self.codec.decode(token, token_type)
+            return await self.codec.verify(token, token_type)
         except InvalidTokenException as error:
             self._token_rejected(getattr(error, "reason", "invalid"), token_type)
             raise

@@ -3,21 +3,38 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
+import json
 import logging
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from fastapi import APIRouter, BackgroundTasks, FastAPI, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import update
+from sqlalchemy import select, update
+from typer.testing import CliRunner
 
+from app.cli import cli as authsvc_cli
 from app.database import Database
-from app.models import User
-from app.utils.logger import get_logger
-from tests.support import TEST_SECRET, TIMESTAMP, LogCapture, UserFactory, assert_error
+from app.models import SigningKey, User
+from app.utils.logger import get_logger, setup_logging
+from app.utils.signing_keys import KeyCipher
+from tests.support import (
+    TEST_SECRET,
+    TIMESTAMP,
+    LogCapture,
+    UserFactory,
+    assert_error,
+    build_settings,
+    running_app,
+)
 from tests.support.mailbox import RESET_SUBJECT, VERIFY_SUBJECT, Mailbox, smtp_overrides
 
 LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
@@ -560,3 +577,106 @@ class TestMailFlows:
             assert secret not in output
         pages = [line for line in logs.lines() if line.get("route") == "/reset-password"]
         assert [line["query"] for line in pages] == ["token=[REDACTED]"]
+
+
+# --- private signing keys ------------------------------------------------------------------
+
+
+def _private_forms(key: Any) -> tuple[list[bytes], list[str]]:
+    """Every encoding of a private key someone might leak: DER, PEM, base64, JWK members."""
+    der = key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
+    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        scalars = [key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())]
+    elif isinstance(key, ec.EllipticCurvePrivateKey):
+        scalars = [key.private_numbers().private_value.to_bytes(32, "big")]
+    else:
+        numbers = key.private_numbers()
+        scalars = [
+            n.to_bytes((n.bit_length() + 7) // 8, "big") for n in (numbers.d, numbers.p, numbers.q)
+        ]
+    raw = [der, *scalars]
+    texts = [line for line in pem.splitlines() if "PRIVATE KEY" not in line]
+    for blob in raw:
+        texts += [
+            base64.b64encode(blob).decode()[:40],
+            base64.urlsafe_b64encode(blob).rstrip(b"=").decode()[:40],
+            blob.hex()[:40],
+        ]
+    return raw, texts
+
+
+@pytest.mark.parametrize("algorithm", ["EdDSA", "ES256", "RS256"])
+async def test_no_private_key_material_in_a_log_line_an_answer_or_the_database(
+    database_url: str, tmp_path: Path, algorithm: str
+) -> None:
+    settings = build_settings(database_url, tmp_path, jwt_algorithm=algorithm)
+    runner = CliRunner()
+
+    outputs: list[str] = []
+
+    async def cli(*args: str) -> str:
+        result = await asyncio.to_thread(
+            runner.invoke, authsvc_cli, list(args), obj=settings, catch_exceptions=False
+        )
+        assert result.exit_code == 0, result.output
+        outputs.append(result.output)  # stdout and stderr (its log lines) alike
+        return result.stdout
+
+    stream = io.StringIO()
+    answers: list[str] = []
+    async with running_app(settings) as (app, client):
+        for command in (["keys", "rotate"], ["keys", "list"], ["keys", "list", "--json"]):
+            await cli(*command)
+        created = json.loads(await cli("clients", "create", "canary-rs", "--json"))
+        setup_logging("DEBUG", "json", stream=stream, secrets=[TEST_SECRET])
+        await app.state.keyring.reload()
+        basic = httpx.BasicAuth(created["client_id"], created["client_secret"])
+        registered = await client.post(
+            "/auth/register",
+            json={"email": "pk@example.com", "username": "pkcanary", "password": CANARY_PASSWORD},
+        )
+        tokens = registered.json()
+        for response in (
+            registered,
+            await client.post(
+                "/auth/login", json={"username": "pkcanary", "password": CANARY_PASSWORD}
+            ),
+            await client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]}),
+            await client.get(
+                "/users/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+            ),
+            await client.get("/.well-known/jwks.json"),
+            await client.get("/.well-known/oauth-authorization-server"),
+            await client.post(
+                "/auth/introspect", data={"token": tokens["access_token"]}, auth=basic
+            ),
+            await client.post("/auth/revoke", data={"token": tokens["access_token"]}),
+            await client.get("/openapi.json"),
+        ):
+            assert response.status_code < 400, response.text
+            answers.append(response.text)
+        async with app.state.database.session() as session:
+            rows = (await session.scalars(select(SigningKey))).all()
+            dump = " ".join(repr(tuple(vars(row).values())) for row in rows)
+        cipher = KeyCipher(TEST_SECRET)
+        keys = [
+            cipher.decrypt(r.private_key_encrypted, kid=r.kid, algorithm=r.algorithm) for r in rows
+        ]
+    setup_logging(settings.log_level, settings.log_format, secrets=[TEST_SECRET])
+
+    assert len(keys) == 2
+    log_text = stream.getvalue()
+    assert "signing key loaded" in log_text  # the key-handling paths really logged
+    files = b""
+    if settings.is_sqlite:
+        db_path = Path(settings.database_url.split("///", 1)[1])
+        files = b"".join(p.read_bytes() for p in db_path.parent.glob(db_path.name + "*"))
+    everything = "\n".join([log_text, *answers, *outputs, dump])
+    for key in keys:
+        raw, texts = _private_forms(key)
+        for text in texts:
+            assert text not in everything
+        for blob in raw:
+            assert blob not in files
+            assert blob not in dump.encode()

@@ -82,7 +82,7 @@ def test_info_names_the_service_its_version_and_licence() -> None:
     assert info["description"]
     assert info["license"]["identifier"] == "MIT"
     assert info["contact"]["name"]
-    assert {tag["name"] for tag in DOCUMENT["tags"]} == {"auth", "users", "health"}
+    assert {tag["name"] for tag in DOCUMENT["tags"]} == {"auth", "users", "health", "discovery"}
 
 
 def test_no_422_anywhere() -> None:
@@ -123,6 +123,8 @@ def test_operation_has_summary_description_and_examples(
         success = operation["responses"][status]
         if status == "204":
             assert "content" not in success, f"{name}: a 204 documents no body (RFC 9110 §15.3.5)"
+        elif "content" not in success:  # RFC 7009 §2.2: revocation's 200 has an empty body
+            assert "empty body" in success["description"], f"{name}: no body, not said why"
         else:
             assert _has_example(success["content"]["application/json"]), f"{name}: no example"
 
