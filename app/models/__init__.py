@@ -2,8 +2,22 @@
 
 from app.models.audit import AuditEvent
 from app.models.base import Base
+from app.models.client import OAuthClient
+from app.models.mail import OutboxMail
+from app.models.one_time_token import OneTimeToken
 from app.models.role import UserRole
 from app.models.session import AuthSession
+from app.models.signing_key import SigningKey
 from app.models.user import User
 
-__all__ = ["AuditEvent", "AuthSession", "Base", "User", "UserRole"]
+__all__ = [
+    "AuditEvent",
+    "AuthSession",
+    "Base",
+    "OAuthClient",
+    "OneTimeToken",
+    "OutboxMail",
+    "SigningKey",
+    "User",
+    "UserRole",
+]

@@ -1,124 +1,164 @@
-"""The signed-in user's sessions, recent activity, and deleting the account."""
+"""Password reset and change, email verification and change (API.md, Version 2)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Response, status
 
-from fastapi import APIRouter, Path, Response, status
-
-from app.dependencies import (
-    AccountServiceDep,
-    CurrentPrincipal,
-    JSONBody,
-    PageCursor,
-    PageLimit,
+from app.dependencies import AccountServiceDep, CurrentUser, JSONBody
+from app.models.schemas import (
+    AcceptedResponse,
+    EmailChange,
+    EmailVerify,
+    PasswordChange,
+    PasswordForgot,
+    PasswordReset,
+    TokenResponse,
+    UserRead,
+    VerificationResend,
 )
-from app.models.admin_schemas import (
-    AccountDelete,
-    AuditEventRead,
-    AuditPage,
-    SessionList,
-    SessionRead,
-)
-from app.openapi import BEARER_ERRORS, BODY_ERRORS, error_responses
+from app.openapi import BODY_ERRORS, DATABASE_ERRORS, error_responses
+from app.routes.auth import _token_response
 from app.utils.exceptions import (
     InvalidCurrentPasswordException,
-    LastAdminException,
-    NotFoundException,
+    InvalidResetTokenException,
+    InvalidTokenException,
+    InvalidVerificationTokenException,
+    NotAuthenticatedException,
     RateLimitedException,
-    ValidationException,
+    TokenExpiredException,
+    UserAlreadyExistsException,
+    UserInactiveException,
 )
-from app.utils.pagination import DEFAULT_LIMIT, cursor_after, next_cursor
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter()
 
-
-@router.get(
-    "/me/sessions",
-    status_code=status.HTTP_200_OK,
-    response_model=SessionList,
-    summary="The signed-in user's sessions",
-    responses=error_responses(*BEARER_ERRORS),
+FORGOT_ANSWER = "If the address belongs to an account, a reset link is on its way"
+RESEND_ANSWER = "If the address belongs to an account that needs it, a link is on its way"
+CHANGE_ANSWER = "A confirmation link is on its way to the new address"
+_BEARER_ERRORS = (
+    NotAuthenticatedException,
+    InvalidTokenException,
+    TokenExpiredException,
+    UserInactiveException,
 )
-async def list_sessions(me: CurrentPrincipal, accounts: AccountServiceDep) -> SessionList:
-    """Every live session (sign-in) of the account, newest first, with the address and
-    browser it began from and when it was last refreshed; `current` marks this token's."""
-    sessions = await accounts.list_sessions(me)
-    return SessionList([SessionRead.model_validate(s) for s in sessions])
 
 
-@router.delete(
-    "/me/sessions/{session_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    response_class=Response,
-    summary="End one session",
-    responses=error_responses(*BEARER_ERRORS, NotFoundException),
+@router.post(
+    "/auth/password/forgot",
+    tags=["auth"],
+    dependencies=[JSONBody],
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=AcceptedResponse,
+    summary="Ask for a password-reset link",
+    responses=error_responses(*BODY_ERRORS, RateLimitedException, *DATABASE_ERRORS),
 )
-async def end_session(
-    session_id: Annotated[str, Path(description="The `id` of a session in the list")],
-    me: CurrentPrincipal,
-    accounts: AccountServiceDep,
-) -> Response:
-    """End a session of the signed-in user: its access and refresh tokens fail from now on,
-    on every worker. A session that is not the caller's, or unknown, is 404."""
-    await accounts.end_session(me, session_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+async def forgot_password(body: PasswordForgot, accounts: AccountServiceDep) -> AcceptedResponse:
+    """Mail a reset link to the address if it belongs to an active account. The answer,
+    and its timing, are the same for every address, so it tells nobody whether an account
+    exists. Throttled per address (`RATE_LIMIT_PASSWORD_RESET`) and per client."""
+    await accounts.request_password_reset(body.email)
+    return AcceptedResponse(detail=FORGOT_ANSWER)
 
 
-@router.delete(
-    "/me/sessions",
-    status_code=status.HTTP_204_NO_CONTENT,
-    response_class=Response,
-    summary="Sign out everywhere else",
-    responses=error_responses(*BEARER_ERRORS),
-)
-async def end_other_sessions(me: CurrentPrincipal, accounts: AccountServiceDep) -> Response:
-    """End every session of the signed-in user except the one of this token."""
-    await accounts.end_other_sessions(me)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-@router.delete(
-    "/me",
+@router.post(
+    "/auth/password/reset",
+    tags=["auth"],
     dependencies=[JSONBody],
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    summary="Delete the account",
-    responses=error_responses(
-        *BODY_ERRORS,
-        InvalidCurrentPasswordException,
-        *BEARER_ERRORS,
-        LastAdminException,
-        RateLimitedException,
-    ),
+    summary="Set a new password with a reset link's token",
+    responses=error_responses(*BODY_ERRORS, InvalidResetTokenException, *DATABASE_ERRORS),
 )
-async def delete_me(
-    body: AccountDelete, me: CurrentPrincipal, accounts: AccountServiceDep
-) -> Response:
-    """Delete the signed-in account and everything tied to it, after checking its password
-    again; its tokens answer 401 from now on. The audit trail keeps the account's events,
-    by id only. Wrong passwords count toward the account's login throttle."""
-    await accounts.delete_account(me, body.current_password)
+async def reset_password(body: PasswordReset, accounts: AccountServiceDep) -> Response:
+    """Use a reset token once: the password is set, every session of the account ends
+    (all its tokens answer 401), its other reset links die, and a notice is mailed."""
+    await accounts.reset_password(body.token, body.new_password)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get(
-    "/me/audit",
+@router.put(
+    "/users/me/password",
+    tags=["users"],
+    dependencies=[JSONBody],
     status_code=status.HTTP_200_OK,
-    response_model=AuditPage,
-    summary="The signed-in user's recent activity",
-    responses=error_responses(ValidationException, *BEARER_ERRORS),
+    response_model=TokenResponse,
+    summary="Change the password",
+    responses=error_responses(
+        *BODY_ERRORS,
+        InvalidCurrentPasswordException,
+        *_BEARER_ERRORS,
+        RateLimitedException,
+        *DATABASE_ERRORS,
+    ),
 )
-async def my_activity(
-    me: CurrentPrincipal,
-    accounts: AccountServiceDep,
-    limit: PageLimit = DEFAULT_LIMIT,
-    cursor: PageCursor = None,
-) -> AuditPage:
-    """The audit events about the signed-in account (sign-ins, failed attempts, sessions
-    ended, changes), newest first, a page at a time."""
-    page = await accounts.activity(me, limit=limit, after=cursor_after(cursor))
-    return AuditPage(
-        items=[AuditEventRead.model_validate(e) for e in page.items],
-        next_cursor=next_cursor(page.next_after),
-    )
+async def change_password(
+    body: PasswordChange, user: CurrentUser, accounts: AccountServiceDep, response: Response
+) -> TokenResponse:
+    """Change the password of the signed-in account. Every session ends, this one too;
+    the answer carries the tokens of a new session. A wrong current password counts
+    towards the account's login throttle."""
+    result = await accounts.change_password(user, body.current_password, body.new_password)
+    return _token_response(result, response)
+
+
+@router.post(
+    "/auth/verify-email",
+    tags=["auth"],
+    dependencies=[JSONBody],
+    status_code=status.HTTP_200_OK,
+    response_model=UserRead,
+    summary="Confirm an address with a verification link's token",
+    responses=error_responses(
+        *BODY_ERRORS,
+        InvalidVerificationTokenException,
+        UserAlreadyExistsException,
+        *DATABASE_ERRORS,
+    ),
+)
+async def verify_email(body: EmailVerify, accounts: AccountServiceDep) -> UserRead:
+    """Use a verification token once: the address counts as verified. The token of an
+    email change moves the account to its new address (409 if that was taken meanwhile)."""
+    return UserRead.model_validate(await accounts.verify_email(body.token))
+
+
+@router.post(
+    "/auth/verify-email/resend",
+    tags=["auth"],
+    dependencies=[JSONBody],
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=AcceptedResponse,
+    summary="Ask for a new verification link",
+    responses=error_responses(*BODY_ERRORS, RateLimitedException, *DATABASE_ERRORS),
+)
+async def resend_verification(
+    body: VerificationResend, accounts: AccountServiceDep
+) -> AcceptedResponse:
+    """Mail a new verification link if the address belongs to an active account that is
+    not verified yet; the same answer for every address. Throttled like the reset."""
+    await accounts.resend_verification(body.email)
+    return AcceptedResponse(detail=RESEND_ANSWER)
+
+
+@router.put(
+    "/users/me/email",
+    tags=["users"],
+    dependencies=[JSONBody],
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=AcceptedResponse,
+    summary="Change the email address",
+    responses=error_responses(
+        *BODY_ERRORS,
+        InvalidCurrentPasswordException,
+        *_BEARER_ERRORS,
+        UserAlreadyExistsException,
+        RateLimitedException,
+        *DATABASE_ERRORS,
+    ),
+)
+async def change_email(
+    body: EmailChange, user: CurrentUser, accounts: AccountServiceDep
+) -> AcceptedResponse:
+    """Mail a confirmation link to the new address and a notice to the current one; the
+    address changes only once the link is used (`POST /auth/verify-email`)."""
+    await accounts.request_email_change(user, body.new_email, body.current_password)
+    return AcceptedResponse(detail=CHANGE_ANSWER)

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from app.models.user import User
+from app.models.mail import MailKind
+from app.models.user import User, normalize_identifier
 from app.services.audit import AuditLog, Event
+from app.services.outbox import Outbox
 from app.services.session_service import SessionService
 from app.services.throttle import Bucket, Throttle, ThrottledException
 from app.services.transaction import Transaction
 from app.services.user_service import UserService
 from app.utils.exceptions import (
+    EmailNotVerifiedException,
     InvalidCredentialsException,
     InvalidTokenException,
     UserInactiveException,
@@ -22,6 +28,7 @@ from app.utils.jwt import (
     IssuedToken,
     TokenClaims,
     TokenCodec,
+    TokenExpired,
     TokenRejected,
     TokenType,
     utc_now,
@@ -32,9 +39,6 @@ from app.utils.password import PasswordHasher
 from app.utils.password_policy import password_problems
 
 log = get_logger(__name__)
-
-# Enough of an attempted identifier to recognise it in the log, not a dump of any input.
-_IDENTIFIER_LOG_CHARS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,10 @@ class AuthService:
         clock: Clock = utc_now,
         metrics: Metrics | None = None,
         transaction: Transaction | None = None,
+        identifier_hash: Callable[[str], str] | None = None,
+        session_max_lifetime: timedelta | None = None,
+        outbox: Outbox | None = None,
+        require_verified_email: bool = False,
     ) -> None:
         self.users = users
         self.hasher = hasher
@@ -93,6 +101,14 @@ class AuthService:
         self.password_min_length = password_min_length
         self.clock = clock
         self.metrics = metrics or Metrics()
+        # Keyed hash of an unknown identifier for the log; None: the log omits it.
+        self.identifier_hash = identifier_hash
+        # A session ends at the latest this long after its sign-in, however often it is
+        # refreshed (with rotation each refresh would otherwise push its end forward).
+        self.session_max_lifetime = session_max_lifetime or codec.ttl(TokenType.REFRESH)
+        # Where the verification mail of a new account goes (None: no mail, e.g. the CLI).
+        self.outbox = outbox
+        self.require_verified_email = require_verified_email
 
     async def register(self, *, email: str, username: str, password: str) -> AuthResult:
         """Create an account and sign it in.
@@ -100,8 +116,19 @@ class AuthService:
         Raises RateLimitedException, ValidationException (weak password) or
         UserAlreadyExistsException.
         """
+        user = await self.create_account(email=email, username=username, password=password)
+        tokens = await self._start_session(user)
+        assert tokens is not None, "a user created in this transaction is active"
+        return AuthResult(user, tokens)
+
+    async def create_account(self, *, email: str, username: str, password: str) -> User:
+        """Create an account, not signed in, and mail it a verification link.
+
+        Raises RateLimitedException, ValidationException (weak password) or
+        UserAlreadyExistsException.
+        """
         if self.throttle is not None:
-            await self.throttle.hit(Bucket.REGISTER_IP, self.client_ip)
+            await self.throttle.client_attempt(Bucket.REGISTER_IP, self.client_ip)
         self.check_password(password, username=username, email=email)
         # Hash before touching the database: no transaction is held open across the hash.
         hashed = await self.hasher.hash(password)
@@ -110,9 +137,13 @@ class AuthService:
         self.audit.record(Event.USER_REGISTERED, user_id=user.id, actor_id=user.id)
         log.info("user registered", user_id=user.id)
         self.metrics.registrations.inc()
-        return AuthResult(user, await self._start_session(user))
+        if self.outbox is not None:
+            await self.outbox.enqueue(MailKind.VERIFY_EMAIL, user.email, {"user_id": user.id})
+        return user
 
-    def check_password(self, password: str, *, username: str, email: str) -> None:
+    def check_password(
+        self, password: str, *, username: str, email: str, field: str = "password"
+    ) -> None:
         """Raises ValidationException naming the rule the password breaks."""
         problems = password_problems(
             password, username=username, email=email, min_length=self.password_min_length
@@ -121,7 +152,7 @@ class AuthService:
             problems = ["Password is longer than the bcrypt scheme can hash (72 bytes)"]
         if problems:
             raise ValidationException(
-                problems[0], errors=[{"field": "password", "message": p} for p in problems]
+                problems[0], errors=[{"field": field, "message": p} for p in problems]
             )
 
     async def login(self, identifier: str, password: str) -> AuthResult:
@@ -145,10 +176,12 @@ class AuthService:
             # Same work as a real verification, so timing does not reveal unknown accounts.
             await self.hasher.verify_dummy(password)
             # The client hears "invalid credentials" only; the log keeps the real reason and
-            # the attempted identifier (OWASP Logging Cheat Sheet; ASVS 5.0 V16.3.1).
-            await self._login_failed(
-                "unknown_user", None, identifier=identifier[:_IDENTIFIER_LOG_CHARS]
-            )
+            # a keyed hash of the identifier, never the identifier: people type passwords
+            # into the username field. Equal hashes still tie attempts together.
+            fields = {}
+            if self.identifier_hash is not None:
+                fields["identifier_hmac"] = self.identifier_hash(normalize_identifier(identifier))
+            await self._login_failed("unknown_user", None, **fields)
             raise InvalidCredentialsException()
         valid, new_hash = await self.hasher.verify(password, user.hashed_password)
         if not valid:
@@ -158,17 +191,27 @@ class AuthService:
             await self._login_failed("inactive", user.id)
             # No token was sent, so no error="invalid_token" (RFC 6750 §3).
             raise UserInactiveException(headers={"WWW-Authenticate": "Bearer"})
+        if self.require_verified_email and not user.email_verified:
+            # Only after the password check: without it nothing about the account shows.
+            await self._login_failed("email_not_verified", user.id)
+            raise EmailNotVerifiedException()
         if self.throttle is not None:
-            await self.throttle.login_succeeded(user.email, user.username)
+            await self.throttle.login_succeeded((user.email, user.username), self.client_ip)
         self.users.record_login(user, self.clock(), new_hash)
-        # Written by the session's flush below, with last_login: one transaction, no commit.
-        self.audit.record(Event.LOGIN_SUCCEEDED, user_id=user.id, actor_id=user.id)
         bind_context(user_id=user.id)
         if new_hash is not None:
             log.info("password hash upgraded", user_id=user.id, scheme=self.hasher.scheme)
+        tokens = await self._start_session(user)
+        if tokens is None:
+            # Deactivated while the password was being checked (the session insert re-reads
+            # is_active): no session, so nothing comes back to life at a reactivation.
+            await self._login_failed("inactive", user.id)
+            raise UserInactiveException(headers={"WWW-Authenticate": "Bearer"})
+        # With last_login and the session: one transaction, no commit of its own.
+        self.audit.record(Event.LOGIN_SUCCEEDED, user_id=user.id, actor_id=user.id)
         log.info("login succeeded", user_id=user.id)
         self.metrics.login_successes.inc()
-        return AuthResult(user, await self._start_session(user))
+        return AuthResult(user, tokens)
 
     async def _login_failed(self, reason: str, user_id: int | None, **fields: object) -> None:
         if user_id is not None:
@@ -199,15 +242,21 @@ class AuthService:
         UserInactiveException.
         """
         if self.throttle is not None:
-            await self.throttle.hit(Bucket.REFRESH_IP, self.client_ip)
-        claims = self._decode(refresh_token, TokenType.REFRESH)
+            await self.throttle.client_attempt(Bucket.REFRESH_IP, self.client_ip)
+        claims = await self._decode(refresh_token, TokenType.REFRESH)
         user_id, sid = self._session_of(claims)
+        extra, session_end = self._session_claims(claims)
+        if session_end is not None and self.clock() >= session_end:
+            self._token_rejected("session_lifetime", TokenType.REFRESH)
+            raise TokenExpired()
         if not self.rotate_refresh_tokens:
             user = await self._active_user(user_id, sid, TokenType.REFRESH, refresh_jti=claims.jti)
             refresh = IssuedToken(token=refresh_token, jti=claims.jti, expires_at=claims.expires_at)
             await self.sessions.touch(sid=sid, user_id=user_id, now=self.clock())
         else:
-            refresh = self.codec.issue(str(user_id), TokenType.REFRESH, extra={"sid": sid})
+            refresh = self.codec.issue(
+                str(user_id), TokenType.REFRESH, extra=extra, not_after=session_end
+            )
             rotated = await self.sessions.rotate(
                 sid=sid,
                 user_id=user_id,
@@ -215,6 +264,8 @@ class AuthService:
                 new_jti=refresh.jti,
                 expires_at=refresh.expires_at,
                 now=self.clock(),
+                # Also for tokens issued before `auth_time` existed: the row knows its start.
+                started_after=self.clock() - self.session_max_lifetime,
             )
             if not rotated:
                 # Reuse of a replaced token, the loser of a concurrent refresh, or a session
@@ -234,11 +285,14 @@ class AuthService:
                 raise TokenRejected(reason)
             user = await self._active_user(user_id, sid, TokenType.REFRESH)
         access = self.codec.issue(
-            str(user.id), TokenType.ACCESS, extra={"sid": sid, "roles": user.roles}
+            str(user.id),
+            TokenType.ACCESS,
+            extra={**extra, "roles": user.roles},
+            not_after=session_end,
         )
         log.info("token refreshed", user_id=user.id, rotated=self.rotate_refresh_tokens)
         self.metrics.token_refreshes.inc()
-        return AuthResult(user, TokenPair(access, refresh, self._expires_in()))
+        return AuthResult(user, TokenPair(access, refresh, self._expires_in(session_end)))
 
     async def logout(self, token: str) -> None:
         """Revoke the session of a refresh or an access token: all its tokens fail.
@@ -249,7 +303,7 @@ class AuthService:
         expired or malformed token is simply not revoked, so logout reveals nothing.
         """
         try:
-            claims = self._decode_either(token)
+            claims = await self._decode_either(token)
             user_id, sid = self._session_of(claims)
         except InvalidTokenException:
             return
@@ -272,13 +326,13 @@ class AuthService:
 
         Raises TokenExpiredException, InvalidTokenException or UserInactiveException.
         """
-        claims = self._decode(access_token, TokenType.ACCESS)
+        claims = await self._decode(access_token, TokenType.ACCESS)
         user_id, sid = self._session_of(claims)
         return Principal(await self._active_user(user_id, sid, TokenType.ACCESS), sid)
 
-    def _decode_either(self, token: str) -> TokenClaims:
+    async def _decode_either(self, token: str) -> TokenClaims:
         try:
-            return self.codec.decode(token, TokenType.REFRESH)
+            return await self.codec.verify(token, TokenType.REFRESH)
         except TokenRejected as error:
             if error.reason != "wrong_type":
                 self._token_rejected(error.reason, TokenType.REFRESH)
@@ -286,11 +340,11 @@ class AuthService:
         except InvalidTokenException as error:
             self._token_rejected(getattr(error, "reason", "invalid"), TokenType.REFRESH)
             raise
-        return self._decode(token, TokenType.ACCESS)
+        return await self._decode(token, TokenType.ACCESS)
 
-    def _decode(self, token: str, token_type: TokenType) -> TokenClaims:
+    async def _decode(self, token: str, token_type: TokenType) -> TokenClaims:
         try:
-            return self.codec.decode(token, token_type)
+            return await self.codec.verify(token, token_type)
         except InvalidTokenException as error:
             self._token_rejected(getattr(error, "reason", "invalid"), token_type)
             raise
@@ -326,24 +380,61 @@ class AuthService:
         log.warning("token rejected", reason=reason, token_type=token_type.value, **fields)
         self.metrics.tokens_rejected.labels(reason=reason, token_type=token_type.value).inc()
 
-    async def _start_session(self, user: User) -> TokenPair:
+    async def start_session(self, user: User) -> TokenPair:
+        """A new session of the user (after a password change ended the others).
+
+        Raises UserInactiveException when the account was deactivated meanwhile.
+        """
+        tokens = await self._start_session(user)
+        if tokens is None:
+            raise UserInactiveException()
+        return tokens
+
+    async def _start_session(self, user: User) -> TokenPair | None:
+        """A new session's tokens, or None when the user is no longer active."""
         sid = uuid.uuid4().hex
         subject = str(user.id)
+        now = self.clock()
+        session_end = now + self.session_max_lifetime
+        # `auth_time` (RFC 9068 §2.2.1, OIDC Core §2) carries the sign-in into every token of
+        # the session, so a refresh knows the session's absolute end without a look-up.
+        extra: dict[str, object] = {"sid": sid, "auth_time": int(now.timestamp())}
         # Roles ride in access tokens for resource servers; /admin re-reads them per request.
         access = self.codec.issue(
-            subject, TokenType.ACCESS, extra={"sid": sid, "roles": user.roles}
+            subject,
+            TokenType.ACCESS,
+            extra={**extra, "roles": user.roles},
+            not_after=session_end,
         )
-        refresh = self.codec.issue(subject, TokenType.REFRESH, extra={"sid": sid})
-        await self.sessions.start(
+        refresh = self.codec.issue(subject, TokenType.REFRESH, extra=extra, not_after=session_end)
+        started = await self.sessions.start(
             sid=sid,
             user_id=user.id,
             refresh_jti=refresh.jti,
-            now=self.clock(),
+            now=now,
             expires_at=refresh.expires_at,
             ip=self.client_ip,
             user_agent=self.user_agent,
         )
-        return TokenPair(access, refresh, self._expires_in())
+        return TokenPair(access, refresh, self._expires_in(session_end)) if started else None
 
-    def _expires_in(self) -> int:
-        return int(self.codec.ttl(TokenType.ACCESS).total_seconds())
+    def _session_claims(self, claims: TokenClaims) -> tuple[dict[str, object], datetime | None]:
+        """The claims a session's new tokens carry on, and the session's absolute end (None
+        for a token issued before `auth_time` was: then the session row's start decides)."""
+        sid = claims.extra["sid"]
+        auth_time = claims.extra.get("auth_time")
+        if not isinstance(auth_time, int) or isinstance(auth_time, bool):
+            return {"sid": sid}, None
+        try:
+            started = datetime.fromtimestamp(auth_time, UTC)
+        except (OverflowError, OSError, ValueError):
+            return {"sid": sid}, None
+        return {"sid": sid, "auth_time": auth_time}, started + self.session_max_lifetime
+
+    def _expires_in(self, session_end: datetime | None) -> int:
+        """The access token's lifetime in seconds (RFC 6749 §5.1), shorter near the end of
+        its session."""
+        ttl = int(self.codec.ttl(TokenType.ACCESS).total_seconds())
+        if session_end is None:
+            return ttl
+        return max(0, min(ttl, math.ceil((session_end - self.clock()).total_seconds())))

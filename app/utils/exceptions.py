@@ -35,12 +35,24 @@ class ValidationException(AppException):
     default_detail = "Request validation failed"
 
 
+class InvalidResetTokenException(AppException):
+    status_code = 400
+    error_code = "INVALID_RESET_TOKEN"
+    default_detail = "The reset link is invalid, used or expired; ask for a new one"
+
+
+class InvalidVerificationTokenException(AppException):
+    status_code = 400
+    error_code = "INVALID_VERIFICATION_TOKEN"
+    default_detail = "The verification link is invalid, used or expired; ask for a new one"
+
+
 class InvalidCurrentPasswordException(AppException):
     """A wrong current password where an action asks for it again (deletion, changes)."""
 
     status_code = 400
     error_code = "INVALID_CURRENT_PASSWORD"
-    default_detail = "The current password is not correct"
+    default_detail = "The current password is wrong"
 
 
 class AuthException(AppException):
@@ -85,7 +97,7 @@ class TokenExpiredException(InvalidTokenException):
 
 class ForbiddenException(AppException):
     """Understood and refused by policy: a bearer without the `admin` role on /admin, a
-    CORS preflight from an origin not allowed."""
+    CORS preflight from an origin not allowed, /metrics from a non-loopback peer."""
 
     status_code = 403
     error_code = "FORBIDDEN"
@@ -106,6 +118,14 @@ class RequestTimeoutException(AppException):
     status_code = 408
     error_code = "REQUEST_TIMEOUT"
     default_detail = "Request head not received in time"
+
+
+class EmailNotVerifiedException(AppException):
+    """Right password, but EMAIL_VERIFICATION_REQUIRED and the address is not proven yet."""
+
+    status_code = 403
+    error_code = "EMAIL_NOT_VERIFIED"
+    default_detail = "The email address is not verified yet; follow the link mailed to it"
 
 
 class UserAlreadyExistsException(AppException):

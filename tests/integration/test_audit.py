@@ -89,7 +89,7 @@ async def test_a_throttled_flood_is_recorded_once_per_refusal_period(
     [throttled] = await audit_events(database, "login.throttled")
     assert throttled.user_id == user.id
     assert throttled.actor_id is None
-    assert throttled.details["bucket"] == "login-account"
+    assert throttled.details["bucket"] == "login-account-ip"
     assert throttled.details["retry_after"] > 0
     assert len(await audit_events(database, "login.failed")) == 2
 

@@ -191,6 +191,7 @@ async def test_show_prints_the_account_and_its_hash_scheme_never_the_hash(
         "email",
         "username",
         "is_active",
+        "email_verified",
         "created_at",
         "last_login",
         "roles",

@@ -54,7 +54,7 @@ async def test_roles_and_audit_migration_downgrades_and_upgrades_again(
     try:
         async with engine.begin() as connection:
             await connection.run_sync(upgrade_on_connection)
-            await connection.run_sync(downgrade_on_connection, "0002")
+            await connection.run_sync(downgrade_on_connection, "0004")
             tables = await connection.run_sync(_tables)
             assert not {"user_roles", "audit_events"} & tables
             assert "last_used_at" not in await connection.run_sync(_columns, "auth_sessions")
@@ -68,5 +68,37 @@ async def test_roles_and_audit_migration_downgrades_and_upgrades_again(
         await engine.dispose()
 
 
+async def test_mail_migration_downgrades_and_upgrades_again(tmp_path: Path) -> None:
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'mail-round-trip.db'}")
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(upgrade_on_connection)
+            assert {"mail_outbox", "one_time_tokens"} <= await connection.run_sync(_tables)
+            assert "email_verified" in await connection.run_sync(_columns, "users")
+            await connection.run_sync(downgrade_on_connection, "0002")
+            assert not {"mail_outbox", "one_time_tokens"} & await connection.run_sync(_tables)
+            assert "email_verified" not in await connection.run_sync(_columns, "users")
+            await connection.run_sync(upgrade_on_connection)
+            assert {"mail_outbox", "one_time_tokens"} <= await connection.run_sync(_tables)
+    finally:
+        await engine.dispose()
+
+
 def _columns(connection: Connection, table: str) -> set[str]:
     return {column["name"] for column in inspect(connection).get_columns(table)}
+
+
+async def test_signing_keys_migration_downgrades_and_upgrades_again(tmp_path: Path) -> None:
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'keys-round-trip.db'}")
+    new_tables = {"signing_keys", "oauth_clients"}
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(upgrade_on_connection)
+            assert new_tables <= await connection.run_sync(_tables)
+            await connection.run_sync(downgrade_on_connection, "0002")
+            assert not new_tables & await connection.run_sync(_tables)
+            assert "auth_sessions" in await connection.run_sync(_tables)
+            await connection.run_sync(upgrade_on_connection)
+            assert new_tables <= await connection.run_sync(_tables)
+    finally:
+        await engine.dispose()

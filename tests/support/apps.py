@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -18,10 +20,18 @@ CliInvoker = Callable[..., Awaitable[Result]]
 
 @asynccontextmanager
 async def running_app(
-    settings: Settings, *, clock: Callable[[], float] | None = None
+    settings: Settings,
+    *,
+    clock: Callable[[], float] | None = None,
+    wall_clock: Callable[[], datetime] | None = None,
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """The application with its lifespan running, and a client talking to it."""
-    application = create_app(settings) if clock is None else create_app(settings, clock=clock)
+    clocks: dict[str, Any] = {}
+    if clock is not None:
+        clocks["clock"] = clock
+    if wall_clock is not None:
+        clocks["wall_clock"] = wall_clock
+    application = create_app(settings, **clocks)
     async with application.router.lifespan_context(application):
         transport = httpx.ASGITransport(app=application, client=("203.0.113.9", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
