@@ -109,8 +109,17 @@ async def require_json(request: Request) -> None:
 JSONBody = Depends(require_json)
 
 
+async def get_outbox(request: Request, session: SessionDep) -> Outbox:
+    """The mail outbox of the request's transaction; a job wakes this worker's sender."""
+    state = request.app.state
+    return Outbox(session, clock=state.wall_clock, notify=state.mail_sender.wake)
+
+
+OutboxDep = Annotated[Outbox, Depends(get_outbox)]
+
+
 async def get_auth_service(
-    request: Request, session: SessionDep, client_ip: ClientIP
+    request: Request, session: SessionDep, client_ip: ClientIP, outbox: OutboxDep
 ) -> AuthService:
     state = request.app.state
     return build_auth_service(
@@ -124,7 +133,7 @@ async def get_auth_service(
         metrics=state.metrics,
         identifier_hash=state.identifier_hash,
         clock=state.wall_clock,
-        outbox=Outbox(session, clock=state.wall_clock, notify=state.mail_sender.wake),
+        outbox=outbox,
     )
 
 

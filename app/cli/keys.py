@@ -71,7 +71,12 @@ def rotate(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 
     async def work(database: Database) -> StoredKey:
         key, _ = await install_key(
-            database, settings.jwt_algorithm, cipher, utc_now, only_if_missing=False
+            database,
+            settings.jwt_algorithm,
+            cipher,
+            utc_now,
+            only_if_missing=False,
+            audit_via="cli",
         )
         return key
 

@@ -47,6 +47,7 @@ from app.mail.messages import Content, build_message, sender_domain
 from app.models.mail import MailKind, MailStatus, OutboxMail
 from app.models.one_time_token import TokenPurpose
 from app.models.user import User
+from app.services.audit import AuditLog, Event
 from app.services.one_time_tokens import OneTimeTokens
 from app.services.outbox import OutboxQueries
 from app.services.user_service import UserService
@@ -136,6 +137,8 @@ class ClaimedMail:
 class Rendered:
     message: EmailMessage
     token_id: int | None
+    # The audit event its delivery records: (event, user id, details); None for notices.
+    audit: tuple[Event, int, dict[str, object]] | None = None
 
 
 def build_backend(settings: Settings) -> MailBackend:
@@ -169,6 +172,7 @@ class MailRenderer:
         kind = MailKind(mail.kind)
         user: User | None
         token_id: int | None = None
+        audit: tuple[Event, int, dict[str, object]] | None = None
         if kind is MailKind.PASSWORD_RESET:
             user = await users.get_by_email(mail.recipient)
             if user is None or not user.is_active:
@@ -176,6 +180,10 @@ class MailRenderer:
             token, token_id = await tokens.issue(
                 TokenPurpose.PASSWORD_RESET, user_id=user.id, now=now, ttl=self.reset_ttl
             )
+            # An admin's request recorded its own event, with the admin and the request;
+            # "forgot password" cannot without a look-up that would time the address.
+            if not mail.data.get("audited"):
+                audit = (Event.PASSWORD_RESET_REQUESTED, user.id, {"via": "forgot"})
             minutes = self.settings.password_reset_token_expire_minutes
             content = Content(
                 (
@@ -199,6 +207,7 @@ class MailRenderer:
                 ttl=self.verification_ttl,
                 email=user.email,
             )
+            audit = (Event.EMAIL_VERIFICATION_SENT, user.id, {"purpose": "verify"})
             content = Content(
                 (
                     f"Hello {user.username},",
@@ -220,6 +229,7 @@ class MailRenderer:
                 ttl=self.verification_ttl,
                 email=mail.recipient,
             )
+            audit = (Event.EMAIL_VERIFICATION_SENT, user.id, {"purpose": "change"})
             content = Content(
                 (
                     f"Hello {user.username},",
@@ -260,7 +270,7 @@ class MailRenderer:
             f"@{sender_domain(self.settings.mail_from)}>",
             date=now,
         )
-        return Rendered(message, token_id), ""
+        return Rendered(message, token_id, audit), ""
 
 
 class MailSender:
@@ -450,6 +460,10 @@ class MailSender:
             recorded = await self._finish(
                 session, mail, status=MailStatus.SENT, sent_at=self.clock(), last_error=None
             )
+            if recorded and rendered.audit is not None:
+                # Once, when the mail has left (not per failed attempt), with the sent mark.
+                event, user_id, details = rendered.audit
+                AuditLog(session, clock=self.clock).record(event, user_id=user_id, details=details)
         if recorded:
             self.metrics.sent.inc()
             log.info("mail sent", mail_id=mail.id, kind=mail.kind)

@@ -29,6 +29,7 @@ _ADMIN_USER_EXAMPLE: JsonDict = {
     "email": "alice@example.com",
     "username": "alice",
     "is_active": True,
+    "email_verified": True,
     "created_at": _TS,
     "last_login": _TS,
     "roles": ["admin"],
@@ -96,9 +97,16 @@ class AdminUserUpdate(RequestModel):
 
     is_active: StrictBool | None = None
     roles: Annotated[list[RoleName], Field(max_length=MAX_ROLES)] | None = None
+    email_verified: StrictBool | None = None
 
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"is_active": False}, {"roles": ["admin", "billing"]}]}
+        json_schema_extra={
+            "examples": [
+                {"is_active": False},
+                {"roles": ["admin", "billing"]},
+                {"email_verified": True},
+            ]
+        }
     )
 
     @model_validator(mode="after")

@@ -15,6 +15,7 @@ from app.dependencies import (
     AdminServiceDep,
     AdminUser,
     JSONBody,
+    OutboxDep,
     PageCursor,
     PageLimit,
     SessionDep,
@@ -28,10 +29,12 @@ from app.models.admin_schemas import (
     UserPage,
 )
 from app.models.role import ROLE_PATTERN
+from app.models.schemas import AcceptedResponse
 from app.openapi import BEARER_ERRORS, BODY_ERRORS, error_responses
 from app.services.admin_service import UserChanges, UserFilter
 from app.services.audit import EVENT_PATTERN, AuditLog
 from app.utils.exceptions import (
+    AccountInactiveException,
     ForbiddenException,
     LastAdminException,
     NotFoundException,
@@ -97,16 +100,19 @@ async def get_user(user_id: int, admin: AdminServiceDep) -> AdminUserRead:
     dependencies=[JSONBody],
     status_code=status.HTTP_200_OK,
     response_model=AdminUserRead,
-    summary="Change an account: active, roles",
+    summary="Change an account: active, roles, email verified",
     responses=error_responses(*BODY_ERRORS, *ADMIN_ERRORS, NotFoundException, LastAdminException),
 )
 async def update_user(
     user_id: int, body: AdminUserUpdate, me: AdminUser, admin: AdminServiceDep
 ) -> AdminUserRead:
-    """Change any of `is_active` and `roles` (the whole list). Deactivation ends every
+    """Change any of `is_active`, `roles` (the whole list) and `email_verified`
+    (vouching for an address, or asking for it to be proven again). Deactivation ends every
     session of the account at once; a role change counts on /admin at the next request.
     The last active admin cannot be deactivated or demoted (409 LAST_ADMIN)."""
-    changes = UserChanges(is_active=body.is_active, roles=body.roles)
+    changes = UserChanges(
+        is_active=body.is_active, roles=body.roles, email_verified=body.email_verified
+    )
     return AdminUserRead.model_validate(await admin.update_user(user_id, changes, actor_id=me.id))
 
 
@@ -135,6 +141,23 @@ async def end_user_sessions(user_id: int, me: AdminUser, admin: AdminServiceDep)
     """End every session of the account: all its access and refresh tokens fail at once."""
     await admin.end_sessions(user_id, actor_id=me.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/users/{user_id}/password-reset",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=AcceptedResponse,
+    summary="Mail an account a password-reset link",
+    responses=error_responses(*ADMIN_ERRORS, NotFoundException, AccountInactiveException, 400),
+)
+async def request_password_reset(
+    user_id: int, me: AdminUser, admin: AdminServiceDep, outbox: OutboxDep
+) -> AcceptedResponse:
+    """Mail the account's address a one-time link to choose a new password, the mail its
+    owner gets from "forgot password". The current password and sessions stay until the
+    link is used. A deactivated account is refused (409 ACCOUNT_INACTIVE)."""
+    await admin.request_password_reset(user_id, actor_id=me.id, outbox=outbox)
+    return AcceptedResponse(detail="A password-reset link is being mailed to the account")
 
 
 @router.get(

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.models.mail import MailKind
 from app.models.one_time_token import TokenPurpose
 from app.models.user import User, normalize_email
+from app.services.audit import Event
 from app.services.auth_service import AuthResult, AuthService
 from app.services.one_time_tokens import OneTimeTokens
 from app.services.outbox import Outbox
@@ -96,6 +97,8 @@ class AccountService:
         await self._set_password(user, hashed)
         # The mail reached its owner: the address is proven.
         user.email_verified = True
+        # No actor: whoever held the link was not signed in.
+        self.auth.audit.record(Event.PASSWORD_RESET, user_id=user.id)
         await self.session.flush()
         bind_context(user_id=user.id)
         log.info("password reset", user_id=user.id)
@@ -115,6 +118,7 @@ class AccountService:
         await self.session.commit()
         hashed = await self.auth.hasher.hash(new_password)
         await self._set_password(user, hashed)
+        self.auth.audit.record(Event.PASSWORD_CHANGED, user_id=user.id, actor_id=user.id)
         log.info("password changed", user_id=user.id)
         return AuthResult(user, await self.auth.start_session(user))
 
@@ -147,6 +151,10 @@ class AccountService:
             await self._move_to(user, row.email)
             # One change at a time: links of earlier change requests die with this one.
             await self.tokens.use_all(user.id, TokenPurpose.EMAIL_CHANGE, now=now)
+            # Neither address goes into the trail (a deleted account's must not name it).
+            self.auth.audit.record(Event.EMAIL_CHANGED, user_id=user.id)
+        else:
+            self.auth.audit.record(Event.EMAIL_VERIFIED, user_id=user.id)
         user.email_verified = True
         await self.session.flush()
         log.info("email verified", user_id=user.id)

@@ -13,14 +13,16 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.models.mail import MailKind, OutboxMail
 from app.models.role import ADMIN_ROLE, UserRole
 from app.models.user import User, normalize_email, normalize_username
 from app.services.audit import AuditLog, Event
+from app.services.outbox import Outbox
 from app.services.roles import RoleService, check_roles
 from app.services.session_service import SessionService
 from app.services.transaction import Transaction
 from app.services.user_service import UserService
-from app.utils.exceptions import ForbiddenException, NotFoundException
+from app.utils.exceptions import AccountInactiveException, ForbiddenException, NotFoundException
 from app.utils.jwt import Clock, utc_now
 from app.utils.pagination import Page
 
@@ -43,6 +45,7 @@ class UserChanges:
 
     is_active: bool | None = None
     roles: Sequence[str] | None = None
+    email_verified: bool | None = None
     # Relative changes (the command line), applied to the roles as they are under the lock.
     add_roles: Sequence[str] = ()
     remove_roles: Sequence[str] = ()
@@ -116,6 +119,9 @@ class AdminService:
         if changes.is_active is not None and changes.is_active != user.is_active:
             details["is_active"] = {"from": user.is_active, "to": changes.is_active}
             await self.users.set_active(user, changes.is_active)
+        if changes.email_verified is not None and changes.email_verified != user.email_verified:
+            details["email_verified"] = {"from": user.email_verified, "to": changes.email_verified}
+            user.email_verified = changes.email_verified
         if roles is not None:
             added, removed = await self.roles.set_roles(user, roles)
             if added or removed:
@@ -143,8 +149,45 @@ class AdminService:
         user = await self._locked(user_id, actor_id if by_admin else None)
         await self.roles.ensure_not_last_admin(user.id)
         await self.session.execute(delete(User).where(User.id == user.id))
+        # One-time tokens go by their cascading key. Mail jobs have none (a reset request
+        # names an address, maybe of nobody): those to the account's address or about the
+        # account go too, so no notice reaches a deleted account and no copy of its
+        # address stays behind in the outbox.
+        await self.session.execute(
+            delete(OutboxMail)
+            .where(
+                (OutboxMail.recipient == user.email)
+                | (OutboxMail.data["user_id"].as_integer() == user.id)
+            )
+            .execution_options(synchronize_session=False)
+        )
         self.session.expunge(user)
         self.audit.record(Event.USER_DELETED, user_id=user.id, actor_id=actor_id)
+        await self.session.flush()
+
+    async def request_password_reset(
+        self, user_id: int, *, actor_id: int | None, outbox: Outbox
+    ) -> None:
+        """Mail the account a password-reset link, as if its owner had asked: the sender
+        issues the one-time token when it writes the mail, so the link is never seen here.
+
+        Raises NotFoundException, or AccountInactiveException for a deactivated account
+        (its reset link would be refused, so no mail is sent).
+        """
+        user = await self.get_user(user_id)
+        if not user.is_active:
+            raise AccountInactiveException()
+        # `audited`: the event is recorded here, with the admin and their request, so the
+        # sender does not record it again when it writes the mail.
+        await outbox.enqueue(
+            MailKind.PASSWORD_RESET, user.email, {"user_id": user.id, "audited": True}
+        )
+        self.audit.record(
+            Event.PASSWORD_RESET_REQUESTED,
+            user_id=user.id,
+            actor_id=actor_id,
+            details={"via": "admin"},
+        )
         await self.session.flush()
 
     async def end_sessions(self, user_id: int, *, actor_id: int | None) -> int:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.database import Database
 from app.models.signing_key import SigningKey
+from app.services.audit import AuditLog, Event
 from app.utils.logger import get_logger
 from app.utils.signing_keys import KeyCipher, generate_private_key, public_jwk, thumbprint
 
@@ -141,9 +142,12 @@ async def install_key(
     clock: Callable[[], datetime],
     *,
     only_if_missing: bool,
+    audit_via: str | None = None,
 ) -> tuple[StoredKey, bool]:
     """Make a new key of `algorithm` current, or (`only_if_missing`) keep a current key of
     that algorithm when there is one. Returns the current key and whether it is new.
+    With `audit_via` (an operator's rotation) a `key.rotated` event is recorded in the
+    transaction that installs the key, with no actor.
 
     Raises DatabaseException, or KeyRaceLost after repeated lost races.
     """
@@ -159,6 +163,16 @@ async def install_key(
                 replaces = current.kid if current is not None else None
                 await SigningKeyService(session).install(row, clock(), replaces=replaces)
                 installed = StoredKey.of(row)
+                if audit_via is not None:
+                    details = {
+                        "via": audit_via,
+                        "kid": installed.kid,
+                        "alg": installed.algorithm,
+                        "replaces": replaces,
+                    }
+                    AuditLog(session, clock=clock).record(
+                        Event.KEY_ROTATED, user_id=None, details=details
+                    )
         except (KeyRaceLost, IntegrityError):
             log.info("signing key race lost", attempt=attempt + 1)
             continue

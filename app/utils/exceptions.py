@@ -128,6 +128,14 @@ class EmailNotVerifiedException(AppException):
     default_detail = "The email address is not verified yet; follow the link mailed to it"
 
 
+class AccountInactiveException(AppException):
+    """An admin action that needs an active account (a reset mail) on a deactivated one."""
+
+    status_code = 409
+    error_code = "ACCOUNT_INACTIVE"
+    default_detail = "The account is deactivated; activate it first"
+
+
 class UserAlreadyExistsException(AppException):
     status_code = 409
     error_code = "USER_ALREADY_EXISTS"

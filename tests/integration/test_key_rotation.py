@@ -16,10 +16,12 @@ import pytest
 from fastapi import FastAPI
 
 from app.config import Settings
+from app.database import Database
 from app.main import create_app, key_lifetime
 from app.services.keyring import purge_retired_keys
 from app.utils.jwt import utc_now
 from tests.support import PASSWORD, CliInvoker, UserFactory, assert_error
+from tests.support.admin import audit_events
 
 REFRESH_SECONDS = 0.2
 SWITCH_DEADLINE_S = 10.0
@@ -184,3 +186,13 @@ async def test_the_cli_creates_users_with_an_asymmetric_algorithm_too(
 
     assert created.exit_code == 0, created.output
     assert await login_kid(client, "cliuser")
+
+
+async def test_rotating_keys_from_the_command_line_is_recorded(
+    run_cli: CliInvoker, database: Database
+) -> None:
+    kid = (await rotate(run_cli))["kid"]
+    [rotated] = await audit_events(database, "key.rotated")
+    assert (rotated.user_id, rotated.actor_id) == (None, None)
+    assert rotated.details["via"] == "cli"
+    assert rotated.details["kid"] == kid
