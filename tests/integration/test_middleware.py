@@ -109,7 +109,7 @@ async def test_cors_preflight_for_a_method_not_allowed_is_refused_in_the_error_b
 ) -> None:
     response = await client.options(
         "/auth/login",
-        headers={"Origin": "https://app.example", "Access-Control-Request-Method": "PUT"},
+        headers={"Origin": "https://app.example", "Access-Control-Request-Method": "TRACE"},
     )
     body = assert_error(response, 403, "FORBIDDEN")
     assert body["detail"] == "CORS request refused: method"
