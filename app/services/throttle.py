@@ -23,6 +23,7 @@ keeps concurrent guesses from slipping past a limit; a successful login clears t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -240,4 +241,12 @@ class Throttle:
     async def close(self) -> None:
         """Release the storage's resources (the memory store's expiry task)."""
         if isinstance(self.storage, MemoryStorage):
+            # Stop the expiry task first: a reset under its feet makes it fail on a key it
+            # was reading (moving-window events, e.g. the refusal markers), and asyncio then
+            # logs "Task exception was never retrieved" at some later test or shutdown.
+            timer = self.storage.timer
+            if timer is not None and not timer.done():
+                timer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await timer
             await self.storage.reset()
