@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = []
 
     refresh_token_rotation: bool = False
+
+    # Two-factor authentication: the name authenticator apps show, and how long the
+    # `mfa_token` of a sign-in waiting for its second factor lives.
+    totp_issuer: str = Field("authsvc", min_length=1, max_length=64)
+    mfa_token_expire_seconds: int = Field(300, ge=30, le=900)
     session_cleanup_interval_seconds: int = Field(3600, ge=0)
 
     @field_validator("cors_origins", mode="before")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -13,6 +14,7 @@ from app.config import Settings
 from app.database import Database
 from app.models.user import User
 from app.services.auth_service import AuthService
+from app.services.mfa_service import MfaService
 from app.services.session_service import SessionService
 from app.services.user_service import UserService
 from app.utils.client_ip import resolve_client_ip
@@ -88,8 +90,24 @@ async def require_json(request: Request) -> None:
 JSONBody = Depends(require_json)
 
 
+async def get_mfa_service(request: Request, session: SessionDep) -> MfaService:
+    state = request.app.state
+    return MfaService(
+        session,
+        box=state.mfa_box,
+        hasher=state.hasher,
+        throttle=state.throttle,
+        issuer=state.settings.totp_issuer,
+        challenge_ttl=timedelta(seconds=state.settings.mfa_token_expire_seconds),
+        clock=state.utc_clock,
+    )
+
+
+MfaServiceDep = Annotated[MfaService, Depends(get_mfa_service)]
+
+
 async def get_auth_service(
-    request: Request, session: SessionDep, client_ip: ClientIP
+    request: Request, session: SessionDep, client_ip: ClientIP, mfa: MfaServiceDep
 ) -> AuthService:
     state = request.app.state
     return AuthService(
@@ -101,7 +119,9 @@ async def get_auth_service(
         client_ip=client_ip,
         rotate_refresh_tokens=state.settings.refresh_token_rotation,
         password_min_length=state.settings.password_min_length,
+        clock=state.utc_clock,
         metrics=state.metrics,
+        mfa=mfa,
     )
 
 

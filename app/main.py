@@ -19,11 +19,12 @@ from app.database import Database
 from app.middleware.exception import register_exception_handlers
 from app.middleware.logging import RequestContextMiddleware
 from app.middleware.security import BodyLimitMiddleware, SecurityHeadersMiddleware
-from app.routes import auth, docs, health, metrics, users
+from app.routes import auth, docs, health, metrics, mfa, users
 from app.routes.openapi import install_openapi
+from app.services.mfa_service import purge_expired_challenges, totp_box
 from app.services.session_service import SessionService
 from app.services.throttle import Throttle, ThrottleRules, build_storage
-from app.utils.jwt import TokenCodec, utc_now
+from app.utils.jwt import Clock, TokenCodec, utc_now
 from app.utils.logger import get_logger, setup_logging
 from app.utils.metrics import Metrics
 from app.utils.password import PasswordHasher
@@ -84,8 +85,12 @@ async def purge_expired_sessions(database: Database, settings: Settings) -> int:
     grace = timedelta(minutes=settings.access_token_expire_minutes)
     async with database.session() as session:
         purged = await SessionService(session).purge_expired(utc_now() - grace)
+        # Sign-ins abandoned before their second factor (their mfa_token has expired).
+        challenges = await purge_expired_challenges(session, utc_now())
     if purged:
         log.info("expired sessions purged", count=purged)
+    if challenges:
+        log.info("expired mfa challenges purged", count=challenges)
     return purged
 
 
@@ -99,11 +104,15 @@ async def _purge_periodically(database: Database, settings: Settings) -> None:
 
 
 def create_app(
-    settings: Settings | None = None, *, clock: Callable[[], float] = time.monotonic
+    settings: Settings | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    utc_clock: Clock = utc_now,
 ) -> FastAPI:
     """Build the application; nothing touches the database until the lifespan starts.
 
-    `clock` is the monotonic time source of the circuit breaker's recovery timeout.
+    `clock` is the monotonic time source of the circuit breaker's recovery timeout;
+    `utc_clock` the wall clock of TOTP time steps, mfa_token expiry and `last_login`.
     """
     settings = settings or get_settings()
     # One registry per application: two apps in one process never share or clash on series.
@@ -116,6 +125,7 @@ def create_app(
         setup_logging(settings.log_level, settings.log_format, secrets=[secret_key])
         app.state.settings = settings
         app.state.codec = build_codec(settings)
+        app.state.mfa_box = totp_box(secret_key)
         app.state.hasher = build_hasher(settings)
         app.state.database = Database(settings, clock=clock)
         app_metrics.watch_breaker(app.state.database.breaker)
@@ -159,9 +169,11 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = app_metrics
+    app.state.utc_clock = utc_clock
     register_exception_handlers(app)
     app.include_router(auth.router)
     app.include_router(users.router)
+    app.include_router(mfa.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
     if settings.docs_enabled:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import server, users
+from app.cli import server, users, users_mfa
 from app.cli._common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, load_settings
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "cli", "load_settings", "main"]
@@ -25,6 +25,7 @@ cli = typer.Typer(
 cli.command()(server.serve)
 cli.command()(server.migrate)
 cli.command("check-config")(server.check_config)
+users.app.command("mfa-reset")(users_mfa.mfa_reset)
 cli.add_typer(users.app, name="users")
 
 

@@ -16,6 +16,7 @@ from app.utils.exceptions import (
     AppException,
     CircuitBreakerOpenException,
     DatabaseException,
+    MfaRequiredException,
     NotAuthenticatedException,
     OAuth2Exception,
     PayloadTooLargeException,
@@ -29,6 +30,7 @@ Responses = dict[int | str, dict[str, Any]]
 
 _REQUEST_ID = "550e8400-e29b-41d4-a716-446655440000"
 _TIMESTAMP = "2024-01-15T10:30:45.123Z"
+_MFA_TOKEN = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"  # noqa: S105
 
 # What a bare status number stands for, for routes that list statuses rather than errors.
 _BY_STATUS: dict[int, tuple[type[AppException], ...]] = {
@@ -73,11 +75,14 @@ _HEADERS: dict[int, dict[str, Any]] = {
 
 def _example(error: type[AppException]) -> dict[str, Any]:
     if issubclass(error, OAuth2Exception):
-        return {
+        example = {
             "error": error.oauth2_error,
             "error_description": error.default_detail,
             "request_id": _REQUEST_ID,
         }
+        if issubclass(error, MfaRequiredException):
+            example["mfa_token"] = _MFA_TOKEN
+        return example
     return {
         "detail": error.default_detail,
         "error_code": error.error_code,

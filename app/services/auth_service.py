@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import NoReturn
 
 from app.models.user import User
+from app.services.mfa_service import IssuedChallenge, MfaService
 from app.services.session_service import SessionService
-from app.services.throttle import Bucket, Throttle
+from app.services.throttle import Bucket, Throttle, account_key
 from app.services.user_service import UserService
 from app.utils.exceptions import (
+    AppException,
     InvalidCredentialsException,
+    InvalidCurrentPasswordException,
     InvalidTokenException,
+    MfaCodeRejectedException,
     UserInactiveException,
     ValidationException,
 )
@@ -33,6 +38,13 @@ log = get_logger(__name__)
 
 # Enough of an attempted identifier to recognise it in the log, not a dump of any input.
 _IDENTIFIER_LOG_CHARS = 100
+
+# Authentication Method Reference values (RFC 8176 §2) of a session's tokens. A recovery
+# code is a single-use shared secret: RFC 8176 has no value of its own for it, "otp" (a
+# one-time password) is the nearest; the log line of the sign-in names the exact method.
+AMR_PASSWORD = ("pwd",)
+_MFA_TOKEN_TYPE = "mfa"  # noqa: S105 - a label, not a secret
+AMR_SECOND_FACTOR = ("pwd", "otp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +76,7 @@ class AuthService:
         password_min_length: int = 8,
         clock: Clock = utc_now,
         metrics: Metrics | None = None,
+        mfa: MfaService | None = None,
     ) -> None:
         self.users = users
         self.hasher = hasher
@@ -77,6 +90,7 @@ class AuthService:
         self.password_min_length = password_min_length
         self.clock = clock
         self.metrics = metrics or Metrics()
+        self.mfa = mfa
 
     async def register(self, *, email: str, username: str, password: str) -> AuthResult:
         """Create an account and sign it in.
@@ -107,8 +121,9 @@ class AuthService:
                 problems[0], errors=[{"field": "password", "message": p} for p in problems]
             )
 
-    async def login(self, identifier: str, password: str) -> AuthResult:
-        """Check credentials (identifier: email or username) and issue tokens.
+    async def login(self, identifier: str, password: str) -> AuthResult | IssuedChallenge:
+        """Check credentials (identifier: email or username) and issue tokens; with
+        two-factor on, return the challenge of the second step instead (no tokens).
 
         Raises RateLimitedException, InvalidCredentialsException (unknown user and wrong
         password alike) or UserInactiveException (right password, deactivated account).
@@ -136,15 +151,98 @@ class AuthService:
             self._login_failed("inactive", user_id=user.id)
             # No token was sent, so no error="invalid_token" (RFC 6750 §3).
             raise UserInactiveException(headers={"WWW-Authenticate": "Bearer"})
-        if self.throttle is not None:
-            await self.throttle.login_succeeded(user.email, user.username)
-        self.users.record_login(user, self.clock(), new_hash)
         bind_context(user_id=user.id)
         if new_hash is not None:
+            user.hashed_password = new_hash
             log.info("password hash upgraded", user_id=user.id, scheme=self.hasher.scheme)
-        log.info("login succeeded", user_id=user.id)
+        if user.mfa_enabled:
+            # The password alone does not clear the account's failures: else whoever knows
+            # it could guess codes without end, five per fresh mfa_token.
+            challenge = await self._require_mfa().issue_challenge(user, identifier)
+            # Kept even when the caller answers with an error (the password grant's
+            # `mfa_required`), which would otherwise roll the challenge back.
+            await self.users.session.commit()
+            log.info("second factor required", user_id=user.id)
+            return challenge
+        if self.throttle is not None:
+            await self.throttle.login_succeeded(user.email, user.username)
+        return await self._signed_in(user, ("password",), AMR_PASSWORD)
+
+    async def login_mfa(self, mfa_token: str, code: str) -> AuthResult:
+        """The second step of a sign-in: the challenge's `mfa_token` and a TOTP code or a
+        recovery code. Each attempt counts on the token (five, then it is dead) and on the
+        account's throttle; a code is accepted once.
+
+        Raises InvalidTokenException (unknown, expired, used or exhausted mfa_token),
+        MfaCodeRejectedException, UserInactiveException or RateLimitedException.
+        """
+        mfa = self._require_mfa()
+        attempt = await mfa.reserve_attempt(mfa_token)
+        # Commit the count before the check: a failure below must not roll it back.
+        await self.users.session.commit()
+        if attempt is None:
+            self._mfa_token_rejected()
+        bind_context(user_id=attempt.user_id)
+        if self.throttle is not None:
+            await self.throttle.hit(Bucket.LOGIN_ACCOUNT, attempt.throttle_key)
+        user = await self.users.get_by_id(attempt.user_id)
+        if user is None or not user.mfa_enabled:
+            # Two-factor was turned off (or the account deleted) after the password step.
+            self._mfa_token_rejected(user_id=attempt.user_id)
+        if not user.is_active:
+            self._login_failed("inactive", user_id=user.id)
+            raise UserInactiveException(headers={"WWW-Authenticate": "Bearer"})
+        factor = await mfa.verify(user, code)
+        if factor is None:
+            self._login_failed("wrong_mfa_code", user_id=user.id)
+            raise MfaCodeRejectedException()
+        if not await mfa.consume(factor):
+            self._login_failed("replayed_mfa_code", user_id=user.id)
+            raise MfaCodeRejectedException()
+        if not await mfa.finish_challenge(mfa_token):
+            # A concurrent request finished this sign-in first; raising rolls back the use
+            # of this request's code with everything else of its transaction.
+            self._mfa_token_rejected(user_id=user.id)
+        if self.throttle is not None:
+            await self.throttle.login_succeeded(user.email, user.username)
+        return await self._signed_in(user, ("password", factor.method), AMR_SECOND_FACTOR)
+
+    async def disable_mfa(self, user: User, current_password: str) -> None:
+        """Turn the user's two-factor authentication off, with their current password.
+
+        Raises InvalidCurrentPasswordException (counted by the account's login throttle)
+        or RateLimitedException.
+        """
+        if self.throttle is not None:
+            await self.throttle.hit(Bucket.LOGIN_ACCOUNT, account_key(user.email))
+        # No transaction held across the hash (see login).
+        await self.users.session.commit()
+        valid, _ = await self.hasher.verify(current_password, user.hashed_password)
+        if not valid:
+            log.warning("current password rejected", user_id=user.id, during="mfa_disable")
+            raise InvalidCurrentPasswordException()
+        await self._require_mfa().disable(user)
+
+    def _mfa_token_rejected(self, **fields: object) -> NoReturn:
+        # Unknown, expired, used up, out of attempts: one reason, as the client hears it.
+        kind = {"reason": "mfa_token_invalid", "token_type": _MFA_TOKEN_TYPE}
+        log.warning("token rejected", **kind, **fields)
+        self.metrics.tokens_rejected.labels(**kind).inc()
+        raise TokenRejected("mfa_token_invalid")
+
+    def _require_mfa(self) -> MfaService:
+        if self.mfa is None:
+            # Fail closed: an account with two-factor on never signs in on a password alone.
+            raise AppException("Two-factor authentication is not configured")
+        return self.mfa
+
+    async def _signed_in(
+        self, user: User, methods: tuple[str, ...], amr: tuple[str, ...]
+    ) -> AuthResult:
+        self.users.record_login(user, self.clock(), None)
+        log.info("login succeeded", user_id=user.id, methods=list(methods))
         self.metrics.login_successes.inc()
-        return AuthResult(user, await self._start_session(user))
+        return AuthResult(user, await self._start_session(user, amr))
 
     def _login_failed(self, reason: str, **fields: object) -> None:
         log.warning("login failed", reason=reason, **fields)
@@ -167,7 +265,9 @@ class AuthService:
             user = await self._active_user(user_id, sid, TokenType.REFRESH, refresh_jti=claims.jti)
             refresh = IssuedToken(token=refresh_token, jti=claims.jti, expires_at=claims.expires_at)
         else:
-            refresh = self.codec.issue(str(user_id), TokenType.REFRESH, extra={"sid": sid})
+            refresh = self.codec.issue(
+                str(user_id), TokenType.REFRESH, extra={"sid": sid, "amr": _amr_of(claims)}
+            )
             rotated = await self.sessions.rotate(
                 sid=sid,
                 user_id=user_id,
@@ -186,7 +286,9 @@ class AuthService:
                 self._token_rejected(reason, TokenType.REFRESH)
                 raise TokenRejected(reason)
             user = await self._active_user(user_id, sid, TokenType.REFRESH)
-        access = self.codec.issue(str(user.id), TokenType.ACCESS, extra={"sid": sid})
+        access = self.codec.issue(
+            str(user.id), TokenType.ACCESS, extra={"sid": sid, "amr": _amr_of(claims)}
+        )
         log.info("token refreshed", user_id=user.id, rotated=self.rotate_refresh_tokens)
         self.metrics.token_refreshes.inc()
         return AuthResult(user, TokenPair(access, refresh, self._expires_in()))
@@ -252,11 +354,13 @@ class AuthService:
         log.warning("token rejected", reason=reason, token_type=token_type.value, **fields)
         self.metrics.tokens_rejected.labels(reason=reason, token_type=token_type.value).inc()
 
-    async def _start_session(self, user: User) -> TokenPair:
+    async def _start_session(self, user: User, amr: tuple[str, ...] = AMR_PASSWORD) -> TokenPair:
         sid = uuid.uuid4().hex
         subject = str(user.id)
-        access = self.codec.issue(subject, TokenType.ACCESS, extra={"sid": sid})
-        refresh = self.codec.issue(subject, TokenType.REFRESH, extra={"sid": sid})
+        # The refresh token carries the session's amr too, so refreshed tokens keep it.
+        extra = {"sid": sid, "amr": list(amr)}
+        access = self.codec.issue(subject, TokenType.ACCESS, extra=extra)
+        refresh = self.codec.issue(subject, TokenType.REFRESH, extra=extra)
         await self.sessions.start(
             sid=sid,
             user_id=user.id,
@@ -268,3 +372,11 @@ class AuthService:
 
     def _expires_in(self) -> int:
         return int(self.codec.ttl(TokenType.ACCESS).total_seconds())
+
+
+def _amr_of(claims: TokenClaims) -> list[str]:
+    """The methods a session was signed in with, as its (signed) refresh token says."""
+    amr = claims.extra.get("amr")
+    if isinstance(amr, list) and amr and all(isinstance(m, str) for m in amr):
+        return amr
+    return list(AMR_PASSWORD)  # tokens issued before `amr` existed: a password sign-in

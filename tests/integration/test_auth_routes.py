@@ -51,7 +51,16 @@ async def test_register_returns_201_with_tokens_and_user(client: httpx.AsyncClie
     assert body["token_type"] == "bearer"
     assert body["expires_in"] == 1800
     user = body["user"]
-    assert set(user) == {"id", "email", "username", "is_active", "created_at", "last_login"}
+    assert set(user) == {
+        "id",
+        "email",
+        "username",
+        "is_active",
+        "created_at",
+        "last_login",
+        "mfa_enabled",
+    }
+    assert user["mfa_enabled"] is False
     assert user["email"] == "alice@example.com"
     assert user["username"] == "Alice"
     assert user["is_active"] is True
