@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,10 +82,14 @@ def assert_unavailable(response: httpx.Response, error_code: str = "SERVICE_UNAV
 
 @asynccontextmanager
 async def running_app(
-    settings: Settings, *, clock: Callable[[], float] | None = None
+    settings: Settings,
+    *,
+    clock: Callable[[], float] | None = None,
+    utc_clock: Callable[[], datetime] | None = None,
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """The application with its lifespan running, and a client talking to it."""
-    application = create_app(settings) if clock is None else create_app(settings, clock=clock)
+    clocks: dict[str, Any] = {"clock": clock, "utc_clock": utc_clock}
+    application = create_app(settings, **{k: v for k, v in clocks.items() if v is not None})
     async with application.router.lifespan_context(application):
         transport = httpx.ASGITransport(app=application, client=("203.0.113.9", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -668,3 +669,36 @@ async def test_the_totp_secret_and_recovery_codes_are_not_stored_in_plain(
         forms += [code.encode(), code.replace("-", "").encode(), code.upper().encode()]
     for form in forms:
         assert form not in copy, form
+
+
+async def test_a_user_deactivated_between_the_two_steps_is_refused(
+    client: httpx.AsyncClient, user_factory: UserFactory, wall_clock: WallClock, database: Database
+) -> None:
+    user, secret, _ = await _mfa_user(client, user_factory, wall_clock)
+    mfa_token = await password_step(client, user.username)
+    async with database.session() as session:
+        await session.execute(
+            text("UPDATE users SET is_active = false WHERE id = :id"), {"id": user.id}
+        )
+
+    response = await second_step(client, mfa_token, totp_code(secret, wall_clock.now))
+
+    assert_error(response, 401, "USER_INACTIVE")
+
+
+async def test_after_a_secret_key_change_recovery_codes_still_sign_in(
+    settings: Settings, client: httpx.AsyncClient, user_factory: UserFactory, wall_clock: WallClock
+) -> None:
+    user, secret, recovery = await _mfa_user(client, user_factory, wall_clock)
+    rotated = settings.model_copy(update={"secret_key": SecretStr("another-" + "k" * 40)})
+
+    async with running_app(rotated, utc_clock=wall_clock) as (_, other):
+        totp = await second_step(
+            other, await password_step(other, user.username), totp_code(secret, wall_clock.now)
+        )
+        backup = await second_step(other, await password_step(other, user.username), recovery[0])
+
+    # The stored key no longer decrypts (a new SECRET_KEY derives another key) ...
+    assert_error(totp, 401, "INVALID_MFA_CODE")
+    # ... while recovery codes, hashed without a key, still let the user in.
+    assert backup.status_code == 200, backup.text

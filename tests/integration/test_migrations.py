@@ -42,3 +42,24 @@ async def test_sessions_migration_downgrades_and_upgrades_again(tmp_path: Path) 
 
 def _tables(connection: Connection) -> set[str]:
     return set(inspect(connection).get_table_names())
+
+
+async def test_two_factor_migration_downgrades_and_upgrades_again(tmp_path: Path) -> None:
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'mfa-round-trip.db'}")
+    mfa_tables = {"mfa_totp", "mfa_recovery_codes", "mfa_challenges"}
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(upgrade_on_connection)
+            assert mfa_tables <= await connection.run_sync(_tables)
+            assert "mfa_enabled" in await connection.run_sync(_user_columns)
+            await connection.run_sync(downgrade_on_connection, "0007-1")
+            assert not mfa_tables & await connection.run_sync(_tables)
+            assert "mfa_enabled" not in await connection.run_sync(_user_columns)
+            await connection.run_sync(upgrade_on_connection)
+            assert mfa_tables <= await connection.run_sync(_tables)
+    finally:
+        await engine.dispose()
+
+
+def _user_columns(connection: Connection) -> set[str]:
+    return {column["name"] for column in inspect(connection).get_columns("users")}
