@@ -74,6 +74,11 @@ def normalize_recovery_code(text: str) -> str | None:
     return compact
 
 
+def _compact(code: str) -> str:
+    # Authenticator apps show "123 456"; people type it so.
+    return "".join(code.split())
+
+
 def _token_id(mfa_token: str) -> str:
     # The token is 256 random bits: a plain SHA-256 suffices (no guessing to slow down), and
     # a copy of the database holds no usable token.
@@ -328,7 +333,7 @@ class MfaService:
         Nothing is used up yet (see `consume`); ends the read transaction. A code that is
         neither 6 digits nor shaped like a recovery code is refused without any work.
         """
-        code = code.strip()
+        code = _compact(code)
         if totp.looks_like_code(code):
             row = await self._active_key(user.id)
             await self._end_read()
@@ -394,7 +399,7 @@ class MfaService:
             # match; recovery codes still work, and an operator can reset the user.
             log.error("mfa secret undecryptable", user_id=user_id)
             return None
-        step = totp.matching_step(secret, code.strip(), self.clock())
+        step = totp.matching_step(secret, _compact(code), self.clock())
         if step is None or step <= last_step:
             return None
         return step
