@@ -49,7 +49,7 @@ typecheck: $(VENV)/.dev  ## mypy (strict) on app/
 	$(BIN)/mypy
 
 docs: $(VENV)/.runtime  ## write the OpenAPI document to docs/openapi.json (a test fails when stale)
-	$(BIN)/python -m app.routes.openapi docs/openapi.json
+	$(BIN)/authsvc openapi docs/openapi.json
 
 bench: $(VENV)/.dev  ## load-test with wrk against the hashing limit (BENCH_ARGS="--duration 5")
 	@command -v wrk >/dev/null || { \

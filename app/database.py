@@ -240,3 +240,16 @@ def _log_transition(breaker: CircuitBreaker, old: BreakerState, new: BreakerStat
         to_state=new.value,
         failure_count=breaker.failure_count,
     )
+
+
+def describe_database_error(error: BaseException) -> str:
+    """A one-line reason without SQL or bound parameters (they may hold password hashes)."""
+    cause: BaseException = error
+    if isinstance(error, DatabaseException) and error.__cause__ is not None:
+        cause = error.__cause__
+    if isinstance(cause, exc.DBAPIError) and cause.orig is not None:
+        cause = cause.orig
+    text = " ".join(str(cause).split()) or type(cause).__name__
+    if "no such table" in text or ("relation" in text and "does not exist" in text):
+        text += " (run `authsvc migrate` first)"
+    return text

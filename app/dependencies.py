@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -15,11 +14,10 @@ from app.database import Database
 from app.models.user import User
 from app.services.auth_service import AuthService
 from app.services.mfa_service import MfaService
-from app.services.session_service import SessionService
-from app.services.user_service import UserService
 from app.utils.client_ip import resolve_client_ip
 from app.utils.exceptions import NotAuthenticatedException, UnsupportedMediaTypeException
 from app.utils.metrics import Metrics
+from app.wiring import build_auth_service, build_mfa_service
 
 # Two ways to present the same bearer token (RFC 6750 §2.1), both declared in OpenAPI so
 # the docs' Authorize dialog offers a password sign-in (through the token endpoint) and a
@@ -92,13 +90,12 @@ JSONBody = Depends(require_json)
 
 async def get_mfa_service(request: Request, session: SessionDep) -> MfaService:
     state = request.app.state
-    return MfaService(
+    return build_mfa_service(
+        state.settings,
         session,
         box=state.mfa_box,
         hasher=state.hasher,
         throttle=state.throttle,
-        issuer=state.settings.totp_issuer,
-        challenge_ttl=timedelta(seconds=state.settings.mfa_token_expire_seconds),
         clock=state.utc_clock,
     )
 
@@ -110,15 +107,13 @@ async def get_auth_service(
     request: Request, session: SessionDep, client_ip: ClientIP, mfa: MfaServiceDep
 ) -> AuthService:
     state = request.app.state
-    return AuthService(
-        UserService(session),
+    return build_auth_service(
+        state.settings,
+        session,
         hasher=state.hasher,
         codec=state.codec,
-        sessions=SessionService(session),
         throttle=state.throttle,
         client_ip=client_ip,
-        rotate_refresh_tokens=state.settings.refresh_token_rotation,
-        password_min_length=state.settings.password_min_length,
         clock=state.utc_clock,
         metrics=state.metrics,
         mfa=mfa,

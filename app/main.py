@@ -19,15 +19,15 @@ from app.database import Database
 from app.middleware.exception import register_exception_handlers
 from app.middleware.logging import RequestContextMiddleware
 from app.middleware.security import BodyLimitMiddleware, SecurityHeadersMiddleware
+from app.openapi import install_openapi
 from app.routes import auth, docs, health, metrics, mfa, users
-from app.routes.openapi import install_openapi
+from app.routes.oauth2 import TOKEN_REQUEST_COMPONENTS
 from app.services.mfa_service import purge_expired_challenges, totp_box
 from app.services.session_service import SessionService
-from app.services.throttle import Throttle, ThrottleRules, build_storage
-from app.utils.jwt import Clock, TokenCodec, utc_now
+from app.utils.jwt import Clock, utc_now
 from app.utils.logger import get_logger, setup_logging
 from app.utils.metrics import Metrics
-from app.utils.password import PasswordHasher
+from app.wiring import build_codec, build_hasher, build_throttle
 
 log = get_logger(__name__)
 
@@ -44,39 +44,6 @@ per field for validation). Two documented exceptions: `GET /health` answers 503 
 health body, and `POST /auth/token` answers in the OAuth2 shape of RFC 6749 §5.2
 (`error`, `error_description`, `request_id`). Every response carries `X-Request-ID`.
 """
-
-
-def build_hasher(settings: Settings) -> PasswordHasher:
-    return PasswordHasher(
-        settings.password_scheme,
-        argon2_memory_kib=settings.argon2_memory_kib,
-        argon2_time_cost=settings.argon2_time_cost,
-        argon2_parallelism=settings.argon2_parallelism,
-        bcrypt_rounds=settings.bcrypt_rounds,
-        max_concurrency=settings.hash_concurrency,
-    )
-
-
-def build_codec(settings: Settings) -> TokenCodec:
-    return TokenCodec(
-        key=resolve_secret_key(settings),
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        access_ttl=timedelta(minutes=settings.access_token_expire_minutes),
-        refresh_ttl=timedelta(days=settings.refresh_token_expire_days),
-        algorithm=settings.jwt_algorithm,
-    )
-
-
-def build_throttle(settings: Settings) -> Throttle:
-    storage = build_storage(settings.redis_url, key_prefix=settings.redis_key_prefix)
-    rules = ThrottleRules(
-        login_account=settings.rate_limit_login_account,
-        login_ip=settings.rate_limit_login_ip,
-        register_ip=settings.rate_limit_register_ip,
-        refresh_ip=settings.rate_limit_refresh_ip,
-    )
-    return Throttle(storage, rules, enabled=settings.rate_limit_enabled)
 
 
 async def purge_expired_sessions(database: Database, settings: Settings) -> int:
@@ -178,7 +145,7 @@ def create_app(
     app.include_router(metrics.router)
     if settings.docs_enabled:
         app.include_router(docs.router)
-    install_openapi(app)
+    install_openapi(app, components=TOKEN_REQUEST_COMPONENTS)
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
@@ -186,7 +153,7 @@ def create_app(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_credentials=False,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )

@@ -9,61 +9,42 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import logging
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
-from click.testing import Result
 from fastapi import FastAPI
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
-from typer.testing import CliRunner
+from sqlalchemy.ext.asyncio import AsyncSession
+from typer.testing import CliRunner, Result
 
 from app.cli import cli as authsvc_cli
 from app.config import Settings, resolve_secret_key
 from app.database import Database
 from app.main import create_app
-from app.migrate import upgrade_on_connection
-from app.models import Base
 from app.services.throttle import build_storage
 from app.utils.logger import setup_logging
-from tests.support import PASSWORD, build_settings
-
-BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
-THROTTLE_STORES = ["memory"] + (["redis"] if os.environ.get("TEST_REDIS_URL") else [])
-
-
-async def _prepare_schema(url: str) -> None:
-    engine = create_async_engine(url)
-    async with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-        await conn.run_sync(upgrade_on_connection)
-    await engine.dispose()
-
-
-async def _truncate(url: str) -> None:
-    engine = create_async_engine(url)
-    async with engine.begin() as conn:
-        tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
-        if conn.dialect.name == "postgresql":
-            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                await conn.execute(text(f"DELETE FROM {table}"))
-    await engine.dispose()
+from tests.support import (
+    BACKENDS,
+    PASSWORD,
+    THROTTLE_STORES,
+    CliInvoker,
+    LogCapture,
+    RegisteredUser,
+    UserFactory,
+    build_settings,
+    prepare_schema,
+    prepared,
+    truncate,
+)
 
 
 @pytest.fixture(scope="session")
@@ -72,18 +53,15 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
-_prepared: set[str] = set()
-
-
 @pytest.fixture(params=BACKENDS)
-async def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[str]:
+async def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
     """A migrated, empty database of each configured backend."""
     url = sqlite_url if request.param == "sqlite" else os.environ["TEST_DATABASE_URL"]
-    if url not in _prepared:
-        await _prepare_schema(url)
-        _prepared.add(url)
+    if url not in prepared:
+        await prepare_schema(url)
+        prepared.add(url)
     else:
-        await _truncate(url)
+        await truncate(url)
     return url
 
 
@@ -149,23 +127,6 @@ async def db_session(database: Database) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-@dataclass
-class RegisteredUser:
-    id: int
-    email: str
-    username: str
-    password: str
-    access_token: str
-    refresh_token: str
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.access_token}"}
-
-
-UserFactory = Callable[..., Awaitable[RegisteredUser]]
-
-
 @pytest.fixture
 def user_factory(client: httpx.AsyncClient) -> UserFactory:
     """Registers users through the API, as a client would."""
@@ -194,9 +155,6 @@ def user_factory(client: httpx.AsyncClient) -> UserFactory:
     return make
 
 
-CliInvoker = Callable[..., Awaitable[Result]]
-
-
 @pytest.fixture
 def run_cli(settings: Settings) -> CliInvoker:
     """Runs `authsvc ARGS...` through Typer's test runner with the test's settings.
@@ -207,12 +165,9 @@ def run_cli(settings: Settings) -> CliInvoker:
 
     async def invoke(*args: str, input: str | None = None, obj: Settings | None = None) -> Result:
         return await asyncio.to_thread(
-            runner.invoke,
-            authsvc_cli,
-            list(args),
-            input=input,
-            obj=obj or settings,
-            catch_exceptions=False,
+            lambda: runner.invoke(
+                authsvc_cli, list(args), input=input, obj=obj or settings, catch_exceptions=False
+            )
         )
 
     return invoke
@@ -255,29 +210,6 @@ def anyio_backend() -> str:
 def pytest_report_header() -> list[str]:
     redis = os.environ.get("TEST_REDIS_URL") or "not configured (TEST_REDIS_URL)"
     return [f"database backends: {', '.join(BACKENDS)}", f"redis: {redis}"]
-
-
-@dataclass
-class LogCapture:
-    """The service's real log output, as a log shipper reading stdout would see it."""
-
-    stream: io.StringIO
-
-    @property
-    def text(self) -> str:
-        return self.stream.getvalue()
-
-    def lines(self) -> list[dict[str, Any]]:
-        """Every line parsed as one JSON object (a line that is not JSON fails the test)."""
-        # Split on LF only, as line-oriented shippers do; a raw CR or LF inside a value
-        # would show up here as a line that does not parse.
-        return [json.loads(line) for line in self.text.split("\n") if line]
-
-    def of_request(self, request_id: str) -> list[dict[str, Any]]:
-        return [line for line in self.lines() if line.get("request_id") == request_id]
-
-    def messages(self) -> list[str]:
-        return [line["message"] for line in self.lines()]
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import server, users, users_mfa
-from app.cli._common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, load_settings
+from app.cli import openapi, server, user_import, users, users_mfa
+from app.cli.context import load_settings
+from app.cli.output import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "cli", "load_settings", "main"]
 
@@ -25,6 +26,8 @@ cli = typer.Typer(
 cli.command()(server.serve)
 cli.command()(server.migrate)
 cli.command("check-config")(server.check_config)
+cli.command()(openapi.openapi)
+users.app.command("import")(user_import.import_users)
 users.app.command("mfa-reset")(users_mfa.mfa_reset)
 cli.add_typer(users.app, name="users")
 

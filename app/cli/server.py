@@ -13,17 +13,10 @@ from rich.table import Table
 from sqlalchemy import exc
 from sqlalchemy.engine import make_url
 
-from app.cli._common import (
-    EXIT_FAILURE,
-    describe_database_error,
-    err,
-    fail,
-    print_table,
-    say,
-    settings_of,
-    settings_problems,
-)
+from app.cli.context import settings_of, settings_problems
+from app.cli.output import EXIT_FAILURE, err, fail, print_table, say
 from app.config import ConfigurationError, Settings, resolve_secret_key
+from app.database import describe_database_error
 from app.utils.logger import uvicorn_log_config
 
 MASK = "********"

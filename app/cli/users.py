@@ -1,69 +1,29 @@
-"""`users ...`: create, (de)activate, show, list and import accounts without writing SQL."""
+"""`users ...`: create, (de)activate, show and list accounts without writing SQL."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
-import time
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
-from app.cli._common import (
-    EXIT_FAILURE,
-    auth_service,
-    build_hasher,
-    configure_logging,
-    describe_database_error,
-    err,
-    fail,
-    out,
-    print_json,
-    print_table,
-    run,
-    say,
-    settings_of,
-)
+from app.cli.context import auth_service, configure_logging, run, settings_of
+from app.cli.output import EXIT_FAILURE, err, fail, out, print_json, print_table, say
 from app.database import Database
 from app.models.schemas import UserRead, UserRegister
-from app.models.user import User, normalize_email, normalize_username
-from app.services.user_import import (
-    CheckedFile,
-    ImportFileError,
-    ImportRow,
-    RawRecord,
-    RowError,
-    check_records,
-    detect_format,
-    read_records,
-)
-from app.services.user_service import NewUser, UserService
-from app.utils.exceptions import (
-    CircuitBreakerOpenException,
-    DatabaseException,
-    UserAlreadyExistsException,
-    ValidationException,
-)
+from app.models.user import User
+from app.services.user_service import UserService
+from app.utils.exceptions import UserAlreadyExistsException, ValidationException
 from app.utils.logger import get_logger
-from app.utils.password import PasswordHasher, hash_scheme
+from app.utils.password import hash_scheme
+from app.wiring import build_hasher
 
 log = get_logger(__name__)
 
+# `users import` joins this group from app/cli/user_import.py.
 app = typer.Typer(
     help="Create, deactivate, inspect and import user accounts.",
     no_args_is_help=True,
@@ -72,16 +32,6 @@ app = typer.Typer(
 
 Identifier = Annotated[str, typer.Argument(help="The user's email or username.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
-
-class ImportFormatChoice(StrEnum):
-    csv = "csv"
-    jsonl = "jsonl"
-
-
-class OnDuplicate(StrEnum):
-    skip = "skip"
-    fail = "fail"
 
 
 # ----------------------------------------------------------------------------- create
@@ -262,189 +212,3 @@ def _cell(value: Any, *, short: bool = False) -> str:
     if short and isinstance(value, str):
         return value[:16].replace("T", " ")  # a timestamp, to the minute, for narrow tables
     return str(value)
-
-
-# ------------------------------------------------------------------------------ import
-
-
-@dataclass(slots=True)
-class ImportSummary:
-    imported: int = 0
-    skipped: int = 0
-    failed: int = 0
-    errors: list[RowError] = field(default_factory=list)
-    stopped: str | None = None
-
-
-@app.command("import")
-def import_users(
-    ctx: typer.Context,
-    file: Annotated[
-        Path,
-        typer.Argument(
-            exists=True, dir_okay=False, readable=True, help="CSV (with header) or JSON Lines."
-        ),
-    ],
-    fmt: Annotated[
-        ImportFormatChoice | None,
-        typer.Option("--format", help="Override the format told by the suffix."),
-    ] = None,
-    on_duplicate: Annotated[
-        OnDuplicate,
-        typer.Option(help="An email or username already registered: skip the row, or fail."),
-    ] = OnDuplicate.fail,
-    batch_size: Annotated[
-        int, typer.Option(min=1, max=100_000, help="Rows per transaction.")
-    ] = 1000,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Check every row, import nothing.")
-    ] = False,
-) -> None:
-    """Import users from another system: plain passwords, or bcrypt/argon2 hashes kept as is.
-
-    Columns: email, username, and password or password_hash. Every row is checked first;
-    any bad row is reported with its line number and nothing is imported. Rows are then
-    written in batches, one transaction each. Kept hashes are upgraded at the next login.
-    """
-    settings = settings_of(ctx)
-    chosen = fmt.value if fmt else detect_format(file)
-    if chosen is None:
-        raise typer.BadParameter(
-            "cannot tell the format from the file name; pass --format csv|jsonl",
-            param_hint="'FILE'",
-        )
-    configure_logging(settings)
-    started = time.perf_counter()
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        disable=not err.is_terminal,
-    )
-
-    async def work(database: Database) -> ImportSummary:
-        hasher = build_hasher(settings)
-        checking = progress.add_task("checking", total=None)
-        async with database.session() as session:
-            auth = auth_service(settings, session, hasher)
-            records = _counted(read_records(file, chosen), progress, checking)
-            # Parsing and validating 100 000 rows is CPU work: keep it off the event loop.
-            checked = await asyncio.to_thread(
-                check_records, records, check_password=auth.check_password
-            )
-            taken = await auth.users.existing_keys(
-                (r.email for r in checked.rows), (r.username for r in checked.rows)
-            )
-        summary, fresh = _sort_out(checked, taken, on_duplicate)
-        progress.update(checking, total=checked.total, completed=checked.total)
-        if summary.errors or dry_run:
-            summary.failed = len(summary.errors)
-            return summary
-        writing = progress.add_task("importing", total=len(fresh))
-        await _write(database, hasher, fresh, summary, batch_size, on_duplicate, progress, writing)
-        return summary
-
-    try:
-        with progress:
-            summary = run(settings, work)
-    except ImportFileError as error:
-        fail(str(error))
-    elapsed = time.perf_counter() - started
-    for problem in summary.errors:
-        err.print(f"{file.name}: {problem}")
-    if summary.stopped:
-        say("error", summary.stopped)
-    elif summary.errors:
-        say("error", f"{len(summary.errors)} bad row(s); nothing was imported")
-    verb = "would import" if dry_run and not summary.errors else "imported"
-    out.print(
-        f"{verb} {summary.imported}, skipped {summary.skipped}, failed {summary.failed}"
-        f" ({elapsed:.1f} s)"
-    )
-    log.info(
-        "users imported",
-        imported=summary.imported,
-        skipped=summary.skipped,
-        failed=summary.failed,
-        dry_run=dry_run,
-        actor="cli",
-    )
-    if summary.errors or summary.stopped:
-        raise typer.Exit(EXIT_FAILURE)
-
-
-def _counted(records: Iterable[RawRecord], progress: Progress, task: TaskID) -> Iterator[RawRecord]:
-    for record in records:
-        progress.advance(task)
-        yield record
-
-
-def _sort_out(
-    checked: CheckedFile, taken: tuple[set[str], set[str]], on_duplicate: OnDuplicate
-) -> tuple[ImportSummary, list[ImportRow]]:
-    """Split valid rows into new ones and those already registered (skipped or errors)."""
-    taken_emails, taken_names = taken
-    summary = ImportSummary(errors=list(checked.errors))
-    fresh: list[ImportRow] = []
-    for row in checked.rows:
-        if normalize_email(row.email) in taken_emails:
-            clash = "email"
-        elif normalize_username(row.username) in taken_names:
-            clash = "username"
-        else:
-            fresh.append(row)
-            continue
-        if on_duplicate is OnDuplicate.skip:
-            summary.skipped += 1
-        else:
-            summary.errors.append(RowError(row.line, f"{clash} is already registered"))
-    summary.errors.sort(key=lambda e: e.line)
-    if not summary.errors:
-        summary.imported = len(fresh)  # what a dry run would import; reset before writing
-    return summary, fresh
-
-
-async def _write(
-    database: Database,
-    hasher: PasswordHasher,
-    rows: list[ImportRow],
-    summary: ImportSummary,
-    batch_size: int,
-    on_duplicate: OnDuplicate,
-    progress: Progress,
-    task: TaskID,
-) -> None:
-    """Insert in batches of one transaction each; stop at the first batch that fails."""
-    summary.imported = 0
-    # One transaction per batch rather than one for the whole file: on SQLite a writer
-    # holds the database lock, and the running service must keep registering users.
-    for start in range(0, len(rows), batch_size):
-        batch = rows[start : start + batch_size]
-        # Plain passwords are hashed before the transaction opens (tens of ms of CPU each).
-        passwords = [r.password for r in batch if r.password is not None]
-        hashed = iter(await asyncio.gather(*(hasher.hash(p) for p in passwords)))
-        new = [NewUser(r.email, r.username, r.password_hash or next(hashed)) for r in batch]
-        lines = f"lines {batch[0].line}-{batch[-1].line}"
-        try:
-            async with database.session() as session:
-                inserted = await UserService(session).create_many(
-                    new, skip_existing=on_duplicate is OnDuplicate.skip
-                )
-        except UserAlreadyExistsException:
-            reason = f"{lines}: an email or username was registered while importing"
-        except (DatabaseException, CircuitBreakerOpenException) as error:
-            reason = f"{lines}: database: {describe_database_error(error)}"
-        else:
-            summary.imported += inserted
-            summary.skipped += len(batch) - inserted
-            progress.advance(task, len(batch))
-            continue
-        summary.failed = len(rows) - summary.imported - summary.skipped
-        summary.stopped = (
-            f"{reason}; that batch was rolled back and the import stopped after"
-            f" {summary.imported} row(s); run again with --on-duplicate skip to resume"
-        )
-        return

@@ -6,14 +6,16 @@ from typing import Annotated
 
 import typer
 
-from app.cli._common import build_hasher, configure_logging, fail, out, print_json, run, settings_of
+from app.cli.context import configure_logging, run, settings_of
+from app.cli.output import fail, out, print_json
 from app.config import resolve_secret_key
 from app.database import Database
 from app.models.schemas import UserRead
 from app.models.user import User
-from app.services.mfa_service import MfaService, totp_box
+from app.services.mfa_service import totp_box
 from app.services.user_service import UserService
 from app.utils.logger import get_logger
+from app.wiring import build_hasher, build_mfa_service
 
 log = get_logger(__name__)
 
@@ -33,7 +35,8 @@ def mfa_reset(
             user = await UserService(session).get_by_identifier(identifier)
             if user is None:
                 return None, False
-            mfa = MfaService(
+            mfa = build_mfa_service(
+                settings,
                 session,
                 box=totp_box(resolve_secret_key(settings)),
                 hasher=build_hasher(settings),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -11,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.models.schemas import error_body, oauth2_error_body
+from app.models.schemas import format_timestamp
 from app.utils.exceptions import AppException, OAuth2Exception
 from app.utils.logger import get_logger
 from app.utils.request_context import current_request_id
@@ -24,6 +25,36 @@ class ErrorJSONResponse(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+def error_body(
+    *,
+    detail: str,
+    error_code: str,
+    request_id: str,
+    errors: list[dict[str, Any]] | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The contract's error body, as a plain dict ready to serialise (`now`: for examples)."""
+    body: dict[str, Any] = {
+        "detail": detail,
+        "error_code": error_code,
+        "timestamp": format_timestamp(now or datetime.now(UTC)),
+        "request_id": request_id,
+    }
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+# RFC 6749 §5.2: error_description is limited to %x20-21 / %x23-5B / %x5D-7E.
+_DESCRIPTION_CHARS = frozenset(chr(c) for c in range(0x20, 0x7F)) - {'"', "\\"}
+
+
+def oauth2_error_body(*, error: str, description: str, request_id: str) -> dict[str, Any]:
+    """The token endpoint's error body (RFC 6749 §5.2) with the contract's request id."""
+    clean = "".join(c if c in _DESCRIPTION_CHARS else "?" for c in description)
+    return {"error": error, "error_description": clean, "request_id": request_id}
 
 
 _CODES_BY_STATUS = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -423,28 +423,3 @@ class LiveResponse(BaseModel):
     status: Literal["ok"] = "ok"
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
-
-
-def error_body(
-    *, detail: str, error_code: str, request_id: str, errors: list[dict[str, Any]] | None = None
-) -> dict[str, Any]:
-    """The contract's error body, as a plain dict ready to serialise."""
-    body: dict[str, Any] = {
-        "detail": detail,
-        "error_code": error_code,
-        "timestamp": format_timestamp(datetime.now(UTC)),
-        "request_id": request_id,
-    }
-    if errors:
-        body["errors"] = errors
-    return body
-
-
-# RFC 6749 §5.2: error_description is limited to %x20-21 / %x23-5B / %x5D-7E.
-_DESCRIPTION_CHARS = frozenset(chr(c) for c in range(0x20, 0x7F)) - {'"', "\\"}
-
-
-def oauth2_error_body(*, error: str, description: str, request_id: str) -> dict[str, Any]:
-    """The token endpoint's error body (RFC 6749 §5.2) with the contract's request id."""
-    clean = "".join(c if c in _DESCRIPTION_CHARS else "?" for c in description)
-    return {"error": error, "error_description": clean, "request_id": request_id}

@@ -17,8 +17,8 @@ from app.models.schemas import (
     UserRead,
     UserRegister,
 )
+from app.openapi import BODY_ERRORS, DATABASE_ERRORS, error_responses
 from app.routes.oauth2 import TOKEN_REQUEST_BODY, TokenForm, oauth2_errors
-from app.routes.responses import BODY_ERRORS, DATABASE_ERRORS, error_responses
 from app.services.auth_service import AuthResult
 from app.services.mfa_service import IssuedChallenge
 from app.utils.exceptions import (

@@ -16,7 +16,7 @@ from app.models.schemas import (
     HealthResponse,
     LiveResponse,
 )
-from app.routes.responses import error_responses
+from app.openapi import error_responses
 from app.utils.circuit_breaker import BreakerState
 from app.utils.exceptions import AppException
 

@@ -15,7 +15,7 @@ from app.models.schemas import (
     TotpEnrolmentResponse,
     UserRead,
 )
-from app.routes.responses import BODY_ERRORS, DATABASE_ERRORS, error_responses
+from app.openapi import BODY_ERRORS, DATABASE_ERRORS, error_responses
 from app.utils.exceptions import (
     AppException,
     InvalidCurrentPasswordException,

@@ -6,7 +6,7 @@ from fastapi import APIRouter, status
 
 from app.dependencies import CurrentUser
 from app.models.schemas import UserRead
-from app.routes.responses import DATABASE_ERRORS, error_responses
+from app.openapi import DATABASE_ERRORS, error_responses
 from app.utils.exceptions import (
     InvalidTokenException,
     NotAuthenticatedException,

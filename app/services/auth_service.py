@@ -10,6 +10,7 @@ from app.models.user import User
 from app.services.mfa_service import IssuedChallenge, MfaService
 from app.services.session_service import SessionService
 from app.services.throttle import Bucket, Throttle, account_key
+from app.services.transaction import Transaction
 from app.services.user_service import UserService
 from app.utils.exceptions import (
     AppException,
@@ -76,12 +77,14 @@ class AuthService:
         password_min_length: int = 8,
         clock: Clock = utc_now,
         metrics: Metrics | None = None,
+        transaction: Transaction | None = None,
         mfa: MfaService | None = None,
     ) -> None:
         self.users = users
         self.hasher = hasher
         self.codec = codec
         self.sessions = sessions or SessionService(users.session)
+        self.transaction = transaction or Transaction(users.session)
         # Throttling lives here, not in the routes, so that every entry point that signs
         # somebody in (JSON login, the OAuth2 token endpoint, ...) is covered by it.
         self.throttle = throttle
@@ -133,9 +136,8 @@ class AuthService:
             # nothing about whether the account exists.
             await self.throttle.login_attempt(identifier, self.client_ip)
         user = await self.users.get_by_identifier(identifier)
-        # End the read transaction before hashing: a transaction held across tens of
-        # milliseconds of CPU would block SQLite writers and pin a pool connection.
-        await self.users.session.commit()
+        # No transaction held across the tens of milliseconds of the hash below.
+        await self.transaction.end_read()
         if user is None:
             # Same work as a real verification, so timing does not reveal unknown accounts.
             await self.hasher.verify_dummy(password)
@@ -161,7 +163,7 @@ class AuthService:
             challenge = await self._require_mfa().issue_challenge(user, identifier)
             # Kept even when the caller answers with an error (the password grant's
             # `mfa_required`), which would otherwise roll the challenge back.
-            await self.users.session.commit()
+            await self.transaction.commit_before_raising()
             log.info("second factor required", user_id=user.id)
             return challenge
         if self.throttle is not None:
@@ -178,8 +180,8 @@ class AuthService:
         """
         mfa = self._require_mfa()
         attempt = await mfa.reserve_attempt(mfa_token)
-        # Commit the count before the check: a failure below must not roll it back.
-        await self.users.session.commit()
+        # The attempt counts whatever follows: a failure below must not roll it back.
+        await self.transaction.commit_before_raising()
         if attempt is None:
             self._mfa_token_rejected()
         bind_context(user_id=attempt.user_id)
@@ -216,7 +218,7 @@ class AuthService:
         if self.throttle is not None:
             await self.throttle.hit(Bucket.LOGIN_ACCOUNT, account_key(user.email))
         # No transaction held across the hash (see login).
-        await self.users.session.commit()
+        await self.transaction.end_read()
         valid, _ = await self.hasher.verify(current_password, user.hashed_password)
         if not valid:
             log.warning("current password rejected", user_id=user.id, during="mfa_disable")
@@ -279,7 +281,7 @@ class AuthService:
                 # Reuse of a replaced token, the loser of a concurrent refresh, or a session
                 # already ended: end the family, and keep that even though we answer 401.
                 revoked = await self.sessions.revoke(sid=sid, user_id=user_id)
-                await self.sessions.session.commit()
+                await self.transaction.commit_before_raising()
                 if revoked:
                     log.warning("refresh token reuse", user_id=user_id)
                 reason = "reused" if revoked else "revoked"

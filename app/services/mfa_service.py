@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.models.mfa import MfaChallenge, MfaRecoveryCode, MfaTotp
 from app.models.user import User
 from app.services.throttle import Bucket, Throttle, account_key
+from app.services.transaction import Transaction
 from app.utils import totp
 from app.utils.crypto import DecryptionError, SecretBox, derive_key
 from app.utils.exceptions import InvalidMfaCodeException, MfaAlreadyEnabledException
@@ -160,9 +161,10 @@ class MfaService:
         self.issuer = issuer
         self.challenge_ttl = challenge_ttl
         self.clock = clock
+        self.transaction = Transaction(session)
 
     async def _end_read(self) -> None:
-        await self.session.commit()
+        await self.transaction.end_read()
 
     # --- enrolment and management ---------------------------------------------------------
 

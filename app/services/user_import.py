@@ -4,24 +4,34 @@ Two formats: CSV with a header row, and JSON Lines (one object per line). Each r
 `email`, `username` and exactly one of `password` (hashed with the configured scheme on
 import) or `password_hash` (a bcrypt or argon2 hash kept as it is and upgraded at the user's
 next login). Every record is checked before anything is written, and every problem is
-reported with the line it starts on.
+reported with the line it starts on. Valid rows are then written in batches
+(`write_users`), one transaction each.
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from app.database import Database, describe_database_error
 from app.models.schemas import PASSWORD_INPUT_MAX, Email, Username
 from app.models.user import normalize_email, normalize_username
-from app.utils.exceptions import ValidationException
-from app.utils.password import imported_hash_problem
+from app.services.user_service import NewUser, UserService
+from app.utils.exceptions import (
+    CircuitBreakerOpenException,
+    DatabaseException,
+    UserAlreadyExistsException,
+    ValidationException,
+)
+from app.utils.password import PasswordHasher, imported_hash_problem
 
 ImportFormat = Literal["csv", "jsonl"]
 COLUMNS = ("email", "username", "password", "password_hash")
@@ -233,3 +243,92 @@ def _describe(error: ValidationError) -> str:
             message = f"unknown field; expected {', '.join(COLUMNS)}"
         parts.append(f"{location}: {message}" if location else message)
     return "; ".join(parts)
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+class OnDuplicate(StrEnum):
+    skip = "skip"
+    fail = "fail"
+
+
+@dataclass(slots=True)
+class ImportSummary:
+    imported: int = 0
+    skipped: int = 0
+    failed: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    stopped: str | None = None
+
+
+def sort_out(
+    checked: CheckedFile, taken: tuple[set[str], set[str]], on_duplicate: OnDuplicate
+) -> tuple[ImportSummary, list[ImportRow]]:
+    """Split valid rows into new ones and those already registered (skipped or errors)."""
+    taken_emails, taken_names = taken
+    summary = ImportSummary(errors=list(checked.errors))
+    fresh: list[ImportRow] = []
+    for row in checked.rows:
+        if normalize_email(row.email) in taken_emails:
+            clash = "email"
+        elif normalize_username(row.username) in taken_names:
+            clash = "username"
+        else:
+            fresh.append(row)
+            continue
+        if on_duplicate is OnDuplicate.skip:
+            summary.skipped += 1
+        else:
+            summary.errors.append(RowError(row.line, f"{clash} is already registered"))
+    summary.errors.sort(key=lambda e: e.line)
+    if not summary.errors:
+        summary.imported = len(fresh)  # what a dry run would import; reset before writing
+    return summary, fresh
+
+
+async def write_users(
+    database: Database,
+    hasher: PasswordHasher,
+    rows: list[ImportRow],
+    summary: ImportSummary,
+    *,
+    batch_size: int,
+    on_duplicate: OnDuplicate,
+    on_batch: Callable[[int], None] = lambda rows: None,
+) -> None:
+    """Insert in batches of one transaction each; stop at the first batch that fails.
+
+    `on_batch` hears the size of each batch written. A failed batch is rolled back and
+    recorded in `summary.stopped`; nothing is raised.
+    """
+    summary.imported = 0
+    # One transaction per batch rather than one for the whole file: on SQLite a writer
+    # holds the database lock, and the running service must keep registering users.
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        # Plain passwords are hashed before the transaction opens (tens of ms of CPU each).
+        passwords = [r.password for r in batch if r.password is not None]
+        hashed = iter(await asyncio.gather(*(hasher.hash(p) for p in passwords)))
+        new = [NewUser(r.email, r.username, r.password_hash or next(hashed)) for r in batch]
+        lines = f"lines {batch[0].line}-{batch[-1].line}"
+        try:
+            async with database.session() as session:
+                inserted = await UserService(session).create_many(
+                    new, skip_existing=on_duplicate is OnDuplicate.skip
+                )
+        except UserAlreadyExistsException:
+            reason = f"{lines}: an email or username was registered while importing"
+        except (DatabaseException, CircuitBreakerOpenException) as error:
+            reason = f"{lines}: database: {describe_database_error(error)}"
+        else:
+            summary.imported += inserted
+            summary.skipped += len(batch) - inserted
+            on_batch(len(batch))
+            continue
+        summary.failed = len(rows) - summary.imported - summary.skipped
+        summary.stopped = (
+            f"{reason}; that batch was rolled back and the import stopped after"
+            f" {summary.imported} row(s)"
+        )
+        return

@@ -97,24 +97,6 @@ class InvalidCurrentPasswordException(AppException):
     default_detail = "The current password is wrong"
 
 
-class ForbiddenException(AppException):
-    status_code = 403
-    error_code = "FORBIDDEN"
-    default_detail = "Forbidden"
-
-
-class NotFoundException(AppException):
-    status_code = 404
-    error_code = "NOT_FOUND"
-    default_detail = "Not found"
-
-
-class MethodNotAllowedException(AppException):
-    status_code = 405
-    error_code = "METHOD_NOT_ALLOWED"
-    default_detail = "Method not allowed"
-
-
 class UserAlreadyExistsException(AppException):
     status_code = 409
     error_code = "USER_ALREADY_EXISTS"
@@ -149,39 +131,32 @@ class RateLimitedException(AppException):
         self.retry_after = max(1, retry_after)
 
 
-class DatabaseException(AppException):
-    """The database could not be reached or did not answer in time."""
+class ServiceUnavailableException(AppException):
+    """Base of the 503 family: a dependency is down; `Retry-After` says when to try again."""
 
     status_code = 503
     error_code = "SERVICE_UNAVAILABLE"
     default_detail = "Service temporarily unavailable"
 
-    def __init__(self, detail: str | None = None, *, retry_after: int = 5) -> None:
-        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
-
-
-class ThrottleUnavailableException(AppException):
-    """The throttling counters (Redis) cannot be reached: refuse rather than go unthrottled."""
-
-    status_code = 503
-    error_code = "SERVICE_UNAVAILABLE"
-    default_detail = "Service temporarily unavailable"
-
-    def __init__(self, detail: str | None = None, *, retry_after: int = 5) -> None:
-        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
-
-
-class CircuitBreakerOpenException(AppException):
-    """Calls are refused at once until the breaker lets a trial through."""
-
-    status_code = 503
-    error_code = "CIRCUIT_BREAKER_OPEN"
-    default_detail = "Service temporarily unavailable, retry later"
-
-    def __init__(self, retry_after: float, detail: str | None = None) -> None:
-        seconds = max(1, int(retry_after + 0.999))
+    def __init__(self, detail: str | None = None, *, retry_after: float = 5) -> None:
+        seconds = max(1, int(retry_after + 0.999))  # whole seconds, rounded up
         super().__init__(detail, headers={"Retry-After": str(seconds)})
         self.retry_after = seconds
+
+
+class DatabaseException(ServiceUnavailableException):
+    """The database could not be reached or did not answer in time."""
+
+
+class ThrottleUnavailableException(ServiceUnavailableException):
+    """The throttling counters (Redis) cannot be reached: refuse rather than go unthrottled."""
+
+
+class CircuitBreakerOpenException(ServiceUnavailableException):
+    """Calls are refused at once until the breaker lets a trial through."""
+
+    error_code = "CIRCUIT_BREAKER_OPEN"
+    default_detail = "Service temporarily unavailable, retry later"
 
 
 class OAuth2Exception(AppException):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -14,22 +13,7 @@ from sqlalchemy import update
 from app.database import Database
 from app.models import User
 from app.utils.jwt import TokenCodec, TokenType
-from tests.conftest import PASSWORD, UserFactory
-from tests.support import TEST_SECRET
-
-TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, object]:
-    assert response.status_code == status, response.text
-    body: dict[str, object] = response.json()
-    assert body["error_code"] == code
-    assert set(body) <= {"detail", "error_code", "timestamp", "request_id", "errors"}
-    assert isinstance(body["detail"], str)
-    assert body["detail"]
-    assert TIMESTAMP.match(str(body["timestamp"]))
-    assert body["request_id"] == response.headers["X-Request-ID"]
-    return body
+from tests.support import PASSWORD, TIMESTAMP, UserFactory, assert_error, codec_at
 
 
 async def _deactivate(database: Database, user_id: int) -> None:
@@ -293,23 +277,12 @@ async def test_refresh_with_access_token_is_401(
     assert_error(response, 401, "INVALID_TOKEN")
 
 
-def _codec_at(when: datetime) -> TokenCodec:
-    return TokenCodec(
-        key=TEST_SECRET,
-        issuer="authsvc",
-        audience="authsvc",
-        access_ttl=timedelta(minutes=30),
-        refresh_ttl=timedelta(days=7),
-        clock=lambda: when,
-    )
-
-
 async def test_refresh_with_expired_token_is_401_token_expired(
     client: httpx.AsyncClient, user_factory: UserFactory
 ) -> None:
     user = await user_factory()
     eight_days_ago = datetime.now(UTC) - timedelta(days=8)
-    expired = _codec_at(eight_days_ago).issue(str(user.id), TokenType.REFRESH).token
+    expired = codec_at(eight_days_ago).issue(str(user.id), TokenType.REFRESH).token
     response = await client.post("/auth/refresh", json={"refresh_token": expired})
     assert_error(response, 401, "TOKEN_EXPIRED")
 
@@ -362,7 +335,7 @@ async def test_me_with_expired_token_is_401_token_expired(
 ) -> None:
     user = await user_factory()
     hour_ago = datetime.now(UTC) - timedelta(hours=1)
-    expired = _codec_at(hour_ago).issue(str(user.id), TokenType.ACCESS).token
+    expired = codec_at(hour_ago).issue(str(user.id), TokenType.ACCESS).token
     response = await client.get("/users/me", headers={"Authorization": f"Bearer {expired}"})
     assert_error(response, 401, "TOKEN_EXPIRED")
     assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]

@@ -9,17 +9,14 @@ import argon2
 import bcrypt
 import httpx
 import pytest
-from rich.progress import Progress
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cli._common import build_hasher
-from app.cli.users import ImportSummary, OnDuplicate
-from app.cli.users import _write as write_batches
 from app.database import Database
 from app.models.user import User
-from app.services.user_import import ImportRow
-from tests.conftest import PASSWORD, CliInvoker, UserFactory
+from app.services.user_import import ImportRow, ImportSummary, OnDuplicate, write_users
+from app.wiring import build_hasher
+from tests.support import PASSWORD, CliInvoker, UserFactory
 
 OLD_PASSWORD = "legacy system passphrase 42"
 
@@ -306,17 +303,23 @@ async def test_a_batch_that_meets_a_concurrent_registration_is_rolled_back_and_s
     ]
     await user_factory(username="user4")  # registered "while" the import ran
     summary = ImportSummary()
-    progress = Progress(disable=True)
+    written: list[int] = []
 
-    await write_batches(
-        database, build_hasher(database.settings), rows, summary, 2, OnDuplicate.fail,
-        progress, progress.add_task("importing"),
-    )  # fmt: skip
+    await write_users(
+        database,
+        build_hasher(database.settings),
+        rows,
+        summary,
+        batch_size=2,
+        on_duplicate=OnDuplicate.fail,
+        on_batch=written.append,
+    )
 
     assert (summary.imported, summary.failed) == (2, 2)
     assert summary.stopped is not None
     assert summary.stopped.startswith("lines 4-5:")
-    assert "--on-duplicate skip" in summary.stopped
+    assert "rolled back" in summary.stopped
+    assert written == [2]  # the first batch only
     async with database.session() as session:
         names = set((await session.execute(select(User.username))).scalars())
     assert names == {"user2", "user3", "user4"}  # user5 went with its rolled-back batch

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import httpx
 
-from tests.conftest import CliInvoker, UserFactory
-from tests.support_mfa import enable_mfa, password_step
+from tests.support import CliInvoker, UserFactory
+from tests.support.mfa import enable_mfa, password_step
 
 
 async def test_show_says_whether_two_factor_is_on(

@@ -13,15 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 from alembic.script import ScriptDirectory
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from app.cli import cli
 from app.cli.server import serve_problems
 from app.config import Settings
 from app.migrate import MIGRATIONS
-from tests.conftest import PASSWORD, CliInvoker
-from tests.support import TEST_SECRET
+from tests.support import PASSWORD, TEST_SECRET, CliInvoker
 
 STRONG_SECRET = "k" * 48
 _ENV_NAMES = ("DATABASE_URL", "SECRET_KEY", "SECRET_KEY_FILE", "ENVIRONMENT", "REDIS_URL")
@@ -259,7 +257,7 @@ def test_serve_refuses_with_a_configuration_the_service_would_refuse(
 def test_several_workers_need_shared_throttling_state(
     environment_name: str, redis_url: str | None, refused: bool, warned: bool
 ) -> None:
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None, environment=environment_name, secret_key=TEST_SECRET, redis_url=redis_url
     )
 

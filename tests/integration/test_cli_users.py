@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.user import User
-from tests.conftest import PASSWORD, CliInvoker, UserFactory
+from tests.support import PASSWORD, CliInvoker, UserFactory
 
 
 async def _login(

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from app.database import Database
-from tests.conftest import PASSWORD, UserFactory
+from tests.support import PASSWORD, UserFactory
 
 
 @pytest.mark.parametrize(

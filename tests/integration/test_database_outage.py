@@ -18,12 +18,13 @@ from sqlalchemy import text
 
 from app.database import Database
 from app.utils.circuit_breaker import BreakerState
-from tests.conftest import UserFactory, _prepare_schema
 from tests.support import (
     FakeClock,
+    UserFactory,
     assert_unavailable,
     build_settings,
     login,
+    prepare_schema,
     register,
     running_app,
 )
@@ -68,7 +69,7 @@ async def test_sqlite_file_that_cannot_be_opened_gives_503_not_500(
 
 async def test_sqlite_file_that_cannot_be_written_gives_503_on_writes(tmp_path: Path) -> None:
     path = tmp_path / "auth.db"
-    await _prepare_schema(f"sqlite+aiosqlite:///{path}")
+    await prepare_schema(f"sqlite+aiosqlite:///{path}")
     async with running_app(build_settings(f"sqlite+aiosqlite:///{path}", tmp_path)) as (_, c):
         assert (await register(c, "alice")).status_code == 201
     # Opened read-only, as from a read-only mount (root ignores file permissions).
@@ -107,7 +108,7 @@ async def test_sqlite_outage_opens_the_breaker_and_recovers_without_restart(
         assert (await client.get("/health/live")).status_code == 200
 
         path.rmdir()
-        await _prepare_schema(f"sqlite+aiosqlite:///{path}")
+        await prepare_schema(f"sqlite+aiosqlite:///{path}")
         assert_unavailable(await register(client, "alice"), "CIRCUIT_BREAKER_OPEN")
         clock.advance(30)
         assert (await register(client, "alice")).status_code == 201

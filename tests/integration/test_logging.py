@@ -18,12 +18,9 @@ from sqlalchemy import update
 from app.database import Database
 from app.models import User
 from app.utils.logger import get_logger
-from tests.conftest import LogCapture, UserFactory
-from tests.integration.test_auth_routes import assert_error
-from tests.support import TEST_SECRET
-from tests.support_mfa import bearer, password_step, second_step, totp_code
+from tests.support import TEST_SECRET, TIMESTAMP, LogCapture, UserFactory, assert_error
+from tests.support.mfa import bearer, password_step, second_step, totp_code
 
-TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.conftest import UserFactory
-from tests.integration.test_auth_routes import assert_error
+from tests.support import UserFactory, assert_error
 
 
 @pytest.mark.parametrize("field", ["username", "email"])

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import UserFactory
+from tests.support import UserFactory
 
 SAMPLES = 15
 

@@ -13,7 +13,7 @@ from app.config import Settings
 from app.database import Database
 from app.main import create_app
 from app.utils.exceptions import DatabaseException
-from tests.conftest import UserFactory
+from tests.support import UserFactory
 
 Labels = dict[str, str]
 

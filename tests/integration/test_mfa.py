@@ -25,10 +25,8 @@ from sqlalchemy.engine import make_url
 from app.config import Settings
 from app.database import Database
 from app.main import create_app
-from tests.conftest import RegisteredUser, UserFactory
-from tests.integration.test_auth_routes import assert_error
-from tests.support import PASSWORD, running_app
-from tests.support_mfa import (
+from tests.support import PASSWORD, RegisteredUser, UserFactory, assert_error, running_app
+from tests.support.mfa import (
     STEP,
     WallClock,
     bearer,
@@ -639,7 +637,7 @@ async def _database_copy(settings: Settings, database: Database) -> bytes:
                 text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
             )
         ).scalars()
-        rows = []
+        rows: list[str] = []
         for table in list(tables):
             result = await connection.execute(text(f'SELECT row_to_json(t)::text FROM "{table}" t'))
             rows += result.scalars()

@@ -13,7 +13,7 @@ import segno
 from PIL import Image
 from playwright.async_api import Browser, async_playwright
 
-from tests.conftest import UserFactory
+from tests.support import UserFactory
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
@@ -52,6 +52,11 @@ async def test_the_qr_svg_renders_as_the_qr_code_of_the_otpauth_uri(
     png = await page.locator("svg").screenshot(timeout=30_000)
     image = Image.open(io.BytesIO(png)).convert("L")
 
+    def luminance(x: int, y: int) -> int:
+        value = image.getpixel((x, y))
+        assert isinstance(value, int)  # one channel ("L")
+        return value
+
     matrix = segno.make(enrolment["otpauth_uri"], error="m").matrix
     size = (len(matrix) + 2 * BORDER) * SCALE
     assert image.size == (size, size)
@@ -59,10 +64,10 @@ async def test_the_qr_svg_renders_as_the_qr_code_of_the_otpauth_uri(
     def dark(row: int, column: int) -> bool:
         x = (BORDER + column) * SCALE + SCALE // 2
         y = (BORDER + row) * SCALE + SCALE // 2
-        return int(image.getpixel((x, y))) < 128
+        return luminance(x, y) < 128
 
     assert [[dark(r, c) for c in range(len(matrix))] for r in range(len(matrix))] == [
         [bool(module) for module in row] for row in matrix
     ]
     # The quiet zone is white on the dark page: authenticator cameras can find the code.
-    assert all(int(image.getpixel((x, 1))) > 200 for x in range(size))
+    assert all(luminance(x, 1) > 200 for x in range(size))

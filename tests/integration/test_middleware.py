@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
 
-from tests.integration.test_auth_routes import assert_error
+from tests.support import assert_error
 
 
 async def test_every_response_carries_a_generated_uuid4_request_id(

@@ -16,7 +16,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", AuthlibDeprecationWarning)
     from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
 
-from tests.conftest import UserFactory
+from tests.support import UserFactory
 
 
 @pytest.fixture

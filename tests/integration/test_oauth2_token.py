@@ -10,7 +10,7 @@ from sqlalchemy import update
 
 from app.database import Database
 from app.models import User
-from tests.conftest import UserFactory
+from tests.support import UserFactory
 
 SWAGGER_UI_EMPTY_CLIENT = {"Authorization": "Basic Og=="}  # base64(":")
 

@@ -12,9 +12,9 @@ import pytest
 from openapi_spec_validator import validate
 
 from app import __version__
-from app.routes.openapi import main as write_docs
-from app.routes.openapi import standalone_document
+from app.cli.openapi import standalone_document
 from app.utils import exceptions
+from tests.support import CliInvoker
 
 DOCUMENT: dict[str, Any] = json.loads(standalone_document())
 COMMITTED = Path(__file__).parents[2] / "docs" / "openapi.json"
@@ -65,11 +65,14 @@ async def test_served_document_is_the_committed_one(client: httpx.AsyncClient) -
     assert served == committed, "docs/openapi.json is stale: run `make docs` and commit it"
 
 
-def test_make_docs_writes_the_current_document(tmp_path: Path) -> None:
+async def test_openapi_command_writes_the_current_document(
+    tmp_path: Path, run_cli: CliInvoker
+) -> None:
     target = tmp_path / "docs" / "openapi.json"
-    assert write_docs([str(target)]) == 0
+    result = await run_cli("openapi", str(target))
+    assert result.exit_code == 0, result.output
     assert target.read_text(encoding="utf-8") == standalone_document()
-    assert write_docs([]) == 2
+    assert (await run_cli("openapi")).exit_code == 2
 
 
 def test_document_is_valid_openapi_3_1() -> None:

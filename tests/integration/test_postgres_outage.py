@@ -1,6 +1,6 @@
 """A real PostgreSQL goes down and comes back: 503s, the breaker opens, the service recovers.
 
-The tests run their own throw-away cluster (tests/throwaway_postgres.py) so they can crash
+The tests run their own throw-away cluster (tests/support/throwaway_postgres.py) so they can crash
 it with `pg_ctl stop -m immediate`. The breaker's recovery timeout runs on a fake clock;
 only the real server's start-up is waited for, by a poll with a deadline.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +21,18 @@ from app.config import Settings
 from app.database import Database
 from app.utils.circuit_breaker import BreakerState
 from app.utils.exceptions import DatabaseException
-from tests.conftest import _prepare_schema, _truncate
 from tests.support import (
     FakeClock,
+    ThrowawayPostgres,
     assert_unavailable,
     build_settings,
+    find_bindir,
     login,
+    prepare_schema,
     register,
     running_app,
+    truncate,
 )
-from tests.throwaway_postgres import ThrowawayPostgres, find_bindir
 
 BREAKER_TIMEOUT = 30.0
 THRESHOLD = 3
@@ -48,7 +50,7 @@ def cluster() -> Iterator[ThrowawayPostgres]:
     try:
         server.create()
         server.start()
-        asyncio.run(_prepare_schema(server.url))
+        asyncio.run(prepare_schema(server.url))
         yield server
     finally:
         server.destroy()
@@ -60,7 +62,7 @@ async def running_cluster(cluster: ThrowawayPostgres) -> ThrowawayPostgres:
     if not cluster.is_running():
         await asyncio.to_thread(cluster.start)
     await cluster.wait_until_accepting()
-    await _truncate(cluster.url)
+    await truncate(cluster.url)
     return cluster
 
 
@@ -120,7 +122,7 @@ async def test_crash_gives_503s_then_an_open_breaker_and_recovery_loses_nothing(
     limit = bound(database.settings)
 
     # Closed breaker: each request meets the dead server and ends in a clean, bounded 503.
-    failing = [
+    failing: list[Callable[[], Awaitable[httpx.Response]]] = [
         lambda: login(client, names[0]),
         lambda: register(client, "during-outage"),
         lambda: client.get("/users/me", headers={"Authorization": f"Bearer {tokens[names[1]]}"}),

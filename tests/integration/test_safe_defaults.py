@@ -8,8 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import PASSWORD, UserFactory
-from tests.integration.test_auth_routes import assert_error
+from tests.support import PASSWORD, UserFactory, assert_error
 
 LIMIT = 64 * 1024
 

@@ -24,8 +24,8 @@ import jwt
 import pytest
 import redis
 
-from tests.conftest import BACKENDS, PASSWORD, _prepare_schema, _prepared
-from tests.support_mfa import enable_mfa, password_step, second_step, totp_code
+from tests.support import BACKENDS, PASSWORD, prepare_schema, prepared
+from tests.support.mfa import enable_mfa, password_step, second_step, totp_code
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -115,8 +115,8 @@ def cluster(
         url = f"sqlite+aiosqlite:///{workdir / 'auth.db'}"
     else:
         url = os.environ["TEST_DATABASE_URL"]
-    asyncio.run(_prepare_schema(url))
-    _prepared.add(url)
+    asyncio.run(prepare_schema(url))
+    prepared.add(url)
 
     key_file = workdir / "keys" / ".secret_key"
     redis_prefix = f"authsvc-scale-out-{os.urandom(6).hex()}"

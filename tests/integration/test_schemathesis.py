@@ -9,7 +9,7 @@ It found the NUL-in-username 500 on PostgreSQL (see test_user_service.py).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -22,8 +22,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from app.routes.openapi import standalone_document
-from tests.conftest import PASSWORD
+from app.cli.openapi import standalone_document
+from tests.support import PASSWORD
+
+if TYPE_CHECKING:  # the alias exists for type checkers only
+    from schemathesis.specs.openapi.schemas import OpenApiCase
 
 DOCUMENT: dict[str, Any] = json.loads(standalone_document())
 SECURED_PATHS = [
@@ -63,14 +66,14 @@ def access_token(live_server: str) -> str:
 
 @schema.parametrize()
 @BOUNDED
-def test_api_answers_as_documented(case: schemathesis.Case, live_server: str) -> None:
+def test_api_answers_as_documented(case: OpenApiCase, live_server: str) -> None:
     case.call_and_validate(base_url=live_server, checks=CHECKS, timeout=30)
 
 
 @secured.parametrize()
 @BOUNDED
 def test_signed_in_calls_answer_as_documented(
-    case: schemathesis.Case, live_server: str, access_token: str
+    case: OpenApiCase, live_server: str, access_token: str
 ) -> None:
     case.call_and_validate(
         base_url=live_server,

@@ -17,8 +17,7 @@ from app.models import AuthSession
 from app.services.session_service import SessionService
 from app.services.user_service import UserService
 from app.utils.jwt import TokenType
-from tests.conftest import UserFactory
-from tests.integration.test_auth_routes import _codec_at, assert_error
+from tests.support import UserFactory, assert_error, codec_at
 
 ROTATION = pytest.mark.parametrize("settings_overrides", [{"refresh_token_rotation": True}])
 
@@ -91,9 +90,9 @@ async def test_logout_with_any_bad_token_is_204_and_revokes_nothing(
     token = {
         "garbage": "not.a.token",
         "access": user.access_token,
-        "expired": _codec_at(week_ago).issue(str(user.id), TokenType.REFRESH).token,
+        "expired": codec_at(week_ago).issue(str(user.id), TokenType.REFRESH).token,
         "foreign": jwt.encode({"sub": str(user.id), "type": "refresh"}, "x" * 64),
-        "unknown_session": _codec_at(datetime.now(UTC))
+        "unknown_session": codec_at(datetime.now(UTC))
         .issue(str(user.id), TokenType.REFRESH, extra={"sid": "f" * 32})
         .token,
     }[kind]
@@ -112,7 +111,7 @@ async def test_a_token_without_a_session_is_401(
     client: httpx.AsyncClient, user_factory: UserFactory
 ) -> None:
     user = await user_factory()
-    sessionless = _codec_at(datetime.now(UTC)).issue(str(user.id), TokenType.ACCESS).token
+    sessionless = codec_at(datetime.now(UTC)).issue(str(user.id), TokenType.ACCESS).token
     assert_error(await client.get("/users/me", headers=_bearer(sessionless)), 401, "INVALID_TOKEN")
 
 
@@ -122,7 +121,7 @@ async def test_a_session_of_another_user_is_not_honoured(
     alice, bob = await user_factory(), await user_factory()
     sid = jwt.decode(alice.access_token, options={"verify_signature": False})["sid"]
     forged = (
-        _codec_at(datetime.now(UTC)).issue(str(bob.id), TokenType.ACCESS, extra={"sid": sid}).token
+        codec_at(datetime.now(UTC)).issue(str(bob.id), TokenType.ACCESS, extra={"sid": sid}).token
     )
     assert_error(await client.get("/users/me", headers=_bearer(forged)), 401, "INVALID_TOKEN")
 

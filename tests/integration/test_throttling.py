@@ -17,8 +17,7 @@ import pytest
 import time_machine
 from fastapi import FastAPI
 
-from tests.conftest import PASSWORD, UserFactory
-from tests.integration.test_auth_routes import assert_error
+from tests.support import PASSWORD, UserFactory, assert_error
 
 WRONG = "not the right password"
 ClientFrom = Callable[[str], AbstractAsyncContextManager[httpx.AsyncClient]]

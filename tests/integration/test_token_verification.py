@@ -16,9 +16,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.conftest import UserFactory
-from tests.integration.test_auth_routes import assert_error
-from tests.support import TEST_SECRET
+from tests.support import TEST_SECRET, UserFactory, assert_error
 
 # The HS512 forgery uses the (shorter) service key on purpose; PyJWT warns about that.
 pytestmark = pytest.mark.filterwarnings("ignore:The HMAC key is")

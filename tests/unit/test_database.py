@@ -20,7 +20,7 @@ from tests.support import FakeClock, build_settings
 
 def wrapped(orig: BaseException, kind: type[exc.DBAPIError] = exc.DBAPIError) -> exc.DBAPIError:
     """The error as SQLAlchemy hands it to the application."""
-    return kind("SELECT 1", None, orig)  # type: ignore[arg-type]
+    return kind("SELECT 1", None, orig)
 
 
 @pytest.mark.parametrize(

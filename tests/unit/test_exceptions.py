@@ -16,12 +16,11 @@ from app.utils import exceptions as exc
         (exc.NotAuthenticatedException, 401, "NOT_AUTHENTICATED"),
         (exc.InvalidTokenException, 401, "INVALID_TOKEN"),
         (exc.TokenExpiredException, 401, "TOKEN_EXPIRED"),
-        (exc.ForbiddenException, 403, "FORBIDDEN"),
-        (exc.NotFoundException, 404, "NOT_FOUND"),
         (exc.UserAlreadyExistsException, 409, "USER_ALREADY_EXISTS"),
         (exc.PayloadTooLargeException, 413, "PAYLOAD_TOO_LARGE"),
         (exc.UnsupportedMediaTypeException, 415, "UNSUPPORTED_MEDIA_TYPE"),
         (exc.DatabaseException, 503, "SERVICE_UNAVAILABLE"),
+        (exc.ThrottleUnavailableException, 503, "SERVICE_UNAVAILABLE"),
     ],
 )
 def test_each_exception_maps_to_its_status_and_code(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import argon2
 import bcrypt
 import pytest
@@ -10,7 +12,7 @@ from app.utils.password import PasswordHasher, hash_scheme, imported_hash_proble
 
 
 def _argon2(kind: argon2.Type = argon2.Type.ID, **params: int) -> str:
-    options = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1, **params}
+    options: dict[str, Any] = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1, **params}
     return argon2.PasswordHasher(type=kind, **options).hash("pw")
 
 

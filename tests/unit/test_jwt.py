@@ -11,6 +11,7 @@ import pytest
 
 from app.utils.exceptions import InvalidTokenException, TokenExpiredException
 from app.utils.jwt import TokenCodec, TokenRejected, TokenType
+from tests.support import codec_on
 
 KEY = "unit-test-key-" + "0123456789abcdef" * 4
 
@@ -33,14 +34,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def codec(clock: FakeClock) -> TokenCodec:
-    return TokenCodec(
-        key=KEY,
-        issuer="authsvc",
-        audience="authsvc",
-        access_ttl=timedelta(minutes=30),
-        refresh_ttl=timedelta(days=7),
-        clock=clock,
-    )
+    return codec_on(clock, key=KEY)
 
 
 def _b64(data: dict[str, object]) -> str:

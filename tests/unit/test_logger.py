@@ -128,8 +128,7 @@ def test_uvicorn_log_config_renders_uvicorn_lines_as_json(
 
 
 def redact(**event: Any) -> dict[str, Any]:
-    result: dict[str, Any] = Redactor(["the-signing-key-0123456789"])(None, "info", event)
-    return result
+    return dict(Redactor(["the-signing-key-0123456789"])(None, "info", event))
 
 
 @pytest.mark.parametrize(

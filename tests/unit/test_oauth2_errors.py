@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from app.models.schemas import oauth2_error_body
+from app.middleware.exception import oauth2_error_body
+from app.openapi import error_responses
 from app.routes.oauth2 import oauth2_errors
-from app.routes.responses import error_responses
 from app.utils.exceptions import (
     DatabaseException,
     InvalidGrantException,

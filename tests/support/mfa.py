@@ -12,7 +12,7 @@ import httpx
 import jwt
 import pyotp
 
-from tests.support import PASSWORD
+from tests.support.accounts import PASSWORD
 
 STEP = 30  # seconds per TOTP code
 

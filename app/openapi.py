@@ -1,16 +1,24 @@
-"""OpenAPI descriptions of the error responses, built from the error catalogue itself.
+"""The OpenAPI document: the service's real answers, generated from the error catalogue.
 
-Each route lists the exceptions it can raise; the document then shows, per status, the
-error body schema and one example per error code, with the real code and detail.
+Routes list the exceptions they can raise (`error_responses(...)`); the document then shows,
+per status, the error body schema and one example per error code, with the real code and
+detail, and none of FastAPI's unused 422 answers. `authsvc openapi PATH` writes it to a file
+(`make docs`: docs/openapi.json).
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
+from app.middleware.exception import error_body, oauth2_error_body
 from app.models.schemas import ErrorResponse, OAuth2ErrorResponse
 from app.utils.exceptions import (
     AppException,
@@ -29,7 +37,7 @@ from app.utils.exceptions import (
 Responses = dict[int | str, dict[str, Any]]
 
 _REQUEST_ID = "550e8400-e29b-41d4-a716-446655440000"
-_TIMESTAMP = "2024-01-15T10:30:45.123Z"
+_TIMESTAMP = datetime(2024, 1, 15, 10, 30, 45, 123_000, tzinfo=UTC)
 _MFA_TOKEN = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"  # noqa: S105
 
 # What a bare status number stands for, for routes that list statuses rather than errors.
@@ -75,20 +83,18 @@ _HEADERS: dict[int, dict[str, Any]] = {
 
 def _example(error: type[AppException]) -> dict[str, Any]:
     if issubclass(error, OAuth2Exception):
-        example = {
-            "error": error.oauth2_error,
-            "error_description": error.default_detail,
-            "request_id": _REQUEST_ID,
-        }
+        example = oauth2_error_body(
+            error=error.oauth2_error, description=error.default_detail, request_id=_REQUEST_ID
+        )
         if issubclass(error, MfaRequiredException):
             example["mfa_token"] = _MFA_TOKEN
         return example
-    return {
-        "detail": error.default_detail,
-        "error_code": error.error_code,
-        "timestamp": _TIMESTAMP,
-        "request_id": _REQUEST_ID,
-    }
+    return error_body(
+        detail=error.default_detail,
+        error_code=error.error_code,
+        request_id=_REQUEST_ID,
+        now=_TIMESTAMP,
+    )
 
 
 def _name(error: type[AppException]) -> str:
@@ -125,3 +131,44 @@ def error_responses(*errors: type[AppException] | int) -> Responses:
             entry["headers"] = _HEADERS[status]
         result[status] = entry
     return result
+
+
+def install_openapi(app: FastAPI, *, components: Mapping[str, Any] | None = None) -> None:
+    """Replace `app.openapi` with a generator that documents 400 instead of 422.
+
+    `components` are schemas the routes reference but FastAPI cannot see (hand-made bodies).
+    """
+
+    extra = dict(components or {})
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            description=app.description,
+            routes=app.routes,
+            tags=app.openapi_tags,
+            contact=app.contact,
+            license_info=app.license_info,
+        )
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                if isinstance(operation, dict):
+                    operation.get("responses", {}).pop("422", None)
+        found = schema.setdefault("components", {}).setdefault("schemas", {})
+        found.pop("HTTPValidationError", None)
+        found.pop("ValidationError", None)
+        found.update(extra)
+        schema["components"]["schemas"] = dict(sorted(found.items()))
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def render_openapi(app: FastAPI) -> str:
+    """The document as committed in docs/openapi.json: stable key order, one trailing newline."""
+    return json.dumps(app.openapi(), indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,106 @@
+"""Builds the service's collaborators from settings, once, for every entry point.
+
+The application's lifespan, the request dependencies and the CLI all call these, so the
+CLI hashes and signs exactly as the running service does without building an app.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings, resolve_secret_key
+from app.services.auth_service import AuthService
+from app.services.mfa_service import MfaService
+from app.services.session_service import SessionService
+from app.services.throttle import Throttle, ThrottleRules, build_storage
+from app.services.transaction import Transaction
+from app.services.user_service import UserService
+from app.utils.crypto import SecretBox
+from app.utils.jwt import Clock, TokenCodec, utc_now
+from app.utils.metrics import Metrics
+from app.utils.password import PasswordHasher
+
+
+def build_hasher(settings: Settings) -> PasswordHasher:
+    return PasswordHasher(
+        settings.password_scheme,
+        argon2_memory_kib=settings.argon2_memory_kib,
+        argon2_time_cost=settings.argon2_time_cost,
+        argon2_parallelism=settings.argon2_parallelism,
+        bcrypt_rounds=settings.bcrypt_rounds,
+        max_concurrency=settings.hash_concurrency,
+    )
+
+
+def build_codec(settings: Settings) -> TokenCodec:
+    return TokenCodec(
+        key=resolve_secret_key(settings),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        access_ttl=timedelta(minutes=settings.access_token_expire_minutes),
+        refresh_ttl=timedelta(days=settings.refresh_token_expire_days),
+        algorithm=settings.jwt_algorithm,
+    )
+
+
+def build_throttle(settings: Settings) -> Throttle:
+    storage = build_storage(settings.redis_url, key_prefix=settings.redis_key_prefix)
+    rules = ThrottleRules(
+        login_account=settings.rate_limit_login_account,
+        login_ip=settings.rate_limit_login_ip,
+        register_ip=settings.rate_limit_register_ip,
+        refresh_ip=settings.rate_limit_refresh_ip,
+    )
+    return Throttle(storage, rules, enabled=settings.rate_limit_enabled)
+
+
+def build_auth_service(
+    settings: Settings,
+    session: AsyncSession,
+    *,
+    hasher: PasswordHasher,
+    codec: TokenCodec,
+    throttle: Throttle | None = None,
+    client_ip: str | None = None,
+    clock: Clock = utc_now,
+    metrics: Metrics | None = None,
+    mfa: MfaService | None = None,
+) -> AuthService:
+    """AuthService on one database session; the CLI passes no throttle (an operator's act)."""
+    return AuthService(
+        UserService(session),
+        hasher=hasher,
+        codec=codec,
+        sessions=SessionService(session),
+        throttle=throttle,
+        client_ip=client_ip,
+        rotate_refresh_tokens=settings.refresh_token_rotation,
+        password_min_length=settings.password_min_length,
+        clock=clock,
+        metrics=metrics,
+        transaction=Transaction(session),
+        mfa=mfa,
+    )
+
+
+def build_mfa_service(
+    settings: Settings,
+    session: AsyncSession,
+    *,
+    box: SecretBox,
+    hasher: PasswordHasher,
+    throttle: Throttle | None = None,
+    clock: Clock = utc_now,
+) -> MfaService:
+    """MfaService on one database session; `box` is `totp_box(SECRET_KEY)`, built once."""
+    return MfaService(
+        session,
+        box=box,
+        hasher=hasher,
+        throttle=throttle,
+        issuer=settings.totp_issuer,
+        challenge_ttl=timedelta(seconds=settings.mfa_token_expire_seconds),
+        clock=clock,
+    )

@@ -1,0 +1,36 @@
+"""Test settings: a fixed signing key, cheap hashing, client limits that suit one address."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from app.config import Settings
+
+TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256-0123456789"
+
+# Cheap argon2 parameters keep the suite fast; tests/unit/test_password.py checks the
+# production defaults separately.
+FAST_HASHING: dict[str, Any] = {"argon2_memory_kib": 1024, "argon2_time_cost": 1}
+# Every test talks from one address; per-client limits that suit production would trip the
+# suites that register dozens of users. Per-account limits keep their production defaults,
+# and tests/integration/test_throttling.py sets its own per-client ones.
+GENEROUS_CLIENT_LIMITS: dict[str, Any] = {
+    "rate_limit_login_ip": "10000/minute",
+    "rate_limit_register_ip": "10000/minute",
+    "rate_limit_refresh_ip": "10000/minute",
+}
+
+
+def build_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settings:
+    """Test settings (fixed key, cheap hashing) for any database URL."""
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "secret_key": TEST_SECRET,
+        "environment": "test",
+        "secret_key_file": tmp_path / ".secret_key",
+        **FAST_HASHING,
+        **GENEROUS_CLIENT_LIMITS,
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)
