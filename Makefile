@@ -27,8 +27,7 @@ $(VENV)/.dev: requirements-dev.lock pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(VENV)/.runtime $@
 
-run: $(VENV)/.runtime  ## serve on 127.0.0.1:8000 with SQLite (migrations applied first)
-	$(BIN)/authsvc migrate
+run: $(VENV)/.runtime  ## serve on 127.0.0.1:8000 with SQLite (migrated at start-up)
 	$(BIN)/authsvc serve --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.dev  ## lint, type-check and run the whole suite with coverage (floor: 90%)

@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(5_000, ge=0)
     db_health_timeout: float = Field(2.0, gt=0)
     sqlite_busy_timeout_ms: int = Field(5_000, ge=0)
+    db_auto_migrate: bool = True
 
     circuit_breaker_threshold: int = Field(5, ge=1)
     circuit_breaker_timeout: float = Field(60.0, gt=0)
@@ -89,6 +90,10 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_key_prefix: str = "authsvc"
     max_body_bytes: int = Field(64 * 1024, ge=1024)
+    # Request heads under `authsvc serve` (app/http_protocol.py, docs/deployment.md).
+    http_max_header_bytes: int = Field(16 * 1024, ge=1024)
+    http_max_headers: int = Field(100, ge=16)
+    http_header_read_timeout: float = Field(10.0, gt=0)
     docs_enabled: bool = True
 
     # Throttling, in the `limits` notation ("5/5 minutes;10/hour"). Stacked windows give a

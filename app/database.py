@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event, exc, text
+from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -24,11 +24,14 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.config import Settings
+from app.migrate import SchemaStatus, schema_state
 from app.utils.circuit_breaker import BreakerState, CircuitBreaker
 from app.utils.exceptions import DatabaseException
 from app.utils.logger import get_logger
 
 log = get_logger(__name__)
+
+SCHEMA_BEHIND = "Database schema is behind this version: run `authsvc migrate`"
 
 _INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     exc.OperationalError,  # connection refused/lost, SQLite cannot open or write the file
@@ -46,6 +49,10 @@ _INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
 # starting up"), 58 system error. asyncpg reports these as plain `PostgresError`s, which
 # SQLAlchemy wraps as a bare DBAPIError, so the class alone does not tell.
 _PG_INFRASTRUCTURE_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "58"})
+# undefined_table, undefined_column: the schema is behind the code (DB_AUTO_MIGRATE=false and
+# no `authsvc migrate` yet). Every request would fail alike, so it is a 503 like an outage,
+# as SQLite's "no such table" (an OperationalError) already is, not a 500 per request.
+_PG_SCHEMA_BEHIND_SQLSTATES = frozenset({"42P01", "42703"})
 
 # SQLite primary result codes (https://sqlite.org/rescode.html) that mean the file, not the
 # statement, is the problem. sqlite3 raises NOTADB and CORRUPT as a bare DatabaseError.
@@ -71,7 +78,10 @@ def is_infrastructure_error(error: BaseException) -> bool:
         return True
     driver_error = error.orig if isinstance(error, exc.DBAPIError) else error
     sqlstate = getattr(driver_error, "sqlstate", None)
-    if isinstance(sqlstate, str) and sqlstate[:2] in _PG_INFRASTRUCTURE_SQLSTATE_CLASSES:
+    if isinstance(sqlstate, str) and (
+        sqlstate[:2] in _PG_INFRASTRUCTURE_SQLSTATE_CLASSES
+        or sqlstate in _PG_SCHEMA_BEHIND_SQLSTATES
+    ):
         return True
     sqlite_code = getattr(driver_error, "sqlite_errorcode", None)
     if isinstance(sqlite_code, int) and (sqlite_code & 0xFF) in _SQLITE_INFRASTRUCTURE_CODES:
@@ -199,22 +209,23 @@ class Database:
         """Read the schema's revision outside the breaker, within the health timeout.
 
         Returns milliseconds. Raises DatabaseException when the database cannot be reached,
-        and also when it answers without the migrated schema: every request would fail
-        there, so a load balancer must not route to this instance either.
+        and also when its schema is behind this code's (never migrated, or an older
+        revision): every request would fail there, so a load balancer must not route to
+        this instance either, and the reason names the fix.
         """
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.settings.db_health_timeout):
                 async with self.engine.connect() as connection:
-                    await connection.execute(text("SELECT version_num FROM alembic_version"))
+                    state = await connection.run_sync(schema_state)
         except Exception as error:
             if is_infrastructure_error(error):
                 raise DatabaseException(retry_after=self._retry_after()) from error
-            if isinstance(error, exc.DBAPIError):
-                raise DatabaseException(
-                    "Database schema is not migrated", retry_after=self._retry_after()
-                ) from error
             raise
+        if state.status is SchemaStatus.BEHIND:
+            # A newer schema (AHEAD) is fine: in a rolling deploy the new version migrates
+            # while this one still serves.
+            raise DatabaseException(SCHEMA_BEHIND, retry_after=self._retry_after())
         return (time.perf_counter() - started) * 1000
 
     async def dispose(self) -> None:

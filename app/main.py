@@ -10,13 +10,14 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from app import __version__
 from app.config import Settings, get_settings, resolve_secret_key
 from app.database import Database
+from app.middleware.cors import ContractCORSMiddleware
 from app.middleware.exception import register_exception_handlers
+from app.middleware.head import HeadAsGetMiddleware
 from app.middleware.logging import RequestContextMiddleware
 from app.middleware.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from app.openapi import install_openapi
@@ -24,6 +25,7 @@ from app.routes import auth, docs, health, metrics, mfa, users
 from app.routes.oauth2 import TOKEN_REQUEST_COMPONENTS
 from app.services.mfa_service import purge_expired_challenges, totp_box
 from app.services.session_service import SessionService
+from app.startup import start_schema
 from app.utils.jwt import Clock, utc_now
 from app.utils.logger import get_logger, setup_logging
 from app.utils.metrics import Metrics
@@ -93,21 +95,25 @@ def create_app(
         app.state.settings = settings
         app.state.codec = build_codec(settings)
         app.state.mfa_box = totp_box(secret_key)
-        app.state.hasher = build_hasher(settings)
         app.state.database = Database(settings, clock=clock)
         app_metrics.watch_breaker(app.state.database.breaker)
+        # Before the server accepts a connection: the first request meets the current schema.
+        migrator = await start_schema(app.state.database, auto_migrate=settings.db_auto_migrate)
+        background = [] if migrator is None else [migrator]
+        app.state.hasher = build_hasher(settings)
         app.state.throttle = build_throttle(settings)
-        purger = None
         if settings.session_cleanup_interval_seconds:
-            purger = asyncio.create_task(_purge_periodically(app.state.database, settings))
+            background.append(
+                asyncio.create_task(_purge_periodically(app.state.database, settings))
+            )
         log.info("service started", version=__version__, environment=settings.environment)
         try:
             yield
         finally:
-            if purger is not None:
-                purger.cancel()
+            for task in background:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await purger
+                    await task
             await app.state.throttle.close()
             await app.state.database.dispose()
             app.state.hasher.close()
@@ -150,13 +156,14 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            ContractCORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_credentials=False,
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
+    app.add_middleware(HeadAsGetMiddleware)  # inside the request log: it shows HEAD
     app.add_middleware(RequestContextMiddleware, metrics=app_metrics)
     app.add_middleware(SecurityHeadersMiddleware)
     return app

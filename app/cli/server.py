@@ -99,10 +99,15 @@ def serve(
 
     import uvicorn
 
+    from app.http_protocol import BoundedHeadProtocol
+
     uvicorn.run(
         "app.main:app",
         host=host,
         port=port,
+        # Request heads bounded in size, field count and read time (HTTP_MAX_HEADER_BYTES,
+        # HTTP_MAX_HEADERS, HTTP_HEADER_READ_TIMEOUT); plain uvicorn bounds none of them.
+        http=BoundedHeadProtocol,
         workers=None if reload else workers,
         reload=reload,
         proxy_headers=False,

@@ -71,6 +71,10 @@ _CODES_BY_STATUS = {
 }
 
 
+_FASTAPI_PARSE_ERROR = "There was an error parsing the body"
+_UNPARSABLE_BODY = "Request body could not be parsed"
+
+
 def error_response(
     status_code: int,
     *,
@@ -168,8 +172,14 @@ async def _http_exception(_: Request, exc: Exception) -> ErrorJSONResponse:
         code, default_detail = "INTERNAL_ERROR", "Internal server error"
     # Starlette's own details ("Not Found") are fine; anything else stays generic.
     detail = exc.detail if isinstance(exc.detail, str) and exc.status_code < 500 else default_detail
+    errors = None
+    if code == "VALIDATION_ERROR":
+        # FastAPI's 400 for a body its JSON parser gave up on (nested too deep for the
+        # parser's recursion limit): a validation error like any other, with its list.
+        detail = _UNPARSABLE_BODY if detail == _FASTAPI_PARSE_ERROR else detail
+        errors = [{"field": "body", "message": detail}]
     return error_response(
-        exc.status_code, detail=detail, error_code=code, headers=exc.headers or None
+        exc.status_code, detail=detail, error_code=code, headers=exc.headers or None, errors=errors
     )
 
 

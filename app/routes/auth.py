@@ -186,8 +186,9 @@ async def refresh(body: RefreshRequest, auth: AuthServiceDep, response: Response
 )
 async def logout(body: LogoutRequest, auth: AuthServiceDep) -> Response:
     """Revoke the session of a refresh token: that refresh token (with rotation, its whole
-    family) and every access token issued with it fail from now on. The answer is 204
-    whatever the token, even an unknown, expired or malformed one (RFC 7009 §2.2), so
-    logout reveals nothing about it."""
+    family) and every access token issued with it fail from now on. An access token in
+    `refresh_token` ends its session the same way. The answer is 204 whatever the token,
+    even an unknown, expired or malformed one (RFC 7009 §2.2), so logout reveals nothing
+    about it."""
     await auth.logout(body.refresh_token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -94,10 +94,3 @@ async def live() -> LiveResponse:
     """Answers 200 while the process runs; touches no dependency, so a database outage
     never makes an orchestrator restart a healthy process."""
     return LiveResponse()
-
-
-# Load balancers often probe with HEAD, which RFC 9110 §9.3.2 expects wherever GET is
-# served: the same checks and status, no body. Kept out of the OpenAPI document, which
-# describes the GET operations.
-router.add_api_route("/health", health, methods=["HEAD"], include_in_schema=False)
-router.add_api_route("/health/live", live, methods=["HEAD"], include_in_schema=False)

@@ -295,14 +295,16 @@ class AuthService:
         self.metrics.token_refreshes.inc()
         return AuthResult(user, TokenPair(access, refresh, self._expires_in()))
 
-    async def logout(self, refresh_token: str) -> None:
-        """Revoke the session of a refresh token: its refresh and access tokens all fail.
+    async def logout(self, token: str) -> None:
+        """Revoke the session of a refresh or an access token: all its tokens fail.
 
-        Raises nothing for a bad token: like RFC 7009 §2.2, an unknown, expired or
-        malformed token is simply not revoked, so logout reveals nothing about it.
+        An access token ends its session too: a client that kept only that one (or a
+        leaked one being reported) must be able to end it, as RFC 7009 §2.1 lets either
+        type be revoked. Raises nothing for a bad token: like RFC 7009 §2.2, an unknown,
+        expired or malformed token is simply not revoked, so logout reveals nothing.
         """
         try:
-            claims = self._decode(refresh_token, TokenType.REFRESH)
+            claims = self._decode_either(token)
             user_id, sid = self._session_of(claims)
         except InvalidTokenException:
             return
@@ -317,6 +319,18 @@ class AuthService:
         claims = self._decode(access_token, TokenType.ACCESS)
         user_id, sid = self._session_of(claims)
         return await self._active_user(user_id, sid, TokenType.ACCESS)
+
+    def _decode_either(self, token: str) -> TokenClaims:
+        try:
+            return self.codec.decode(token, TokenType.REFRESH)
+        except TokenRejected as error:
+            if error.reason != "wrong_type":
+                self._token_rejected(error.reason, TokenType.REFRESH)
+                raise
+        except InvalidTokenException as error:
+            self._token_rejected(getattr(error, "reason", "invalid"), TokenType.REFRESH)
+            raise
+        return self._decode(token, TokenType.ACCESS)
 
     def _decode(self, token: str, token_type: TokenType) -> TokenClaims:
         try:

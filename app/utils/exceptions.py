@@ -97,6 +97,22 @@ class InvalidCurrentPasswordException(AppException):
     default_detail = "The current password is wrong"
 
 
+class ForbiddenException(AppException):
+    """Understood and refused by policy (a CORS preflight from an origin not allowed)."""
+
+    status_code = 403
+    error_code = "FORBIDDEN"
+    default_detail = "Forbidden"
+
+
+class RequestTimeoutException(AppException):
+    """The server's HTTP protocol gave up waiting for a request head (app.http_protocol)."""
+
+    status_code = 408
+    error_code = "REQUEST_TIMEOUT"
+    default_detail = "Request head not received in time"
+
+
 class UserAlreadyExistsException(AppException):
     status_code = 409
     error_code = "USER_ALREADY_EXISTS"
@@ -119,6 +135,14 @@ class UnsupportedMediaTypeException(AppException):
     status_code = 415
     error_code = "UNSUPPORTED_MEDIA_TYPE"
     default_detail = "Content-Type must be application/json"
+
+
+class RequestHeadersTooLargeException(AppException):
+    """A request head over HTTP_MAX_HEADER_BYTES or HTTP_MAX_HEADERS (app.http_protocol)."""
+
+    status_code = 431
+    error_code = "REQUEST_HEADERS_TOO_LARGE"
+    default_detail = "Request header fields too large"
 
 
 class RateLimitedException(AppException):

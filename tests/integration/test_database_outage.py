@@ -162,6 +162,9 @@ async def test_a_database_that_never_answers_gives_503_within_the_connect_timeou
         tmp_path,
         db_connect_timeout=0.5,
         db_health_timeout=0.5,
+        # The pool is checked for what requests leave behind; the start-up migration's
+        # retries (tests/integration/test_startup.py) would connect in the background.
+        db_auto_migrate=False,
     )
     async with running_app(settings) as (app, client):
         async with asyncio.timeout(HANG_BOUND):

@@ -97,3 +97,19 @@ async def test_cors_preflight_from_other_origin_gets_no_allow_origin(
         headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
     )
     assert "Access-Control-Allow-Origin" not in response.headers
+    # Refused by policy, in the contract's body (Starlette's own: 400 text/plain).
+    body = assert_error(response, 403, "FORBIDDEN")
+    assert body["detail"] == "CORS request refused: origin"
+    assert response.headers["Content-Type"] == "application/json"
+    assert "Origin" in response.headers["Vary"]
+
+
+async def test_cors_preflight_for_a_method_not_allowed_is_refused_in_the_error_body(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.options(
+        "/auth/login",
+        headers={"Origin": "https://app.example", "Access-Control-Request-Method": "DELETE"},
+    )
+    body = assert_error(response, 403, "FORBIDDEN")
+    assert body["detail"] == "CORS request refused: method"

@@ -57,6 +57,27 @@ async def test_logout_revokes_the_refresh_and_access_tokens_at_once(
         assert response.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
 
 
+async def test_logout_with_an_access_token_ends_its_session(
+    client: httpx.AsyncClient, user_factory: UserFactory, database: Database
+) -> None:
+    user = await user_factory()
+    other = (
+        await client.post(
+            "/auth/login", json={"username": user.username, "password": user.password}
+        )
+    ).json()
+
+    response = await _logout(client, user.access_token)
+
+    assert response.status_code == 204
+    assert_error(await client.get("/users/me", headers=user.auth), 401, "INVALID_TOKEN")
+    assert_error(await _refresh(client, user.refresh_token), 401, "INVALID_TOKEN")
+    assert (
+        await client.get("/users/me", headers=_bearer(other["access_token"]))
+    ).status_code == 200
+    assert await _session_count(database) == 1
+
+
 async def test_logout_ends_only_its_own_session(
     client: httpx.AsyncClient, user_factory: UserFactory
 ) -> None:
@@ -81,7 +102,9 @@ async def test_logout_is_idempotent(
     assert await _session_count(database) == 0
 
 
-@pytest.mark.parametrize("kind", ["garbage", "access", "expired", "foreign", "unknown_session"])
+@pytest.mark.parametrize(
+    "kind", ["garbage", "expired", "expired_access", "foreign", "unknown_session"]
+)
 async def test_logout_with_any_bad_token_is_204_and_revokes_nothing(
     client: httpx.AsyncClient, user_factory: UserFactory, database: Database, kind: str
 ) -> None:
@@ -89,8 +112,8 @@ async def test_logout_with_any_bad_token_is_204_and_revokes_nothing(
     week_ago = datetime.now(UTC) - timedelta(days=8)
     token = {
         "garbage": "not.a.token",
-        "access": user.access_token,
         "expired": codec_at(week_ago).issue(str(user.id), TokenType.REFRESH).token,
+        "expired_access": codec_at(week_ago).issue(str(user.id), TokenType.ACCESS).token,
         "foreign": jwt.encode({"sub": str(user.id), "type": "refresh"}, "x" * 64),
         "unknown_session": codec_at(datetime.now(UTC))
         .issue(str(user.id), TokenType.REFRESH, extra={"sid": "f" * 32})

@@ -54,3 +54,15 @@ async def test_redoc_page_keeps_images_and_fetches_on_this_origin(
     policy = (await client.get("/redoc")).headers["Content-Security-Policy"]
     assert "img-src 'self' data:" in policy
     assert "connect-src 'self'" in policy
+
+
+async def test_redoc_bundle_names_no_other_host_and_revalidates(client: httpx.AsyncClient) -> None:
+    bundle = await client.get("/docs/redoc.standalone.js")
+    assert bundle.status_code == 200
+    assert b"cdn.redoc.ly" not in bundle.content
+    assert bundle.headers["Content-Type"].startswith("text/javascript")
+    again = await client.get(
+        "/docs/redoc.standalone.js", headers={"If-None-Match": bundle.headers["ETag"]}
+    )
+    assert again.status_code == 304
+    assert again.content == b""

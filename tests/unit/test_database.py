@@ -42,10 +42,22 @@ def test_postgres_server_failures_are_infrastructure(orig: BaseException) -> Non
 
 
 @pytest.mark.parametrize(
+    "orig",
+    [
+        asyncpg.UndefinedTableError('relation "users" does not exist'),  # 42P01
+        asyncpg.UndefinedColumnError('column "roles" does not exist'),  # 42703
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_a_schema_behind_the_code_is_infrastructure(orig: BaseException) -> None:
+    # Every request fails alike until `authsvc migrate`: a 503, as SQLite's "no such table".
+    assert is_infrastructure_error(wrapped(orig, exc.ProgrammingError))
+
+
+@pytest.mark.parametrize(
     ("orig", "kind"),
     [
         (asyncpg.UniqueViolationError("duplicate key"), exc.IntegrityError),
-        (asyncpg.UndefinedTableError('relation "users" does not exist'), exc.ProgrammingError),
         (asyncpg.StringDataRightTruncationError("value too long"), exc.DataError),
         (asyncpg.SerializationError("could not serialize access"), exc.DBAPIError),
     ],

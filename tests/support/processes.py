@@ -1,0 +1,149 @@
+"""Real server processes for tests (plain uvicorn, `authsvc serve`) and databases of their own.
+
+Everything waits by polling a condition with a deadline; nothing sleeps to synchronise.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+from sqlalchemy.engine import make_url
+
+from tests.support.settings import TEST_SECRET
+
+BIN = Path(sys.executable).parent
+STARTUP_DEADLINE_S = 60.0
+# Variables of the test runner's own environment that must not leak into a server.
+_SERVER_SETTINGS = (
+    "DATABASE_URL",
+    "SECRET_KEY",
+    "SECRET_KEY_FILE",
+    "REDIS_URL",
+    "ENVIRONMENT",
+    "DB_AUTO_MIGRATE",
+    "LOG_LEVEL",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def server_env(database_url: str, **settings: str) -> dict[str, str]:
+    """The runner's environment without its service settings, plus test-grade ones."""
+    env = {k: v for k, v in os.environ.items() if k not in _SERVER_SETTINGS}
+    env.update(
+        DATABASE_URL=database_url,
+        SECRET_KEY=TEST_SECRET,
+        ENVIRONMENT="test",
+        ARGON2_MEMORY_KIB="1024",
+        ARGON2_TIME_COST="1",
+        RATE_LIMIT_LOGIN_IP="10000/minute",
+        RATE_LIMIT_REGISTER_IP="10000/minute",
+        **settings,
+    )
+    return env
+
+
+@dataclass
+class ServerProcess:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def spawn(name: str, argv: list[str], env: Mapping[str, str], workdir: Path) -> ServerProcess:
+    """Start `argv` (with `{port}` replaced by a free port) in `workdir`, output to a file."""
+    port = free_port()
+    log = workdir / f"{name}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [arg.replace("{port}", str(port)) for arg in argv],
+            env=dict(env),
+            cwd=workdir,  # no stray .env of the checkout is read
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    return ServerProcess(name, port, process, log)
+
+
+def uvicorn_argv() -> list[str]:
+    """`uvicorn app.main:app`, the way a FastAPI user starts a service."""
+    return [str(BIN / "uvicorn"), "app.main:app", "--host", "127.0.0.1", "--port", "{port}"]
+
+
+def serve_argv() -> list[str]:
+    return [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", "{port}"]
+
+
+def wait_until(
+    server: ServerProcess, ready: Callable[[httpx.Response], bool], path: str = "/health"
+) -> httpx.Response:
+    """Poll `path` until `ready(response)`, failing with the server's output at the deadline."""
+    deadline = time.monotonic() + STARTUP_DEADLINE_S
+    while time.monotonic() < deadline and server.process.poll() is None:
+        try:
+            response = httpx.get(f"{server.url}{path}", timeout=2)
+            if ready(response):
+                return response
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)  # a polling interval, not a synchronisation
+    server.stop()
+    raise AssertionError(f"{server.name} never became ready:\n{server.output()[-3000:]}")
+
+
+@asynccontextmanager
+async def fresh_postgres_database(prefix: str) -> AsyncIterator[str]:
+    """A new, empty database `<prefix>_<random>` on TEST_DATABASE_URL's server, dropped after.
+
+    The shared fixtures' database (and its schema) is left alone.
+    """
+    server = make_url(os.environ["TEST_DATABASE_URL"])
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(
+        host=server.host,
+        port=server.port or 5432,
+        user=server.username,
+        password=server.password,
+        database="postgres",
+    )
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield server.set(database=name).render_as_string(hide_password=False)
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
