@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
+import math
 import os
 import secrets
+import stat
 import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from datetime import timedelta
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
@@ -16,7 +22,13 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from app.utils.logger import get_logger
+
+log = get_logger(__name__)
+
 MIN_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key at least as long as the hash output
+MIN_METRICS_TOKEN_CHARS = 16
+UNIX_SOCKET_PROXY = "unix"
 KNOWN_PLACEHOLDERS = frozenset(
     {
         "changeme",
@@ -34,6 +46,11 @@ KNOWN_PLACEHOLDERS = frozenset(
         "dev-secret-key",
     }
 )
+# The least Shannon estimate (bits) a key may score, of its characters and of the steps
+# between neighbouring characters. Random keys score far above it (32 random decimal digits
+# score 80 or more, 32 hex digits 95 or more, the generated key about 330); typed patterns
+# (`aaaa…`, `abab…`, `abcd…`, `aaaabbbb…`) score below it. See docs/security.md.
+MIN_SECRET_ENTROPY_BITS = 64
 
 
 class ConfigurationError(ValueError):
@@ -44,6 +61,12 @@ def _split_csv(value: object) -> object:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
+
+
+def _parse_proxy(item: str) -> object:
+    if item.lower() == UNIX_SOCKET_PROXY:
+        return UNIX_SOCKET_PROXY
+    return ip_network(item, strict=False)
 
 
 class Settings(BaseSettings):
@@ -58,7 +81,9 @@ class Settings(BaseSettings):
 
     access_token_expire_minutes: int = Field(30, ge=1, le=24 * 60)
     refresh_token_expire_days: int = Field(7, ge=1, le=365)
-    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    # The absolute end of a session, counted from its sign-in; unset: REFRESH_TOKEN_EXPIRE_DAYS.
+    session_max_lifetime_days: int | None = Field(None, ge=1, le=365)
+    jwt_algorithm: Literal["HS256", "HS384", "HS512", "EdDSA", "ES256", "RS256"] = "HS256"
     jwt_issuer: str = "authsvc"
     jwt_audience: str = "authsvc"
 
@@ -97,14 +122,19 @@ class Settings(BaseSettings):
     docs_enabled: bool = True
 
     # Throttling, in the `limits` notation ("5/5 minutes;10/hour"). Stacked windows give a
-    # growing back-off; the account defaults stop an online guessing attack at 20 guesses a
-    # day, far below NIST SP 800-63B §5.2.2's ceiling of 100 consecutive failures.
+    # growing back-off. The tight limit counts per (account, client address), so nobody can
+    # lock a victim out from elsewhere; the ceiling counts per account across all addresses
+    # (NIST SP 800-63B §5.2.2: at most 100 failures). docs/security.md, "Throttling".
     rate_limit_enabled: bool = True
     rate_limit_login_account: str = "5/5 minutes;10/hour;20/day"
+    rate_limit_login_account_ceiling: str = "100/day"
     rate_limit_login_ip: str = "30/minute;300/hour"
     rate_limit_register_ip: str = "10/minute;50/hour"
     rate_limit_refresh_ip: str = "60/minute"
-    trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = []
+    # Addresses/CIDRs whose X-Forwarded-For is believed; `unix` trusts a Unix-socket peer.
+    trusted_proxies: Annotated[list[IPv4Network | IPv6Network | Literal["unix"]], NoDecode] = []
+    # When set, /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; else loopback.
+    metrics_token: SecretStr | None = None
 
     refresh_token_rotation: bool = False
 
@@ -112,7 +142,38 @@ class Settings(BaseSettings):
     # `mfa_token` of a sign-in waiting for its second factor lives.
     totp_issuer: str = Field("authsvc", min_length=1, max_length=64)
     mfa_token_expire_seconds: int = Field(300, ge=30, le=900)
+    # Asymmetric signing keys (docs/tokens.md): how often each worker rereads them.
+    signing_key_refresh_seconds: float = Field(60.0, gt=0, le=3600)
     session_cleanup_interval_seconds: int = Field(3600, ge=0)
+
+    # Mail, password reset and email verification (docs/mail-and-recovery.md).
+    mail_backend: Literal["file", "smtp"] = "file"
+    mail_file_dir: Path | None = None
+    mail_from: str = "authsvc <no-reply@localhost>"
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_tls: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout: float = Field(10.0, gt=0)
+    # Where the service is reached from outside: absolute URLs (metadata, links) start here.
+    public_url: str = "http://127.0.0.1:8000"
+    password_reset_url: str | None = None
+    email_verification_url: str | None = None
+    password_reset_token_expire_minutes: int = Field(30, ge=1, le=24 * 60)
+    email_verification_token_expire_hours: int = Field(48, ge=1, le=30 * 24)
+    email_verification_required: bool = False
+    rate_limit_password_reset: str = "3/hour"  # noqa: S105
+    rate_limit_password_reset_ip: str = "20/hour"  # noqa: S105
+    mail_sender_enabled: bool = True
+    mail_poll_interval_seconds: float = Field(1.0, gt=0, le=60)
+    mail_retry_base_seconds: float = Field(1.0, gt=0)
+    mail_retry_max_seconds: float = Field(60.0, gt=0)
+    mail_max_attempts: int = Field(10, ge=1, le=100)
+    mail_lease_seconds: float = Field(120.0, gt=0)
+    mail_batch_size: int = Field(20, ge=1, le=500)
+    mail_circuit_breaker_threshold: int = Field(5, ge=1)
+    mail_circuit_breaker_timeout: float = Field(30.0, gt=0)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -124,21 +185,41 @@ class Settings(BaseSettings):
     def _parse_proxies(cls, value: object) -> object:
         value = _split_csv(value)
         if isinstance(value, list):
-            return [
-                ip_network(item, strict=False) if isinstance(item, str) else item for item in value
-            ]
+            return [_parse_proxy(item) if isinstance(item, str) else item for item in value]
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _check_metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < MIN_METRICS_TOKEN_CHARS:
+            raise ValueError(
+                f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_CHARS} characters; "
+                "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
         return value
 
     @field_validator(
         "rate_limit_login_account",
+        "rate_limit_login_account_ceiling",
         "rate_limit_login_ip",
         "rate_limit_register_ip",
         "rate_limit_refresh_ip",
+        "rate_limit_password_reset",
+        "rate_limit_password_reset_ip",
     )
     @classmethod
     def _parse_limits(cls, value: str) -> str:
         parse_many(value)  # raises ValueError on a malformed limit string
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _parse_public_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("PUBLIC_URL must be an absolute http(s) URL")
+        return value.rstrip("/")
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -147,13 +228,42 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
-        if self.environment == "production":
-            problem = secret_key_problem(self.secret_key)
+        # A weak key is refused wherever it is set, not only in production: a development
+        # or staging service with a guessable key hands out forgeable tokens just as well.
+        # Tests alone may use fixed keys; unset outside production, a random key is generated.
+        if self.environment == "production" or (
+            self.environment != "test" and self.secret_key is not None
+        ):
+            problem = secret_key_problem(self.secret_key, environment=self.environment)
             if problem:
                 raise ConfigurationError(problem)
         if "*" in self.cors_origins:
             raise ConfigurationError("CORS_ORIGINS must list origins; '*' is not allowed")
         return self
+
+    @field_validator("password_reset_url", "email_verification_url")
+    @classmethod
+    def _has_token_slot(cls, value: str | None) -> str | None:
+        if value is not None and "{token}" not in value:
+            raise ValueError("must contain {token}, where the link's token goes")
+        return value
+
+    @property
+    def uses_key_pairs(self) -> bool:
+        """True for EdDSA, ES256 and RS256: keys in the database, public ones published."""
+        return not self.jwt_algorithm.startswith("HS")
+
+    @property
+    def proxy_networks(self) -> list[IPv4Network | IPv6Network]:
+        return [item for item in self.trusted_proxies if not isinstance(item, str)]
+
+    @property
+    def trust_unix_socket(self) -> bool:
+        return UNIX_SOCKET_PROXY in self.trusted_proxies
+
+    @property
+    def session_max_lifetime(self) -> timedelta:
+        return timedelta(days=self.session_max_lifetime_days or self.refresh_token_expire_days)
 
     @property
     def is_sqlite(self) -> bool:
@@ -168,27 +278,80 @@ class Settings(BaseSettings):
             return Path(url.database).resolve().parent / ".secret_key"
         return Path.cwd() / ".secret_key"
 
+    def default_mail_dir(self) -> Path:
+        """Where the `file` mail backend writes: MAIL_FILE_DIR, else `mail/` beside the
+        SQLite file, else in the working directory."""
+        if self.mail_file_dir is not None:
+            return self.mail_file_dir
+        url = make_url(self.database_url)
+        if self.is_sqlite and url.database and url.database != ":memory:":
+            return Path(url.database).resolve().parent / "mail"
+        return Path.cwd() / "mail"
 
-def secret_key_problem(secret: SecretStr | None) -> str | None:
-    """Why a production SECRET_KEY is unacceptable, or None."""
+    def link(self, kind: Literal["reset", "verify"], token: str) -> str:
+        """The link a mail carries: PASSWORD_RESET_URL / EMAIL_VERIFICATION_URL with the
+        token in its slot, by default a page of this service under PUBLIC_URL."""
+        base = self.public_url.rstrip("/")
+        if kind == "reset":
+            template = self.password_reset_url or base + "/reset-password?token={token}"
+        else:
+            template = self.email_verification_url or base + "/verify-email?token={token}"
+        return template.replace("{PUBLIC_URL}", base).replace("{token}", token)
+
+
+_GENERATE_HINT = "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
+def secret_key_problem(secret: SecretStr | None, *, environment: str = "production") -> str | None:
+    """Why a SECRET_KEY is unacceptable, or None."""
     if secret is None or not secret.get_secret_value():
-        return "SECRET_KEY must be set when ENVIRONMENT=production"
-    value = secret.get_secret_value()
+        return f"SECRET_KEY must be set when ENVIRONMENT={environment}"
+    return key_weakness(secret.get_secret_value(), name="SECRET_KEY")
+
+
+def key_weakness(value: str, *, name: str) -> str | None:
+    """Why `value` is too weak to sign tokens with (short, placeholder, low entropy), or None.
+
+    The entropy test is a tripwire for keys a person typed, not a proof of randomness: it
+    estimates the Shannon entropy of the characters and of the differences between
+    neighbouring characters (which exposes runs and sequences), and refuses a key that
+    is one shorter string repeated.
+    """
     if value.strip().lower() in KNOWN_PLACEHOLDERS:
-        return (
-            "SECRET_KEY is a well-known placeholder; generate one with: "
-            "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
-        )
+        return f"{name} is a well-known placeholder; {_GENERATE_HINT}"
     if len(value.encode()) < MIN_SECRET_BYTES:
-        return f"SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes when ENVIRONMENT=production"
+        return f"{name} must be at least {MIN_SECRET_BYTES} bytes; {_GENERATE_HINT}"
+    if _repeats_a_shorter_string(value) or _entropy_estimate(value) < MIN_SECRET_ENTROPY_BITS:
+        return (
+            f"{name} has too little entropy (repeated or sequential characters); {_GENERATE_HINT}"
+        )
     return None
+
+
+def _shannon_bits(symbols: Sequence[object]) -> float:
+    counts, total = Counter(symbols), len(symbols)
+    return -sum(c * math.log2(c / total) for c in counts.values())
+
+
+def _entropy_estimate(value: str) -> float:
+    steps = [ord(b) - ord(a) for a, b in itertools.pairwise(value)]
+    return min(_shannon_bits(value), _shannon_bits(steps))
+
+
+def _repeats_a_shorter_string(value: str) -> bool:
+    # `secretsecretsecret…`: the smallest period of the string is at most half its length.
+    return any(
+        value == (value[:period] * (len(value) // period + 1))[: len(value)]
+        for period in range(1, len(value) // 2 + 1)
+    )
 
 
 def resolve_secret_key(settings: Settings) -> str:
     """The signing key: SECRET_KEY, else (outside production) a generated key kept in a file.
 
     The file is created atomically (written aside, then hard-linked into place), so several
-    workers starting at once all end up reading the same key.
+    workers starting at once all end up reading the same key. An existing file is used only
+    when nobody else can write it (see `_read_key_file`). Raises ConfigurationError.
     """
     if settings.secret_key is not None and settings.secret_key.get_secret_value():
         return settings.secret_key.get_secret_value()
@@ -205,10 +368,48 @@ def resolve_secret_key(settings: Settings) -> str:
                 os.link(tmp, path)
         finally:
             os.unlink(tmp)
-    key = path.read_text().strip()
+    key = _read_key_file(path)
     if len(key.encode()) < MIN_SECRET_BYTES:
         raise ConfigurationError(f"{path} holds a key shorter than {MIN_SECRET_BYTES} bytes")
+    if settings.environment != "test":
+        weakness = key_weakness(key, name=f"the key in {path}")
+        if weakness:
+            raise ConfigurationError(weakness)
     return key
+
+
+def _read_key_file(path: Path) -> str:
+    """The key file's text, refused when another user could have written it.
+
+    Like OpenSSH's StrictModes: whoever can write the signing key can mint tokens for any
+    account, so the file must belong to us (or root) and be writable by nobody else. A
+    file others can read is used, with a warning: they could forge tokens with it.
+    The checks run on the open file (fstat), not on the name, so a swap between the check
+    and the read cannot slip another file in.
+    """
+    with path.open(encoding="utf-8") as handle:
+        info = os.fstat(handle.fileno())
+        if hasattr(os, "getuid"):
+            owners = {os.getuid(), 0}
+            if info.st_uid not in owners:
+                raise ConfigurationError(
+                    f"{path} belongs to another user (uid {info.st_uid}); "
+                    "the signing key must be the service's own: chown it or remove it"
+                )
+            if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                raise ConfigurationError(
+                    f"{path} is writable by group or others (mode "
+                    f"{stat.S_IMODE(info.st_mode):04o}); anyone who can write it can forge "
+                    f"tokens: chmod 600 {path}"
+                )
+            if info.st_mode & (stat.S_IRGRP | stat.S_IROTH):
+                log.warning(
+                    "secret key file readable by others",
+                    path=str(path),
+                    mode=f"{stat.S_IMODE(info.st_mode):04o}",
+                    fix=f"chmod 600 {path}",
+                )
+        return handle.read().strip()
 
 
 @lru_cache(maxsize=1)

@@ -11,11 +11,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.database import Database
+from app.models.client import OAuthClient
 from app.models.user import User
+from app.services.account_service import AccountService
 from app.services.auth_service import AuthService
+from app.services.client_service import ClientService
+from app.services.keyring import KeyRing
 from app.services.mfa_service import MfaService
-from app.utils.client_ip import resolve_client_ip
-from app.utils.exceptions import NotAuthenticatedException, UnsupportedMediaTypeException
+from app.services.one_time_tokens import OneTimeTokens
+from app.services.outbox import Outbox
+from app.services.throttle import Throttle
+from app.services.token_service import TokenService
+from app.utils.basic_auth import MalformedCredentials, parse_basic
+from app.utils.exceptions import (
+    InvalidClientException,
+    NotAuthenticatedException,
+    UnsupportedMediaTypeException,
+)
 from app.utils.metrics import Metrics
 from app.wiring import build_auth_service, build_mfa_service
 
@@ -61,18 +73,23 @@ async def get_metrics(request: Request) -> Metrics:
     return metrics
 
 
+async def get_throttle(request: Request) -> Throttle:
+    throttle: Throttle = request.app.state.throttle
+    return throttle
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+ThrottleDep = Annotated[Throttle, Depends(get_throttle)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 SessionDep = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
 
 
-async def get_client_ip(request: Request, settings: SettingsDep) -> str | None:
-    """The socket peer, or the address trusted proxies forwarded for (TRUSTED_PROXIES)."""
-    peer = request.client.host if request.client else None
-    return resolve_client_ip(
-        peer, request.headers.getlist("x-forwarded-for"), settings.trusted_proxies
-    )
+async def get_client_ip(request: Request) -> str | None:
+    """The socket peer, or the address trusted proxies forwarded for (TRUSTED_PROXIES), as
+    the request middleware resolved it for the log line; None (one shared bucket) without."""
+    resolved: str | None = request.scope.get("state", {}).get("client_ip")
+    return resolved
 
 
 ClientIP = Annotated[str | None, Depends(get_client_ip)]
@@ -88,7 +105,7 @@ async def require_json(request: Request) -> None:
 JSONBody = Depends(require_json)
 
 
-async def get_mfa_service(request: Request, session: SessionDep) -> MfaService:
+async def get_mfa_service(request: Request, session: SessionDep, client_ip: ClientIP) -> MfaService:
     state = request.app.state
     return build_mfa_service(
         state.settings,
@@ -96,7 +113,8 @@ async def get_mfa_service(request: Request, session: SessionDep) -> MfaService:
         box=state.mfa_box,
         hasher=state.hasher,
         throttle=state.throttle,
-        clock=state.utc_clock,
+        client_ip=client_ip,
+        clock=state.wall_clock,
     )
 
 
@@ -114,13 +132,23 @@ async def get_auth_service(
         codec=state.codec,
         throttle=state.throttle,
         client_ip=client_ip,
-        clock=state.utc_clock,
         metrics=state.metrics,
+        identifier_hash=state.identifier_hash,
+        clock=state.wall_clock,
+        outbox=Outbox(session, clock=state.wall_clock, notify=state.mail_sender.wake),
         mfa=mfa,
     )
 
 
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+
+
+async def get_account_service(auth: AuthServiceDep) -> AccountService:
+    assert auth.outbox is not None
+    return AccountService(auth, tokens=OneTimeTokens(auth.users.session), outbox=auth.outbox)
+
+
+AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]
 
 
 async def get_bearer_token(
@@ -145,3 +173,57 @@ async def get_current_user(
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def get_token_service(auth: AuthServiceDep) -> TokenService:
+    return TokenService(auth)
+
+
+TokenServiceDep = Annotated[TokenService, Depends(get_token_service)]
+
+
+async def get_registered_client(request: Request, session: SessionDep) -> OAuthClient:
+    """The client of the HTTP Basic credentials (RFC 7662 §2.1); raises
+    InvalidClientException (401, `WWW-Authenticate: Basic`) for missing or wrong ones."""
+    header = request.headers.get("authorization")
+    if not header:
+        raise InvalidClientException("Client authentication with HTTP Basic is required")
+    try:
+        client_id, secret = parse_basic(header)
+    except MalformedCredentials:
+        raise InvalidClientException("Client authentication must use HTTP Basic") from None
+    client = await ClientService(session).authenticate(client_id, secret)
+    if client is None:
+        raise InvalidClientException()
+    return client
+
+
+RegisteredClient = Annotated[OAuthClient, Depends(get_registered_client)]
+
+
+async def check_public_or_registered_client(request: Request, session: SessionDep) -> None:
+    """RFC 7009 §2.1 for public clients (as at /auth/token): no or empty credentials pass;
+    a registered client's credentials pass when right. Raises InvalidClientException."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return
+    try:
+        client_id, secret = parse_basic(header)
+    except MalformedCredentials:
+        raise InvalidClientException("Client authentication must use HTTP Basic") from None
+    if not client_id and not secret:  # `Basic Og==` from the Swagger UI: no client at all
+        return
+    if await ClientService(session).authenticate(client_id, secret) is None:
+        raise InvalidClientException()
+
+
+PublicOrRegisteredClient = Depends(check_public_or_registered_client)
+
+
+async def get_keyring(request: Request) -> KeyRing | None:
+    """The worker's signing keys; None with an HS algorithm (nothing to publish)."""
+    keyring: KeyRing | None = request.app.state.keyring
+    return keyring
+
+
+KeyRingDep = Annotated[KeyRing | None, Depends(get_keyring)]

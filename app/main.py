@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
@@ -15,21 +15,30 @@ from fastapi_offline import FastAPIOffline
 from app import __version__
 from app.config import Settings, get_settings, resolve_secret_key
 from app.database import Database
+from app.mail.sender import MailMetrics, MailSender, purge_mail_and_tokens
 from app.middleware.cors import ContractCORSMiddleware
 from app.middleware.exception import register_exception_handlers
 from app.middleware.head import HeadAsGetMiddleware
 from app.middleware.logging import RequestContextMiddleware
 from app.middleware.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from app.openapi import install_openapi
-from app.routes import auth, docs, health, metrics, mfa, users
+from app.routes import account, auth, docs, health, metrics, mfa, pages, tokens, users, well_known
 from app.routes.oauth2 import TOKEN_REQUEST_COMPONENTS
+from app.services.keyring import max_token_lifetime, open_keyring, purge_retired_keys
 from app.services.mfa_service import purge_expired_challenges, totp_box
 from app.services.session_service import SessionService
+from app.serving import Takeover, take_over_from_uvicorn
 from app.startup import start_schema
 from app.utils.jwt import Clock, utc_now
 from app.utils.logger import get_logger, setup_logging
 from app.utils.metrics import Metrics
-from app.wiring import build_codec, build_hasher, build_throttle
+from app.wiring import (
+    build_codec,
+    build_hasher,
+    build_identifier_hash,
+    build_throttle,
+    log_secrets,
+)
 
 log = get_logger(__name__)
 
@@ -48,6 +57,23 @@ health body, and `POST /auth/token` answers in the OAuth2 shape of RFC 6749 §5.
 """
 
 
+def _report_takeover(takeover: Takeover, settings: Settings) -> None:
+    if takeover.removed:
+        log.info("uvicorn defaults overridden", removed=takeover.removed)
+    if takeover.ignored_forwarded_allow_ips:
+        log.warning(
+            "FORWARDED_ALLOW_IPS ignored: TRUSTED_PROXIES decides the client address",
+            forwarded_allow_ips=takeover.ignored_forwarded_allow_ips,
+        )
+    if takeover.unix_socket and not settings.trust_unix_socket:
+        log.warning(
+            "served over a Unix socket without a trusted proxy: no client address, so every"
+            " per-client limit counts all clients in one shared bucket; add `unix` to"
+            " TRUSTED_PROXIES if the proxy in front sets X-Forwarded-For",
+            uds=takeover.unix_socket,
+        )
+
+
 async def purge_expired_sessions(database: Database, settings: Settings) -> int:
     """Delete sessions past their refresh token's expiry plus one access-token lifetime
     (the last access token of a session may outlive its refresh token by that much)."""
@@ -63,11 +89,21 @@ async def purge_expired_sessions(database: Database, settings: Settings) -> int:
     return purged
 
 
-async def _purge_periodically(database: Database, settings: Settings) -> None:
+def key_lifetime(settings: Settings) -> timedelta:
+    """How long a retired signing key stays published (its last token's lifetime)."""
+    return max_token_lifetime(
+        timedelta(minutes=settings.access_token_expire_minutes),
+        timedelta(days=settings.refresh_token_expire_days),
+    )
+
+
+async def _purge_periodically(database: Database, settings: Settings, now: Clock) -> None:
     while True:
         await asyncio.sleep(settings.session_cleanup_interval_seconds)
         try:
             await purge_expired_sessions(database, settings)
+            await purge_mail_and_tokens(database, now=now())
+            await purge_retired_keys(database, max_lifetime=key_lifetime(settings), clock=now)
         except Exception as error:  # the database may be down; try again next time
             log.warning("session purge failed", error_type=type(error).__name__)
 
@@ -76,35 +112,70 @@ def create_app(
     settings: Settings | None = None,
     *,
     clock: Callable[[], float] = time.monotonic,
-    utc_clock: Clock = utc_now,
+    wall_clock: Callable[[], datetime] = utc_now,
 ) -> FastAPI:
     """Build the application; nothing touches the database until the lifespan starts.
 
-    `clock` is the monotonic time source of the circuit breaker's recovery timeout;
-    `utc_clock` the wall clock of TOTP time steps, mfa_token expiry and `last_login`.
+    `clock` is the monotonic time source of the circuit breakers' recovery timeouts;
+    `wall_clock` (UTC) dates tokens, signing keys, one-time tokens and the mail outbox's
+    retries and leases, and counts TOTP time steps, mfa_token expiry and `last_login`.
     """
     settings = settings or get_settings()
     # One registry per application: two apps in one process never share or clash on series.
     app_metrics = Metrics()
+    mail_metrics = MailMetrics(app_metrics.registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        secret_key = resolve_secret_key(settings)
-        # The signing key is masked in the log pipeline wherever it might show up.
-        setup_logging(settings.log_level, settings.log_format, secrets=[secret_key])
+        takeover = take_over_from_uvicorn()
+        setup_logging(settings.log_level, settings.log_format, secrets=log_secrets(settings))
+        _report_takeover(takeover, settings)
         app.state.settings = settings
-        app.state.codec = build_codec(settings)
-        app.state.mfa_box = totp_box(secret_key)
+        app.state.mfa_box = totp_box(resolve_secret_key(settings))
         app.state.database = Database(settings, clock=clock)
         app_metrics.watch_breaker(app.state.database.breaker)
         # Before the server accepts a connection: the first request meets the current schema.
         migrator = await start_schema(app.state.database, auto_migrate=settings.db_auto_migrate)
         background = [] if migrator is None else [migrator]
         app.state.hasher = build_hasher(settings)
+        keyring = None
+        if settings.uses_key_pairs:
+            # Signing needs the keys, so with key pairs the database must answer at start.
+            try:
+                keyring = await open_keyring(
+                    app.state.database,
+                    algorithm=settings.jwt_algorithm,
+                    secret_key=resolve_secret_key(settings),
+                    max_lifetime=key_lifetime(settings),
+                    clock=wall_clock,
+                )
+            except BaseException as error:
+                log.error("signing keys unavailable", error=str(error))
+                for task in background:
+                    task.cancel()
+                await app.state.database.dispose()
+                raise
+            background.append(
+                asyncio.create_task(
+                    keyring.refresh_periodically(settings.signing_key_refresh_seconds)
+                )
+            )
+        app.state.keyring = keyring
+        app.state.codec = build_codec(settings, keys=keyring, clock=wall_clock)
         app.state.throttle = build_throttle(settings)
+        app.state.identifier_hash = build_identifier_hash(settings)
+        app.state.wall_clock = wall_clock
+        app.state.mail_sender = MailSender(
+            app.state.database, settings, metrics=mail_metrics, clock=wall_clock, monotonic=clock
+        )
+        app_metrics.watch_breaker(app.state.mail_sender.breaker)
+        if settings.mail_sender_enabled:
+            app.state.mail_sender.start()
+        if settings.environment == "production" and "127.0.0.1" in settings.public_url:
+            log.warning("PUBLIC_URL points to 127.0.0.1: links in mails work on this machine only")
         if settings.session_cleanup_interval_seconds:
             background.append(
-                asyncio.create_task(_purge_periodically(app.state.database, settings))
+                asyncio.create_task(_purge_periodically(app.state.database, settings, wall_clock))
             )
         log.info("service started", version=__version__, environment=settings.environment)
         try:
@@ -114,6 +185,7 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await app.state.mail_sender.stop()
             await app.state.throttle.close()
             await app.state.database.dispose()
             app.state.hasher.close()
@@ -138,17 +210,22 @@ def create_app(
             {"name": "auth", "description": "Registration, login and tokens"},
             {"name": "users", "description": "The signed-in user's account"},
             {"name": "health", "description": "Liveness and readiness for load balancers"},
+            {"name": "discovery", "description": "Public keys and metadata for other services"},
         ],
     )
     app.state.settings = settings
     app.state.metrics = app_metrics
-    app.state.utc_clock = utc_clock
+    app.state.wall_clock = wall_clock
     register_exception_handlers(app)
     app.include_router(auth.router)
     app.include_router(users.router)
     app.include_router(mfa.router)
+    app.include_router(tokens.router)
     app.include_router(health.router)
+    app.include_router(well_known.router)
     app.include_router(metrics.router)
+    app.include_router(account.router)
+    app.include_router(pages.router)
     if settings.docs_enabled:
         app.include_router(docs.router)
     install_openapi(app, components=TOKEN_REQUEST_COMPONENTS)
@@ -159,12 +236,17 @@ def create_app(
             ContractCORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_credentials=False,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "PUT"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
     app.add_middleware(HeadAsGetMiddleware)  # inside the request log: it shows HEAD
-    app.add_middleware(RequestContextMiddleware, metrics=app_metrics)
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics=app_metrics,
+        trusted_proxies=settings.proxy_networks,
+        trust_unix_socket=settings.trust_unix_socket,
+    )
     app.add_middleware(SecurityHeadersMiddleware)
     return app
 

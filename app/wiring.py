@@ -6,6 +6,7 @@ CLI hashes and signs exactly as the running service does without building an app
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,12 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings, resolve_secret_key
 from app.services.auth_service import AuthService
 from app.services.mfa_service import MfaService
+from app.services.outbox import Outbox
 from app.services.session_service import SessionService
 from app.services.throttle import Throttle, ThrottleRules, build_storage
 from app.services.transaction import Transaction
 from app.services.user_service import UserService
 from app.utils.crypto import SecretBox
-from app.utils.jwt import Clock, TokenCodec, utc_now
+from app.utils.jwt import Clock, KeySet, TokenCodec, utc_now
+from app.utils.keyed_hash import KeyedHash
 from app.utils.metrics import Metrics
 from app.utils.password import PasswordHasher
 
@@ -34,9 +37,15 @@ def build_hasher(settings: Settings) -> PasswordHasher:
     )
 
 
-def build_codec(settings: Settings) -> TokenCodec:
+def build_codec(
+    settings: Settings, *, keys: KeySet | None = None, clock: Clock = utc_now
+) -> TokenCodec:
+    """The codec; with an asymmetric JWT_ALGORITHM it signs with `keys` (the lifespan's
+    KeyRing). Without one it can still be built (the CLI never signs), but not sign."""
     return TokenCodec(
         key=resolve_secret_key(settings),
+        keys=keys,
+        clock=clock,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         access_ttl=timedelta(minutes=settings.access_token_expire_minutes),
@@ -45,15 +54,39 @@ def build_codec(settings: Settings) -> TokenCodec:
     )
 
 
+# HKDF `info` labels of the keys derived from SECRET_KEY here (app.utils.keyed_hash).
+THROTTLE_KEY_INFO = b"authsvc/v1/throttle-account-key"
+LOG_IDENTIFIER_INFO = b"authsvc/v1/log-identifier"
+
+
 def build_throttle(settings: Settings) -> Throttle:
     storage = build_storage(settings.redis_url, key_prefix=settings.redis_key_prefix)
     rules = ThrottleRules(
         login_account=settings.rate_limit_login_account,
+        login_account_ceiling=settings.rate_limit_login_account_ceiling,
         login_ip=settings.rate_limit_login_ip,
         register_ip=settings.rate_limit_register_ip,
         refresh_ip=settings.rate_limit_refresh_ip,
+        mail_address=settings.rate_limit_password_reset,
+        mail_ip=settings.rate_limit_password_reset_ip,
     )
-    return Throttle(storage, rules, enabled=settings.rate_limit_enabled)
+    account_hash = KeyedHash.from_secret(resolve_secret_key(settings), THROTTLE_KEY_INFO)
+    return Throttle(storage, rules, account_hash=account_hash, enabled=settings.rate_limit_enabled)
+
+
+def build_identifier_hash(settings: Settings) -> KeyedHash:
+    """The keyed hash that stands for an unknown login identifier in the log (64 bits)."""
+    return KeyedHash.from_secret(resolve_secret_key(settings), LOG_IDENTIFIER_INFO, hex_chars=16)
+
+
+def log_secrets(settings: Settings) -> list[str]:
+    """Values the log pipeline masks wherever they show up: the signing key, the metrics
+    token, the SMTP password."""
+    secrets = [resolve_secret_key(settings)]
+    for secret in (settings.metrics_token, settings.smtp_password):
+        if secret is not None and secret.get_secret_value():
+            secrets.append(secret.get_secret_value())
+    return secrets
 
 
 def build_auth_service(
@@ -64,8 +97,10 @@ def build_auth_service(
     codec: TokenCodec,
     throttle: Throttle | None = None,
     client_ip: str | None = None,
-    clock: Clock = utc_now,
     metrics: Metrics | None = None,
+    identifier_hash: Callable[[str], str] | None = None,
+    clock: Clock = utc_now,
+    outbox: Outbox | None = None,
     mfa: MfaService | None = None,
 ) -> AuthService:
     """AuthService on one database session; the CLI passes no throttle (an operator's act)."""
@@ -78,9 +113,13 @@ def build_auth_service(
         client_ip=client_ip,
         rotate_refresh_tokens=settings.refresh_token_rotation,
         password_min_length=settings.password_min_length,
-        clock=clock,
         metrics=metrics,
         transaction=Transaction(session),
+        identifier_hash=identifier_hash,
+        session_max_lifetime=settings.session_max_lifetime,
+        clock=clock,
+        outbox=outbox,
+        require_verified_email=settings.email_verification_required,
         mfa=mfa,
     )
 
@@ -92,6 +131,7 @@ def build_mfa_service(
     box: SecretBox,
     hasher: PasswordHasher,
     throttle: Throttle | None = None,
+    client_ip: str | None = None,
     clock: Clock = utc_now,
 ) -> MfaService:
     """MfaService on one database session; `box` is `totp_box(SECRET_KEY)`, built once."""
@@ -100,6 +140,7 @@ def build_mfa_service(
         box=box,
         hasher=hasher,
         throttle=throttle,
+        client_ip=client_ip,
         issuer=settings.totp_issuer,
         challenge_ttl=timedelta(seconds=settings.mfa_token_expire_seconds),
         clock=clock,

@@ -66,6 +66,7 @@ BENCH_ENVIRONMENT = {
     # with limits out of reach: all load comes from 127.0.0.1 and reuses a few hundred
     # accounts, which the real limits would rightly answer with 429s.
     "RATE_LIMIT_LOGIN_ACCOUNT": "1000000/minute",
+    "RATE_LIMIT_LOGIN_ACCOUNT_CEILING": "1000000/minute",
     "RATE_LIMIT_LOGIN_IP": "1000000/minute",
     "RATE_LIMIT_REGISTER_IP": "1000000/minute",
     "RATE_LIMIT_REFRESH_IP": "1000000/minute",
@@ -171,6 +172,72 @@ def hashing_limit(env: dict[str, str], samples: int) -> dict[str, Any]:
     }
 
 
+# --------------------------------------------------------------------------- token costs
+
+
+def token_costs(algorithm: str, samples: int = 2000) -> dict[str, Any]:
+    """CPU cost of the service's own codec with `algorithm`, one thread: what a login adds
+    (it signs an access and a refresh token) and what a `/users/me` adds (one verification).
+    """
+    import asyncio as _asyncio
+    from datetime import timedelta
+
+    from app.services.keyring import KeyRing
+    from app.services.signing_key_service import StoredKey
+    from app.utils.jwt import TokenCodec, TokenType, utc_now
+    from app.utils.signing_keys import KeyCipher, generate_private_key, public_jwk, thumbprint
+
+    secret = secrets.token_urlsafe(48)
+    ring = None
+    if not algorithm.startswith("HS"):
+        key = generate_private_key(algorithm)
+        kid = thumbprint(key.public_key())
+        cipher = KeyCipher(secret)
+        row = StoredKey(
+            kid=kid,
+            algorithm=algorithm,
+            public_jwk=public_jwk(key.public_key(), kid=kid, algorithm=algorithm),
+            private_key_encrypted=cipher.encrypt(key, kid=kid, algorithm=algorithm),
+            current=True,
+            created_at=utc_now(),
+            activated_at=utc_now(),
+            retired_at=None,
+        )
+
+        async def load(_: Any) -> list[StoredKey]:
+            return [row]
+
+        ring = KeyRing(loader=load, cipher=cipher, max_token_lifetime=timedelta(days=8))
+        _asyncio.run(ring.reload())
+    codec = TokenCodec(
+        key=secret,
+        keys=ring,
+        issuer="authsvc",
+        audience="authsvc",
+        access_ttl=timedelta(minutes=30),
+        refresh_ttl=timedelta(days=7),
+        algorithm=algorithm,
+    )
+    extra = {"sid": secrets.token_hex(16)}
+    token = codec.issue("1", TokenType.ACCESS, extra=extra).token
+    started = time.thread_time()
+    for _ in range(samples):
+        codec.issue("1", TokenType.ACCESS, extra=extra)
+    sign = (time.thread_time() - started) / samples
+    started = time.thread_time()
+    for _ in range(samples):
+        codec.decode(token, TokenType.ACCESS)
+    verify = (time.thread_time() - started) / samples
+    return {
+        "algorithm": algorithm,
+        "sign_us": round(sign * 1e6, 1),
+        "verify_us": round(verify * 1e6, 1),
+        "per_login_us": round(2 * sign * 1e6, 1),
+        "per_me_us": round(verify * 1e6, 1),
+        "token_bytes": len(token),
+    }
+
+
 # --------------------------------------------------------------------------- the server
 
 
@@ -180,6 +247,7 @@ def server_environment(options: argparse.Namespace) -> dict[str, str]:
     env.update(BENCH_ENVIRONMENT, SECRET_KEY=secrets.token_urlsafe(48))
     if options.redis_url:
         env["REDIS_URL"] = options.redis_url
+    env["JWT_ALGORITHM"] = options.jwt_algorithm
     return env
 
 
@@ -676,6 +744,20 @@ def table(run: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def token_costs_table(costs: list[dict[str, Any]]) -> str:
+    rows = [
+        "| JWT_ALGORITHM | sign µs | verify µs | per login µs (2 signs) | per /users/me µs "
+        "| access token bytes |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for c in costs:
+        rows.append(
+            f"| {c['algorithm']} | {c['sign_us']} | {c['verify_us']} | {c['per_login_us']} "
+            f"| {c['per_me_us']} | {c['token_bytes']} |"
+        )
+    return "\n".join(rows)
+
+
 def targets_table(run: dict[str, Any]) -> str:
     rows = ["| target | measured | bound | met |", "|---|---:|---|---|"]
     for t in run["targets"]:
@@ -755,6 +837,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--redis-url", help="REDIS_URL for the service (default: unset)")
     parser.add_argument(
+        "--jwt-algorithm",
+        default="HS256",
+        choices=["HS256", "HS384", "HS512", "EdDSA", "ES256", "RS256"],
+        help="JWT_ALGORITHM of the service (HS256); its token costs are measured beside HS256",
+    )
+    parser.add_argument(
         "--hash-samples", type=int, default=21, help="hashes timed for the limit (21)"
     )
     parser.add_argument(
@@ -788,6 +876,12 @@ def main(argv: list[str] | None = None) -> int:
         f"hashing limit: {hashing['scheme']} {hashing['parameters']}: median "
         f"{hashing['median_ms']} ms x {hashing['cores']} cores -> {hashing['limit_per_s']} logins/s"
     )
+    costs = [token_costs(a) for a in dict.fromkeys(["HS256", options.jwt_algorithm])]
+    for cost in costs:
+        say(
+            f"tokens {cost['algorithm']}: sign {cost['sign_us']} us, verify {cost['verify_us']}"
+            f" us CPU -> {cost['per_login_us']} us per login, {cost['per_me_us']} us per /users/me"
+        )
     report: dict[str, Any] = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine,
@@ -798,8 +892,10 @@ def main(argv: list[str] | None = None) -> int:
             "database": "postgresql" if options.database_url else "sqlite (temporary file)",
             "redis": bool(options.redis_url),
             "environment": BENCH_ENVIRONMENT,
+            "jwt_algorithm": options.jwt_algorithm,
         },
         "hashing": hashing,
+        "token_costs": costs,
         "runs": [],
     }
     for workers in options.worker_counts:
@@ -821,6 +917,7 @@ def main(argv: list[str] | None = None) -> int:
         f"hashing limit: {hashing['median_ms']} ms per hash ({hashing['scheme']}) "
         f"-> {hashing['limit_per_s']} logins/s\n"
     )
+    print(token_costs_table(costs) + "\n")
     for run in report["runs"]:
         print(table(run) + "\n")
         print(targets_table(run) + "\n")

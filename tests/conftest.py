@@ -27,11 +27,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from typer.testing import CliRunner, Result
 
 from app.cli import cli as authsvc_cli
-from app.config import Settings, resolve_secret_key
+from app.config import Settings
 from app.database import Database
 from app.main import create_app
 from app.services.throttle import build_storage
 from app.utils.logger import setup_logging
+from app.wiring import log_secrets
 from tests.support import (
     BACKENDS,
     PASSWORD,
@@ -45,6 +46,7 @@ from tests.support import (
     prepared,
     truncate,
 )
+from tests.support.mailbox import Mailbox
 
 
 @pytest.fixture(scope="session")
@@ -116,6 +118,14 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
+async def loopback_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client on this host (socket peer 127.0.0.1): what /metrics serves without a token."""
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50001))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
 def database(app: FastAPI) -> Database:
     db: Database = app.state.database
     return db
@@ -174,14 +184,25 @@ def run_cli(settings: Settings) -> CliInvoker:
 
 
 @pytest.fixture
-def live_server(settings: Settings) -> Iterator[str]:
+def live_socket() -> Iterator[socket.socket]:
+    """The bound socket of `live_server`: its port is known before the settings are built
+    (PUBLIC_URL, for the links in mails)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+@pytest.fixture
+def live_server(settings: Settings, live_socket: socket.socket) -> Iterator[str]:
     """A real uvicorn server on a free port (bound here, so no race for it), in a thread.
 
     The app runs its own lifespan in the server's event loop; the URL is returned once
     uvicorn reports it started, polled with a deadline.
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
+    sock = live_socket
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         create_app(settings), log_config=None, access_log=False, lifespan="on", workers=1
@@ -199,7 +220,17 @@ def live_server(settings: Settings) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
-        sock.close()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[Mailbox]:
+    """A real SMTP server (aiosmtpd) on a free port, collecting what it receives."""
+    box = Mailbox()
+    box.start()
+    try:
+        yield box
+    finally:
+        box.stop()
 
 
 @pytest.fixture
@@ -216,8 +247,8 @@ def pytest_report_header() -> list[str]:
 def logs(app: FastAPI, settings: Settings) -> Iterator[LogCapture]:
     """Captures the production pipeline's output (the lifespan's call, every logger at DEBUG)."""
     stream = io.StringIO()
-    secret = resolve_secret_key(settings)
-    setup_logging("DEBUG", settings.log_format, stream=stream, secrets=[secret])
+    secrets = log_secrets(settings)
+    setup_logging("DEBUG", settings.log_format, stream=stream, secrets=secrets)
     # The test's HTTP client is not the service: its own lines stay out of the capture.
     client_loggers = [logging.getLogger(name) for name in ("httpx", "httpcore")]
     for logger in client_loggers:
@@ -225,4 +256,4 @@ def logs(app: FastAPI, settings: Settings) -> Iterator[LogCapture]:
     yield LogCapture(stream)
     for logger in client_loggers:
         logger.disabled = False
-    setup_logging(settings.log_level, settings.log_format, secrets=[secret])
+    setup_logging(settings.log_level, settings.log_format, secrets=secrets)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import openapi, server, user_import, users, users_mfa
+from app.cli import clients, keys, mail, openapi, server, user_import, users, users_mfa
 from app.cli.context import load_settings
 from app.cli.output import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
@@ -30,6 +30,9 @@ cli.command()(openapi.openapi)
 users.app.command("import")(user_import.import_users)
 users.app.command("mfa-reset")(users_mfa.mfa_reset)
 cli.add_typer(users.app, name="users")
+cli.add_typer(mail.app, name="mail")
+cli.add_typer(keys.app, name="keys")
+cli.add_typer(clients.app, name="clients")
 
 
 def main() -> None:

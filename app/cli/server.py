@@ -23,12 +23,19 @@ MASK = "********"
 
 
 def serve_problems(
-    settings: Settings, *, workers: int, reload: bool
+    settings: Settings, *, workers: int, reload: bool, uds: Path | None = None
 ) -> tuple[list[str], list[str]]:
     """What makes this configuration unfit to serve: (refusals, warnings)."""
     refusals: list[str] = []
     warnings: list[str] = []
     production = settings.environment == "production"
+    if uds is not None and not settings.trust_unix_socket:
+        # Fail closed: without an address every client shares each per-client limit.
+        warnings.append(
+            f"--uds {uds}: a Unix socket gives no client address, so every per-client limit"
+            " counts all clients together; if the proxy in front sets X-Forwarded-For, add"
+            " `unix` to TRUSTED_PROXIES"
+        )
     if reload and production:
         refusals.append("--reload watches the source tree; it is for development only")
     if workers > 1:
@@ -63,6 +70,10 @@ def serve(
     reload: Annotated[
         bool, typer.Option(help="Restart on code changes (development, one process).")
     ] = False,
+    uds: Annotated[
+        Path | None,
+        typer.Option(help="Listen on this Unix socket instead of --host/--port (behind a proxy)."),
+    ] = None,
 ) -> None:
     """Serve the API with uvicorn.
 
@@ -76,7 +87,7 @@ def serve(
             "--reload runs a single process; drop --workers", param_hint="'--reload'"
         )
     settings = settings_of(ctx)
-    refusals, warnings = serve_problems(settings, workers=workers, reload=reload)
+    refusals, warnings = serve_problems(settings, workers=workers, reload=reload, uds=uds)
     for warning in warnings:
         say("warning", warning, style="bold yellow")
     if refusals:
@@ -108,8 +119,10 @@ def serve(
         # Request heads bounded in size, field count and read time (HTTP_MAX_HEADER_BYTES,
         # HTTP_MAX_HEADERS, HTTP_HEADER_READ_TIMEOUT); plain uvicorn bounds none of them.
         http=BoundedHeadProtocol,
+        uds=None if uds is None else str(uds),
         workers=None if reload else workers,
         reload=reload,
+        # The application decides the client address from TRUSTED_PROXIES (app.serving).
         proxy_headers=False,
         server_header=False,
         access_log=False,

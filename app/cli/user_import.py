@@ -74,7 +74,8 @@ def import_users(
 ) -> None:
     """Import users from another system: plain passwords, or bcrypt/argon2 hashes kept as is.
 
-    Columns: email, username, and password or password_hash. Every row is checked first;
+    Columns: email, username, and password or password_hash (bcrypt cost >= 10, argon2 no
+    cheaper than the configured parameters). Every row is checked first;
     any bad row is reported with its line number and nothing is imported. Rows are then
     written in batches, one transaction each. Kept hashes are upgraded at the next login.
     """
@@ -105,7 +106,10 @@ def import_users(
             records = _counted(read_records(file, chosen), progress, checking)
             # Parsing and validating 100 000 rows is CPU work: keep it off the event loop.
             checked = await asyncio.to_thread(
-                check_records, records, check_password=auth.check_password
+                check_records,
+                records,
+                check_password=auth.check_password,
+                hash_floor=hasher.import_floor,
             )
             taken = await auth.users.existing_keys(
                 (r.email for r in checked.rows), (r.username for r in checked.rows)

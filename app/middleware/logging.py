@@ -12,15 +12,15 @@ import asyncio
 import re
 import time
 import uuid
-from collections.abc import Iterable
-from urllib.parse import parse_qsl, urlencode
+from collections.abc import Iterable, Sequence
 
 import structlog
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.middleware.exception import internal_error_response
-from app.utils.logger import REDACTED, get_logger
+from app.utils.client_ip import Network, resolve_client_ip
+from app.utils.logger import get_logger
 from app.utils.metrics import UNMATCHED_ROUTE, Metrics
 from app.utils.request_context import request_id_var
 
@@ -30,7 +30,6 @@ _MAX_LOGGED_PATH = 256
 
 # A printable token of at most 128 characters (API.md); anything else is replaced.
 _VALID_REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
-_SENSITIVE_QUERY = re.compile(r"token|password|secret|key|code|auth", re.IGNORECASE)
 DEFAULT_QUIET_PATHS = frozenset(
     {"/health", "/health/live", "/docs", "/redoc", "/openapi.json", "/metrics", "/favicon.ico"}
 )
@@ -42,18 +41,20 @@ UNMEASURED_PATHS = frozenset({"/metrics"})
 CLIENT_CLOSED_REQUEST = 499
 
 
-def sanitize_query(query_string: str) -> str:
-    """The query string with the values of secret-looking parameters redacted."""
-    if not query_string:
-        return ""
-    pairs = parse_qsl(query_string, keep_blank_values=True)
-    cleaned = [(k, REDACTED if _SENSITIVE_QUERY.search(k) else v) for k, v in pairs]
-    return urlencode(cleaned, safe="[]")
-
-
-def client_ip(scope: Scope) -> str | None:
+def client_ip(
+    scope: Scope, trusted_proxies: Sequence[Network] = (), *, trust_unix_socket: bool = False
+) -> str | None:
+    """The request's client address as TRUSTED_PROXIES decides it (app.utils.client_ip)."""
     client = scope.get("client")
-    return client[0] if client else None
+    forwarded_for = [
+        value.decode("latin-1") for name, value in scope["headers"] if name == b"x-forwarded-for"
+    ]
+    return resolve_client_ip(
+        client[0] if client else None,
+        forwarded_for,
+        trusted_proxies,
+        trust_unix_socket=trust_unix_socket,
+    )
 
 
 def route_template(scope: Scope) -> str | None:
@@ -75,11 +76,16 @@ class RequestContextMiddleware:
         quiet_paths: Iterable[str] = DEFAULT_QUIET_PATHS,
         quiet_prefixes: tuple[str, ...] = DEFAULT_QUIET_PREFIXES,
         metrics: Metrics | None = None,
+        trusted_proxies: Sequence[Network] = (),
+        trust_unix_socket: bool = False,
     ) -> None:
         self.app = app
         self.quiet_paths = frozenset(quiet_paths)
         self.quiet_prefixes = quiet_prefixes
         self.metrics = metrics
+        self.trusted_proxies = tuple(trusted_proxies)
+        self.trust_unix_socket = trust_unix_socket
+        self._warned_no_address = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -91,11 +97,20 @@ class RequestContextMiddleware:
         # Restored afterwards, including fields bound deeper in the request (`user_id`):
         # nothing of this request leaks into whatever runs next in the same context.
         outer_context = structlog.contextvars.get_contextvars()
+        # Resolved once, here: the log line, the throttle and the session all use this one.
+        address = client_ip(scope, self.trusted_proxies, trust_unix_socket=self.trust_unix_socket)
+        scope.setdefault("state", {})["client_ip"] = address
+        if address is None and not self.trust_unix_socket and not self._warned_no_address:
+            self._warned_no_address = True
+            log.warning(
+                "request without a client address: per-client limits share one bucket;"
+                " behind a proxy on a Unix socket, add `unix` to TRUSTED_PROXIES"
+            )
         structlog.contextvars.bind_contextvars(
             request_id=request_id,
             method=scope["method"],
             endpoint=scope["path"][:_MAX_LOGGED_PATH],
-            client_ip=client_ip(scope),
+            client_ip=address,
         )
         started = time.perf_counter()
         answered: float | None = None  # when the last byte was handed to the server
@@ -164,7 +179,8 @@ class RequestContextMiddleware:
         fields = {
             "status_code": status_code,
             "duration_ms": round(seconds * 1000, 2),
-            "query": sanitize_query(scope.get("query_string", b"").decode("latin-1")),
+            # Raw here: the log pipeline redacts secret parameters (app.utils.logger).
+            "query": scope.get("query_string", b"").decode("latin-1"),
             "route": route,
         }
         user_id = scope.get("state", {}).get("user_id")

@@ -24,6 +24,13 @@ DOCS_CSP = (
     "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
+# The account pages (app/routes/pages.py): their own script and style files, API calls to
+# this origin, nothing inline and nothing from elsewhere.
+PAGES_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+PAGE_PATHS = frozenset({"/reset-password", "/verify-email"})
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
 STATIC_PREFIX = "/static-offline-docs/"
 
@@ -45,6 +52,8 @@ class SecurityHeadersMiddleware:
         path: str = scope["path"]
         static = path.startswith(STATIC_PREFIX)
         csp = DOCS_CSP if path in DOCS_PATHS or static else API_CSP
+        if path in PAGE_PATHS:
+            csp = PAGES_CSP
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -1,8 +1,23 @@
 """ORM models and API schemas."""
 
 from app.models.base import Base
+from app.models.client import OAuthClient
+from app.models.mail import OutboxMail
 from app.models.mfa import MfaChallenge, MfaRecoveryCode, MfaTotp
+from app.models.one_time_token import OneTimeToken
 from app.models.session import AuthSession
+from app.models.signing_key import SigningKey
 from app.models.user import User
 
-__all__ = ["AuthSession", "Base", "MfaChallenge", "MfaRecoveryCode", "MfaTotp", "User"]
+__all__ = [
+    "AuthSession",
+    "Base",
+    "MfaChallenge",
+    "MfaRecoveryCode",
+    "MfaTotp",
+    "OAuthClient",
+    "OneTimeToken",
+    "OutboxMail",
+    "SigningKey",
+    "User",
+]

@@ -6,15 +6,17 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
-    EmailStr,
     Field,
     PlainSerializer,
     WithJsonSchema,
     model_validator,
 )
 from pydantic.config import JsonDict
+
+from app.utils.email_address import canonical_email
 
 
 def format_timestamp(value: datetime) -> str:
@@ -34,8 +36,27 @@ USERNAME_PATTERN = r"^[A-Za-z0-9_.\-]{3,50}$"
 # Generous bound that stops megabyte "passwords" before any hashing; the policy says 128.
 PASSWORD_INPUT_MAX = 1024
 
-# The rules for an account's email and username, shared by registration and the CLI's import.
-Email = Annotated[EmailStr, Field(max_length=100)]
+EMAIL_MAX = 100  # the width of users.email
+
+
+def _account_email(value: str) -> str:
+    # The length as typed (the message a client expects for a long address), and as stored.
+    too_long = f"Must be at most {EMAIL_MAX} characters"
+    if len(value) > EMAIL_MAX:
+        raise ValueError(too_long)
+    email = canonical_email(value)  # EmailAddressError is a ValueError: a field error
+    if len(email) > EMAIL_MAX:
+        raise ValueError(too_long)
+    return email
+
+
+# The rules for an account's email and username, shared by registration and the CLI's
+# create and import: the value is the address's canonical form (app/utils/email_address.py).
+Email = Annotated[
+    str,
+    AfterValidator(_account_email),
+    WithJsonSchema({"type": "string", "format": "email", "maxLength": EMAIL_MAX}),
+]
 Username = Annotated[str, Field(min_length=3, max_length=50, pattern=USERNAME_PATTERN)]
 
 
@@ -104,6 +125,7 @@ _USER_EXAMPLE: JsonDict = {
     "email": "alice@example.com",
     "username": "alice",
     "is_active": True,
+    "email_verified": False,
     "created_at": "2024-01-15T10:30:45.123Z",
     "last_login": None,
     "mfa_enabled": False,
@@ -123,6 +145,7 @@ class UserRead(BaseModel):
     email: str
     username: str
     is_active: bool
+    email_verified: bool
     created_at: Timestamp
     last_login: Timestamp | None
     mfa_enabled: bool
@@ -145,6 +168,111 @@ class TokenResponse(BaseModel):
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{**_TOKEN_EXAMPLE, "user": _USER_EXAMPLE}]}
+    )
+
+
+ONE_TIME_TOKEN_MAX = 512
+_TOKEN_FIELD = Field(
+    min_length=1, max_length=ONE_TIME_TOKEN_MAX, description="The `token` of the mailed link"
+)
+_NEW_PASSWORD_FIELD = Field(
+    min_length=1,
+    max_length=PASSWORD_INPUT_MAX,
+    description="Follows the registration rules (8-128 characters, not common, not the name)",
+)
+_LINK_TOKEN_EXAMPLE = "Xq3v7u0bWk1G7m8t2y5c9Q4p6n0a1s3d5f7g9h1j2kL"  # noqa: S105
+
+
+class PasswordForgot(RequestModel):
+    email: Email
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"email": "alice@example.com"}]})
+
+
+class PasswordReset(RequestModel):
+    token: Annotated[str, _TOKEN_FIELD]
+    new_password: Annotated[str, _NEW_PASSWORD_FIELD]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"token": _LINK_TOKEN_EXAMPLE, "new_password": "a new long passphrase"}]
+        }
+    )
+
+
+class PasswordChange(RequestModel):
+    current_password: Annotated[str, Field(min_length=1, max_length=PASSWORD_INPUT_MAX)]
+    new_password: Annotated[str, _NEW_PASSWORD_FIELD]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "current_password": "correct horse battery staple",
+                    "new_password": "a new long passphrase",
+                }
+            ]
+        }
+    )
+
+
+class EmailVerify(RequestModel):
+    token: Annotated[str, _TOKEN_FIELD]
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"token": _LINK_TOKEN_EXAMPLE}]})
+
+
+class VerificationResend(RequestModel):
+    email: Email
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"email": "alice@example.com"}]})
+
+
+class EmailChange(RequestModel):
+    new_email: Email
+    current_password: Annotated[str, Field(min_length=1, max_length=PASSWORD_INPUT_MAX)]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "new_email": "alice@example.org",
+                    "current_password": "correct horse battery staple",
+                }
+            ]
+        }
+    )
+
+
+class AcceptedResponse(BaseModel):
+    """A request taken on; what follows arrives by mail."""
+
+    detail: str
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"detail": "If the address belongs to an account, a reset link is on its way"}
+            ]
+        }
+    )
+
+
+class RegistrationPending(BaseModel):
+    """Registration with EMAIL_VERIFICATION_REQUIRED: no tokens until the address is proven."""
+
+    detail: str
+    user: UserRead
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "detail": "Account created; confirm the address with the link mailed to it",
+                    "user": _USER_EXAMPLE,
+                }
+            ]
+        }
     )
 
 
@@ -393,9 +521,19 @@ class BreakerCheck(BaseModel):
     state: Literal["closed", "open", "half_open"]
 
 
+class RedisCheck(BaseModel):
+    """The shared throttle counters (only with REDIS_URL): every login needs them."""
+
+    status: Literal["ok", "failing"]
+    latency_ms: float | None = None
+    error: str | None = None
+
+
 class HealthChecks(BaseModel):
     database: DatabaseCheck
     circuit_breaker: BreakerCheck
+    # Absent without REDIS_URL: the counters then live in the process and cannot fail.
+    redis: RedisCheck | None = Field(default=None, exclude_if=lambda value: value is None)
 
 
 class HealthResponse(BaseModel):

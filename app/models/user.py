@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, datetime
 
 from sqlalchemy import Boolean, Integer, String, false, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UTCDateTime
+from app.utils.email_address import email_key
 
 
 def _now() -> datetime:
@@ -15,13 +17,31 @@ def _now() -> datetime:
 
 
 def normalize_email(email: str) -> str:
-    """Emails compare case-insensitively (API.md): stored and looked up in lower case."""
-    return email.strip().lower()
+    """The one key of an address, for storing and for every look-up (registration, login,
+    import, CLI): NFKC, IDNA domain, lower case; see app/utils/email_address.py."""
+    return email_key(email)
 
 
 def normalize_username(username: str) -> str:
-    """`Alice` and `alice` are one account: the unique key is the case-folded name."""
-    return username.strip().casefold()
+    """`Alice` and `alice` are one account: the unique key is the case-folded name.
+
+    NFKC first, as for emails: usernames are ASCII by pattern, so `alice` typed in
+    fullwidth letters (U+FF41 ...) at login means `alice`.
+    """
+    return unicodedata.normalize("NFKC", username).strip().casefold()
+
+
+def is_email_identifier(identifier: str) -> bool:
+    """Usernames cannot contain `@`, so an `@` means an email; after NFKC, since a fullwidth
+    at sign (U+FF20) becomes one in the email's normalisation."""
+    return "@" in unicodedata.normalize("NFKC", identifier)
+
+
+def normalize_identifier(identifier: str) -> str:
+    """The key of a login identifier: an email's or a username's."""
+    if is_email_identifier(identifier):
+        return normalize_email(identifier)
+    return normalize_username(identifier)
 
 
 class User(Base):
@@ -35,6 +55,8 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(100), unique=True)
     hashed_password: Mapped[str] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # Proven by a link mailed to the address (or by a password reset through it).
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now, onupdate=_now)
     last_login: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

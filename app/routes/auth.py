@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 from fastapi.responses import JSONResponse
 
-from app.dependencies import AuthServiceDep, JSONBody
+from app.dependencies import AuthServiceDep, JSONBody, SettingsDep
 from app.models.schemas import (
     LogoutRequest,
     MfaRequiredResponse,
     OAuth2TokenResponse,
     PasswordGrant,
     RefreshRequest,
+    RegistrationPending,
     TokenResponse,
     UserLogin,
     UserRead,
@@ -22,6 +23,7 @@ from app.routes.oauth2 import TOKEN_REQUEST_BODY, TokenForm, oauth2_errors
 from app.services.auth_service import AuthResult
 from app.services.mfa_service import IssuedChallenge
 from app.utils.exceptions import (
+    EmailNotVerifiedException,
     InvalidClientException,
     InvalidCredentialsException,
     InvalidGrantException,
@@ -37,6 +39,7 @@ from app.utils.exceptions import (
 )
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+REGISTRATION_PENDING = "Account created; confirm the address with the link mailed to it"
 
 
 def _no_store(response: Response) -> None:
@@ -61,14 +64,32 @@ def _token_response(result: AuthResult, response: Response) -> TokenResponse:
     status_code=status.HTTP_201_CREATED,
     response_model=TokenResponse,
     summary="Register a new account",
-    responses=error_responses(
-        *BODY_ERRORS, UserAlreadyExistsException, RateLimitedException, *DATABASE_ERRORS
-    ),
+    responses={
+        202: {
+            "model": RegistrationPending,
+            "description": "With EMAIL_VERIFICATION_REQUIRED: created, not signed in",
+        },
+        **error_responses(
+            *BODY_ERRORS, UserAlreadyExistsException, RateLimitedException, *DATABASE_ERRORS
+        ),
+    },
 )
-async def register(body: UserRegister, auth: AuthServiceDep, response: Response) -> TokenResponse:
+async def register(
+    body: UserRegister, auth: AuthServiceDep, settings: SettingsDep, response: Response
+) -> TokenResponse | JSONResponse:
     """Create an account and sign it in: the answer carries its first access and refresh
     tokens. The password must be 8-128 characters, not a commonly used password and not
-    essentially the username or email; the error names the rule it breaks."""
+    essentially the username or email; the error names the rule it breaks. A link to
+    confirm the address is mailed; with `EMAIL_VERIFICATION_REQUIRED` the answer is 202
+    without tokens, and signing in waits for that confirmation."""
+    if settings.email_verification_required:
+        user = await auth.create_account(
+            email=body.email, username=body.username, password=body.password
+        )
+        pending = RegistrationPending(
+            detail=REGISTRATION_PENDING, user=UserRead.model_validate(user)
+        )
+        return JSONResponse(pending.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
     result = await auth.register(email=body.email, username=body.username, password=body.password)
     return _token_response(result, response)
 
@@ -88,6 +109,7 @@ async def register(body: UserRegister, auth: AuthServiceDep, response: Response)
             *BODY_ERRORS,
             InvalidCredentialsException,
             UserInactiveException,
+            EmailNotVerifiedException,
             RateLimitedException,
             *DATABASE_ERRORS,
         ),

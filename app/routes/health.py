@@ -8,13 +8,14 @@ import time
 from fastapi import APIRouter, Response, status
 
 from app import __version__
-from app.dependencies import DatabaseDep, MetricsDep
+from app.dependencies import DatabaseDep, MetricsDep, SettingsDep, ThrottleDep
 from app.models.schemas import (
     BreakerCheck,
     DatabaseCheck,
     HealthChecks,
     HealthResponse,
     LiveResponse,
+    RedisCheck,
 )
 from app.openapi import error_responses
 from app.utils.circuit_breaker import BreakerState
@@ -31,7 +32,7 @@ router = APIRouter(tags=["health"])
         **error_responses(),
         503: {
             "model": HealthResponse,
-            "description": "Database failing or circuit breaker open (the health body)",
+            "description": "Database or Redis failing, or circuit breaker open (the health body)",
             "headers": {
                 "Retry-After": {
                     "description": "Seconds to wait before retrying",
@@ -56,9 +57,16 @@ router = APIRouter(tags=["health"])
         },
     },
 )
-async def health(database: DatabaseDep, metrics: MetricsDep, response: Response) -> HealthResponse:
+async def health(
+    database: DatabaseDep,
+    metrics: MetricsDep,
+    settings: SettingsDep,
+    throttle: ThrottleDep,
+    response: Response,
+) -> HealthResponse:
     """Readiness for a load balancer: 200 when the database answers with its migrated
-    schema and the circuit breaker is closed, else 503 with the failing check marked. Not logged."""
+    schema, Redis (with REDIS_URL) answers and the circuit breaker is closed, else 503 with
+    the failing check marked. Not logged."""
     started = time.perf_counter()
     try:
         latency = await database.ping()
@@ -66,8 +74,20 @@ async def health(database: DatabaseDep, metrics: MetricsDep, response: Response)
     except AppException as error:
         db_check = DatabaseCheck(status="failing", error=error.detail)
     metrics.observe_database_check(time.perf_counter() - started, ok=db_check.status == "ok")
+    redis_check = None
+    if settings.redis_url:
+        # Without its counters every login answers 503 (throttling fails closed).
+        try:
+            latency = await throttle.ping(settings.db_health_timeout)
+            redis_check = RedisCheck(status="ok", latency_ms=round(latency, 2))
+        except AppException as error:
+            redis_check = RedisCheck(status="failing", error=error.detail)
     breaker_state = database.breaker.state
-    healthy = db_check.status == "ok" and breaker_state is not BreakerState.OPEN
+    healthy = (
+        db_check.status == "ok"
+        and (redis_check is None or redis_check.status == "ok")
+        and breaker_state is not BreakerState.OPEN
+    )
     if not healthy:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         # Seconds until the breaker admits a trial (rounded up, as on CIRCUIT_BREAKER_OPEN),
@@ -79,7 +99,9 @@ async def health(database: DatabaseDep, metrics: MetricsDep, response: Response)
         status="ok" if healthy else "unavailable",
         version=__version__,
         checks=HealthChecks(
-            database=db_check, circuit_breaker=BreakerCheck(state=breaker_state.value)
+            database=db_check,
+            circuit_breaker=BreakerCheck(state=breaker_state.value),
+            redis=redis_check,
         ),
     )
 

@@ -20,6 +20,7 @@ from app.models.schemas import (
 )
 from app.utils.exceptions import (
     AuthException,
+    EmailNotVerifiedException,
     InvalidClientException,
     InvalidGrantException,
     InvalidRequestException,
@@ -63,7 +64,7 @@ def oauth2_errors() -> Iterator[None]:
     """
     try:
         yield
-    except AuthException as error:
+    except (AuthException, EmailNotVerifiedException) as error:
         raise InvalidGrantException(error.detail) from error
     except ValidationException as error:
         raise InvalidRequestException(error.detail) from error

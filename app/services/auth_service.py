@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
-from app.models.user import User
+from app.models.mail import MailKind
+from app.models.user import User, normalize_identifier
 from app.services.mfa_service import IssuedChallenge, MfaService
+from app.services.outbox import Outbox
 from app.services.session_service import SessionService
-from app.services.throttle import Bucket, Throttle, account_key
+from app.services.throttle import Bucket, Throttle
 from app.services.transaction import Transaction
 from app.services.user_service import UserService
 from app.utils.exceptions import (
     AppException,
+    EmailNotVerifiedException,
     InvalidCredentialsException,
     InvalidCurrentPasswordException,
     InvalidTokenException,
@@ -26,6 +32,7 @@ from app.utils.jwt import (
     IssuedToken,
     TokenClaims,
     TokenCodec,
+    TokenExpired,
     TokenRejected,
     TokenType,
     utc_now,
@@ -36,9 +43,6 @@ from app.utils.password import PasswordHasher
 from app.utils.password_policy import password_problems
 
 log = get_logger(__name__)
-
-# Enough of an attempted identifier to recognise it in the log, not a dump of any input.
-_IDENTIFIER_LOG_CHARS = 100
 
 # Authentication Method Reference values (RFC 8176 §2) of a session's tokens. A recovery
 # code is a single-use shared secret: RFC 8176 has no value of its own for it, "otp" (a
@@ -78,6 +82,10 @@ class AuthService:
         clock: Clock = utc_now,
         metrics: Metrics | None = None,
         transaction: Transaction | None = None,
+        identifier_hash: Callable[[str], str] | None = None,
+        session_max_lifetime: timedelta | None = None,
+        outbox: Outbox | None = None,
+        require_verified_email: bool = False,
         mfa: MfaService | None = None,
     ) -> None:
         self.users = users
@@ -94,6 +102,14 @@ class AuthService:
         self.clock = clock
         self.metrics = metrics or Metrics()
         self.mfa = mfa
+        # Keyed hash of an unknown identifier for the log; None: the log omits it.
+        self.identifier_hash = identifier_hash
+        # A session ends at the latest this long after its sign-in, however often it is
+        # refreshed (with rotation each refresh would otherwise push its end forward).
+        self.session_max_lifetime = session_max_lifetime or codec.ttl(TokenType.REFRESH)
+        # Where the verification mail of a new account goes (None: no mail, e.g. the CLI).
+        self.outbox = outbox
+        self.require_verified_email = require_verified_email
 
     async def register(self, *, email: str, username: str, password: str) -> AuthResult:
         """Create an account and sign it in.
@@ -101,8 +117,19 @@ class AuthService:
         Raises RateLimitedException, ValidationException (weak password) or
         UserAlreadyExistsException.
         """
+        user = await self.create_account(email=email, username=username, password=password)
+        tokens = await self._start_session(user)
+        assert tokens is not None, "a user created in this transaction is active"
+        return AuthResult(user, tokens)
+
+    async def create_account(self, *, email: str, username: str, password: str) -> User:
+        """Create an account, not signed in, and mail it a verification link.
+
+        Raises RateLimitedException, ValidationException (weak password) or
+        UserAlreadyExistsException.
+        """
         if self.throttle is not None:
-            await self.throttle.hit(Bucket.REGISTER_IP, self.client_ip)
+            await self.throttle.client_attempt(Bucket.REGISTER_IP, self.client_ip)
         self.check_password(password, username=username, email=email)
         # Hash before touching the database: no transaction is held open across the hash.
         hashed = await self.hasher.hash(password)
@@ -110,9 +137,13 @@ class AuthService:
         bind_context(user_id=user.id)
         log.info("user registered", user_id=user.id)
         self.metrics.registrations.inc()
-        return AuthResult(user, await self._start_session(user))
+        if self.outbox is not None:
+            await self.outbox.enqueue(MailKind.VERIFY_EMAIL, user.email, {"user_id": user.id})
+        return user
 
-    def check_password(self, password: str, *, username: str, email: str) -> None:
+    def check_password(
+        self, password: str, *, username: str, email: str, field: str = "password"
+    ) -> None:
         """Raises ValidationException naming the rule the password breaks."""
         problems = password_problems(
             password, username=username, email=email, min_length=self.password_min_length
@@ -121,7 +152,7 @@ class AuthService:
             problems = ["Password is longer than the bcrypt scheme can hash (72 bytes)"]
         if problems:
             raise ValidationException(
-                problems[0], errors=[{"field": "password", "message": p} for p in problems]
+                problems[0], errors=[{"field": field, "message": p} for p in problems]
             )
 
     async def login(self, identifier: str, password: str) -> AuthResult | IssuedChallenge:
@@ -142,8 +173,12 @@ class AuthService:
             # Same work as a real verification, so timing does not reveal unknown accounts.
             await self.hasher.verify_dummy(password)
             # The client hears "invalid credentials" only; the log keeps the real reason and
-            # the attempted identifier (OWASP Logging Cheat Sheet; ASVS 5.0 V16.3.1).
-            self._login_failed("unknown_user", identifier=identifier[:_IDENTIFIER_LOG_CHARS])
+            # a keyed hash of the identifier, never the identifier: people type passwords
+            # into the username field. Equal hashes still tie attempts together.
+            fields = {}
+            if self.identifier_hash is not None:
+                fields["identifier_hmac"] = self.identifier_hash(normalize_identifier(identifier))
+            self._login_failed("unknown_user", **fields)
             raise InvalidCredentialsException()
         valid, new_hash = await self.hasher.verify(password, user.hashed_password)
         if not valid:
@@ -153,6 +188,10 @@ class AuthService:
             self._login_failed("inactive", user_id=user.id)
             # No token was sent, so no error="invalid_token" (RFC 6750 §3).
             raise UserInactiveException(headers={"WWW-Authenticate": "Bearer"})
+        if self.require_verified_email and not user.email_verified:
+            # Only after the password check: without it nothing about the account shows.
+            self._login_failed("email_not_verified", user_id=user.id)
+            raise EmailNotVerifiedException()
         bind_context(user_id=user.id)
         if new_hash is not None:
             user.hashed_password = new_hash
@@ -167,7 +206,7 @@ class AuthService:
             log.info("second factor required", user_id=user.id)
             return challenge
         if self.throttle is not None:
-            await self.throttle.login_succeeded(user.email, user.username)
+            await self.throttle.login_succeeded((user.email, user.username), self.client_ip)
         return await self._signed_in(user, ("password",), AMR_PASSWORD)
 
     async def login_mfa(self, mfa_token: str, code: str) -> AuthResult:
@@ -186,7 +225,7 @@ class AuthService:
             self._mfa_token_rejected()
         bind_context(user_id=attempt.user_id)
         if self.throttle is not None:
-            await self.throttle.hit(Bucket.LOGIN_ACCOUNT, attempt.throttle_key)
+            await self.throttle.account_attempt(attempt.throttle_key, self.client_ip)
         user = await self.users.get_by_id(attempt.user_id)
         if user is None or not user.mfa_enabled:
             # Two-factor was turned off (or the account deleted) after the password step.
@@ -206,7 +245,7 @@ class AuthService:
             # of this request's code with everything else of its transaction.
             self._mfa_token_rejected(user_id=user.id)
         if self.throttle is not None:
-            await self.throttle.login_succeeded(user.email, user.username)
+            await self.throttle.login_succeeded((user.email, user.username), self.client_ip)
         return await self._signed_in(user, ("password", factor.method), AMR_SECOND_FACTOR)
 
     async def disable_mfa(self, user: User, current_password: str) -> None:
@@ -216,13 +255,15 @@ class AuthService:
         or RateLimitedException.
         """
         if self.throttle is not None:
-            await self.throttle.hit(Bucket.LOGIN_ACCOUNT, account_key(user.email))
+            await self.throttle.login_attempt(user.email, self.client_ip)
         # No transaction held across the hash (see login).
         await self.transaction.end_read()
         valid, _ = await self.hasher.verify(current_password, user.hashed_password)
         if not valid:
             log.warning("current password rejected", user_id=user.id, during="mfa_disable")
             raise InvalidCurrentPasswordException()
+        if self.throttle is not None:
+            await self.throttle.login_succeeded((user.email, user.username), self.client_ip)
         await self._require_mfa().disable(user)
 
     def _mfa_token_rejected(self, **fields: object) -> NoReturn:
@@ -242,9 +283,15 @@ class AuthService:
         self, user: User, methods: tuple[str, ...], amr: tuple[str, ...]
     ) -> AuthResult:
         self.users.record_login(user, self.clock(), None)
+        tokens = await self._start_session(user, amr)
+        if tokens is None:
+            # Deactivated while the password was being checked (the session insert re-reads
+            # is_active): no session, so nothing comes back to life at a reactivation.
+            self._login_failed("inactive", user_id=user.id)
+            raise UserInactiveException(headers={"WWW-Authenticate": "Bearer"})
         log.info("login succeeded", user_id=user.id, methods=list(methods))
         self.metrics.login_successes.inc()
-        return AuthResult(user, await self._start_session(user, amr))
+        return AuthResult(user, tokens)
 
     def _login_failed(self, reason: str, **fields: object) -> None:
         log.warning("login failed", reason=reason, **fields)
@@ -260,15 +307,19 @@ class AuthService:
         UserInactiveException.
         """
         if self.throttle is not None:
-            await self.throttle.hit(Bucket.REFRESH_IP, self.client_ip)
-        claims = self._decode(refresh_token, TokenType.REFRESH)
+            await self.throttle.client_attempt(Bucket.REFRESH_IP, self.client_ip)
+        claims = await self._decode(refresh_token, TokenType.REFRESH)
         user_id, sid = self._session_of(claims)
+        extra, session_end = self._session_claims(claims)
+        if session_end is not None and self.clock() >= session_end:
+            self._token_rejected("session_lifetime", TokenType.REFRESH)
+            raise TokenExpired()
         if not self.rotate_refresh_tokens:
             user = await self._active_user(user_id, sid, TokenType.REFRESH, refresh_jti=claims.jti)
             refresh = IssuedToken(token=refresh_token, jti=claims.jti, expires_at=claims.expires_at)
         else:
             refresh = self.codec.issue(
-                str(user_id), TokenType.REFRESH, extra={"sid": sid, "amr": _amr_of(claims)}
+                str(user_id), TokenType.REFRESH, extra=extra, not_after=session_end
             )
             rotated = await self.sessions.rotate(
                 sid=sid,
@@ -276,6 +327,8 @@ class AuthService:
                 old_jti=claims.jti,
                 new_jti=refresh.jti,
                 expires_at=refresh.expires_at,
+                # Also for tokens issued before `auth_time` existed: the row knows its start.
+                started_after=self.clock() - self.session_max_lifetime,
             )
             if not rotated:
                 # Reuse of a replaced token, the loser of a concurrent refresh, or a session
@@ -289,11 +342,11 @@ class AuthService:
                 raise TokenRejected(reason)
             user = await self._active_user(user_id, sid, TokenType.REFRESH)
         access = self.codec.issue(
-            str(user.id), TokenType.ACCESS, extra={"sid": sid, "amr": _amr_of(claims)}
+            str(user.id), TokenType.ACCESS, extra=extra, not_after=session_end
         )
         log.info("token refreshed", user_id=user.id, rotated=self.rotate_refresh_tokens)
         self.metrics.token_refreshes.inc()
-        return AuthResult(user, TokenPair(access, refresh, self._expires_in()))
+        return AuthResult(user, TokenPair(access, refresh, self._expires_in(session_end)))
 
     async def logout(self, token: str) -> None:
         """Revoke the session of a refresh or an access token: all its tokens fail.
@@ -304,7 +357,7 @@ class AuthService:
         expired or malformed token is simply not revoked, so logout reveals nothing.
         """
         try:
-            claims = self._decode_either(token)
+            claims = await self._decode_either(token)
             user_id, sid = self._session_of(claims)
         except InvalidTokenException:
             return
@@ -316,13 +369,13 @@ class AuthService:
 
         Raises TokenExpiredException, InvalidTokenException or UserInactiveException.
         """
-        claims = self._decode(access_token, TokenType.ACCESS)
+        claims = await self._decode(access_token, TokenType.ACCESS)
         user_id, sid = self._session_of(claims)
         return await self._active_user(user_id, sid, TokenType.ACCESS)
 
-    def _decode_either(self, token: str) -> TokenClaims:
+    async def _decode_either(self, token: str) -> TokenClaims:
         try:
-            return self.codec.decode(token, TokenType.REFRESH)
+            return await self.codec.verify(token, TokenType.REFRESH)
         except TokenRejected as error:
             if error.reason != "wrong_type":
                 self._token_rejected(error.reason, TokenType.REFRESH)
@@ -330,11 +383,11 @@ class AuthService:
         except InvalidTokenException as error:
             self._token_rejected(getattr(error, "reason", "invalid"), TokenType.REFRESH)
             raise
-        return self._decode(token, TokenType.ACCESS)
+        return await self._decode(token, TokenType.ACCESS)
 
-    def _decode(self, token: str, token_type: TokenType) -> TokenClaims:
+    async def _decode(self, token: str, token_type: TokenType) -> TokenClaims:
         try:
-            return self.codec.decode(token, token_type)
+            return await self.codec.verify(token, token_type)
         except InvalidTokenException as error:
             self._token_rejected(getattr(error, "reason", "invalid"), token_type)
             raise
@@ -370,24 +423,59 @@ class AuthService:
         log.warning("token rejected", reason=reason, token_type=token_type.value, **fields)
         self.metrics.tokens_rejected.labels(reason=reason, token_type=token_type.value).inc()
 
-    async def _start_session(self, user: User, amr: tuple[str, ...] = AMR_PASSWORD) -> TokenPair:
+    async def start_session(self, user: User) -> TokenPair:
+        """A new session of the user (after a password change ended the others).
+
+        Raises UserInactiveException when the account was deactivated meanwhile.
+        """
+        tokens = await self._start_session(user)
+        if tokens is None:
+            raise UserInactiveException()
+        return tokens
+
+    async def _start_session(
+        self, user: User, amr: tuple[str, ...] = AMR_PASSWORD
+    ) -> TokenPair | None:
+        """A new session's tokens, or None when the user is no longer active."""
         sid = uuid.uuid4().hex
         subject = str(user.id)
-        # The refresh token carries the session's amr too, so refreshed tokens keep it.
-        extra = {"sid": sid, "amr": list(amr)}
-        access = self.codec.issue(subject, TokenType.ACCESS, extra=extra)
-        refresh = self.codec.issue(subject, TokenType.REFRESH, extra=extra)
-        await self.sessions.start(
+        now = self.clock()
+        session_end = now + self.session_max_lifetime
+        # `auth_time` (RFC 9068 §2.2.1, OIDC Core §2) carries the sign-in into every token of
+        # the session, so a refresh knows the session's absolute end without a look-up; the
+        # refresh token carries the session's amr too, so refreshed tokens keep it.
+        extra = {"sid": sid, "auth_time": int(now.timestamp()), "amr": list(amr)}
+        access = self.codec.issue(subject, TokenType.ACCESS, extra=extra, not_after=session_end)
+        refresh = self.codec.issue(subject, TokenType.REFRESH, extra=extra, not_after=session_end)
+        started = await self.sessions.start(
             sid=sid,
             user_id=user.id,
             refresh_jti=refresh.jti,
-            now=self.clock(),
+            now=now,
             expires_at=refresh.expires_at,
         )
-        return TokenPair(access, refresh, self._expires_in())
+        return TokenPair(access, refresh, self._expires_in(session_end)) if started else None
 
-    def _expires_in(self) -> int:
-        return int(self.codec.ttl(TokenType.ACCESS).total_seconds())
+    def _session_claims(self, claims: TokenClaims) -> tuple[dict[str, object], datetime | None]:
+        """The claims a session's new tokens carry on, and the session's absolute end (None
+        for a token issued before `auth_time` was: then the session row's start decides)."""
+        carried: dict[str, object] = {"sid": claims.extra["sid"], "amr": _amr_of(claims)}
+        auth_time = claims.extra.get("auth_time")
+        if not isinstance(auth_time, int) or isinstance(auth_time, bool):
+            return carried, None
+        try:
+            started = datetime.fromtimestamp(auth_time, UTC)
+        except (OverflowError, OSError, ValueError):
+            return carried, None
+        return {**carried, "auth_time": auth_time}, started + self.session_max_lifetime
+
+    def _expires_in(self, session_end: datetime | None) -> int:
+        """The access token's lifetime in seconds (RFC 6749 §5.1), shorter near the end of
+        its session."""
+        ttl = int(self.codec.ttl(TokenType.ACCESS).total_seconds())
+        if session_end is None:
+            return ttl
+        return max(0, min(ttl, math.ceil((session_end - self.clock()).total_seconds())))
 
 
 def _amr_of(claims: TokenClaims) -> list[str]:

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.mfa import MfaChallenge, MfaRecoveryCode, MfaTotp
 from app.models.user import User
-from app.services.throttle import Bucket, Throttle, account_key
+from app.services.throttle import Throttle
 from app.services.transaction import Transaction
 from app.utils import totp
 from app.utils.crypto import DecryptionError, SecretBox, derive_key
@@ -150,6 +150,7 @@ class MfaService:
         box: SecretBox,
         hasher: PasswordHasher,
         throttle: Throttle | None = None,
+        client_ip: str | None = None,
         issuer: str = "authsvc",
         challenge_ttl: timedelta = timedelta(seconds=300),
         clock: Clock = utc_now,
@@ -158,6 +159,7 @@ class MfaService:
         self.box = box
         self.hasher = hasher
         self.throttle = throttle
+        self.client_ip = client_ip
         self.issuer = issuer
         self.challenge_ttl = challenge_ttl
         self.clock = clock
@@ -299,7 +301,8 @@ class MfaService:
             MfaChallenge(
                 id=_token_id(token),
                 user_id=user.id,
-                throttle_key=account_key(identifier),
+                # The keyed hash the password step counted on (empty without a throttle).
+                throttle_key="" if self.throttle is None else self.throttle.account_key(identifier),
                 attempts=0,
                 created_at=now,
                 expires_at=now + self.challenge_ttl,
@@ -422,7 +425,7 @@ class MfaService:
     async def _count_attempt(self, user: User) -> None:
         # Management codes are guesses too: they share the account's login budget.
         if self.throttle is not None:
-            await self.throttle.hit(Bucket.LOGIN_ACCOUNT, account_key(user.email))
+            await self.throttle.login_attempt(user.email, self.client_ip)
 
     async def _new_recovery_codes(self) -> tuple[list[str], list[str]]:
         codes = [new_recovery_code() for _ in range(RECOVERY_CODE_COUNT)]

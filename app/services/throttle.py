@@ -1,23 +1,31 @@
 """Brute-force and abuse throttling on the `limits` library; knows no HTTP.
 
-Login is limited per account (OWASP ASVS 5.0 §6.3.1, NIST SP 800-63B §5.2.2) and per client
-IP; registration and refresh per client IP. Every limit is a stack of moving windows
-("5/5 minutes;10/hour;20/day"): once the short window is spent the longer ones keep
-refusing, so the wait grows with persistence. The account key is the normalised identifier,
-counted whether or not the account exists, so a 429 reveals nothing about existence.
+Login has three limits (OWASP ASVS 5.0 §6.3.1, NIST SP 800-63B §5.2.2):
+
+- per (account, client): the tight, growing back-off ("5/5 minutes;10/hour;20/day"). It is
+  keyed on the client too, so failures from elsewhere never lock the owner out at home;
+- per account, across every client: the ceiling ("100/day"), which a botnet rotating its
+  addresses reaches but cannot pass;
+- per client, across every account: one address spraying many accounts.
+
+Registration and refresh are limited per client. Stacked windows make the wait grow with
+persistence. The account key is a keyed hash (HMAC, `KeyedHash`) of the normalised
+identifier, counted whether or not the account exists, so a 429 reveals nothing about
+existence and Redis holds nothing that a list of addresses could be matched against. A
+client is its IPv4 address or its IPv6 /64; requests without an address share one bucket.
 
 Counters live in process memory, or in Redis when configured, so that every worker and
 every machine shares them. An attempt is counted *before* the password is checked, which
-keeps concurrent guesses from slipping past the limit; a successful login clears the
-account's counter, so only failures accumulate.
+keeps concurrent guesses from slipping past a limit; a successful login clears that
+(account, client)'s counters and the account's ceiling (NIST counts consecutive failures).
 """
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -27,7 +35,8 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from limits.storage import storage_from_string
 
-from app.models.user import normalize_email, normalize_username
+from app.models.user import normalize_identifier
+from app.utils.client_ip import client_bucket
 from app.utils.exceptions import RateLimitedException, ThrottleUnavailableException
 from app.utils.logger import get_logger
 
@@ -35,27 +44,42 @@ log = get_logger(__name__)
 
 
 class Bucket(StrEnum):
-    LOGIN_ACCOUNT = "login-account"
+    # "login-account-ip", not the old "login-account": counters of the former keying
+    # (per account alone, plain SHA-256) are simply left to expire.
+    LOGIN_ACCOUNT_IP = "login-account-ip"
+    LOGIN_ACCOUNT_CEILING = "login-account-ceiling"
     LOGIN_IP = "login-ip"
     REGISTER_IP = "register-ip"
     REFRESH_IP = "refresh-ip"
+    # Mail a person asked for (reset, verification): per address and per client.
+    MAIL_ADDRESS = "mail-address"
+    MAIL_IP = "mail-ip"
 
 
 @dataclass(frozen=True, slots=True)
 class ThrottleRules:
-    """The limits of each bucket, in `limits` notation (e.g. "5/5 minutes;10/hour")."""
+    """The limits of each bucket, in `limits` notation (e.g. "5/5 minutes;10/hour").
+
+    `login_account` counts per (account, client); `login_account_ceiling` per account.
+    """
 
     login_account: str
     login_ip: str
     register_ip: str
     refresh_ip: str
+    login_account_ceiling: str = "100/day"
+    mail_address: str = "3/hour"
+    mail_ip: str = "20/hour"
 
     def parsed(self) -> dict[Bucket, Sequence[RateLimitItem]]:
         return {
-            Bucket.LOGIN_ACCOUNT: parse_many(self.login_account),
+            Bucket.LOGIN_ACCOUNT_IP: parse_many(self.login_account),
+            Bucket.LOGIN_ACCOUNT_CEILING: parse_many(self.login_account_ceiling),
             Bucket.LOGIN_IP: parse_many(self.login_ip),
             Bucket.REGISTER_IP: parse_many(self.register_ip),
             Bucket.REFRESH_IP: parse_many(self.refresh_ip),
+            Bucket.MAIL_ADDRESS: parse_many(self.mail_address),
+            Bucket.MAIL_IP: parse_many(self.mail_ip),
         }
 
 
@@ -76,52 +100,105 @@ def build_storage(redis_url: str | None, *, key_prefix: str) -> Storage:
     return storage
 
 
-def account_key(identifier: str) -> str:
-    """One key per account however it is typed; hashed so Redis never holds an address."""
-    normalised = (
-        normalize_email(identifier) if "@" in identifier else normalize_username(identifier)
-    )
-    return hashlib.sha256(normalised.encode()).hexdigest()
-
-
 class Throttle:
     """Counts attempts per bucket and key; raises RateLimitedException past a limit."""
 
-    def __init__(self, storage: Storage, rules: ThrottleRules, *, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        rules: ThrottleRules,
+        *,
+        account_hash: Callable[[str], str],
+        enabled: bool = True,
+    ) -> None:
         self.storage = storage
         self.limiter = MovingWindowRateLimiter(storage)
         self.limits = rules.parsed()
+        self.account_hash = account_hash
         self.enabled = enabled
 
+    def account_key(self, identifier: str) -> str:
+        """The keyed hash of the normalised identifier: one key per account name."""
+        return self.account_hash(normalize_identifier(identifier))
+
     async def login_attempt(self, identifier: str, client_ip: str | None) -> None:
-        """Count a login attempt for the account and the client.
+        """Count a login attempt for the client, the (account, client) and the account.
 
         Raises RateLimitedException or ThrottleUnavailableException.
         """
-        if client_ip is not None:
-            await self.hit(Bucket.LOGIN_IP, client_ip)
-        await self.hit(Bucket.LOGIN_ACCOUNT, account_key(identifier))
+        await self.account_attempt(self.account_key(identifier), client_ip)
 
-    async def login_succeeded(self, *identifiers: str) -> None:
-        """A right password resets the account's failures (not the client's): the counters
-        of every identifier the account can be named by (NIST SP 800-63B §5.2.2)."""
+    async def account_attempt(self, account: str, client_ip: str | None) -> None:
+        """`login_attempt` for an account key (`account_key`) kept from the password step:
+        the codes of a second factor are guesses on the same budget.
+
+        Raises RateLimitedException or ThrottleUnavailableException.
+        """
+        client = client_bucket(client_ip)
+        await self.hit(Bucket.LOGIN_IP, client)
+        # The tight limit first: a client past it does not use up the account's ceiling.
+        await self.hit(Bucket.LOGIN_ACCOUNT_IP, f"{account}:{client}")
+        await self.hit(Bucket.LOGIN_ACCOUNT_CEILING, account)
+
+    async def mail_request(self, purpose: str, email: str, client_ip: str | None) -> None:
+        """Count a request for a mail (reset, verification) for the address and the client;
+        counted whether or not the address has an account, so a 429 reveals nothing.
+
+        Raises RateLimitedException or ThrottleUnavailableException.
+        """
+        await self.hit(Bucket.MAIL_IP, client_bucket(client_ip))
+        await self.hit(Bucket.MAIL_ADDRESS, f"{purpose}:{self.account_key(email)}")
+
+    async def login_succeeded(self, identifiers: Sequence[str], client_ip: str | None) -> None:
+        """A right password resets the failures of this client on the account, and the
+        account's ceiling, for every identifier the account can be named by (NIST SP 800-63B
+        §5.2.2 counts consecutive failures). Other clients keep their own counts."""
         if not self.enabled:
             return
+        client = client_bucket(client_ip)
         try:
-            for key in {account_key(identifier) for identifier in identifiers}:
-                for item in self.limits[Bucket.LOGIN_ACCOUNT]:
-                    await self.limiter.clear(item, Bucket.LOGIN_ACCOUNT.value, key)
+            for account in {self.account_key(identifier) for identifier in identifiers}:
+                await self._clear(Bucket.LOGIN_ACCOUNT_IP, f"{account}:{client}")
+                await self._clear(Bucket.LOGIN_ACCOUNT_CEILING, account)
         except StorageError as error:
             log.warning("throttle storage failed", error_type=type(error.storage_error).__name__)
 
-    async def hit(self, bucket: Bucket, key: str | None) -> None:
+    async def _clear(self, bucket: Bucket, key: str) -> None:
+        for item in self.limits[bucket]:
+            await self.limiter.clear(item, bucket.value, key)
+
+    async def client_attempt(self, bucket: Bucket, client_ip: str | None) -> None:
+        """Count one attempt of a client (IPv4 address, IPv6 /64, or the no-address bucket).
+
+        Raises RateLimitedException or ThrottleUnavailableException.
+        """
+        await self.hit(bucket, client_bucket(client_ip))
+
+    async def ping(self, deadline_seconds: float) -> float:
+        """Milliseconds the counters' store takes to answer a PING (0 for process memory).
+
+        Raises ThrottleUnavailableException when it does not answer within `deadline_seconds`.
+        """
+        if isinstance(self.storage, MemoryStorage):
+            return 0.0
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(deadline_seconds):
+                healthy = await self.storage.check()
+        except TimeoutError:
+            healthy = False
+        if not healthy:
+            raise ThrottleUnavailableException()
+        return (time.perf_counter() - started) * 1000
+
+    async def hit(self, bucket: Bucket, key: str) -> None:
         """Count one attempt in every window of the bucket.
 
         Raises RateLimitedException (with the seconds until the refusing window has room)
         or ThrottleUnavailableException when the counters cannot be reached: an auth service
         fails closed rather than let guessing through unthrottled.
         """
-        if not self.enabled or key is None:
+        if not self.enabled:
             return
         try:
             for item in self.limits[bucket]:

@@ -2,10 +2,10 @@
 
 Two formats: CSV with a header row, and JSON Lines (one object per line). Each record has
 `email`, `username` and exactly one of `password` (hashed with the configured scheme on
-import) or `password_hash` (a bcrypt or argon2 hash kept as it is and upgraded at the user's
-next login). Every record is checked before anything is written, and every problem is
-reported with the line it starts on. Valid rows are then written in batches
-(`write_users`), one transaction each.
+import) or `password_hash` (a bcrypt or argon2 hash no cheaper than the service's own, kept
+as it is and upgraded at the user's next login). Every record is checked before anything is
+written, and every problem is reported with the line it starts on. Valid rows are then
+written in batches (`write_users`), one transaction each.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from app.utils.exceptions import (
     UserAlreadyExistsException,
     ValidationException,
 )
-from app.utils.password import PasswordHasher, imported_hash_problem
+from app.utils.password import HashFloor, PasswordHasher, imported_hash_problem
 
 ImportFormat = Literal["csv", "jsonl"]
 COLUMNS = ("email", "username", "password", "password_hash")
@@ -174,11 +174,14 @@ def _jsonl_records(lines: Iterable[str]) -> Iterator[RawRecord]:
         yield RawRecord(number, {k: v for k, v in value.items() if v not in (None, "")})
 
 
-def check_records(records: Iterable[RawRecord], *, check_password: PasswordCheck) -> CheckedFile:
+def check_records(
+    records: Iterable[RawRecord], *, check_password: PasswordCheck, hash_floor: HashFloor
+) -> CheckedFile:
     """Validate every record; duplicates within the file are errors of the later line.
 
     Passwords go through the same policy as registration (`check_password`); hashes must be
-    ones the service can verify (`imported_hash_problem`). Never echoes a secret.
+    ones the service can verify and no cheaper than `hash_floor` (`imported_hash_problem`).
+    Never echoes a secret.
     """
     checked = CheckedFile()
     emails: dict[str, int] = {}
@@ -187,7 +190,7 @@ def check_records(records: Iterable[RawRecord], *, check_password: PasswordCheck
         if record.fields is None:
             checked.errors.append(RowError(record.line, record.error or "unreadable"))
             continue
-        problem, row = _check_one(record, check_password)
+        problem, row = _check_one(record, check_password, hash_floor)
         if row is None:
             checked.errors.append(RowError(record.line, problem or "invalid"))
             continue
@@ -208,13 +211,15 @@ def check_records(records: Iterable[RawRecord], *, check_password: PasswordCheck
     return checked
 
 
-def _check_one(record: RawRecord, check_password: PasswordCheck) -> tuple[str, ImportRow | None]:
+def _check_one(
+    record: RawRecord, check_password: PasswordCheck, hash_floor: HashFloor
+) -> tuple[str, ImportRow | None]:
     try:
         parsed = _Row.model_validate(record.fields)
     except ValidationError as error:
         return _describe(error), None
     if parsed.password_hash is not None:
-        problem = imported_hash_problem(parsed.password_hash)
+        problem = imported_hash_problem(parsed.password_hash, floor=hash_floor)
         if problem:
             return f"password_hash: {problem}", None
     if parsed.password is not None:

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.session import AuthSession
-from app.models.user import User, normalize_email, normalize_username
+from app.models.user import User, is_email_identifier, normalize_email, normalize_username
 from app.utils.exceptions import UserAlreadyExistsException
 
 # Look-ups by key in chunks: SQLite caps the parameters of one statement.
@@ -61,7 +61,7 @@ class UserService:
             # No stored email or username holds a NUL, and PostgreSQL refuses one in a query
             # parameter (a 500): such an identifier is simply unknown.
             return None
-        if "@" in identifier:
+        if is_email_identifier(identifier):
             return await self.get_by_email(identifier)
         return await self.get_by_username(identifier)
 

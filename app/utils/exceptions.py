@@ -35,6 +35,24 @@ class ValidationException(AppException):
     default_detail = "Request validation failed"
 
 
+class InvalidResetTokenException(AppException):
+    status_code = 400
+    error_code = "INVALID_RESET_TOKEN"
+    default_detail = "The reset link is invalid, used or expired; ask for a new one"
+
+
+class InvalidVerificationTokenException(AppException):
+    status_code = 400
+    error_code = "INVALID_VERIFICATION_TOKEN"
+    default_detail = "The verification link is invalid, used or expired; ask for a new one"
+
+
+class InvalidCurrentPasswordException(AppException):
+    status_code = 400
+    error_code = "INVALID_CURRENT_PASSWORD"
+    default_detail = "The current password is wrong"
+
+
 class AuthException(AppException):
     """Any authentication failure; RFC 6750 §3 asks for a `WWW-Authenticate` challenge."""
 
@@ -91,14 +109,9 @@ class MfaCodeRejectedException(AuthException):
     challenge = "Bearer"
 
 
-class InvalidCurrentPasswordException(AppException):
-    status_code = 400
-    error_code = "INVALID_CURRENT_PASSWORD"
-    default_detail = "The current password is wrong"
-
-
 class ForbiddenException(AppException):
-    """Understood and refused by policy (a CORS preflight from an origin not allowed)."""
+    """Understood and refused by policy: a CORS preflight from an origin not allowed,
+    /metrics from a non-loopback peer."""
 
     status_code = 403
     error_code = "FORBIDDEN"
@@ -111,6 +124,20 @@ class RequestTimeoutException(AppException):
     status_code = 408
     error_code = "REQUEST_TIMEOUT"
     default_detail = "Request head not received in time"
+
+
+class EmailNotVerifiedException(AppException):
+    """Right password, but EMAIL_VERIFICATION_REQUIRED and the address is not proven yet."""
+
+    status_code = 403
+    error_code = "EMAIL_NOT_VERIFIED"
+    default_detail = "The email address is not verified yet; follow the link mailed to it"
+
+
+class NotFoundException(AppException):
+    status_code = 404
+    error_code = "NOT_FOUND"
+    default_detail = "Not found"
 
 
 class UserAlreadyExistsException(AppException):

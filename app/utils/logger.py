@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterable, Mapping, MutableMapping
 from datetime import UTC, datetime
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode
 
 import orjson
 import structlog
@@ -29,6 +30,30 @@ _SENSITIVE_KEY = re.compile(
 )
 # Keys that match the pattern above but name no secret: they stay readable.
 _SAFE_KEYS = frozenset({"token_type"})
+# Query parameters whose value is a credential: access_token, id_token, refresh_token,
+# mfa_token, jwt, code (OAuth2), password, passwd, pw, pwd, secret, client_secret, key,
+# api_key, signature, session, otp... Matched as a part of the name: an over-eager mask
+# costs a little readability, a missed one leaks a credential for good.
+_SECRET_PARAM_NAMES = [
+    "token",
+    "pass",
+    "pw",
+    "secret",
+    "jwt",
+    "key",
+    "auth",
+    "code",
+    "credential",
+    "sig",
+    "session",
+    "otp",
+    "cookie",
+    "ticket",
+]
+_SECRET_PARAM_NAME = "|".join(_SECRET_PARAM_NAMES)
+_SECRET_PARAM = re.compile(_SECRET_PARAM_NAME, re.IGNORECASE)
+# Fields that hold a raw query string; they are parsed, so encoded names (%70w) are caught.
+_QUERY_KEYS = frozenset({"query", "query_string"})
 _TEXT_SECRETS = (
     # JWTs (header.payload.signature, base64url) and credentials after an auth scheme.
     (re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), REDACTED),
@@ -41,12 +66,29 @@ _TEXT_SECRETS = (
         re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@", re.IGNORECASE),
         r"\1" + REDACTED + "@",
     ),
+    # A secret query parameter inside any text (a URL in an error message, a request line).
+    (
+        re.compile(
+            rf"((?:^|[?&;\s])[^\s=&?;#]*(?:{_SECRET_PARAM_NAME})[^\s=&?;#]*=)[^\s&;#]*",
+            re.IGNORECASE,
+        ),
+        r"\1" + REDACTED,
+    ),
 )
 # Cheap first pass: text without any of these cannot match a pattern above (most values).
-_MAYBE_SECRET = re.compile(r"eyJ|bearer|basic|\$argon2|\$2|://", re.IGNORECASE)
+_MAYBE_SECRET = re.compile(r"eyJ|bearer|basic|\$argon2|\$2|://|=", re.IGNORECASE)
 _MAX_DEPTH = 6
 # structlog's own bookkeeping (the LogRecord of a stdlib line), removed before rendering.
 _PIPELINE_KEYS = frozenset({"_record", "_from_structlog"})
+
+
+def redact_query(query_string: str) -> str:
+    """The query string with the values of credential-like parameters redacted."""
+    if not query_string:
+        return ""
+    pairs = parse_qsl(query_string, keep_blank_values=True)
+    cleaned = [(k, REDACTED if _SECRET_PARAM.search(k) else v) for k, v in pairs]
+    return urlencode(cleaned, safe="[]")
 
 
 def _sensitive(key: object) -> bool:
@@ -62,11 +104,16 @@ class Redactor:
     """The pipeline's redaction step: callers cannot forget it.
 
     Values of secret-looking keys (at any depth) become "[REDACTED]"; inside every string,
-    JWTs, bearer/basic credentials, password hashes, URL passwords and the literal values
-    of the configured secrets (the signing key) are masked.
+    JWTs, bearer/basic credentials, password hashes, URL passwords, credential-like query
+    parameters and the literal values of the configured secrets (the signing key, the
+    metrics token) are masked; a `query` field is parsed and its secret parameters masked.
     """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.use(secrets)
+
+    def use(self, secrets: Iterable[str]) -> None:
+        """Mask these literal values from now on (replacing the previous ones)."""
         # Short values would mask innocent text and reveal little; real keys are long.
         literal = sorted({s for s in secrets if len(s) >= 8}, key=len, reverse=True)
         self._literal = re.compile("|".join(map(re.escape, literal))) if literal else None
@@ -75,7 +122,10 @@ class Redactor:
         for key in list(event_dict):
             if key in _PIPELINE_KEYS:
                 continue
-            event_dict[key] = REDACTED if _sensitive(key) else self._scrub(event_dict[key])
+            value = event_dict[key]
+            if key in _QUERY_KEYS and isinstance(value, str):
+                value = redact_query(value)
+            event_dict[key] = REDACTED if _sensitive(key) else self._scrub(value)
         return event_dict
 
     def scrub_text(self, text: str) -> str:
@@ -159,6 +209,9 @@ class _Renderer:
         return _json_dumps(ordered)
 
 
+_STRUCTLOG_REDACTOR = Redactor()
+
+
 def _shared_processors(redactor: Redactor) -> list[Processor]:
     return [
         structlog.contextvars.merge_contextvars,
@@ -235,7 +288,10 @@ def setup_logging(
     names loggers whose records this handler drops (a filter on the handler, not a level on
     the logger, so the next `setup_logging` starts clean).
     """
-    redactor = Redactor(secrets)
+    # One redactor for the process, updated in place: structlog caches each logger's
+    # processor chain on first use, so a new Redactor would not reach loggers already used.
+    _STRUCTLOG_REDACTOR.use(secrets)
+    redactor = _STRUCTLOG_REDACTOR
     handler = build_handler(fmt, stream=stream, secrets=secrets)
     muted = tuple(mute)
     if muted:

@@ -21,6 +21,7 @@ import secrets
 import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 import argon2
@@ -44,6 +45,11 @@ _ARGON2_HASH = re.compile(
     r"\$argon2(?:id|i|d)\$v=19\$m=\d{1,10},t=\d{1,10},p=\d{1,3}\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+"
 )
 BCRYPT_IMPORT_COST = (4, 16)
+# The cheapest imported hash kept. A login against a hash far cheaper than the service's
+# own (bcrypt cost 4, argon2 with 8 KiB) answers in microseconds instead of tens of
+# milliseconds: the timing singles those accounts out, and the hashes are cheap to crack.
+BCRYPT_MIN_IMPORT_COST = 10  # OWASP Password Storage Cheat Sheet: bcrypt cost >= 10
+ARGON2_MIN_IMPORT_MEMORY_KIB = 7 * 1024  # OWASP's least-memory argon2id setting (m=7 MiB)
 ARGON2_IMPORT_MAX_MEMORY_KIB = 256 * 1024
 ARGON2_IMPORT_MAX_TIME_COST = 16
 ARGON2_IMPORT_MAX_PARALLELISM = 16
@@ -72,20 +78,46 @@ def normalize_password(password: str) -> str:
     return unicodedata.normalize("NFKC", password)
 
 
-def imported_hash_problem(hashed: str) -> str | None:
+@dataclass(frozen=True, slots=True)
+class HashFloor:
+    """The least cost an imported hash must have: the service's own argon2 work, and bcrypt
+    cost 10. `argon2_work` is memory (KiB) x passes, what one verification costs."""
+
+    argon2_memory_kib: int
+    argon2_time_cost: int
+    bcrypt_cost: int = BCRYPT_MIN_IMPORT_COST
+
+    @property
+    def argon2_work(self) -> int:
+        return self.argon2_memory_kib * self.argon2_time_cost
+
+    @property
+    def argon2_min_memory_kib(self) -> int:
+        return min(self.argon2_memory_kib, ARGON2_MIN_IMPORT_MEMORY_KIB)
+
+
+def imported_hash_problem(hashed: str, *, floor: HashFloor) -> str | None:
     """Why a hash from another system cannot be kept as it is, or None when it can.
 
     Accepted: bcrypt (`$2a$`, `$2b$`, `$2y$`) and argon2 (`id`, `i`, `d`; version 19) in their
-    standard encodings, within cost bounds. `PasswordHasher.verify` checks them and hands
-    back a hash of the configured scheme, so they are upgraded at the user's next login.
+    standard encodings, costing at least `floor` and at most what a login may spend.
+    `PasswordHasher.verify` checks them and hands back a hash of the configured scheme, so
+    they are upgraded at the user's next login.
     """
     if len(hashed) > MAX_HASH_LENGTH:
         return f"a hash longer than {MAX_HASH_LENGTH} characters"
     bcrypt_match = _BCRYPT_HASH.fullmatch(hashed)
     if bcrypt_match:
         low, high = BCRYPT_IMPORT_COST
-        if not low <= int(bcrypt_match["cost"]) <= high:
+        cost = int(bcrypt_match["cost"])
+        if not low <= cost <= high:
             return f"bcrypt cost must be between {low} and {high}"
+        if cost < floor.bcrypt_cost:
+            return (
+                f"bcrypt cost {cost} is below {floor.bcrypt_cost}: too cheap to keep "
+                "(its fast logins would single the account out); import the password or a "
+                "stronger hash"
+            )
         return None
     if _ARGON2_HASH.fullmatch(hashed):
         try:
@@ -107,6 +139,16 @@ def imported_hash_problem(hashed: str) -> str | None:
             return f"argon2 time cost must be at most {ARGON2_IMPORT_MAX_TIME_COST}"
         if params.parallelism > ARGON2_IMPORT_MAX_PARALLELISM:
             return f"argon2 parallelism must be at most {ARGON2_IMPORT_MAX_PARALLELISM}"
+        if (
+            params.memory_cost < floor.argon2_min_memory_kib
+            or params.memory_cost * params.time_cost < floor.argon2_work
+        ):
+            return (
+                f"argon2 m={params.memory_cost},t={params.time_cost} is cheaper than this "
+                f"service's own hashes (memory x time at least {floor.argon2_work}, memory at "
+                f"least {floor.argon2_min_memory_kib} KiB): too cheap to keep (its fast "
+                "logins would single the account out); import the password or a stronger hash"
+            )
         return None
     return "not a bcrypt or argon2 hash in standard encoding"
 
@@ -142,6 +184,9 @@ class PasswordHasher:
         bcrypt = BcryptHasher(rounds=bcrypt_rounds)
         hashers = (argon2, bcrypt) if scheme == "argon2id" else (bcrypt, argon2)
         self.scheme: PasswordScheme = scheme
+        self.import_floor = HashFloor(
+            argon2_memory_kib=argon2_memory_kib, argon2_time_cost=argon2_time_cost
+        )
         self._hash = PasswordHash(hashers)
         self.threads = max_concurrency or os.cpu_count() or 1
         self._pool = ThreadPoolExecutor(

@@ -40,10 +40,12 @@ async def test_register_returns_201_with_tokens_and_user(client: httpx.AsyncClie
         "email",
         "username",
         "is_active",
+        "email_verified",
         "created_at",
         "last_login",
         "mfa_enabled",
     }
+    assert user["email_verified"] is False
     assert user["mfa_enabled"] is False
     assert user["email"] == "alice@example.com"
     assert user["username"] == "Alice"

@@ -22,7 +22,7 @@ OLD_PASSWORD = "legacy system passphrase 42"
 
 
 def _bcrypt(password: str, prefix: bytes = b"2b") -> str:
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4, prefix=prefix)).decode()
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10, prefix=prefix)).decode()
 
 
 def _argon2(password: str, kind: argon2.Type) -> str:
@@ -154,6 +154,32 @@ async def test_bad_rows_are_all_reported_with_their_lines_and_nothing_is_importe
     assert "kay-is-my-password" not in result.output  # a secret is never echoed
     assert "nothing was imported" in result.stderr
     assert "imported 0, skipped 0, failed 7" in result.stdout
+    assert await _hashes(db_session) == {}
+
+
+async def test_hashes_cheaper_than_the_services_own_are_refused_with_their_lines(
+    run_cli: CliInvoker, db_session: AsyncSession, tmp_path: Path
+) -> None:
+    # The test service hashes with argon2 m=1024 KiB, t=1 (tests/support.py).
+    cheap_bcrypt = bcrypt.hashpw(OLD_PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    cheap_argon2 = argon2.PasswordHasher(time_cost=1, memory_cost=512).hash(OLD_PASSWORD)
+    csv_file = _write(
+        tmp_path / "users.csv",
+        [
+            "email,username,password_hash",
+            f"amy@example.com,amy,{_bcrypt(OLD_PASSWORD)}",
+            f"bo@example.com,bob,{cheap_bcrypt}",
+            f'cy@example.com,cyd,"{cheap_argon2}"',
+        ],
+    )
+
+    result = await run_cli("users", "import", str(csv_file))
+
+    assert result.exit_code == 1
+    assert "users.csv: line 3: password_hash: bcrypt cost 4 is below 10" in result.stderr
+    assert "users.csv: line 4: password_hash: argon2 m=512,t=1 is cheaper" in result.stderr
+    assert "line 2:" not in result.stderr
+    assert "imported 0, skipped 0, failed 2" in result.stdout
     assert await _hashes(db_session) == {}
 
 

@@ -21,7 +21,7 @@ from app.config import Settings
 from app.migrate import MIGRATIONS
 from tests.support import PASSWORD, TEST_SECRET, CliInvoker
 
-STRONG_SECRET = "k" * 48
+STRONG_SECRET = "Vq3xW8pZr2Lm9TgYb6NcJ4hKd7FsA1eU0oRiQ5wXy"  # random, as production needs
 _ENV_NAMES = ("DATABASE_URL", "SECRET_KEY", "SECRET_KEY_FILE", "ENVIRONMENT", "REDIS_URL")
 
 
@@ -266,6 +266,19 @@ def test_several_workers_need_shared_throttling_state(
 
     assert (bool(refusals), bool(warnings)) == (refused, warned)
     assert single == ([], [])
+
+
+def test_serving_on_a_unix_socket_warns_unless_its_proxy_is_trusted(tmp_path: Path) -> None:
+    uds = tmp_path / "authsvc.sock"
+    plain = Settings(_env_file=None, secret_key=TEST_SECRET)
+    trusted = Settings(_env_file=None, secret_key=TEST_SECRET, trusted_proxies="unix")
+
+    refusals, warnings = serve_problems(plain, workers=1, reload=False, uds=uds)
+    assert refusals == []
+    assert len(warnings) == 1
+    assert "Unix socket" in warnings[0]
+    assert "TRUSTED_PROXIES" in warnings[0]
+    assert serve_problems(trusted, workers=1, reload=False, uds=uds) == ([], [])
 
 
 def _closed_port() -> int:

@@ -188,7 +188,8 @@ async def test_show_prints_the_account_and_its_hash_scheme_never_the_hash(
     assert record["password_scheme"] == "argon2id"
     assert record["mfa_enabled"] is False
     assert set(record) == {
-        "id", "email", "username", "is_active", "created_at", "last_login", "mfa_enabled",
+        "id", "email", "username", "is_active", "email_verified", "created_at", "last_login",
+        "mfa_enabled",
         "password_scheme",
     }  # fmt: skip
     assert as_table.exit_code == 0

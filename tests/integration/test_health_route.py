@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from app import __version__
+from app.config import Settings
 from app.database import Database
+from app.wiring import build_throttle
 
 
 async def test_health_reports_ok_with_database_latency(client: httpx.AsyncClient) -> None:
@@ -89,3 +94,62 @@ async def test_head_probe_of_health_is_503_when_the_database_is_unreachable(
         response = await client.head("/health")
     assert response.status_code == 503
     assert response.headers["Retry-After"].isdigit()
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def test_without_redis_url_health_has_no_redis_check(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health")
+    assert response.status_code == 200
+    assert "redis" not in response.json()["checks"]
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The real Redis of the test run (TEST_REDIS_URL), else the usual local one."""
+    return os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+async def test_health_reports_the_redis_latency(
+    client: httpx.AsyncClient, app: FastAPI, settings: Settings, redis_url: str
+) -> None:
+    async with serving_redis(app, settings, redis_url):
+        response = await client.get("/health")
+    assert response.status_code == 200, response.text
+    check = response.json()["checks"]["redis"]
+    assert check["status"] == "ok"
+    assert check["latency_ms"] >= 0
+
+
+async def test_health_is_503_when_redis_is_down_as_every_login_is(
+    client: httpx.AsyncClient, app: FastAPI, settings: Settings
+) -> None:
+    async with serving_redis(app, settings, f"redis://127.0.0.1:{_closed_port()}/0"):
+        health = await client.get("/health")
+        head = await client.head("/health")
+        login = await client.post("/auth/login", json={"username": "a", "password": "b"})
+    assert login.status_code == 503
+    assert health.status_code == head.status_code == 503
+    body = health.json()
+    assert body["status"] == "unavailable"
+    assert body["checks"]["redis"]["status"] == "failing"
+    assert body["checks"]["database"]["status"] == "ok"
+    assert health.headers["Retry-After"].isdigit()
+
+
+@asynccontextmanager
+async def serving_redis(app: FastAPI, settings: Settings, url: str) -> AsyncIterator[None]:
+    """Point the running app's settings and throttle at another Redis for the block."""
+    original_settings, original_throttle = app.state.settings, app.state.throttle
+    other = settings.model_copy(update={"redis_url": url})
+    app.state.settings, app.state.throttle = other, build_throttle(other)
+    try:
+        yield
+    finally:
+        await app.state.throttle.close()
+        app.state.settings, app.state.throttle = original_settings, original_throttle

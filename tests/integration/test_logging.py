@@ -4,21 +4,39 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
+import json
+import logging
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from fastapi import APIRouter, BackgroundTasks, FastAPI, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import update
+from sqlalchemy import select, update
+from typer.testing import CliRunner
 
+from app.cli import cli as authsvc_cli
 from app.database import Database
-from app.models import User
-from app.utils.logger import get_logger
-from tests.support import TEST_SECRET, TIMESTAMP, LogCapture, UserFactory, assert_error
+from app.models import SigningKey, User
+from app.utils.logger import get_logger, setup_logging
+from app.utils.signing_keys import KeyCipher
+from tests.support import (
+    TEST_SECRET,
+    TIMESTAMP,
+    LogCapture,
+    UserFactory,
+    assert_error,
+    build_settings,
+    running_app,
+)
+from tests.support.mailbox import RESET_SUBJECT, VERIFY_SUBJECT, Mailbox, smtp_overrides
 from tests.support.mfa import bearer, password_step, second_step, totp_code
 
 LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
@@ -74,6 +92,47 @@ async def test_the_request_line_has_the_context_and_the_echoed_request_id(
     assert line["user_id"] == user.id
 
 
+@pytest.mark.parametrize("settings_overrides", [{"trusted_proxies": "203.0.113.0/24"}])
+async def test_behind_a_trusted_proxy_every_line_carries_the_forwarded_client(
+    client: httpx.AsyncClient, logs: LogCapture
+) -> None:
+    response = await client.post(
+        "/auth/login",
+        json={"username": "someone", "password": "whatever it is"},
+        headers={"X-Forwarded-For": "198.51.100.23"},
+    )
+    lines = logs.of_request(response.headers["X-Request-ID"])
+    assert [line["message"] for line in lines] == ["login failed", "request completed"]
+    assert {line["client_ip"] for line in lines} == {"198.51.100.23"}  # not the proxy's
+
+
+async def test_an_untrusted_peer_cannot_choose_its_logged_address(
+    client: httpx.AsyncClient, logs: LogCapture
+) -> None:
+    response = await client.get("/nowhere", headers={"X-Forwarded-For": "198.51.100.23"})
+    line = only(logs.of_request(response.headers["X-Request-ID"]), "request completed")
+    assert line["client_ip"] == "203.0.113.7"
+
+
+async def test_a_password_typed_into_the_username_field_is_not_logged(
+    client: httpx.AsyncClient, logs: LogCapture
+) -> None:
+    typed = "Tangerine-Gorilla-Pocket-52"
+    first = await client.post("/auth/login", json={"username": typed, "password": "x" * 10})
+    again = await client.post(
+        "/auth/token",
+        data={"grant_type": "password", "username": typed.upper(), "password": "y" * 10},
+    )
+    other = await client.post("/auth/login", json={"username": "someone-else", "password": "z" * 9})
+    assert typed.lower() not in logs.text.lower()
+    digests = [
+        only(logs.of_request(r.headers["X-Request-ID"]), "login failed")["identifier_hmac"]
+        for r in (first, again, other)
+    ]
+    # The same identifier, however typed, correlates; another one does not.
+    assert digests[0] == digests[1] != digests[2]
+
+
 async def test_a_client_request_id_is_on_every_line_of_its_request(
     client: httpx.AsyncClient, logs: LogCapture, user_factory: UserFactory
 ) -> None:
@@ -111,7 +170,7 @@ async def test_the_log_tells_unknown_user_from_wrong_password_the_client_cannot(
     unknown_line = only(logs.of_request(unknown.headers["X-Request-ID"]), "login failed")
     wrong_line = only(logs.of_request(wrong.headers["X-Request-ID"]), "login failed")
     assert unknown_line["reason"] == "unknown_user"
-    assert unknown_line["identifier"] == "nobody"
+    assert re.fullmatch(r"[0-9a-f]{16}", unknown_line["identifier_hmac"])
     assert "user_id" not in unknown_line  # nothing of the earlier requests leaked into it
     assert wrong_line["reason"] == "wrong_password"
 
@@ -241,7 +300,10 @@ def interrupted_app(app: FastAPI) -> FastAPI:
 
 
 async def test_a_request_the_client_abandoned_is_still_logged_and_counted(
-    interrupted_app: FastAPI, client: httpx.AsyncClient, logs: LogCapture
+    interrupted_app: FastAPI,
+    client: httpx.AsyncClient,
+    loopback_client: httpx.AsyncClient,
+    logs: LogCapture,
 ) -> None:
     with pytest.raises(asyncio.CancelledError):
         await client.get("/gone", headers={"X-Request-ID": "gone-1"})
@@ -250,7 +312,7 @@ async def test_a_request_the_client_abandoned_is_still_logged_and_counted(
     assert line["status_code"] == 499
     assert line["interrupted"] == "cancelled"
     assert line["level"] == "WARNING"
-    assert 'route="/gone",status="499"' in (await client.get("/metrics")).text
+    assert 'route="/gone",status="499"' in (await loopback_client.get("/metrics")).text
 
 
 async def test_a_response_that_breaks_midway_is_logged_as_an_error(
@@ -304,10 +366,11 @@ async def test_a_database_failure_logs_the_error_and_the_breaker_change_on_the_r
 
 
 async def test_health_docs_metrics_and_static_assets_are_not_logged(
-    client: httpx.AsyncClient, logs: LogCapture
+    client: httpx.AsyncClient, loopback_client: httpx.AsyncClient, logs: LogCapture
 ) -> None:
-    quiet = ["/health", "/health/live", "/docs", "/redoc", "/openapi.json", "/metrics"]
+    quiet = ["/health", "/health/live", "/docs", "/redoc", "/openapi.json"]
     responses = [await client.get(path) for path in quiet]
+    responses.append(await loopback_client.get("/metrics"))
     assert all(r.status_code == 200 for r in responses), [r.status_code for r in responses]
     asset = re.search(r'src="([^"]+\.js)"', responses[2].text)
     assert asset is not None
@@ -354,7 +417,8 @@ async def test_a_username_with_line_breaks_cannot_forge_a_log_line(
     assert all(line["request_id"] != "forged" for line in lines)
     assert len(logs.text.splitlines()) == len(lines)  # no Unicode line break either
     failure = only(logs.of_request(response.headers["X-Request-ID"]), "login failed")
-    assert failure["identifier"] == identifier  # escaped in the line, intact once parsed
+    assert "identifier" not in failure  # only its keyed hash is kept
+    assert re.fullmatch(r"[0-9a-f]{16}", failure["identifier_hmac"])
 
 
 async def test_a_path_with_encoded_line_breaks_cannot_forge_a_log_line(
@@ -421,6 +485,9 @@ async def test_no_flow_puts_a_password_a_token_or_the_secret_key_in_the_log(
     await client.post("/auth/refresh", json={"refresh_token": access})
     await client.post("/auth/refresh", json={"refresh_token": refresh[:-4] + "AAAA"})
     await client.get(f"/users/me?access_token={access}&password={CANARY_PASSWORD}")
+    await client.get(f"/nowhere?jwt={access}&pw={CANARY_PASSWORD}&id_token={refresh}")
+    await client.post("/auth/login", json={"username": CANARY_PASSWORD, "password": "x" * 10})
+    await client.post("/auth/login", json={"email": f"{CANARY_WRONG}@x.io", "password": "x" * 10})
     await client.get(f"/nowhere/{access}")
     crash = await client.post("/boom", headers={"Authorization": f"Bearer {access}"})
     assert crash.status_code == 500
@@ -485,3 +552,182 @@ async def test_no_two_factor_flow_puts_a_totp_secret_a_code_or_an_mfa_token_in_t
     for code in [*codes, wrong]:  # six digits may occur by chance: look for them as values
         assert f'"{code}"' not in output
         assert f"={code}" not in output
+
+
+class TestMailFlows:
+    @pytest.fixture
+    def settings_overrides(self, smtp_server: Mailbox) -> dict[str, Any]:
+        return smtp_overrides(smtp_server)
+
+    async def test_no_mail_flow_puts_a_link_a_token_or_a_mail_body_in_the_log(
+        self, client: httpx.AsyncClient, logs: LogCapture, smtp_server: Mailbox
+    ) -> None:
+        # The test's SMTP server is not the service: its own lines stay out of the capture.
+        logging.getLogger("mail.log").disabled = True
+        try:
+            await self._flows(client, logs, smtp_server)
+        finally:
+            logging.getLogger("mail.log").disabled = False
+
+    async def _flows(
+        self, client: httpx.AsyncClient, logs: LogCapture, smtp_server: Mailbox
+    ) -> None:
+        email = "canary-mail@example.com"
+        smtp_server.rcpt_replies["bounce@example.com"] = "550 5.1.1 no such user"
+        registered = await client.post(
+            "/auth/register",
+            json={"email": email, "username": "canarymail", "password": CANARY_PASSWORD},
+        )
+        auth = {"Authorization": f"Bearer {registered.json()['access_token']}"}
+        verification = await smtp_server.one(email, VERIFY_SUBJECT)
+        await client.get(f"/verify-email?token={verification.token}")
+        assert (
+            await client.post("/auth/verify-email", json={"token": verification.token})
+        ).is_success
+        await client.post("/auth/verify-email", json={"token": verification.token})
+        await client.post("/auth/password/forgot", json={"email": email})
+        reset = await smtp_server.one(email, RESET_SUBJECT)
+        await client.get(f"/reset-password?token={reset.token}")
+        done = await client.post(
+            "/auth/password/reset", json={"token": reset.token, "new_password": CANARY_WRONG}
+        )
+        assert done.status_code == 204
+        await client.post(
+            "/auth/password/reset", json={"token": reset.token, "new_password": CANARY_WRONG}
+        )
+        login = await client.post("/auth/login", json={"email": email, "password": CANARY_WRONG})
+        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        changed = await client.put(
+            "/users/me/password",
+            json={"current_password": CANARY_WRONG, "new_password": CANARY_PASSWORD},
+            headers=auth,
+        )
+        auth = {"Authorization": f"Bearer {changed.json()['access_token']}"}
+        await client.put(
+            "/users/me/email",
+            json={"new_email": "bounce@example.com", "current_password": CANARY_PASSWORD},
+            headers=auth,
+        )
+        await client.post("/auth/password/forgot", json={"email": "nobody@example.com"})
+        # Every mail of the flows has been handled (sent, failed or dropped).
+        deadline = asyncio.get_running_loop().time() + 20
+        while "mail failed" not in logs.messages() or len(smtp_server.received()) < 5:
+            assert asyncio.get_running_loop().time() < deadline, logs.messages()
+            await asyncio.sleep(0.05)
+
+        output = logs.text
+        assert "mail sent" in logs.messages()
+        mails = smtp_server.received()
+        secrets = [CANARY_PASSWORD, CANARY_WRONG]
+        for mail in mails:
+            if "token=" in mail.text:
+                secrets += [mail.token, mail.link]
+            # A line of each body that no log line has reason to contain.
+            secrets.append(max(mail.text.splitlines(), key=len))
+        for secret in secrets:
+            assert secret not in output
+        pages = [line for line in logs.lines() if line.get("route") == "/reset-password"]
+        assert [line["query"] for line in pages] == ["token=[REDACTED]"]
+
+
+# --- private signing keys ------------------------------------------------------------------
+
+
+def _private_forms(key: Any) -> tuple[list[bytes], list[str]]:
+    """Every encoding of a private key someone might leak: DER, PEM, base64, JWK members."""
+    der = key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
+    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        scalars = [key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())]
+    elif isinstance(key, ec.EllipticCurvePrivateKey):
+        scalars = [key.private_numbers().private_value.to_bytes(32, "big")]
+    else:
+        numbers = key.private_numbers()
+        scalars = [
+            n.to_bytes((n.bit_length() + 7) // 8, "big") for n in (numbers.d, numbers.p, numbers.q)
+        ]
+    raw = [der, *scalars]
+    texts = [line for line in pem.splitlines() if "PRIVATE KEY" not in line]
+    for blob in raw:
+        texts += [
+            base64.b64encode(blob).decode()[:40],
+            base64.urlsafe_b64encode(blob).rstrip(b"=").decode()[:40],
+            blob.hex()[:40],
+        ]
+    return raw, texts
+
+
+@pytest.mark.parametrize("algorithm", ["EdDSA", "ES256", "RS256"])
+async def test_no_private_key_material_in_a_log_line_an_answer_or_the_database(
+    database_url: str, tmp_path: Path, algorithm: str
+) -> None:
+    settings = build_settings(database_url, tmp_path, jwt_algorithm=algorithm)
+    runner = CliRunner()
+
+    outputs: list[str] = []
+
+    async def cli(*args: str) -> str:
+        result = await asyncio.to_thread(
+            runner.invoke, authsvc_cli, list(args), obj=settings, catch_exceptions=False
+        )
+        assert result.exit_code == 0, result.output
+        outputs.append(result.output)  # stdout and stderr (its log lines) alike
+        return result.stdout
+
+    stream = io.StringIO()
+    answers: list[str] = []
+    async with running_app(settings) as (app, client):
+        for command in (["keys", "rotate"], ["keys", "list"], ["keys", "list", "--json"]):
+            await cli(*command)
+        created = json.loads(await cli("clients", "create", "canary-rs", "--json"))
+        setup_logging("DEBUG", "json", stream=stream, secrets=[TEST_SECRET])
+        await app.state.keyring.reload()
+        basic = httpx.BasicAuth(created["client_id"], created["client_secret"])
+        registered = await client.post(
+            "/auth/register",
+            json={"email": "pk@example.com", "username": "pkcanary", "password": CANARY_PASSWORD},
+        )
+        tokens = registered.json()
+        for response in (
+            registered,
+            await client.post(
+                "/auth/login", json={"username": "pkcanary", "password": CANARY_PASSWORD}
+            ),
+            await client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]}),
+            await client.get(
+                "/users/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+            ),
+            await client.get("/.well-known/jwks.json"),
+            await client.get("/.well-known/oauth-authorization-server"),
+            await client.post(
+                "/auth/introspect", data={"token": tokens["access_token"]}, auth=basic
+            ),
+            await client.post("/auth/revoke", data={"token": tokens["access_token"]}),
+            await client.get("/openapi.json"),
+        ):
+            assert response.status_code < 400, response.text
+            answers.append(response.text)
+        async with app.state.database.session() as session:
+            rows = (await session.scalars(select(SigningKey))).all()
+            dump = " ".join(repr(tuple(vars(row).values())) for row in rows)
+        cipher = KeyCipher(TEST_SECRET)
+        keys = [
+            cipher.decrypt(r.private_key_encrypted, kid=r.kid, algorithm=r.algorithm) for r in rows
+        ]
+    setup_logging(settings.log_level, settings.log_format, secrets=[TEST_SECRET])
+
+    assert len(keys) == 2
+    log_text = stream.getvalue()
+    assert "signing key loaded" in log_text  # the key-handling paths really logged
+    files = b""
+    if settings.is_sqlite:
+        db_path = Path(settings.database_url.split("///", 1)[1])
+        files = b"".join(p.read_bytes() for p in db_path.parent.glob(db_path.name + "*"))
+    everything = "\n".join([log_text, *answers, *outputs, dump])
+    for key in keys:
+        raw, texts = _private_forms(key)
+        for text in texts:
+            assert text not in everything
+        for blob in raw:
+            assert blob not in files
+            assert blob not in dump.encode()

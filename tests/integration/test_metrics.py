@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import httpx
 import pytest
@@ -16,10 +17,17 @@ from app.utils.exceptions import DatabaseException
 from tests.support import UserFactory
 
 Labels = dict[str, str]
+METRICS_TOKEN = "scrape-token-0b9e4c1d7a2f4e6b"
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """Scraped from another host, as Prometheus usually is: with the bearer token."""
+    return {"metrics_token": METRICS_TOKEN}
 
 
 async def scrape(client: httpx.AsyncClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    response = await client.get("/metrics")
+    response = await client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/plain")
     return {
@@ -143,7 +151,11 @@ async def test_metrics_is_not_in_the_openapi_document(client: httpx.AsyncClient)
 
 async def test_openmetrics_is_served_when_asked_for(client: httpx.AsyncClient) -> None:
     response = await client.get(
-        "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
+        "/metrics",
+        headers={
+            "Accept": "application/openmetrics-text; version=1.0.0",
+            "Authorization": f"Bearer {METRICS_TOKEN}",
+        },
     )
     assert response.headers["Content-Type"].startswith("application/openmetrics-text")
     assert response.text.endswith("# EOF\n")

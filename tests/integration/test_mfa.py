@@ -49,7 +49,7 @@ def wall_clock() -> WallClock:
 
 @pytest.fixture
 async def app(settings: Settings, wall_clock: WallClock) -> AsyncIterator[FastAPI]:
-    application = create_app(settings, utc_clock=wall_clock)
+    application = create_app(settings, wall_clock=wall_clock)
     async with application.router.lifespan_context(application):
         yield application
 
@@ -692,7 +692,7 @@ async def test_after_a_secret_key_change_recovery_codes_still_sign_in(
     user, secret, recovery = await _mfa_user(client, user_factory, wall_clock)
     rotated = settings.model_copy(update={"secret_key": SecretStr("another-" + "k" * 40)})
 
-    async with running_app(rotated, utc_clock=wall_clock) as (_, other):
+    async with running_app(rotated, wall_clock=wall_clock) as (_, other):
         totp = await second_step(
             other, await password_step(other, user.username), totp_code(secret, wall_clock.now)
         )

@@ -55,11 +55,44 @@ async def test_two_factor_migration_downgrades_and_upgrades_again(tmp_path: Path
             await connection.run_sync(downgrade_on_connection, "0007-1")
             assert not mfa_tables & await connection.run_sync(_tables)
             assert "mfa_enabled" not in await connection.run_sync(_user_columns)
+            assert "email_verified" in await connection.run_sync(_user_columns)
             await connection.run_sync(upgrade_on_connection)
             assert mfa_tables <= await connection.run_sync(_tables)
     finally:
         await engine.dispose()
 
 
+async def test_mail_migration_downgrades_and_upgrades_again(tmp_path: Path) -> None:
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'mail-round-trip.db'}")
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(upgrade_on_connection)
+            assert {"mail_outbox", "one_time_tokens"} <= await connection.run_sync(_tables)
+            assert "email_verified" in await connection.run_sync(_user_columns)
+            await connection.run_sync(downgrade_on_connection, "0002")
+            assert not {"mail_outbox", "one_time_tokens"} & await connection.run_sync(_tables)
+            assert "email_verified" not in await connection.run_sync(_user_columns)
+            await connection.run_sync(upgrade_on_connection)
+            assert {"mail_outbox", "one_time_tokens"} <= await connection.run_sync(_tables)
+    finally:
+        await engine.dispose()
+
+
 def _user_columns(connection: Connection) -> set[str]:
     return {column["name"] for column in inspect(connection).get_columns("users")}
+
+
+async def test_signing_keys_migration_downgrades_and_upgrades_again(tmp_path: Path) -> None:
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'keys-round-trip.db'}")
+    new_tables = {"signing_keys", "oauth_clients"}
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(upgrade_on_connection)
+            assert new_tables <= await connection.run_sync(_tables)
+            await connection.run_sync(downgrade_on_connection, "0002")
+            assert not new_tables & await connection.run_sync(_tables)
+            assert "auth_sessions" in await connection.run_sync(_tables)
+            await connection.run_sync(upgrade_on_connection)
+            assert new_tables <= await connection.run_sync(_tables)
+    finally:
+        await engine.dispose()

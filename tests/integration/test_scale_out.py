@@ -30,11 +30,19 @@ from tests.support.mfa import enable_mfa, password_step, second_step, totp_code
 pytestmark = pytest.mark.timeout(300)
 
 STARTUP_DEADLINE_S = 60.0
-ACCOUNT_LIMIT = 5  # failed logins per account in the window (RATE_LIMIT_LOGIN_ACCOUNT below)
+ACCOUNT_LIMIT = 5  # failed logins per (account, client) in the window (RATE_LIMIT_LOGIN_ACCOUNT)
+CEILING = 12  # failed logins per account from all clients (RATE_LIMIT_LOGIN_ACCOUNT_CEILING)
 WRONG = "not the right password"
 
 # Variables of the test runner's own environment that must not leak into the servers.
-_SERVER_SETTINGS = ("DATABASE_URL", "SECRET_KEY", "SECRET_KEY_FILE", "REDIS_URL", "ENVIRONMENT")
+_SERVER_SETTINGS = (
+    "DATABASE_URL",
+    "SECRET_KEY",
+    "SECRET_KEY_FILE",
+    "REDIS_URL",
+    "ENVIRONMENT",
+    "TRUSTED_PROXIES",
+)
 
 
 @dataclass
@@ -131,6 +139,9 @@ def cluster(
         REFRESH_TOKEN_ROTATION="true",
         REDIS_KEY_PREFIX=redis_prefix,
         RATE_LIMIT_LOGIN_ACCOUNT=f"{ACCOUNT_LIMIT}/hour",
+        RATE_LIMIT_LOGIN_ACCOUNT_CEILING=f"{CEILING}/hour",
+        # The test client is the local "proxy": X-Forwarded-For plays the rotating clients.
+        TRUSTED_PROXIES="127.0.0.1",
         # Every request of the suite comes from 127.0.0.1: per-client limits out of the way.
         RATE_LIMIT_LOGIN_IP="10000/minute",
         RATE_LIMIT_REGISTER_IP="10000/minute",
@@ -288,6 +299,40 @@ async def test_rotated_refresh_token_replayed_at_the_other_worker_revokes_the_fa
     assert me.status_code == 401
 
 
+async def test_look_alike_addresses_registered_at_both_workers_at_once_make_one_account(
+    cluster: Cluster,
+) -> None:
+    email, username = cluster.new_identity()
+    # The same address in fullwidth letters (NFKC makes it the plain one).
+    look_alike = "".join(chr(ord(c) + 0xFEE0) if c.isalpha() else c for c in email)
+    assert look_alike != email
+    first, second = await asyncio.gather(
+        _register(cluster.a, email, username), _register(cluster.b, look_alike, username + "x")
+    )
+
+    assert sorted([first.status_code, second.status_code]) == [201, 409]
+
+
+async def test_refreshes_alternating_between_workers_never_move_the_sessions_end(
+    cluster: Cluster,
+) -> None:
+    """Rotation is on in the cluster: every refresh token of the session, from either
+    worker, expires at the sign-in plus REFRESH_TOKEN_EXPIRE_DAYS (the default lifetime)."""
+    email, username = cluster.new_identity()
+    token = (await _register(cluster.a, email, username)).json()["refresh_token"]
+    signed_in = jwt.decode(token, options={"verify_signature": False})
+    session_end = signed_in["auth_time"] + 7 * 24 * 3600
+    assert signed_in["exp"] == session_end
+
+    for worker in (cluster.b, cluster.a, cluster.b):
+        async with worker.client() as client:
+            response = await client.post("/auth/refresh", json={"refresh_token": token})
+        assert response.status_code == 200, response.text
+        token = response.json()["refresh_token"]
+        claims = jwt.decode(token, options={"verify_signature": False})
+        assert (claims["auth_time"], claims["exp"]) == (signed_in["auth_time"], session_end)
+
+
 @pytest.mark.redis
 @pytest.mark.skipif(
     not os.environ.get("TEST_REDIS_URL"),
@@ -355,3 +400,43 @@ async def test_one_code_sent_to_both_workers_at_once_signs_in_once(cluster: Clus
                 second_step(a, tokens[0], code), second_step(b, tokens[1], code)
             )
             assert sorted(r.status_code for r in answers) == [200, 401], [r.text for r in answers]
+
+
+def _from(address: str) -> dict[str, str]:
+    return {"X-Forwarded-For": address}
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(
+    not os.environ.get("TEST_REDIS_URL"),
+    reason="shared throttling counters need a Redis server (TEST_REDIS_URL)",
+)
+async def test_rotating_addresses_through_both_workers_neither_lock_out_nor_pass_the_ceiling(
+    cluster: Cluster,
+) -> None:
+    email, username = cluster.new_identity()
+    assert (await _register(cluster.a, email, username)).status_code == 201
+    wrong = {"email": email, "password": WRONG}
+    async with cluster.a.client() as a, cluster.b.client() as b:
+        # Past the per-(account, client) limit from elsewhere: the owner still gets in.
+        for n in range(ACCOUNT_LIMIT + 1):
+            client = a if n % 2 else b
+            failed = await client.post("/auth/login", json=wrong, headers=_from(f"198.51.100.{n}"))
+            assert failed.status_code == 401, failed.text
+        home = await a.post(
+            "/auth/login", json={"email": email, "password": PASSWORD}, headers=_from("192.0.2.9")
+        )
+        assert home.status_code == 200, home.text
+        # The success cleared the ceiling (NIST counts consecutive failures): fill it again,
+        # spread over both workers and many addresses; the next attempt is refused anywhere.
+        for n in range(CEILING):
+            client = a if n % 2 else b
+            failed = await client.post("/auth/login", json=wrong, headers=_from(f"203.0.113.{n}"))
+            assert failed.status_code == 401, failed.text
+        refused = [
+            await client.post("/auth/login", json=wrong, headers=_from("198.18.0.1"))
+            for client in (a, b)
+        ]
+    for response in refused:
+        assert response.status_code == 429, response.text
+        assert int(response.headers["Retry-After"]) >= 1

@@ -6,6 +6,7 @@ nothing sleeps.
 
 from __future__ import annotations
 
+import hashlib
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -14,10 +15,15 @@ from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as redis
 import time_machine
 from fastapi import FastAPI
 
-from tests.support import PASSWORD, UserFactory, assert_error
+from app.config import Settings
+from app.services.throttle import Throttle
+from app.utils.keyed_hash import KeyedHash
+from app.wiring import THROTTLE_KEY_INFO, build_identifier_hash
+from tests.support import PASSWORD, LogCapture, UserFactory, assert_error
 
 WRONG = "not the right password"
 ClientFrom = Callable[[str], AbstractAsyncContextManager[httpx.AsyncClient]]
@@ -154,6 +160,83 @@ async def test_back_off_grows_and_the_lock_lifts_when_the_window_passes(
         assert response.status_code == 200
 
 
+# --- per (account, client) and the account's ceiling ---------------------------------
+
+
+async def test_failures_from_rotating_addresses_do_not_lock_the_owner_out_at_home(
+    client_from: ClientFrom, user_factory: UserFactory
+) -> None:
+    """The finding: five wrong passwords from rotating addresses, then the victim's right
+    password from their own address, answered 429. The tight limit is per (account, client)."""
+    victim = await user_factory()
+    for n in range(6):
+        async with client_from(f"198.51.100.{n + 1}") as attacker:
+            assert_error(await _login(attacker, email=victim.email), 401, "INVALID_CREDENTIALS")
+    async with client_from("192.0.2.44") as home:
+        response = await _login(home, victim.password, email=victim.email)
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("limits", [{"rate_limit_login_account_ceiling": "8/day"}])
+async def test_the_accounts_ceiling_holds_across_every_address(
+    client_from: ClientFrom, user_factory: UserFactory
+) -> None:
+    victim = await user_factory()
+    for n in range(8):
+        async with client_from(f"198.51.100.{n + 1}") as attacker:
+            assert_error(await _login(attacker, email=victim.email), 401, "INVALID_CREDENTIALS")
+    async with client_from("198.51.100.99") as attacker:
+        assert 1 <= _retry_after(await _login(attacker, email=victim.email)) <= 24 * 3600
+    # The price of a ceiling (docs/security.md): past it, the owner waits too.
+    async with client_from("192.0.2.44") as home:
+        _retry_after(await _login(home, victim.password, email=victim.email))
+
+
+async def test_a_success_resets_its_own_clients_failures_not_another_clients(
+    client_from: ClientFrom, user_factory: UserFactory
+) -> None:
+    user = await user_factory()
+    async with client_from("192.0.2.10") as home, client_from("198.51.100.10") as other:
+        for _ in range(4):
+            await _login(home, email=user.email)
+            await _login(other, email=user.email)
+        assert (await _login(home, user.password, email=user.email)).status_code == 200
+        for _ in range(5):
+            assert_error(await _login(home, email=user.email), 401, "INVALID_CREDENTIALS")
+        assert_error(await _login(other, email=user.email), 401, "INVALID_CREDENTIALS")
+        _retry_after(await _login(other, email=user.email))
+
+
+def _stored_keys(app: FastAPI) -> list[str]:
+    throttle: Throttle = app.state.throttle
+    return [str(key) for key in getattr(throttle.storage, "events", {})]
+
+
+async def _redis_keys(settings: Settings) -> list[str]:
+    assert settings.redis_url is not None
+    async with redis.Redis.from_url(settings.redis_url) as client:
+        pattern = f"{settings.redis_key_prefix}*"
+        return [key.decode() async for key in client.scan_iter(match=pattern)]
+
+
+async def test_throttle_keys_are_a_keyed_hash_of_the_identifier(
+    client: httpx.AsyncClient, app: FastAPI, settings: Settings
+) -> None:
+    await _login(client, email="Eve@Example.com")
+    keys = await _redis_keys(settings) if settings.redis_url else _stored_keys(app)
+    throttle: Throttle = app.state.throttle
+    keyed = throttle.account_key("eve@example.com")
+    plain = hashlib.sha256(b"eve@example.com").hexdigest()
+    assert [key for key in keys if "login-account-ceiling" in key and keyed in key]
+    assert [key for key in keys if "login-account-ip" in key and f"{keyed}:203.0.113.7" in key]
+    assert not [key for key in keys if "eve" in key.lower() or plain in key]
+    # Another SECRET_KEY, or another purpose (the log's `info`), gives another digest.
+    other_deployment = KeyedHash.from_secret("x" * 40, THROTTLE_KEY_INFO)("eve@example.com")
+    log_digest = build_identifier_hash(settings)("eve@example.com")
+    assert keyed != other_deployment
+    assert not keyed.startswith(log_digest)
+
+
 # --- per client IP ----------------------------------------------------------------------
 
 
@@ -185,6 +268,47 @@ async def test_a_spoofed_x_forwarded_for_changes_nothing(client: httpx.AsyncClie
         headers={"X-Forwarded-For": "192.0.2.200"},
     )
     _retry_after(response)
+
+
+@PER_IP
+async def test_addresses_of_one_ipv6_64_share_one_budget(client_from: ClientFrom) -> None:
+    """A /64 is one customer's (RFC 6177): rotating inside it does not escape the limit."""
+    for n in range(8):
+        async with client_from(f"2001:db8:1:2::{n + 1:x}") as rotating:
+            assert_error(await _login(rotating, username=f"v6-{n}"), 401, "INVALID_CREDENTIALS")
+    async with client_from("2001:db8:1:2:ffff:ffff:ffff:fffe") as same_64:
+        _retry_after(await _login(same_64, username="v6-9"))
+    async with client_from("2001:db8:1:3::1") as next_64:
+        assert_error(await _login(next_64, username="v6-10"), 401, "INVALID_CREDENTIALS")
+
+
+@PER_IP
+async def test_an_ipv4_mapped_address_counts_as_its_ipv4_address(client_from: ClientFrom) -> None:
+    for n in range(8):
+        peer = "::ffff:198.51.100.77" if n % 2 else "198.51.100.77"
+        async with client_from(peer) as mapped:
+            assert_error(await _login(mapped, username=f"v4-{n}"), 401, "INVALID_CREDENTIALS")
+    async with client_from("198.51.100.77") as plain:
+        _retry_after(await _login(plain, username="v4-9"))
+
+
+@PER_IP
+async def test_requests_without_an_address_share_one_bucket_and_warn_once(
+    app: FastAPI, logs: LogCapture
+) -> None:
+    """What a Unix socket gives (no peer address): fail closed, never unthrottled."""
+    transport = httpx.ASGITransport(app=app, client=None)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as no_address:
+        for n in range(8):
+            headers = {"X-Forwarded-For": f"192.0.2.{n}"}  # no trusted proxy: ignored
+            response = await no_address.post(
+                "/auth/login", json={"username": f"uds{n}", "password": WRONG}, headers=headers
+            )
+            assert_error(response, 401, "INVALID_CREDENTIALS")
+        _retry_after(await _login(no_address, username="uds9"))
+    warnings = [line for line in logs.lines() if "without a client address" in line["message"]]
+    assert len(warnings) == 1
+    assert {line["client_ip"] for line in logs.lines() if "client_ip" in line} == {None}
 
 
 @pytest.mark.parametrize(

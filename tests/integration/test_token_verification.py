@@ -60,6 +60,11 @@ FORGERIES: dict[str, Callable[[dict[str, Any]], str]] = {
     "iat in the future": lambda c: _signed({}, {**c, "iat": c["iat"] + 3600}),
     "sub not a string": lambda c: _signed({}, {**c, "sub": int(c["sub"])}),
     "signature stripped": lambda c: _signed({}, c).rsplit(".", 1)[0] + ".",
+    # Far past what a datetime holds (year 33658), and past a 64-bit time_t: once a 500.
+    "exp in the year 33658": lambda c: _signed({}, {**c, "exp": 10**12}),
+    "exp beyond time_t": lambda c: _signed({}, {**c, "exp": 10**20}),
+    "exp of 400 digits": lambda c: _signed({}, {**c, "exp": 10**400}),
+    "nbf infinite": lambda c: _signed({}, {**c, "nbf": float("inf")}),
 }
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -13,7 +13,6 @@ from typer.testing import Result
 
 from app.config import Settings
 from app.main import create_app
-from app.utils.jwt import utc_now
 
 # What the `run_cli` fixture returns: `await run_cli("users", "show", "alice")`.
 CliInvoker = Callable[..., Awaitable[Result]]
@@ -24,12 +23,15 @@ async def running_app(
     settings: Settings,
     *,
     clock: Callable[[], float] | None = None,
-    utc_clock: Callable[[], datetime] | None = None,
+    wall_clock: Callable[[], datetime] | None = None,
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """The application with its lifespan running, and a client talking to it."""
-    application = create_app(
-        settings, clock=clock or time.monotonic, utc_clock=utc_clock or utc_now
-    )
+    clocks: dict[str, Any] = {}
+    if clock is not None:
+        clocks["clock"] = clock
+    if wall_clock is not None:
+        clocks["wall_clock"] = wall_clock
+    application = create_app(settings, **clocks)
     async with application.router.lifespan_context(application):
         transport = httpx.ASGITransport(app=application, client=("203.0.113.9", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

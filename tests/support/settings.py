@@ -29,6 +29,11 @@ def build_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Setti
         "secret_key": TEST_SECRET,
         "environment": "test",
         "secret_key_file": tmp_path / ".secret_key",
+        "mail_file_dir": tmp_path / "mail",
+        # No background sender unless a test delivers mail (tests.support.mailbox's
+        # smtp_overrides turns it on): tests of the pool, the breaker or exact log sequences
+        # must not see its queries. Every delivery test runs the real sender.
+        "mail_sender_enabled": False,
         **FAST_HASHING,
         **GENEROUS_CLIENT_LIMITS,
         **overrides,

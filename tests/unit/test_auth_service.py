@@ -22,6 +22,7 @@ from app.utils.exceptions import (
     ValidationException,
 )
 from app.utils.jwt import TokenType
+from app.utils.keyed_hash import KeyedHash
 
 PASSWORD = "correct horse battery staple"
 
@@ -147,7 +148,7 @@ async def test_throttling_is_enforced_by_the_service_itself(
         register_ip="1/minute",
         refresh_ip="1/minute",
     )
-    throttle = Throttle(MemoryStorage(), rules)
+    throttle = Throttle(MemoryStorage(), rules, account_hash=KeyedHash(b"k" * 32))
     async with database.session() as session:
         auth = AuthService(
             UserService(session),

@@ -1,14 +1,34 @@
-"""Settings: production refuses unsafe keys; development keeps a generated key in a file."""
+"""Settings: weak keys are refused outside tests; development keeps a generated key in a
+file that nobody else may write."""
 
 from __future__ import annotations
 
+import io
+import json
 import multiprocessing
+import os
+import secrets
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from app.config import Settings, resolve_secret_key
+from app.config import ConfigurationError, Settings, resolve_secret_key
+from app.utils.logger import setup_logging
+
+RANDOM_KEY = "Vq3xW8pZr2Lm9TgYb6NcJ4hKd7FsA1eU0oRiQ5wXy"
+WEAK_KEYS = [
+    ("secret", "placeholder"),
+    ("changeme", "placeholder"),
+    ("short-but-not-a-placeholder", "at least 32 bytes"),
+    ("a" * 32, "too little entropy"),
+    ("k" * 48, "too little entropy"),
+    ("ab" * 16, "too little entropy"),
+    ("secret" * 6, "too little entropy"),
+    ("0123456789abcdef" * 2, "too little entropy"),
+    ("abcdefghijklmnopqrstuvwxyz0123456789", "too little entropy"),
+    ("aaaabbbbccccddddeeeeffffgggghhhh", "too little entropy"),
+]
 
 
 def _settings(**values: object) -> Settings:
@@ -30,8 +50,41 @@ def test_production_refuses_unsafe_secret_keys(secret: str | None, message: str)
 
 
 def test_production_accepts_a_long_random_key() -> None:
-    settings = _settings(environment="production", secret_key="k" * 16 + "0123456789abcdef" * 2)
-    assert resolve_secret_key(settings) == "k" * 16 + "0123456789abcdef" * 2
+    settings = _settings(environment="production", secret_key=RANDOM_KEY)
+    assert resolve_secret_key(settings) == RANDOM_KEY
+
+
+@pytest.mark.parametrize("environment", ["development", "production"])
+@pytest.mark.parametrize(("secret", "message"), WEAK_KEYS)
+def test_weak_secret_keys_are_refused_outside_tests(
+    environment: str, secret: str, message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message) as caught:
+        _settings(environment=environment, secret_key=secret)
+    # The message printed at start-up (pydantic's own repr would show the input) names
+    # the problem, never the key.
+    [message_printed] = [e["msg"] for e in caught.value.errors(include_input=False)]
+    assert secret not in message_printed.replace("secrets", "")  # the hint names the module
+
+
+@pytest.mark.parametrize(("secret", "message"), WEAK_KEYS[:4])
+def test_tests_may_use_fixed_keys(secret: str, message: str) -> None:
+    assert _settings(environment="test", secret_key=secret).environment == "test"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        secrets.token_urlsafe(48),  # what the service generates
+        secrets.token_urlsafe(32),
+        secrets.token_hex(32),
+        secrets.token_hex(16),  # 32 hex digits: the shortest random key that passes
+        "".join(secrets.choice("0123456789") for _ in range(40)),
+        RANDOM_KEY,
+    ],
+)
+def test_random_keys_of_any_common_alphabet_are_accepted(key: str) -> None:
+    assert _settings(environment="development", secret_key=key).secret_key is not None
 
 
 def test_development_generates_a_key_once_and_keeps_it(tmp_path: Path) -> None:
@@ -42,6 +95,69 @@ def test_development_generates_a_key_once_and_keeps_it(tmp_path: Path) -> None:
     assert key_file.read_text() == first
     assert key_file.stat().st_mode & 0o777 == 0o600
     assert resolve_secret_key(settings) == first
+
+
+def test_a_development_key_file_with_a_weak_key_is_refused(tmp_path: Path) -> None:
+    key_file = tmp_path / ".secret_key"
+    key_file.write_text("a" * 40)
+    key_file.chmod(0o600)
+
+    with pytest.raises(ConfigurationError, match="too little entropy"):
+        resolve_secret_key(_settings(secret_key_file=key_file))
+
+
+def _key_file(tmp_path: Path, mode: int) -> Path:
+    key_file = tmp_path / ".secret_key"
+    key_file.write_text(RANDOM_KEY)
+    key_file.chmod(mode)
+    return key_file
+
+
+@pytest.mark.parametrize("mode", [0o602, 0o666, 0o620, 0o660])
+def test_a_key_file_others_can_write_is_refused(tmp_path: Path, mode: int) -> None:
+    key_file = _key_file(tmp_path, mode)
+
+    with pytest.raises(ConfigurationError, match="writable by group or others") as caught:
+        resolve_secret_key(_settings(secret_key_file=key_file))
+    assert f"chmod 600 {key_file}" in str(caught.value)
+    assert RANDOM_KEY not in str(caught.value)
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="only root can give a file to another user")
+def test_a_key_file_of_another_user_is_refused(tmp_path: Path) -> None:
+    key_file = _key_file(tmp_path, 0o600)
+    os.chown(key_file, 4242, 4242)
+
+    with pytest.raises(ConfigurationError, match=r"belongs to another user \(uid 4242\)"):
+        resolve_secret_key(_settings(secret_key_file=key_file))
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604])
+def test_a_key_file_others_can_read_is_used_with_a_warning(tmp_path: Path, mode: int) -> None:
+    key_file = _key_file(tmp_path, mode)
+    buffer = io.StringIO()
+    setup_logging("INFO", "json", stream=buffer)
+    try:
+        assert resolve_secret_key(_settings(secret_key_file=key_file)) == RANDOM_KEY
+    finally:
+        setup_logging("INFO", "json")
+
+    [line] = [json.loads(text) for text in buffer.getvalue().splitlines()]
+    assert line["level"] == "WARNING"
+    assert line["message"] == "secret key file readable by others"
+    assert line["mode"] == f"{mode:04o}"
+    assert RANDOM_KEY not in buffer.getvalue()
+
+
+def test_a_key_file_only_we_can_read_gives_no_warning(tmp_path: Path) -> None:
+    key_file = _key_file(tmp_path, 0o600)
+    buffer = io.StringIO()
+    setup_logging("INFO", "json", stream=buffer)
+    try:
+        assert resolve_secret_key(_settings(secret_key_file=key_file)) == RANDOM_KEY
+    finally:
+        setup_logging("INFO", "json")
+    assert buffer.getvalue() == ""
 
 
 def _resolve(path: str) -> str:
@@ -67,3 +183,21 @@ def test_wildcard_cors_origin_is_refused() -> None:
 
 def test_log_level_is_case_insensitive() -> None:
     assert _settings(log_level="debug").log_level == "DEBUG"
+
+
+def test_trusted_proxies_take_networks_and_unix_for_a_unix_socket_peer() -> None:
+    settings = _settings(trusted_proxies="10.0.0.0/8, UNIX, 2001:db8::1")
+    assert settings.trust_unix_socket
+    assert [str(n) for n in settings.proxy_networks] == ["10.0.0.0/8", "2001:db8::1/128"]
+    assert not _settings(trusted_proxies="10.0.0.1").trust_unix_socket
+
+
+def test_trusted_proxies_refuse_what_is_neither_a_network_nor_unix() -> None:
+    with pytest.raises(ValidationError, match="trusted_proxies"):
+        _settings(trusted_proxies="10.0.0.1, proxy.internal")
+
+
+def test_the_account_ceiling_defaults_to_nists_hundred_a_day() -> None:
+    assert _settings().rate_limit_login_account_ceiling == "100/day"
+    with pytest.raises(ValidationError, match="rate_limit_login_account_ceiling"):
+        _settings(rate_limit_login_account_ceiling="lots")

@@ -8,7 +8,12 @@ import argon2
 import bcrypt
 import pytest
 
-from app.utils.password import PasswordHasher, hash_scheme, imported_hash_problem
+from app.utils.password import HashFloor, PasswordHasher, hash_scheme, imported_hash_problem
+
+# The floor of a service configured like the test suite's (argon2 m=1 MiB, t=1).
+FLOOR = HashFloor(argon2_memory_kib=1024, argon2_time_cost=1)
+# The floor of the production defaults (argon2id m=19 MiB, t=2).
+DEFAULT_FLOOR = PasswordHasher(max_concurrency=1).import_floor
 
 
 def _argon2(kind: argon2.Type = argon2.Type.ID, **params: int) -> str:
@@ -19,16 +24,16 @@ def _argon2(kind: argon2.Type = argon2.Type.ID, **params: int) -> str:
 @pytest.mark.parametrize(
     "hashed",
     [
-        bcrypt.hashpw(b"pw", bcrypt.gensalt(4, b"2a")).decode(),
-        bcrypt.hashpw(b"pw", bcrypt.gensalt(4, b"2b")).decode(),
-        "$2y$04$" + "a" * 53,
+        bcrypt.hashpw(b"pw", bcrypt.gensalt(10, b"2a")).decode(),
+        bcrypt.hashpw(b"pw", bcrypt.gensalt(10, b"2b")).decode(),
+        "$2y$10$" + "a" * 53,
         _argon2(argon2.Type.ID),
         _argon2(argon2.Type.I),
         _argon2(argon2.Type.D),
     ],
 )
 def test_standard_bcrypt_and_argon2_hashes_are_kept(hashed: str) -> None:
-    assert imported_hash_problem(hashed) is None
+    assert imported_hash_problem(hashed, floor=FLOOR) is None
 
 
 @pytest.mark.parametrize(
@@ -46,7 +51,7 @@ def test_standard_bcrypt_and_argon2_hashes_are_kept(hashed: str) -> None:
     ],
 )
 def test_other_strings_are_refused(hashed: str, problem: str) -> None:
-    assert problem in (imported_hash_problem(hashed) or "")
+    assert problem in (imported_hash_problem(hashed, floor=FLOOR) or "")
 
 
 @pytest.mark.parametrize(
@@ -69,7 +74,39 @@ def test_argon2_hashes_too_costly_to_verify_are_refused(
     hashed = (
         f"$argon2id$v=19$m={m},t={t},p={p}$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaA"
     )
-    assert problem in (imported_hash_problem(hashed) or "")
+    assert problem in (imported_hash_problem(hashed, floor=FLOOR) or "")
+
+
+@pytest.mark.parametrize(
+    ("hashed", "floor", "problem"),
+    [
+        ("$2b$04$" + "a" * 53, FLOOR, "bcrypt cost 4 is below 10"),
+        ("$2b$09$" + "a" * 53, FLOOR, "bcrypt cost 9 is below 10"),
+        (_argon2(memory_cost=8), DEFAULT_FLOOR, "argon2 m=8,t=1 is cheaper"),
+        (_argon2(memory_cost=16384, time_cost=2), DEFAULT_FLOOR, "argon2 m=16384,t=2 is cheaper"),
+        # As slow as the service's own hash, but with too little memory to resist GPUs.
+        (_argon2(memory_cost=4096, time_cost=10), DEFAULT_FLOOR, "memory at least 7168 KiB"),
+        (_argon2(memory_cost=512), FLOOR, "argon2 m=512,t=1 is cheaper"),
+    ],
+)
+def test_imported_hashes_cheaper_than_the_services_own_are_refused(
+    hashed: str, floor: HashFloor, problem: str
+) -> None:
+    assert problem in (imported_hash_problem(hashed, floor=floor) or "")
+
+
+@pytest.mark.parametrize(
+    "hashed",
+    [
+        "$2b$10$" + "a" * 53,
+        # OWASP's equivalent settings: less time, more memory, and the configured one.
+        _argon2(memory_cost=47104, time_cost=1),
+        _argon2(memory_cost=19456, time_cost=2),
+        _argon2(memory_cost=65536, time_cost=3, parallelism=4),
+    ],
+)
+def test_imported_hashes_as_costly_as_the_services_own_are_kept(hashed: str) -> None:
+    assert imported_hash_problem(hashed, floor=DEFAULT_FLOOR) is None
 
 
 def test_a_kept_bcrypt_hash_verifies_and_comes_back_as_argon2id() -> None:

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 import structlog
 
-from app.middleware.logging import sanitize_query
 from app.utils.logger import (
     REDACTED,
     Redactor,
@@ -21,6 +20,7 @@ from app.utils.logger import (
     setup_logging,
     uvicorn_log_config,
 )
+from app.utils.logger import redact_query as sanitize_query
 
 JWT = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxIiwidHlwZSI6ImFjY2VzcyJ9"
@@ -222,7 +222,50 @@ def test_short_configured_secrets_are_not_used_as_masks() -> None:
         ("page=2&sort=name", "page=2&sort=name"),
         ("access_token=abc&page=1", f"access_token={REDACTED}&page=1"),
         ("password=x&API_KEY=y&code=z", f"password={REDACTED}&API_KEY={REDACTED}&code={REDACTED}"),
+        ("jwt=a.b.c&pw=hunter2&q=1", f"jwt={REDACTED}&pw={REDACTED}&q=1"),
+        ("%70w=hunter2&p%61sswd=x", f"pw={REDACTED}&passwd={REDACTED}"),  # encoded names
+        *[
+            (f"{name}=v&sort=name", f"{name}={REDACTED}&sort=name")
+            for name in (
+                "id_token",
+                "refresh_token",
+                "mfa_token",
+                "client_secret",
+                "secret",
+                "key",
+                "token",
+                "pwd",
+                "otp",
+                "signature",
+            )
+        ],
     ],
 )
 def test_secret_query_parameters_are_redacted(query: str, expected: str) -> None:
     assert sanitize_query(query) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("GET /cb?code=abc&state=1 HTTP/1.1", f"GET /cb?code={REDACTED}&state=1 HTTP/1.1"),
+        ("https://h/x?jwt=a.b&page=2", f"https://h/x?jwt={REDACTED}&page=2"),
+        ("login pw=hunter2 failed", f"login pw={REDACTED} failed"),
+        ("a == b; x=1 and page=2", "a == b; x=1 and page=2"),
+    ],
+)
+def test_secret_query_parameters_inside_text_are_masked(text: str, expected: str) -> None:
+    assert Redactor()(None, "info", {"message": text})["message"] == expected
+
+
+def test_a_query_field_is_parsed_before_it_is_masked() -> None:
+    event = Redactor()(None, "info", {"query": "%6Awt=abc.def&page=3"})
+    assert event["query"] == f"jwt={REDACTED}&page=3"
+
+
+def test_a_later_setup_masks_its_secrets_in_loggers_already_used(stream: io.StringIO) -> None:
+    log = get_logger("test.cached")
+    log.info("first", note="the-signing-key-0123456789")  # structlog caches the chain now
+    setup_logging("INFO", "json", stream=stream, secrets=["a-second-secret-value-4242"])
+    log.info("second", note="a-second-secret-value-4242")
+    assert [line["note"] for line in lines(stream)] == [REDACTED, REDACTED]

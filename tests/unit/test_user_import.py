@@ -15,8 +15,10 @@ from app.services.user_import import (
     read_records,
 )
 from app.utils.exceptions import ValidationException
+from app.utils.password import HashFloor
 
-HASH = "$2b$04$" + "a" * 53
+HASH = "$2b$10$" + "a" * 53
+FLOOR = HashFloor(argon2_memory_kib=19_456, argon2_time_cost=2)
 
 
 def _accept_any(password: str, *, username: str, email: str) -> None:
@@ -126,9 +128,9 @@ def test_check_records_keeps_good_rows_and_explains_bad_ones() -> None:
         RawRecord(7, None, "not valid JSON"),
     ]
 
-    checked = check_records(records, check_password=_accept_any)
+    checked = check_records(records, check_password=_accept_any, hash_floor=FLOOR)
 
-    assert [(row.line, row.email) for row in checked.rows] == [(2, "Ann@example.com")]
+    assert [(row.line, row.email) for row in checked.rows] == [(2, "ann@example.com")]
     assert [str(e) for e in checked.errors] == [
         "line 3: give exactly one of password or password_hash",
         "line 4: username: String should have at least 3 characters",
@@ -143,7 +145,7 @@ def test_check_records_applies_the_password_policy_without_echoing_the_password(
     secret = "hunter2-but-longer"
     records = [RawRecord(2, {"email": "a@x.io", "username": "abc", "password": secret})]
 
-    checked = check_records(records, check_password=_refuse_all)
+    checked = check_records(records, check_password=_refuse_all, hash_floor=FLOOR)
 
     assert checked.rows == []
     assert (
@@ -158,9 +160,44 @@ def test_check_records_reports_a_hash_it_cannot_keep() -> None:
         RawRecord(2, {"email": "a@x.io", "username": "abc", "password_hash": "$2b$31$" + "a" * 53})
     ]
 
-    checked = check_records(records, check_password=_accept_any)
+    checked = check_records(records, check_password=_accept_any, hash_floor=FLOOR)
 
     assert str(checked.errors[0]) == "line 2: password_hash: bcrypt cost must be between 4 and 16"
+
+
+def test_check_records_refuses_hashes_cheaper_than_the_services_own_with_their_line() -> None:
+    cheap_argon2 = "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA"
+    records = [
+        RawRecord(2, {"email": "a@x.io", "username": "abc", "password_hash": HASH}),
+        RawRecord(3, {"email": "b@x.io", "username": "bcd", "password_hash": "$2b$04$" + "a" * 53}),
+        RawRecord(4, {"email": "c@x.io", "username": "cde", "password_hash": cheap_argon2}),
+    ]
+
+    checked = check_records(records, check_password=_accept_any, hash_floor=FLOOR)
+
+    assert [row.line for row in checked.rows] == [2]
+    assert [str(e).split(" is ")[0] for e in checked.errors] == [
+        "line 3: password_hash: bcrypt cost 4",
+        "line 4: password_hash: argon2 m=8,t=1",
+    ]
+    assert all("too cheap to keep" in str(e) for e in checked.errors)
+
+
+def test_check_records_uses_the_registration_email_rules() -> None:
+    records = [
+        RawRecord(2, {"email": "Ann <ann@x.io>", "username": "ann", "password_hash": HASH}),
+        RawRecord(3, {"email": "\u0430nn@x.io", "username": "ann3", "password_hash": HASH}),
+        RawRecord(4, {"email": "\uff42en@x.io", "username": "ben", "password_hash": HASH}),
+        RawRecord(5, {"email": "ben@x.io", "username": "ben2", "password_hash": HASH}),
+    ]
+
+    checked = check_records(records, check_password=_accept_any, hash_floor=FLOOR)
+
+    assert [(row.line, row.email) for row in checked.rows] == [(4, "ben@x.io")]
+    messages = [str(e) for e in checked.errors]
+    assert messages[0].startswith("line 2: email: A display name")
+    assert messages[1].startswith("line 3: email: An email address may not mix scripts")
+    assert messages[2] == "line 5: email is already on line 4"
 
 
 def test_an_unquoted_argon2_hash_in_csv_gets_a_hint(tmp_path: Path) -> None:

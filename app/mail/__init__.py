@@ -1,0 +1,1 @@
+"""Mail delivery: messages, backends (file, SMTP) and the outbox's background sender."""

@@ -1,0 +1,43 @@
+"""`one_time_tokens`: password-reset, email-verification and email-change tokens.
+
+Only the SHA-256 of a token is stored: the token itself has 256 bits of randomness, so a
+plain hash (no salt, no slow hash) is enough to make a copy of the table useless while
+still letting the service find the row with one indexed look-up. A token is used up by a
+conditional UPDATE on `used_at`, so of two concurrent uses exactly one succeeds.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, UTCDateTime
+
+
+class TokenPurpose(StrEnum):
+    PASSWORD_RESET = "password_reset"  # noqa: S105
+    VERIFY_EMAIL = "verify_email"
+    EMAIL_CHANGE = "email_change"
+
+
+class OneTimeToken(Base):
+    __tablename__ = "one_time_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    # The address the token proves: the account's for a verification, the new one for a
+    # change. A verification link stops working once the account's address has changed.
+    email: Mapped[str | None] = mapped_column(String(100), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    def __repr__(self) -> str:  # never the hash
+        return f"OneTimeToken(id={self.id!r}, purpose={self.purpose!r})"

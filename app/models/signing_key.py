@@ -1,0 +1,32 @@
+"""`signing_keys`: the service's asymmetric JWT keys, current and retired.
+
+The public JWK is stored as is (it is published); the private key only encrypted
+(`app.utils.signing_keys.KeyCipher`). `current` is TRUE on the one key that signs and NULL
+on every other: its unique constraint lets only one key be current, so two workers that
+create or rotate at the same moment cannot both win (the loser's INSERT fails and retries).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, UTCDateTime
+
+
+class SigningKey(Base):
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    algorithm: Mapped[str] = mapped_column(String(16))
+    public_jwk: Mapped[dict[str, str]] = mapped_column(JSON)
+    private_key_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    current: Mapped[bool | None] = mapped_column(Boolean, unique=True, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    activated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None, index=True)
+
+    def __repr__(self) -> str:  # never the key material
+        return f"SigningKey(kid={self.kid!r}, algorithm={self.algorithm!r})"

@@ -1,0 +1,1 @@
+"""Examples of services that use authsvc's tokens."""

@@ -1,0 +1,32 @@
+"""With an HS algorithm (the default) nothing is published and tokens carry no `kid`."""
+
+from __future__ import annotations
+
+import httpx
+import jwt
+
+from tests.support import CliInvoker, UserFactory
+
+
+async def test_with_a_shared_secret_the_jwks_is_empty(
+    client: httpx.AsyncClient, user_factory: UserFactory
+) -> None:
+    user = await user_factory()
+    response = await client.get("/.well-known/jwks.json")
+
+    assert response.status_code == 200
+    assert response.json() == {"keys": []}
+    assert "kid" not in jwt.get_unverified_header(user.access_token)
+
+
+async def test_rotating_keys_with_a_shared_secret_is_refused(run_cli: CliInvoker) -> None:
+    result = await run_cli("keys", "rotate")
+
+    assert result.exit_code == 1
+    assert "JWT_ALGORITHM is HS256" in result.stderr
+
+
+async def test_the_metadata_defaults_to_the_local_public_url(client: httpx.AsyncClient) -> None:
+    body = (await client.get("/.well-known/oauth-authorization-server")).json()
+
+    assert body["jwks_uri"] == "http://127.0.0.1:8000/.well-known/jwks.json"

@@ -1,0 +1,222 @@
+"""Signing keys across processes: two real `authsvc serve` processes on one database with
+EdDSA, started at the same moment on an empty key table, make one key and both sign with
+it; after `authsvc keys rotate` both switch within the refresh interval; a revocation or
+introspection at one holds at the other."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+
+from tests.support import BACKENDS, PASSWORD, prepare_schema, prepared
+
+pytestmark = pytest.mark.timeout(300)
+
+STARTUP_DEADLINE_S = 60.0
+REFRESH_SECONDS = 1
+SWITCH_DEADLINE_S = REFRESH_SECONDS * 10 + 5
+_SERVER_SETTINGS = ("DATABASE_URL", "SECRET_KEY", "SECRET_KEY_FILE", "REDIS_URL", "ENVIRONMENT")
+
+
+@dataclass
+class Node:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+@dataclass
+class Pair:
+    a: Node
+    b: Node
+    env: dict[str, str]
+    workdir: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _spawn(name: str, env: dict[str, str], workdir: Path) -> Node:
+    port = _free_port()
+    log = workdir / f"{name}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            cwd=workdir,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    return Node(f"http://127.0.0.1:{port}", process, log)
+
+
+def _stop(node: Node) -> None:
+    if node.process.poll() is None:
+        node.process.terminate()
+        try:
+            node.process.wait(20)
+        except subprocess.TimeoutExpired:
+            node.process.kill()
+            node.process.wait()
+
+
+def _wait_ready(node: Node, deadline: float) -> None:
+    while time.monotonic() < deadline and node.process.poll() is None:
+        try:
+            if httpx.get(f"{node.url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"{node.url} did not become ready:\n{node.log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def pair(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Pair]:
+    workdir = tmp_path_factory.mktemp(f"scale-out-keys-{request.param}")
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{workdir / 'auth.db'}"
+    else:
+        url = os.environ["TEST_DATABASE_URL"]
+    import asyncio
+
+    asyncio.run(prepare_schema(url))  # an empty database: no signing key yet
+    prepared.add(url)
+    env = {k: v for k, v in os.environ.items() if k not in _SERVER_SETTINGS}
+    env.update(
+        DATABASE_URL=url,
+        ENVIRONMENT="development",
+        SECRET_KEY_FILE=str(workdir / "keys" / ".secret_key"),
+        JWT_ALGORITHM="EdDSA",
+        SIGNING_KEY_REFRESH_SECONDS=str(REFRESH_SECONDS),
+        LOG_LEVEL="WARNING",
+        ARGON2_MEMORY_KIB="1024",
+        ARGON2_TIME_COST="1",
+        RATE_LIMIT_LOGIN_IP="10000/minute",
+        RATE_LIMIT_REGISTER_IP="10000/minute",
+        RATE_LIMIT_REFRESH_IP="10000/minute",
+    )
+    a, b = _spawn("a", env, workdir), _spawn("b", env, workdir)
+    try:
+        deadline = time.monotonic() + STARTUP_DEADLINE_S
+        _wait_ready(a, deadline)
+        _wait_ready(b, deadline)
+        yield Pair(a, b, env, workdir)
+    finally:
+        _stop(a)
+        _stop(b)
+
+
+def _cli(pair: Pair, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        env=pair.env,
+        cwd=pair.workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _kid(token: str) -> str:
+    kid: str = jwt.get_unverified_header(token)["kid"]
+    return kid
+
+
+def _sign_in(node: Node, name: str) -> dict[str, str]:
+    response = httpx.post(
+        f"{node.url}/auth/login", json={"username": name, "password": PASSWORD}, timeout=30
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, str] = response.json()
+    return body
+
+
+def _register(node: Node, name: str) -> dict[str, str]:
+    response = httpx.post(
+        f"{node.url}/auth/register",
+        json={"email": f"{name}@example.com", "username": name, "password": PASSWORD},
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, str] = response.json()
+    return body
+
+
+def test_both_sign_with_the_one_key_the_first_start_created(pair: Pair) -> None:
+    keys = json.loads(_cli(pair, "keys", "list", "--json"))
+    assert len(keys) == 1
+    assert keys[0]["status"] == "current"
+
+    token_a = _register(pair.a, "alpha")["access_token"]
+    token_b = _register(pair.b, "bravo")["access_token"]
+
+    assert _kid(token_a) == _kid(token_b) == keys[0]["kid"]
+    jwks_a = httpx.get(f"{pair.a.url}/.well-known/jwks.json").json()
+    jwks_b = httpx.get(f"{pair.b.url}/.well-known/jwks.json").json()
+    assert jwks_a == jwks_b
+    assert httpx.get(f"{pair.b.url}/users/me", headers=_bearer(token_a)).status_code == 200
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_after_a_rotation_through_the_cli_both_switch_within_the_refresh_interval(
+    pair: Pair,
+) -> None:
+    before = _register(pair.a, "charlie")["access_token"]
+    new_kid = json.loads(_cli(pair, "keys", "rotate", "--json"))["kid"]
+
+    deadline = time.monotonic() + SWITCH_DEADLINE_S
+    switched: dict[str, str] = {}
+    while len(switched) < 2:
+        assert time.monotonic() < deadline, f"not switched in time: {sorted(switched)}"
+        for name, node in (("a", pair.a), ("b", pair.b)):
+            if name not in switched:
+                token = _sign_in(node, "charlie")["access_token"]
+                if _kid(token) == new_kid:
+                    switched[name] = token
+        time.sleep(0.1)
+
+    for token in (before, switched["a"], switched["b"]):
+        for node in (pair.a, pair.b):
+            assert httpx.get(f"{node.url}/users/me", headers=_bearer(token)).status_code == 200
+
+
+def test_a_token_revoked_at_one_is_refused_and_inactive_at_the_other(pair: Pair) -> None:
+    created = json.loads(_cli(pair, "clients", "create", "scale-rs", "--json"))
+    secret = f"{created['client_id']}:{created['client_secret']}".encode()
+    basic = {"Authorization": f"Basic {base64.b64encode(secret).decode()}"}
+    tokens = _register(pair.a, "delta")
+
+    revoked = httpx.post(f"{pair.a.url}/auth/revoke", data={"token": tokens["access_token"]})
+    assert revoked.status_code == 200
+
+    me = httpx.get(f"{pair.b.url}/users/me", headers=_bearer(tokens["access_token"]))
+    assert me.status_code == 401
+    introspected = httpx.post(
+        f"{pair.b.url}/auth/introspect", data={"token": tokens["refresh_token"]}, headers=basic
+    )
+    assert introspected.json() == {"active": False}

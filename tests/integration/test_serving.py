@@ -1,0 +1,232 @@
+"""The client address under real servers: plain `uvicorn app.main:app`, `authsvc serve
+--uds`, and uvicorn in this process. TRUSTED_PROXIES alone decides who the client is.
+
+uvicorn believes X-Forwarded-For from 127.0.0.1 by default (its ProxyHeadersMiddleware) and
+adds `server: uvicorn`; app/serving.py undoes both at start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from app.config import Settings
+from app.main import create_app
+
+pytestmark = pytest.mark.timeout(180)
+
+START_DEADLINE_SECONDS = 30.0
+WRONG = {"password": "not the right password"}
+# Variables of the test runner's own environment that must not leak into the servers.
+_SERVER_SETTINGS = ("DATABASE_", "SECRET_KEY", "REDIS_", "ENVIRONMENT", "TRUSTED_", "RATE_")
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    stdout: Path
+    stderr: Path
+    transport: httpx.HTTPTransport
+    base_url: str
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(transport=self.transport, base_url=self.base_url, timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def lines(self) -> list[dict[str, Any]]:
+        text = self.stdout.read_text("utf-8") + self.stderr.read_text("utf-8")
+        return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+    def requests(self) -> list[dict[str, Any]]:
+        return [line for line in self.lines() if line["message"] == "request completed"]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serving(tmp_path: Path, args: list[str], uds: Path | None, **env_vars: str) -> Iterator[Server]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_SERVER_SETTINGS)}
+    env.update(
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}",
+        SECRET_KEY="serving-test-signing-key-0f3c9b1e7d5a4c28",
+        ENVIRONMENT="development",
+        LOG_LEVEL="INFO",
+        ARGON2_MEMORY_KIB="1024",
+        ARGON2_TIME_COST="1",
+        RATE_LIMIT_LOGIN_IP="3/minute",
+        **env_vars,
+    )
+    python = [sys.executable, "-m"]
+    subprocess.run(
+        [*python, "app", "migrate"], cwd=tmp_path, env=env, check=True, capture_output=True
+    )
+    if uds is None:
+        port = _free_port()
+        args = [*args, "--port", str(port)]
+        transport, base_url = httpx.HTTPTransport(), f"http://127.0.0.1:{port}"
+    else:
+        args = [*args, "--uds", str(uds)]
+        transport, base_url = httpx.HTTPTransport(uds=str(uds)), "http://authsvc"
+    stdout, stderr = tmp_path / "stdout.log", tmp_path / "stderr.log"
+    with stdout.open("wb") as out, stderr.open("wb") as err:
+        process = subprocess.Popen([*python, *args], cwd=tmp_path, env=env, stdout=out, stderr=err)
+    server = Server(process, stdout, stderr, transport, base_url)
+    try:
+        deadline = time.monotonic() + START_DEADLINE_SECONDS
+        with server.client() as client:
+            while True:
+                assert process.poll() is None, stderr.read_text()
+                try:
+                    if client.get("/health/live").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "the server did not come up"
+                time.sleep(0.1)  # polling a real process until it listens, with a deadline
+        yield server
+    finally:
+        server.stop()
+
+
+def _login(client: httpx.Client, n: int, forwarded_for: str) -> httpx.Response:
+    return client.post(
+        "/auth/login",
+        json={"username": f"guess{n}", **WRONG},
+        headers={"X-Forwarded-For": forwarded_for},
+    )
+
+
+def test_plain_uvicorn_ignores_a_spoofed_forwarded_for_and_sends_no_server_header(
+    tmp_path: Path,
+) -> None:
+    # FORWARDED_ALLOW_IPS=* is uvicorn's "believe everybody": the worst case.
+    args = ["uvicorn", "app.main:app", "--host", "127.0.0.1"]
+    with (
+        serving(tmp_path, args, None, FORWARDED_ALLOW_IPS="*") as server,
+        server.client() as client,
+    ):
+        answers = [_login(client, n, f"198.51.100.{n + 1}") for n in range(4)]
+        server.stop()
+
+    assert [r.status_code for r in answers] == [401, 401, 401, 429]
+    assert all("server" not in r.headers for r in answers)
+    assert {line["client_ip"] for line in server.requests()} == {"127.0.0.1"}
+    messages = [line["message"] for line in server.lines()]
+    assert "uvicorn defaults overridden" in messages
+    assert any("FORWARDED_ALLOW_IPS ignored" in message for message in messages)
+
+
+def test_plain_uvicorn_believes_forwarded_for_from_trusted_proxies_only(tmp_path: Path) -> None:
+    args = ["uvicorn", "app.main:app", "--host", "127.0.0.1"]
+    with serving(tmp_path, args, None, TRUSTED_PROXIES="127.0.0.1") as server, server.client() as c:
+        answers = [_login(c, n, "198.51.100.1") for n in range(3)]
+        other = _login(c, 9, "198.51.100.2, 127.0.0.1")
+        server.stop()
+
+    assert [r.status_code for r in answers] == [401, 401, 401]
+    assert other.status_code == 401  # its own budget: the forwarded client counts
+    assert [line["client_ip"] for line in server.requests()] == ["198.51.100.1"] * 3 + [
+        "198.51.100.2"
+    ]
+
+
+def test_over_a_unix_socket_every_client_shares_one_bucket_and_start_up_warns(
+    tmp_path: Path,
+) -> None:
+    uds = tmp_path / "authsvc.sock"
+    with serving(tmp_path, ["app", "serve"], uds) as server, server.client() as client:
+        answers = [_login(client, n, f"198.51.100.{n + 1}") for n in range(4)]
+        server.stop()
+
+    # Before, no address meant no per-client limit at all: fail closed instead.
+    assert [r.status_code for r in answers] == [401, 401, 401, 429]
+    output = server.stdout.read_text() + server.stderr.read_text()
+    assert "Unix socket" in output
+    assert "TRUSTED_PROXIES" in output
+    assert {line["client_ip"] for line in server.requests()} == {None}
+
+
+def test_over_a_unix_socket_with_unix_trusted_the_forwarded_client_counts(
+    tmp_path: Path,
+) -> None:
+    uds = tmp_path / "authsvc.sock"
+    with serving(tmp_path, ["app", "serve"], uds, TRUSTED_PROXIES="unix") as server:
+        with server.client() as client:
+            answers = [_login(client, n, "198.51.100.1") for n in range(4)]
+            other = _login(client, 9, "198.51.100.2")
+        server.stop()
+
+    assert [r.status_code for r in answers] == [401, 401, 401, 429]
+    assert other.status_code == 401
+    assert [line["client_ip"] for line in server.requests()][-2:] == [
+        "198.51.100.1",
+        "198.51.100.2",
+    ]
+    assert not [line for line in server.lines() if "shared bucket" in line["message"]]
+
+
+@contextmanager
+def uvicorn_in_process(settings: Settings, **options: Any) -> Iterator[str]:
+    """uvicorn with its defaults (proxy headers on) serving the app object, in a thread."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(create_app(settings), log_config=None, lifespan="on", **options)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert thread.is_alive(), "uvicorn stopped"
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+
+
+@pytest.mark.parametrize("settings_overrides", [{"rate_limit_login_ip": "3/minute"}])
+def test_an_app_object_handed_to_uvicorn_is_taken_over_too(settings: Settings) -> None:
+    with (
+        uvicorn_in_process(settings, forwarded_allow_ips="*") as url,
+        httpx.Client(base_url=url, timeout=10) as client,
+    ):
+        answers = [_login(client, n, f"198.51.100.{n + 1}") for n in range(4)]
+        # uvicorn refreshes its default headers once a second: still none after that.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and "date" not in client.get("/health/live").headers:
+            time.sleep(0.1)
+        late = client.get("/health/live")
+    assert [r.status_code for r in answers] == [401, 401, 401, 429]
+    assert "date" in late.headers
+    assert "server" not in late.headers
