@@ -238,7 +238,12 @@ async def test_sign_in_with_two_factor_on_takes_the_password_then_a_code(
     assert me.status_code == 200
     refreshed = await client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
     assert refreshed.status_code == 200
-    assert unverified_claims(refreshed.json()["access_token"])["amr"] == ["pwd", "otp"]
+    signed_in = unverified_claims(tokens["access_token"])
+    renewed = unverified_claims(refreshed.json()["access_token"])
+    assert renewed["amr"] == ["pwd", "otp"]
+    # The session began at the second step, and a refresh keeps that (its absolute end).
+    assert signed_in["auth_time"] == int(wall_clock.now.timestamp())
+    assert renewed["auth_time"] == signed_in["auth_time"]
 
 
 async def test_a_password_only_session_carries_amr_pwd(
@@ -702,3 +707,23 @@ async def test_after_a_secret_key_change_recovery_codes_still_sign_in(
     assert_error(totp, 401, "INVALID_MFA_CODE")
     # ... while recovery codes, hashed without a key, still let the user in.
     assert backup.status_code == 200, backup.text
+
+
+async def test_an_unverified_address_is_refused_before_the_second_step(
+    settings: Settings, client: httpx.AsyncClient, user_factory: UserFactory, wall_clock: WallClock
+) -> None:
+    user, _, _ = await _mfa_user(client, user_factory, wall_clock)  # its address unverified
+    strict = settings.model_copy(update={"email_verification_required": True})
+
+    async with running_app(strict, wall_clock=wall_clock) as (_, other):
+        login = await other.post(
+            "/auth/login", json={"username": user.username, "password": user.password}
+        )
+        wrong = await other.post(
+            "/auth/login", json={"username": user.username, "password": "not the password"}
+        )
+
+    # No mfa_token: the password step is not finished while the address is unproven.
+    assert_error(login, 403, "EMAIL_NOT_VERIFIED")
+    assert "mfa_token" not in login.json()
+    assert_error(wrong, 401, "INVALID_CREDENTIALS")
