@@ -32,9 +32,10 @@ from app.models.user import User
 from app.services.throttle import Throttle
 from app.services.transaction import Transaction
 from app.utils import totp
-from app.utils.crypto import DecryptionError, SecretBox, derive_key
+from app.utils.crypto import DecryptionError, SecretBox
 from app.utils.exceptions import InvalidMfaCodeException, MfaAlreadyEnabledException
 from app.utils.jwt import Clock, utc_now
+from app.utils.keyed_hash import derive_key
 from app.utils.logger import get_logger
 from app.utils.password import PasswordHasher
 

@@ -1,6 +1,7 @@
-"""Keys derived from SECRET_KEY (HKDF, RFC 5869) and AES-GCM for small secrets at rest.
+"""AES-GCM for small secrets at rest, under keys derived from SECRET_KEY.
 
-Each use of the one configured secret derives its own key with its own `info`, so a key of
+Each use of the one configured secret derives its own key with its own `info`
+(`app.utils.keyed_hash.derive_key`, HKDF-SHA256, RFC 5869), so a key of
 one purpose is never the key of another (RFC 5869 §3.2). AES-GCM (NIST SP 800-38D) with a
 random 96-bit nonce per encryption; the associated data binds a ciphertext to its row, so
 one copied into another row (another user's) does not decrypt.
@@ -13,19 +14,11 @@ import binascii
 import os
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 _NONCE_BYTES = 12
 # Stored ciphertexts name their format, so a later scheme can be told apart and migrated.
 _VERSION = "v1"
-
-
-def derive_key(secret: str | bytes, *, info: bytes, length: int = 32) -> bytes:
-    """A key for one purpose (`info`) derived from the service's secret with HKDF-SHA256."""
-    material = secret.encode() if isinstance(secret, str) else secret
-    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info).derive(material)
 
 
 class DecryptionError(ValueError):

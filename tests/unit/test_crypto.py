@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from app.services.mfa_service import (
     RECOVERY_ALPHABET,
@@ -11,7 +13,8 @@ from app.services.mfa_service import (
     normalize_recovery_code,
     totp_box,
 )
-from app.utils.crypto import DecryptionError, SecretBox, derive_key
+from app.utils.crypto import DecryptionError, SecretBox
+from app.utils.keyed_hash import derive_key
 
 KEY = "a-secret-key-that-is-long-enough-for-the-tests-0123456789"
 
@@ -23,6 +26,17 @@ def test_each_purpose_derives_its_own_key() -> None:
     assert totp != derive_key(KEY, info=b"authsvc another purpose v1")
     assert totp != derive_key(KEY + "x", info=TOTP_KEY_INFO)
     assert KEY.encode()[:32] != totp
+
+
+def test_the_totp_key_is_hkdf_sha256_without_salt_so_stored_secrets_still_decrypt() -> None:
+    # The derivation TOTP secrets were first encrypted under (before the shared derive_key).
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=TOTP_KEY_INFO)
+    expected = hkdf.derive(KEY.encode())
+    assert derive_key(KEY, info=TOTP_KEY_INFO) == expected
+    box = totp_box(KEY)
+    old_box = SecretBox(expected)
+    stored = old_box.encrypt(b"JBSWY3DPEHPK3PXP", associated_data=b"user:1")
+    assert box.decrypt(stored, associated_data=b"user:1") == b"JBSWY3DPEHPK3PXP"
 
 
 def test_a_box_decrypts_what_it_encrypted_for_the_same_row_only() -> None:
