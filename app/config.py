@@ -137,6 +137,11 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
 
     refresh_token_rotation: bool = False
+
+    # Two-factor authentication: the name authenticator apps show, and how long the
+    # `mfa_token` of a sign-in waiting for its second factor lives.
+    totp_issuer: str = Field("authsvc", min_length=1, max_length=64)
+    mfa_token_expire_seconds: int = Field(300, ge=30, le=900)
     # Asymmetric signing keys (docs/tokens.md): how often each worker rereads them.
     signing_key_refresh_seconds: float = Field(60.0, gt=0, le=3600)
     session_cleanup_interval_seconds: int = Field(3600, ge=0)

@@ -19,6 +19,7 @@ from app.services.admin_service import AdminService
 from app.services.auth_service import AuthService, Principal
 from app.services.client_service import ClientService
 from app.services.keyring import KeyRing
+from app.services.mfa_service import MfaService
 from app.services.one_time_tokens import OneTimeTokens
 from app.services.outbox import Outbox
 from app.services.self_service import SelfService
@@ -33,7 +34,7 @@ from app.utils.exceptions import (
 )
 from app.utils.metrics import Metrics
 from app.utils.pagination import MAX_CURSOR_LENGTH, MAX_LIMIT
-from app.wiring import build_auth_service
+from app.wiring import build_auth_service, build_mfa_service
 
 # Two ways to present the same bearer token (RFC 6750 §2.1), both declared in OpenAPI so
 # the docs' Authorize dialog offers a password sign-in (through the token endpoint) and a
@@ -118,8 +119,28 @@ async def get_outbox(request: Request, session: SessionDep) -> Outbox:
 OutboxDep = Annotated[Outbox, Depends(get_outbox)]
 
 
+async def get_mfa_service(request: Request, session: SessionDep, client_ip: ClientIP) -> MfaService:
+    state = request.app.state
+    return build_mfa_service(
+        state.settings,
+        session,
+        box=state.mfa_box,
+        hasher=state.hasher,
+        throttle=state.throttle,
+        client_ip=client_ip,
+        clock=state.wall_clock,
+    )
+
+
+MfaServiceDep = Annotated[MfaService, Depends(get_mfa_service)]
+
+
 async def get_auth_service(
-    request: Request, session: SessionDep, client_ip: ClientIP, outbox: OutboxDep
+    request: Request,
+    session: SessionDep,
+    client_ip: ClientIP,
+    outbox: OutboxDep,
+    mfa: MfaServiceDep,
 ) -> AuthService:
     state = request.app.state
     return build_auth_service(
@@ -134,6 +155,7 @@ async def get_auth_service(
         identifier_hash=state.identifier_hash,
         clock=state.wall_clock,
         outbox=outbox,
+        mfa=mfa,
     )
 
 

@@ -29,6 +29,7 @@ from app.routes import (
     docs,
     health,
     metrics,
+    mfa,
     pages,
     sessions,
     tokens,
@@ -38,6 +39,7 @@ from app.routes import (
 from app.routes.oauth2 import TOKEN_REQUEST_COMPONENTS
 from app.services.audit import AuditLog
 from app.services.keyring import max_token_lifetime, open_keyring, purge_retired_keys
+from app.services.mfa_service import purge_expired_challenges, totp_box
 from app.services.session_service import SessionService
 from app.serving import Takeover, take_over_from_uvicorn
 from app.startup import start_schema
@@ -92,8 +94,12 @@ async def purge_expired_sessions(database: Database, settings: Settings) -> int:
     grace = timedelta(minutes=settings.access_token_expire_minutes)
     async with database.session() as session:
         purged = await SessionService(session).purge_expired(utc_now() - grace)
+        # Sign-ins abandoned before their second factor (their mfa_token has expired).
+        challenges = await purge_expired_challenges(session, utc_now())
     if purged:
         log.info("expired sessions purged", count=purged)
+    if challenges:
+        log.info("expired mfa challenges purged", count=challenges)
     return purged
 
 
@@ -147,7 +153,7 @@ def create_app(
 
     `clock` is the monotonic time source of the circuit breakers' recovery timeouts;
     `wall_clock` (UTC) dates tokens, signing keys, one-time tokens and the mail outbox's
-    retries and leases.
+    retries and leases, and counts TOTP time steps, mfa_token expiry and `last_login`.
     """
     settings = settings or get_settings()
     # One registry per application: two apps in one process never share or clash on series.
@@ -160,6 +166,7 @@ def create_app(
         setup_logging(settings.log_level, settings.log_format, secrets=log_secrets(settings))
         _report_takeover(takeover, settings)
         app.state.settings = settings
+        app.state.mfa_box = totp_box(resolve_secret_key(settings))
         app.state.database = Database(settings, clock=clock)
         app_metrics.watch_breaker(app.state.database.breaker)
         # Before the server accepts a connection: the first request meets the current schema.
@@ -244,11 +251,13 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = app_metrics
+    app.state.wall_clock = wall_clock
     register_exception_handlers(app)
     app.include_router(auth.router)
     app.include_router(users.router)
     app.include_router(sessions.router)
     app.include_router(admin.router)
+    app.include_router(mfa.router)
     app.include_router(tokens.router)
     app.include_router(health.router)
     app.include_router(well_known.router)

@@ -25,6 +25,7 @@ from app.utils.exceptions import (
     CircuitBreakerOpenException,
     DatabaseException,
     InvalidTokenException,
+    MfaRequiredException,
     NotAuthenticatedException,
     OAuth2Exception,
     PayloadTooLargeException,
@@ -40,6 +41,7 @@ Responses = dict[int | str, dict[str, Any]]
 
 _REQUEST_ID = "550e8400-e29b-41d4-a716-446655440000"
 _TIMESTAMP = datetime(2024, 1, 15, 10, 30, 45, 123_000, tzinfo=UTC)
+_MFA_TOKEN = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"  # noqa: S105
 
 # What a bare status number stands for, for routes that list statuses rather than errors.
 _BY_STATUS: dict[int, tuple[type[AppException], ...]] = {
@@ -93,9 +95,12 @@ _HEADERS: dict[int, dict[str, Any]] = {
 
 def _example(error: type[AppException]) -> dict[str, Any]:
     if issubclass(error, OAuth2Exception):
-        return oauth2_error_body(
+        example = oauth2_error_body(
             error=error.oauth2_error, description=error.default_detail, request_id=_REQUEST_ID
         )
+        if issubclass(error, MfaRequiredException):
+            example["mfa_token"] = _MFA_TOKEN
+        return example
     return error_body(
         detail=error.default_detail,
         error_code=error.error_code,

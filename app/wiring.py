@@ -13,11 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings, resolve_secret_key
 from app.services.auth_service import AuthService
+from app.services.mfa_service import MfaService
 from app.services.outbox import Outbox
 from app.services.session_service import SessionService
 from app.services.throttle import Throttle, ThrottleRules, build_storage
 from app.services.transaction import Transaction
 from app.services.user_service import UserService
+from app.utils.crypto import SecretBox
 from app.utils.jwt import Clock, KeySet, TokenCodec, utc_now
 from app.utils.keyed_hash import KeyedHash
 from app.utils.metrics import Metrics
@@ -100,6 +102,7 @@ def build_auth_service(
     identifier_hash: Callable[[str], str] | None = None,
     clock: Clock = utc_now,
     outbox: Outbox | None = None,
+    mfa: MfaService | None = None,
 ) -> AuthService:
     """AuthService on one database session; the CLI passes no throttle (an operator's act)."""
     return AuthService(
@@ -119,4 +122,28 @@ def build_auth_service(
         clock=clock,
         outbox=outbox,
         require_verified_email=settings.email_verification_required,
+        mfa=mfa,
+    )
+
+
+def build_mfa_service(
+    settings: Settings,
+    session: AsyncSession,
+    *,
+    box: SecretBox,
+    hasher: PasswordHasher,
+    throttle: Throttle | None = None,
+    client_ip: str | None = None,
+    clock: Clock = utc_now,
+) -> MfaService:
+    """MfaService on one database session; `box` is `totp_box(SECRET_KEY)`, built once."""
+    return MfaService(
+        session,
+        box=box,
+        hasher=hasher,
+        throttle=throttle,
+        client_ip=client_ip,
+        issuer=settings.totp_issuer,
+        challenge_ttl=timedelta(seconds=settings.mfa_token_expire_seconds),
+        clock=clock,
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import audit, clients, keys, mail, openapi, server, user_import, users
+from app.cli import audit, clients, keys, mail, openapi, server, user_import, users, users_mfa
 from app.cli.context import load_settings
 from app.cli.output import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
@@ -28,6 +28,7 @@ cli.command()(server.migrate)
 cli.command("check-config")(server.check_config)
 cli.command()(openapi.openapi)
 users.app.command("import")(user_import.import_users)
+users.app.command("mfa-reset")(users_mfa.mfa_reset)
 cli.add_typer(users.app, name="users")
 cli.command()(audit.audit)
 cli.add_typer(mail.app, name="mail")

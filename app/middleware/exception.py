@@ -131,6 +131,7 @@ def oauth2_error_response(exc: OAuth2Exception) -> ErrorJSONResponse:
     body = oauth2_error_body(
         error=exc.oauth2_error, description=exc.detail, request_id=current_request_id()
     )
+    body.update(exc.extra_fields)
     # §5.1 forbids caching token responses; an error answer to the same request is no different.
     headers = {**exc.headers, "Cache-Control": "no-store", "Pragma": "no-cache"}
     return ErrorJSONResponse(body, status_code=exc.status_code, headers=headers)

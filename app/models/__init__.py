@@ -4,6 +4,7 @@ from app.models.audit import AuditEvent
 from app.models.base import Base
 from app.models.client import OAuthClient
 from app.models.mail import OutboxMail
+from app.models.mfa import MfaChallenge, MfaRecoveryCode, MfaTotp
 from app.models.one_time_token import OneTimeToken
 from app.models.role import UserRole
 from app.models.session import AuthSession
@@ -14,6 +15,9 @@ __all__ = [
     "AuditEvent",
     "AuthSession",
     "Base",
+    "MfaChallenge",
+    "MfaRecoveryCode",
+    "MfaTotp",
     "OAuthClient",
     "OneTimeToken",
     "OutboxMail",

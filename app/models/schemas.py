@@ -129,6 +129,7 @@ _USER_EXAMPLE: JsonDict = {
     "created_at": "2024-01-15T10:30:45.123Z",
     "last_login": None,
     "roles": [],
+    "mfa_enabled": False,
 }
 
 
@@ -149,6 +150,7 @@ class UserRead(BaseModel):
     created_at: Timestamp
     last_login: Timestamp | None
     roles: list[str] = Field(description="The account's roles (`admin` opens /admin)")
+    mfa_enabled: bool
 
 
 _TOKEN_EXAMPLE: JsonDict = {
@@ -276,6 +278,119 @@ class RegistrationPending(BaseModel):
     )
 
 
+# --- two-factor authentication --------------------------------------------------------------
+
+# Generous bounds: a TOTP code is 6 digits, a recovery code 10 characters plus separators.
+MFA_CODE_MAX = 32
+MFA_TOKEN_MAX = 128
+
+
+class MfaRequiredResponse(BaseModel):
+    """The right password of an account with two-factor on: no tokens yet."""
+
+    mfa_required: Literal[True] = True
+    mfa_token: str = Field(description="Single-use; send it with a code to /auth/login/mfa")
+    expires_in: int = Field(description="Seconds the mfa_token stays valid")
+    methods: list[Literal["totp", "recovery_code"]]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "mfa_required": True,
+                    "mfa_token": "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+                    "expires_in": 300,
+                    "methods": ["totp", "recovery_code"],
+                }
+            ]
+        }
+    )
+
+
+class MfaLogin(RequestModel):
+    mfa_token: Annotated[str, Field(min_length=1, max_length=MFA_TOKEN_MAX)]
+    code: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=MFA_CODE_MAX,
+            description="A current 6-digit TOTP code, or an unused recovery code",
+        ),
+    ]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"mfa_token": "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", "code": "123456"},
+                {"mfa_token": "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", "code": "7kd4m-q2xzp"},
+            ]
+        }
+    )
+
+
+class MfaCode(RequestModel):
+    code: Annotated[
+        str,
+        Field(min_length=1, max_length=MFA_CODE_MAX, description="A current 6-digit TOTP code"),
+    ]
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"code": "123456"}]})
+
+
+class MfaDisable(RequestModel):
+    current_password: Annotated[str, Field(min_length=1, max_length=PASSWORD_INPUT_MAX)]
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"current_password": "correct horse battery staple"}]}
+    )
+
+
+class TotpEnrolmentResponse(BaseModel):
+    secret: str = Field(description="The key in base32, for typing it in by hand")
+    otpauth_uri: str = Field(description="The key as an otpauth:// URI (what the QR code holds)")
+    qr_svg: str = Field(description="The URI as a QR code: one inline <svg> element")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+                    "otpauth_uri": "otpauth://totp/authsvc:alice%40example.com"
+                    "?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=authsvc",
+                    "qr_svg": '<svg xmlns="http://www.w3.org/2000/svg" width="196" ...</svg>',
+                }
+            ]
+        }
+    )
+
+
+class RecoveryCodesResponse(BaseModel):
+    recovery_codes: list[str] = Field(
+        description="Ten single-use codes, shown this once: each signs in instead of a TOTP code"
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "recovery_codes": [
+                        "7kd4m-q2xzp",
+                        "a9wtr-3hn6e",
+                        "vb2xs-k8ufy",
+                        "m3q7z-dp4ca",
+                        "t6hyw-9rnk2",
+                        "ezc5p-w7mbu",
+                        "4gfxa-snq3v",
+                        "yu8de-2kt9h",
+                        "pn5rc-xw6gz",
+                        "h2jbm-e4vsq",
+                    ]
+                }
+            ]
+        }
+    )
+
+
 class TokenGrant(BaseModel):
     """Form fields common to both grants of `POST /auth/token`.
 
@@ -346,9 +461,18 @@ class OAuth2TokenResponse(BaseModel):
 class OAuth2ErrorResponse(BaseModel):
     """RFC 6749 §5.2: the token endpoint's error body, plus the request id of the contract."""
 
-    error: Literal["invalid_request", "invalid_client", "invalid_grant", "unsupported_grant_type"]
+    error: Literal[
+        "invalid_request",
+        "invalid_client",
+        "invalid_grant",
+        "unsupported_grant_type",
+        "mfa_required",
+    ]
     error_description: str
     request_id: str
+    mfa_token: str | None = Field(
+        None, description="With `mfa_required` only: finish the sign-in at /auth/login/mfa"
+    )
 
     model_config = ConfigDict(
         json_schema_extra={

@@ -61,6 +61,9 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now, onupdate=_now)
     last_login: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # On once a TOTP enrolment is confirmed (app.models.mfa holds the key and the codes).
+    mfa_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
     # The user's roles, comma-joined, read by the same SELECT that loads the user: the
     # bearer check gets them without a second round trip. Role names hold no comma.
     # Not expired by a flush: code that changes roles sets it (RoleService).

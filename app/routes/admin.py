@@ -15,6 +15,7 @@ from app.dependencies import (
     AdminServiceDep,
     AdminUser,
     JSONBody,
+    MfaServiceDep,
     OutboxDep,
     PageCursor,
     PageLimit,
@@ -140,6 +141,23 @@ async def delete_user(user_id: int, me: AdminUser, admin: AdminServiceDep) -> Re
 async def end_user_sessions(user_id: int, me: AdminUser, admin: AdminServiceDep) -> Response:
     """End every session of the account: all its access and refresh tokens fail at once."""
     await admin.end_sessions(user_id, actor_id=me.id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete(
+    "/users/{user_id}/mfa",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Turn an account's two-factor authentication off",
+    responses=error_responses(*ADMIN_ERRORS, NotFoundException, 400),
+)
+async def reset_user_mfa(
+    user_id: int, me: AdminUser, admin: AdminServiceDep, mfa: MfaServiceDep
+) -> Response:
+    """Turn the account's two-factor authentication off (a lost authenticator): its TOTP
+    key, recovery codes and pending sign-ins are deleted, and `mfa.disabled` names the admin
+    in the audit trail. The user signs in with the password and may enrol again."""
+    await mfa.disable(await admin.get_user(user_id), actor_id=me.id, via="admin")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from app.dependencies import AuthServiceDep, JSONBody, SettingsDep
 from app.models.schemas import (
     LogoutRequest,
+    MfaRequiredResponse,
     OAuth2TokenResponse,
     PasswordGrant,
     RefreshRequest,
@@ -20,6 +21,7 @@ from app.models.schemas import (
 from app.openapi import BODY_ERRORS, DATABASE_ERRORS, error_responses
 from app.routes.oauth2 import TOKEN_REQUEST_BODY, TokenForm, oauth2_errors
 from app.services.auth_service import AuthResult
+from app.services.mfa_service import IssuedChallenge
 from app.utils.exceptions import (
     EmailNotVerifiedException,
     InvalidClientException,
@@ -27,6 +29,7 @@ from app.utils.exceptions import (
     InvalidGrantException,
     InvalidRequestException,
     InvalidTokenException,
+    MfaRequiredException,
     PayloadTooLargeException,
     RateLimitedException,
     TokenExpiredException,
@@ -97,19 +100,38 @@ async def register(
     status_code=status.HTTP_200_OK,
     response_model=TokenResponse,
     summary="Log in with email or username",
-    responses=error_responses(
-        *BODY_ERRORS,
-        InvalidCredentialsException,
-        UserInactiveException,
-        EmailNotVerifiedException,
-        RateLimitedException,
-        *DATABASE_ERRORS,
-    ),
+    responses={
+        202: {
+            "model": MfaRequiredResponse,
+            "description": "Right password, two-factor on: finish at /auth/login/mfa",
+        },
+        **error_responses(
+            *BODY_ERRORS,
+            InvalidCredentialsException,
+            UserInactiveException,
+            EmailNotVerifiedException,
+            RateLimitedException,
+            *DATABASE_ERRORS,
+        ),
+    },
 )
-async def login(body: UserLogin, auth: AuthServiceDep, response: Response) -> TokenResponse:
+async def login(
+    body: UserLogin, auth: AuthServiceDep, response: Response
+) -> TokenResponse | JSONResponse:
     """Check the password of the account named by exactly one of `email` or `username`
-    and issue tokens. An unknown account and a wrong password get the same answer."""
+    and issue tokens. An unknown account and a wrong password get the same answer. With
+    two-factor on, a right password answers 202 with an `mfa_token` and no tokens: send it
+    with a code to `POST /auth/login/mfa`."""
     result = await auth.login(body.identifier, body.password)
+    if isinstance(result, IssuedChallenge):
+        challenge = MfaRequiredResponse(
+            mfa_token=result.token, expires_in=result.expires_in, methods=list(result.methods)
+        )
+        return JSONResponse(
+            challenge.model_dump(mode="json"),
+            status_code=status.HTTP_202_ACCEPTED,
+            headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+        )
     return _token_response(result, response)
 
 
@@ -121,6 +143,7 @@ async def login(body: UserLogin, auth: AuthServiceDep, response: Response) -> To
     responses=error_responses(
         InvalidRequestException,
         InvalidGrantException,
+        MfaRequiredException,
         UnsupportedGrantTypeException,
         InvalidClientException,
         PayloadTooLargeException,
@@ -135,10 +158,14 @@ async def token(form: TokenForm, auth: AuthServiceDep, response: Response) -> OA
     (§6). This is what the Authorize button of this page and OAuth2 client libraries use.
     Clients are public: no client secret; empty HTTP Basic credentials are accepted.
     Errors have the OAuth2 shape (§5.2) plus `request_id`; throttling and outages keep the
-    service's usual error body."""
+    service's usual error body. With two-factor on, a right password is 400 `mfa_required`
+    with an `mfa_token`: finish at `POST /auth/login/mfa`."""
     with oauth2_errors():
         if isinstance(form, PasswordGrant):
-            result = await auth.login(form.username, form.password)
+            outcome = await auth.login(form.username, form.password)
+            if isinstance(outcome, IssuedChallenge):
+                raise MfaRequiredException(outcome.token)
+            result = outcome
         else:
             result = await auth.refresh(form.refresh_token)
     _no_store(response)

@@ -7,19 +7,24 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NoReturn
 
 from app.models.mail import MailKind
 from app.models.user import User, normalize_identifier
 from app.services.audit import AuditLog, Event
+from app.services.mfa_service import IssuedChallenge, MfaService
 from app.services.outbox import Outbox
 from app.services.session_service import SessionService
 from app.services.throttle import Bucket, Throttle, ThrottledException
 from app.services.transaction import Transaction
 from app.services.user_service import UserService
 from app.utils.exceptions import (
+    AppException,
     EmailNotVerifiedException,
     InvalidCredentialsException,
+    InvalidCurrentPasswordException,
     InvalidTokenException,
+    MfaCodeRejectedException,
     UserInactiveException,
     ValidationException,
 )
@@ -39,6 +44,13 @@ from app.utils.password import PasswordHasher
 from app.utils.password_policy import password_problems
 
 log = get_logger(__name__)
+
+# Authentication Method Reference values (RFC 8176 §2) of a session's tokens. A recovery
+# code is a single-use shared secret: RFC 8176 has no value of its own for it, "otp" (a
+# one-time password) is the nearest; the log line of the sign-in names the exact method.
+AMR_PASSWORD = ("pwd",)
+_MFA_TOKEN_TYPE = "mfa"  # noqa: S105 - a label, not a secret
+AMR_SECOND_FACTOR = ("pwd", "otp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +97,7 @@ class AuthService:
         session_max_lifetime: timedelta | None = None,
         outbox: Outbox | None = None,
         require_verified_email: bool = False,
+        mfa: MfaService | None = None,
     ) -> None:
         self.users = users
         self.hasher = hasher
@@ -101,6 +114,7 @@ class AuthService:
         self.password_min_length = password_min_length
         self.clock = clock
         self.metrics = metrics or Metrics()
+        self.mfa = mfa
         # Keyed hash of an unknown identifier for the log; None: the log omits it.
         self.identifier_hash = identifier_hash
         # A session ends at the latest this long after its sign-in, however often it is
@@ -155,8 +169,9 @@ class AuthService:
                 problems[0], errors=[{"field": field, "message": p} for p in problems]
             )
 
-    async def login(self, identifier: str, password: str) -> AuthResult:
-        """Check credentials (identifier: email or username) and issue tokens.
+    async def login(self, identifier: str, password: str) -> AuthResult | IssuedChallenge:
+        """Check credentials (identifier: email or username) and issue tokens; with
+        two-factor on, return the challenge of the second step instead (no tokens).
 
         Raises RateLimitedException, InvalidCredentialsException (unknown user and wrong
         password alike) or UserInactiveException (right password, deactivated account).
@@ -195,21 +210,116 @@ class AuthService:
             # Only after the password check: without it nothing about the account shows.
             await self._login_failed("email_not_verified", user.id)
             raise EmailNotVerifiedException()
-        if self.throttle is not None:
-            await self.throttle.login_succeeded((user.email, user.username), self.client_ip)
-        self.users.record_login(user, self.clock(), new_hash)
         bind_context(user_id=user.id)
         if new_hash is not None:
+            user.hashed_password = new_hash
             log.info("password hash upgraded", user_id=user.id, scheme=self.hasher.scheme)
-        tokens = await self._start_session(user)
+        if user.mfa_enabled:
+            # The password alone does not clear the account's failures: else whoever knows
+            # it could guess codes without end, five per fresh mfa_token.
+            challenge = await self._require_mfa().issue_challenge(user, identifier)
+            # Kept even when the caller answers with an error (the password grant's
+            # `mfa_required`), which would otherwise roll the challenge back.
+            await self.transaction.commit_before_raising()
+            log.info("second factor required", user_id=user.id)
+            return challenge
+        if self.throttle is not None:
+            await self.throttle.login_succeeded((user.email, user.username), self.client_ip)
+        return await self._signed_in(user, ("password",), AMR_PASSWORD)
+
+    async def login_mfa(self, mfa_token: str, code: str) -> AuthResult:
+        """The second step of a sign-in: the challenge's `mfa_token` and a TOTP code or a
+        recovery code. Each attempt counts on the token (five, then it is dead) and on the
+        account's throttle; a code is accepted once.
+
+        Raises InvalidTokenException (unknown, expired, used or exhausted mfa_token),
+        MfaCodeRejectedException, UserInactiveException or RateLimitedException.
+        """
+        mfa = self._require_mfa()
+        attempt = await mfa.reserve_attempt(mfa_token)
+        # The attempt counts whatever follows: a failure below must not roll it back.
+        await self.transaction.commit_before_raising()
+        if attempt is None:
+            self._mfa_token_rejected()
+        bind_context(user_id=attempt.user_id)
+        if self.throttle is not None:
+            await self.throttle.account_attempt(attempt.throttle_key, self.client_ip)
+        user = await self.users.get_by_id(attempt.user_id)
+        if user is None or not user.mfa_enabled:
+            # Two-factor was turned off (or the account deleted) after the password step.
+            self._mfa_token_rejected(user_id=attempt.user_id)
+        if not user.is_active:
+            await self._login_failed("inactive", user.id)
+            raise UserInactiveException(headers={"WWW-Authenticate": "Bearer"})
+        factor = await mfa.verify(user, code)
+        if factor is None:
+            await self._mfa_failed(user, "wrong_mfa_code")
+        if not await mfa.consume(factor):
+            await self._mfa_failed(user, "replayed_mfa_code")
+        if not await mfa.finish_challenge(mfa_token):
+            # A concurrent request finished this sign-in first; raising rolls back the use
+            # of this request's code with everything else of its transaction.
+            self._mfa_token_rejected(user_id=user.id)
+        if self.throttle is not None:
+            await self.throttle.login_succeeded((user.email, user.username), self.client_ip)
+        return await self._signed_in(user, ("password", factor.method), AMR_SECOND_FACTOR)
+
+    async def disable_mfa(self, user: User, current_password: str) -> None:
+        """Turn the user's two-factor authentication off, with their current password.
+
+        Raises InvalidCurrentPasswordException (counted by the account's login throttle)
+        or RateLimitedException.
+        """
+        if self.throttle is not None:
+            await self.throttle.login_attempt(user.email, self.client_ip)
+        # No transaction held across the hash (see login).
+        await self.transaction.end_read()
+        valid, _ = await self.hasher.verify(current_password, user.hashed_password)
+        if not valid:
+            log.warning("current password rejected", user_id=user.id, during="mfa_disable")
+            raise InvalidCurrentPasswordException()
+        if self.throttle is not None:
+            await self.throttle.login_succeeded((user.email, user.username), self.client_ip)
+        await self._require_mfa().disable(user, actor_id=user.id)
+
+    async def _mfa_failed(self, user: User, reason: str) -> NoReturn:
+        """A wrong or replayed second factor: `mfa.failed` in the trail, committed although
+        the answer is a 401 (the request's own transaction rolls back)."""
+        self.audit.record(Event.MFA_FAILED, user_id=user.id, details={"reason": reason})
+        await self._login_failed(reason, user.id)
+        raise MfaCodeRejectedException()
+
+    def _mfa_token_rejected(self, **fields: object) -> NoReturn:
+        # Unknown, expired, used up, out of attempts: one reason, as the client hears it.
+        kind = {"reason": "mfa_token_invalid", "token_type": _MFA_TOKEN_TYPE}
+        log.warning("token rejected", **kind, **fields)
+        self.metrics.tokens_rejected.labels(**kind).inc()
+        raise TokenRejected("mfa_token_invalid")
+
+    def _require_mfa(self) -> MfaService:
+        if self.mfa is None:
+            # Fail closed: an account with two-factor on never signs in on a password alone.
+            raise AppException("Two-factor authentication is not configured")
+        return self.mfa
+
+    async def _signed_in(
+        self, user: User, methods: tuple[str, ...], amr: tuple[str, ...]
+    ) -> AuthResult:
+        self.users.record_login(user, self.clock(), None)
+        tokens = await self._start_session(user, amr)
         if tokens is None:
             # Deactivated while the password was being checked (the session insert re-reads
             # is_active): no session, so nothing comes back to life at a reactivation.
             await self._login_failed("inactive", user.id)
             raise UserInactiveException(headers={"WWW-Authenticate": "Bearer"})
         # With last_login and the session: one transaction, no commit of its own.
-        self.audit.record(Event.LOGIN_SUCCEEDED, user_id=user.id, actor_id=user.id)
-        log.info("login succeeded", user_id=user.id)
+        self.audit.record(
+            Event.LOGIN_SUCCEEDED,
+            user_id=user.id,
+            actor_id=user.id,
+            details={"methods": list(methods)},
+        )
+        log.info("login succeeded", user_id=user.id, methods=list(methods))
         self.metrics.login_successes.inc()
         return AuthResult(user, tokens)
 
@@ -390,15 +500,22 @@ class AuthService:
             raise UserInactiveException()
         return tokens
 
-    async def _start_session(self, user: User) -> TokenPair | None:
+    async def _start_session(
+        self, user: User, amr: tuple[str, ...] = AMR_PASSWORD
+    ) -> TokenPair | None:
         """A new session's tokens, or None when the user is no longer active."""
         sid = uuid.uuid4().hex
         subject = str(user.id)
         now = self.clock()
         session_end = now + self.session_max_lifetime
         # `auth_time` (RFC 9068 §2.2.1, OIDC Core §2) carries the sign-in into every token of
-        # the session, so a refresh knows the session's absolute end without a look-up.
-        extra: dict[str, object] = {"sid": sid, "auth_time": int(now.timestamp())}
+        # the session, so a refresh knows the session's absolute end without a look-up; the
+        # refresh token carries the session's amr too, so refreshed tokens keep it.
+        extra: dict[str, object] = {
+            "sid": sid,
+            "auth_time": int(now.timestamp()),
+            "amr": list(amr),
+        }
         # Roles ride in access tokens for resource servers; /admin re-reads them per request.
         access = self.codec.issue(
             subject,
@@ -421,15 +538,15 @@ class AuthService:
     def _session_claims(self, claims: TokenClaims) -> tuple[dict[str, object], datetime | None]:
         """The claims a session's new tokens carry on, and the session's absolute end (None
         for a token issued before `auth_time` was: then the session row's start decides)."""
-        sid = claims.extra["sid"]
+        carried: dict[str, object] = {"sid": claims.extra["sid"], "amr": _amr_of(claims)}
         auth_time = claims.extra.get("auth_time")
         if not isinstance(auth_time, int) or isinstance(auth_time, bool):
-            return {"sid": sid}, None
+            return carried, None
         try:
             started = datetime.fromtimestamp(auth_time, UTC)
         except (OverflowError, OSError, ValueError):
-            return {"sid": sid}, None
-        return {"sid": sid, "auth_time": auth_time}, started + self.session_max_lifetime
+            return carried, None
+        return {**carried, "auth_time": auth_time}, started + self.session_max_lifetime
 
     def _expires_in(self, session_end: datetime | None) -> int:
         """The access token's lifetime in seconds (RFC 6749 §5.1), shorter near the end of
@@ -438,3 +555,11 @@ class AuthService:
         if session_end is None:
             return ttl
         return max(0, min(ttl, math.ceil((session_end - self.clock()).total_seconds())))
+
+
+def _amr_of(claims: TokenClaims) -> list[str]:
+    """The methods a session was signed in with, as its (signed) refresh token says."""
+    amr = claims.extra.get("amr")
+    if isinstance(amr, list) and amr and all(isinstance(m, str) for m in amr):
+        return amr
+    return list(AMR_PASSWORD)  # tokens issued before `amr` existed: a password sign-in

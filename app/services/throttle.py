@@ -136,8 +136,15 @@ class Throttle:
 
         Raises RateLimitedException or ThrottleUnavailableException.
         """
+        await self.account_attempt(self.account_key(identifier), client_ip)
+
+    async def account_attempt(self, account: str, client_ip: str | None) -> None:
+        """`login_attempt` for an account key (`account_key`) kept from the password step:
+        the codes of a second factor are guesses on the same budget.
+
+        Raises RateLimitedException or ThrottleUnavailableException.
+        """
         client = client_bucket(client_ip)
-        account = self.account_key(identifier)
         await self.hit(Bucket.LOGIN_IP, client)
         # The tight limit first: a client past it does not use up the account's ceiling.
         await self.hit(Bucket.LOGIN_ACCOUNT_IP, f"{account}:{client}")

@@ -95,6 +95,22 @@ class TokenExpiredException(InvalidTokenException):
     default_detail = "Token has expired"
 
 
+class InvalidMfaCodeException(AppException):
+    """A wrong or used code while confirming or managing two-factor authentication."""
+
+    status_code = 400
+    error_code = "INVALID_MFA_CODE"
+    default_detail = "Invalid two-factor authentication code"
+
+
+class MfaCodeRejectedException(AuthException):
+    """A wrong, used or malformed second-factor code at sign-in."""
+
+    error_code = "INVALID_MFA_CODE"
+    default_detail = "Invalid two-factor authentication code"
+    challenge = "Bearer"
+
+
 class ForbiddenException(AppException):
     """Understood and refused by policy: a bearer without the `admin` role on /admin, a
     CORS preflight from an origin not allowed, /metrics from a non-loopback peer."""
@@ -146,6 +162,12 @@ class LastAdminException(AppException):
     status_code = 409
     error_code = "LAST_ADMIN"
     default_detail = "The last active admin cannot be deactivated, demoted or deleted"
+
+
+class MfaAlreadyEnabledException(AppException):
+    status_code = 409
+    error_code = "MFA_ALREADY_ENABLED"
+    default_detail = "Two-factor authentication is already on"
 
 
 class PayloadTooLargeException(AppException):
@@ -217,6 +239,12 @@ class OAuth2Exception(AppException):
     error_code = "INVALID_REQUEST"
     oauth2_error: ClassVar[str] = "invalid_request"
 
+    def __init__(self, detail: str | None = None, **kwargs: object) -> None:
+        super().__init__(detail, **kwargs)  # type: ignore[arg-type]
+        # Members of the error body beside error and error_description (RFC 6749 §5.2
+        # allows extension parameters).
+        self.extra_fields: dict[str, str] = {}
+
 
 class InvalidRequestException(OAuth2Exception):
     default_detail = "The request is missing a required parameter or is malformed"
@@ -244,3 +272,16 @@ class InvalidClientException(OAuth2Exception):
 
     def __init__(self, detail: str | None = None) -> None:
         super().__init__(detail, headers={"WWW-Authenticate": 'Basic realm="authsvc"'})
+
+
+class MfaRequiredException(OAuth2Exception):
+    """The password grant of an account with two-factor on: the password was right, and
+    the answer carries the `mfa_token` to finish the sign-in at `POST /auth/login/mfa`."""
+
+    error_code = "MFA_REQUIRED"
+    oauth2_error = "mfa_required"
+    default_detail = "Two-factor authentication required: finish at POST /auth/login/mfa"
+
+    def __init__(self, mfa_token: str, detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.extra_fields["mfa_token"] = mfa_token

@@ -23,7 +23,9 @@ from structlog.types import EventDict, Processor, WrappedLogger
 REDACTED = "[REDACTED]"
 _HANDLER_NAME = "authsvc"
 _SENSITIVE_KEY = re.compile(
-    r"pass(word|wd|phrase)?|token|secret|authorization|cookie|api[_-]?key|credential|hash",
+    r"pass(word|wd|phrase)?|token|secret|authorization|cookie|api[_-]?key|credential|hash"
+    # Two-factor codes: `code`/`otp` alone, never `status_code` or `error_code`.
+    r"|^(?:codes?|otp)$|recovery_codes?|mfa_code",
     re.IGNORECASE,
 )
 # Keys that match the pattern above but name no secret: they stay readable.

@@ -44,8 +44,10 @@ async def test_register_returns_201_with_tokens_and_user(client: httpx.AsyncClie
         "created_at",
         "last_login",
         "roles",
+        "mfa_enabled",
     }
     assert user["email_verified"] is False
+    assert user["mfa_enabled"] is False
     assert user["email"] == "alice@example.com"
     assert user["username"] == "Alice"
     assert user["is_active"] is True

@@ -186,6 +186,7 @@ async def test_show_prints_the_account_and_its_hash_scheme_never_the_hash(
     assert record["id"] == user.id
     assert record["is_active"] is True
     assert record["password_scheme"] == "argon2id"
+    assert record["mfa_enabled"] is False
     assert set(record) == {
         "id",
         "email",
@@ -195,6 +196,7 @@ async def test_show_prints_the_account_and_its_hash_scheme_never_the_hash(
         "created_at",
         "last_login",
         "roles",
+        "mfa_enabled",
         "password_scheme",
     }  # fmt: skip
     assert as_table.exit_code == 0

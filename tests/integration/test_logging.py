@@ -9,6 +9,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from tests.support import (
     running_app,
 )
 from tests.support.mailbox import RESET_SUBJECT, VERIFY_SUBJECT, Mailbox, smtp_overrides
+from tests.support.mfa import bearer, password_step, second_step, totp_code
 
 LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 
@@ -508,6 +510,55 @@ async def test_no_flow_puts_a_password_a_token_or_the_secret_key_in_the_log(
     for token in tokens:  # nor any of a token's signature, in case a token was cut
         assert token.rsplit(".", 1)[1] not in output
     assert "$argon2" not in output
+
+
+async def test_no_two_factor_flow_puts_a_totp_secret_a_code_or_an_mfa_token_in_the_log(
+    client: httpx.AsyncClient, logs: LogCapture, user_factory: UserFactory
+) -> None:
+    user = await user_factory(password=CANARY_PASSWORD)
+    enrolment = (await client.post("/users/me/mfa/totp", headers=user.auth)).json()
+    secret = enrolment["secret"]
+    now = datetime.now(UTC)
+    codes = [totp_code(secret, now), totp_code(secret, now + timedelta(seconds=30))]
+    confirmed = await client.post(
+        "/users/me/mfa/totp/confirm", json={"code": codes[0]}, headers=user.auth
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    regenerated = await client.post(
+        "/users/me/mfa/recovery-codes", json={"code": codes[1]}, headers=user.auth
+    )
+    assert regenerated.status_code == 200, regenerated.text
+    recovery = confirmed.json()["recovery_codes"] + regenerated.json()["recovery_codes"]
+
+    mfa_tokens = [await password_step(client, user.username, CANARY_PASSWORD)]
+    wrong = f"{(int(codes[1]) + 1) % 1_000_000:06d}"
+    assert (await second_step(client, mfa_tokens[0], wrong)).status_code == 401
+    assert (await second_step(client, mfa_tokens[0], recovery[0])).status_code == 401  # replaced
+    assert (await second_step(client, mfa_tokens[0], recovery[-1])).status_code == 200
+    grant = await client.post(
+        "/auth/token",
+        data={"grant_type": "password", "username": user.email, "password": CANARY_PASSWORD},
+    )
+    mfa_tokens.append(grant.json()["mfa_token"])
+    await client.get("/users/me", headers=bearer(mfa_tokens[1]))
+    await client.post("/auth/refresh", json={"refresh_token": mfa_tokens[1]})
+    await client.get(f"/nowhere?mfa_token={mfa_tokens[1]}&code={codes[1]}")
+    await client.request(
+        "DELETE", "/users/me/mfa/totp", json={"current_password": CANARY_WRONG}, headers=user.auth
+    )
+
+    output = logs.text
+    assert "second factor required" in logs.messages()  # the flows were really logged
+    raw = base64.b32decode(secret)
+    forms = [secret, secret.lower(), raw.hex(), raw.hex().upper(), base64.b64encode(raw).decode()]
+    forms += [enrolment["otpauth_uri"], CANARY_PASSWORD, CANARY_WRONG, *mfa_tokens]
+    for code in recovery:
+        forms += [code, code.replace("-", ""), code.upper()]
+    for form in forms:
+        assert form not in output, form
+    for code in [*codes, wrong]:  # six digits may occur by chance: look for them as values
+        assert f'"{code}"' not in output
+        assert f"={code}" not in output
 
 
 class TestMailFlows:

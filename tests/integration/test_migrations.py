@@ -68,6 +68,24 @@ async def test_roles_and_audit_migration_downgrades_and_upgrades_again(
         await engine.dispose()
 
 
+async def test_two_factor_migration_downgrades_and_upgrades_again(tmp_path: Path) -> None:
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'mfa-round-trip.db'}")
+    mfa_tables = {"mfa_totp", "mfa_recovery_codes", "mfa_challenges"}
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(upgrade_on_connection)
+            assert mfa_tables <= await connection.run_sync(_tables)
+            assert "mfa_enabled" in await connection.run_sync(_columns, "users")
+            await connection.run_sync(downgrade_on_connection, "0007-1")
+            assert not mfa_tables & await connection.run_sync(_tables)
+            assert "mfa_enabled" not in await connection.run_sync(_columns, "users")
+            assert "email_verified" in await connection.run_sync(_columns, "users")
+            await connection.run_sync(upgrade_on_connection)
+            assert mfa_tables <= await connection.run_sync(_tables)
+    finally:
+        await engine.dispose()
+
+
 async def test_mail_migration_downgrades_and_upgrades_again(tmp_path: Path) -> None:
     engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'mail-round-trip.db'}")
     try:

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -24,6 +25,7 @@ import pytest
 import redis
 
 from tests.support import BACKENDS, PASSWORD, prepare_schema, prepared
+from tests.support.mfa import enable_mfa, password_step, second_step, totp_code
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -461,6 +463,49 @@ async def _admin_ids(cluster: Cluster, token: str) -> set[int]:
         listed = await b.get("/admin/users", params={"role": "admin"}, headers=_bearer(token))
     assert listed.status_code == 200, listed.text
     return {int(item["id"]) for item in listed.json()["items"]}
+
+
+async def _mfa_account(cluster: Cluster) -> tuple[str, str, list[str]]:
+    """An account with two-factor on (enrolled through worker a); its username, key and
+    recovery codes. The confirming code is of the current 30 s step."""
+    email, username = cluster.new_identity()
+    registered = await _register(cluster.a, email, username)
+    assert registered.status_code == 201, registered.text
+    async with cluster.a.client() as client:
+        enabled = await enable_mfa(client, registered.json()["access_token"], datetime.now(UTC))
+    return username, enabled.secret, enabled.recovery_codes
+
+
+def _next_step_code(secret: str) -> str:
+    # One step ahead: later than the confirming code's step, and inside the ±1 window.
+    return totp_code(secret, datetime.now(UTC) + timedelta(seconds=30))
+
+
+async def test_a_two_factor_code_accepted_by_one_worker_is_refused_by_the_other(
+    cluster: Cluster,
+) -> None:
+    username, secret, _ = await _mfa_account(cluster)
+    code = _next_step_code(secret)
+
+    async with cluster.a.client() as a, cluster.b.client() as b:
+        at_a = await second_step(a, await password_step(a, username), code)
+        at_b = await second_step(b, await password_step(b, username), code)
+
+    assert at_a.status_code == 200, at_a.text
+    assert at_b.status_code == 401, at_b.text
+    assert at_b.json()["error_code"] == "INVALID_MFA_CODE"
+
+
+async def test_one_code_sent_to_both_workers_at_once_signs_in_once(cluster: Cluster) -> None:
+    username, secret, recovery = await _mfa_account(cluster)
+
+    async with cluster.a.client() as a, cluster.b.client() as b:
+        for code in (_next_step_code(secret), recovery[0]):
+            tokens = [await password_step(a, username), await password_step(b, username)]
+            answers = await asyncio.gather(
+                second_step(a, tokens[0], code), second_step(b, tokens[1], code)
+            )
+            assert sorted(r.status_code for r in answers) == [200, 401], [r.text for r in answers]
 
 
 def _from(address: str) -> dict[str, str]:

@@ -13,6 +13,7 @@ from app.services.auth_service import AuthResult, AuthService
 from app.services.throttle import Throttle, ThrottleRules
 from app.services.user_service import UserService
 from app.utils.exceptions import (
+    AppException,
     InvalidCredentialsException,
     InvalidTokenException,
     RateLimitedException,
@@ -166,3 +167,19 @@ async def test_throttling_is_enforced_by_the_service_itself(
         with pytest.raises(RateLimitedException):
             await auth.register(email="c@example.com", username="carol", password=PASSWORD)
     await throttle.close()
+
+
+async def test_without_its_mfa_service_an_account_with_two_factor_never_signs_in(
+    app: FastAPI, database: Database
+) -> None:
+    registered = await _register(app, database, "m@example.com", "mallory")
+    async with database.session() as session:
+        user = await UserService(session).get_by_id(registered.user.id)
+        assert user is not None
+        user.mfa_enabled = True
+
+    async with database.session() as session:
+        auth = AuthService(UserService(session), hasher=app.state.hasher, codec=app.state.codec)
+        with pytest.raises(AppException) as raised:
+            await auth.login("mallory", PASSWORD)
+    assert raised.value.status_code == 500  # fails closed: no tokens on a password alone

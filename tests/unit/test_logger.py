@@ -145,6 +145,10 @@ def redact(**event: Any) -> dict[str, Any]:
         "api_key",
         "X-API-Key",
         "hashed_password",
+        "code",
+        "otp",
+        "recovery_codes",
+        "mfa_code",
     ],
 )
 def test_secret_named_keys_are_redacted_at_any_depth(key: str) -> None:
@@ -154,13 +158,23 @@ def test_secret_named_keys_are_redacted_at_any_depth(key: str) -> None:
 
 
 def test_innocent_keys_and_values_stay() -> None:
-    event = redact(user_id=1, token_type="access", reason="wrong_password", ok=True, ratio=0.5)
+    event = redact(
+        user_id=1,
+        token_type="access",
+        reason="wrong_password",
+        ok=True,
+        ratio=0.5,
+        status_code=401,
+        error_code="INVALID_MFA_CODE",
+    )
     assert event == {
         "user_id": 1,
         "token_type": "access",
         "reason": "wrong_password",
         "ok": True,
         "ratio": 0.5,
+        "status_code": 401,
+        "error_code": "INVALID_MFA_CODE",
     }
 
 
