@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -20,26 +17,19 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.models import OutboxMail
 from tests.support import BACKENDS, PASSWORD, prepare_schema, prepared
-from tests.support.mailbox import RESET_SUBJECT, VERIFY_SUBJECT, Mailbox, free_port
+from tests.support.mailbox import RESET_SUBJECT, VERIFY_SUBJECT, Mailbox
+from tests.support.processes import ServerProcess, serve_pair
 
 pytestmark = pytest.mark.timeout(300)
 
-STARTUP_DEADLINE_S = 60.0
 _SERVER_SETTINGS = ("DATABASE_URL", "SECRET_KEY", "SECRET_KEY_FILE", "REDIS_URL", "ENVIRONMENT")
 USERS = 12
 
 
 @dataclass
-class Worker:
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-
-@dataclass
 class Pair:
-    a: Worker
-    b: Worker
+    a: ServerProcess
+    b: ServerProcess
     mailbox: Mailbox
     database_url: str
 
@@ -57,41 +47,6 @@ async def _all_sent(url: str, count: int, within: float = 30.0) -> None:
             await asyncio.sleep(0.05)
     finally:
         await engine.dispose()
-
-
-def _spawn(name: str, env: dict[str, str], workdir: Path) -> Worker:
-    port = free_port()
-    log = workdir / f"{name}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=workdir,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    return Worker(f"http://127.0.0.1:{port}", process, log)
-
-
-def _wait_ready(worker: Worker, deadline: float) -> None:
-    while time.monotonic() < deadline and worker.process.poll() is None:
-        try:
-            if httpx.get(f"{worker.url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"worker did not become ready:\n{worker.log.read_text()[-3000:]}")
-
-
-def _stop(worker: Worker) -> None:
-    if worker.process.poll() is None:
-        worker.process.terminate()
-        try:
-            worker.process.wait(20)
-        except subprocess.TimeoutExpired:
-            worker.process.kill()
-            worker.process.wait()
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -126,15 +81,10 @@ def pair(
         RATE_LIMIT_PASSWORD_RESET="100/hour",
         RATE_LIMIT_PASSWORD_RESET_IP="10000/hour",
     )
-    a, b = _spawn("a", env, workdir), _spawn("b", env, workdir)
     try:
-        deadline = time.monotonic() + STARTUP_DEADLINE_S
-        _wait_ready(a, deadline)
-        _wait_ready(b, deadline)
-        yield Pair(a, b, mailbox, url)
+        with serve_pair(env, workdir) as (a, b):
+            yield Pair(a, b, mailbox, url)
     finally:
-        _stop(a)
-        _stop(b)
         mailbox.stop()
 
 

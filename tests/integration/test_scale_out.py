@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,10 +24,10 @@ import redis
 
 from tests.support import BACKENDS, PASSWORD, prepare_schema, prepared
 from tests.support.mfa import enable_mfa, password_step, second_step, totp_code
+from tests.support.processes import ServerProcess, serve_pair
 
 pytestmark = pytest.mark.timeout(300)
 
-STARTUP_DEADLINE_S = 60.0
 ACCOUNT_LIMIT = 5  # failed logins per (account, client) in the window (RATE_LIMIT_LOGIN_ACCOUNT)
 CEILING = 12  # failed logins per account from all clients (RATE_LIMIT_LOGIN_ACCOUNT_CEILING)
 WRONG = "not the right password"
@@ -46,20 +44,9 @@ _SERVER_SETTINGS = (
 
 
 @dataclass
-class Worker:
-    name: str
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url, timeout=30)
-
-
-@dataclass
 class Cluster:
-    a: Worker
-    b: Worker
+    a: ServerProcess
+    b: ServerProcess
     key_file: Path
     names: Iterator[int]
     env: dict[str, str]
@@ -68,52 +55,6 @@ class Cluster:
     def new_identity(self) -> tuple[str, str]:
         n = next(self.names)
         return f"scale{n}@example.com", f"scale{n}"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _spawn(name: str, env: dict[str, str], workdir: Path) -> Worker:
-    port = _free_port()
-    log = workdir / f"{name}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=workdir,  # no stray .env of the checkout is read
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    return Worker(name, f"http://127.0.0.1:{port}", process, log)
-
-
-def _wait_ready(worker: Worker, deadline: float) -> None:
-    """Poll readiness (/health touches the database) until the deadline."""
-    while time.monotonic() < deadline:
-        if worker.process.poll() is not None:
-            break
-        try:
-            if httpx.get(f"{worker.url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    _stop(worker)
-    pytest.fail(f"worker {worker.name} did not become ready:\n{worker.log.read_text()[-3000:]}")
-
-
-def _stop(worker: Worker) -> None:
-    if worker.process.poll() is None:
-        worker.process.terminate()
-        try:
-            worker.process.wait(20)
-        except subprocess.TimeoutExpired:
-            worker.process.kill()
-            worker.process.wait()
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -154,15 +95,10 @@ def cluster(
         env["REDIS_URL"] = redis_url
 
     # Both start at once with no key yet: they race to generate it, as workers do.
-    a, b = _spawn("a", env, workdir), _spawn("b", env, workdir)
     try:
-        deadline = time.monotonic() + STARTUP_DEADLINE_S
-        _wait_ready(a, deadline)
-        _wait_ready(b, deadline)
-        yield Cluster(a, b, key_file, iter(range(1, 1_000_000)), env, workdir)
+        with serve_pair(env, workdir) as (a, b):
+            yield Cluster(a, b, key_file, iter(range(1, 1_000_000)), env, workdir)
     finally:
-        _stop(a)
-        _stop(b)
         if redis_url:
             with redis.Redis.from_url(redis_url) as client:
                 stale = list(client.scan_iter(match=f"{redis_prefix}*"))
@@ -170,7 +106,7 @@ def cluster(
                     client.delete(*stale)
 
 
-async def _register(worker: Worker, email: str, username: str) -> httpx.Response:
+async def _register(worker: ServerProcess, email: str, username: str) -> httpx.Response:
     async with worker.client() as client:
         return await client.post(
             "/auth/register", json={"email": email, "username": username, "password": PASSWORD}

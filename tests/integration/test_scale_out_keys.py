@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,70 +20,21 @@ import jwt
 import pytest
 
 from tests.support import BACKENDS, PASSWORD, prepare_schema, prepared
+from tests.support.processes import ServerProcess, serve_pair
 
 pytestmark = pytest.mark.timeout(300)
 
-STARTUP_DEADLINE_S = 60.0
 REFRESH_SECONDS = 1
 SWITCH_DEADLINE_S = REFRESH_SECONDS * 10 + 5
 _SERVER_SETTINGS = ("DATABASE_URL", "SECRET_KEY", "SECRET_KEY_FILE", "REDIS_URL", "ENVIRONMENT")
 
 
 @dataclass
-class Node:
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-
-@dataclass
 class Pair:
-    a: Node
-    b: Node
+    a: ServerProcess
+    b: ServerProcess
     env: dict[str, str]
     workdir: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _spawn(name: str, env: dict[str, str], workdir: Path) -> Node:
-    port = _free_port()
-    log = workdir / f"{name}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=workdir,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    return Node(f"http://127.0.0.1:{port}", process, log)
-
-
-def _stop(node: Node) -> None:
-    if node.process.poll() is None:
-        node.process.terminate()
-        try:
-            node.process.wait(20)
-        except subprocess.TimeoutExpired:
-            node.process.kill()
-            node.process.wait()
-
-
-def _wait_ready(node: Node, deadline: float) -> None:
-    while time.monotonic() < deadline and node.process.poll() is None:
-        try:
-            if httpx.get(f"{node.url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"{node.url} did not become ready:\n{node.log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -114,15 +64,8 @@ def pair(
         RATE_LIMIT_REGISTER_IP="10000/minute",
         RATE_LIMIT_REFRESH_IP="10000/minute",
     )
-    a, b = _spawn("a", env, workdir), _spawn("b", env, workdir)
-    try:
-        deadline = time.monotonic() + STARTUP_DEADLINE_S
-        _wait_ready(a, deadline)
-        _wait_ready(b, deadline)
+    with serve_pair(env, workdir) as (a, b):
         yield Pair(a, b, env, workdir)
-    finally:
-        _stop(a)
-        _stop(b)
 
 
 def _cli(pair: Pair, *args: str) -> str:
@@ -144,7 +87,7 @@ def _kid(token: str) -> str:
     return kid
 
 
-def _sign_in(node: Node, name: str) -> dict[str, str]:
+def _sign_in(node: ServerProcess, name: str) -> dict[str, str]:
     response = httpx.post(
         f"{node.url}/auth/login", json={"username": name, "password": PASSWORD}, timeout=30
     )
@@ -153,7 +96,7 @@ def _sign_in(node: Node, name: str) -> dict[str, str]:
     return body
 
 
-def _register(node: Node, name: str) -> dict[str, str]:
+def _register(node: ServerProcess, name: str) -> dict[str, str]:
     response = httpx.post(
         f"{node.url}/auth/register",
         json={"email": f"{name}@example.com", "username": name, "password": PASSWORD},

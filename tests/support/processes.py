@@ -11,8 +11,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +73,9 @@ class ServerProcess:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, timeout=30)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -122,6 +125,22 @@ def wait_until(
         time.sleep(0.05)  # a polling interval, not a synchronisation
     server.stop()
     raise AssertionError(f"{server.name} never became ready:\n{server.output()[-3000:]}")
+
+
+@contextmanager
+def serve_pair(
+    env: Mapping[str, str], workdir: Path
+) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """Two `authsvc serve` processes `a` and `b` on one configuration, both ready (/health
+    200), stopped afterwards: the scale-out tests' two workers or hosts."""
+    a, b = spawn("a", serve_argv(), env, workdir), spawn("b", serve_argv(), env, workdir)
+    try:
+        for server in (a, b):
+            wait_until(server, lambda response: response.status_code == 200)
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
 
 
 @asynccontextmanager
