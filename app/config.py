@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     cors_origins: Annotated[list[str], NoDecode] = []
 
+    # Users of live sessions kept for /users/me while a SQLite file provably has not
+    # changed (PRAGMA data_version); 0 turns the cache off. PostgreSQL: no cache.
+    bearer_cache_size: int = Field(10_000, ge=0)
+
     db_pool_size: int = Field(10, ge=1)
     db_max_overflow: int = Field(10, ge=0)
     db_pool_timeout: float = Field(5.0, gt=0)

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -200,10 +201,25 @@ class Database:
                         await _rollback_quietly(session)
                         raise
             except Exception as error:
-                if is_infrastructure_error(error):
-                    log.error("database error", error_type=type(error).__name__, exc_info=error)
-                    raise DatabaseException(retry_after=self._retry_after()) from error
+                self._raise_for_infrastructure(error)
                 raise
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection]:
+        """A bare connection for a read: no ORM session and no COMMIT (the pool rolls the
+        read transaction back on return). Errors and the breaker as for `session`."""
+        async with self.breaker.guard():
+            try:
+                async with self.engine.connect() as connection:
+                    yield connection
+            except Exception as error:
+                self._raise_for_infrastructure(error)
+                raise
+
+    def _raise_for_infrastructure(self, error: Exception) -> None:
+        if is_infrastructure_error(error):
+            log.error("database error", error_type=type(error).__name__, exc_info=error)
+            raise DatabaseException(retry_after=self._retry_after()) from error
 
     async def ping(self) -> float:
         """Read the schema's revision outside the breaker, within the health timeout.

@@ -17,6 +17,7 @@ from app.models.user import User
 from app.services.account_service import AccountService
 from app.services.admin_service import AdminService
 from app.services.auth_service import AuthService, Principal
+from app.services.bearer import BearerCheck, SessionUser
 from app.services.client_service import ClientService
 from app.services.keyring import KeyRing
 from app.services.mfa_service import MfaService
@@ -193,6 +194,21 @@ async def get_current_principal(
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_current_principal)]
+
+
+async def get_session_user(
+    request: Request, token: Annotated[str | None, Depends(get_bearer_token)]
+) -> SessionUser:
+    """The read path's principal: what `/users/me` shows, without an ORM session."""
+    if not token:
+        raise NotAuthenticatedException()
+    bearer: BearerCheck = request.app.state.bearer
+    user = await bearer.user(token)
+    request.scope.setdefault("state", {})["user_id"] = user.user_id
+    return user
+
+
+CurrentSessionUser = Annotated[SessionUser, Depends(get_session_user)]
 
 
 async def get_current_user(principal: CurrentPrincipal) -> User:

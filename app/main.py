@@ -47,6 +47,7 @@ from app.utils.jwt import Clock, utc_now
 from app.utils.logger import get_logger, setup_logging
 from app.utils.metrics import Metrics
 from app.wiring import (
+    build_bearer_check,
     build_codec,
     build_hasher,
     build_identifier_hash,
@@ -197,6 +198,9 @@ def create_app(
             )
         app.state.keyring = keyring
         app.state.codec = build_codec(settings, keys=keyring, clock=wall_clock)
+        app.state.bearer = build_bearer_check(
+            settings, app.state.database, app.state.codec, app_metrics
+        )
         app.state.throttle = build_throttle(settings)
         app.state.identifier_hash = build_identifier_hash(settings)
         app.state.wall_clock = wall_clock
@@ -223,6 +227,7 @@ def create_app(
             await app.state.mail_sender.stop()
             await app.state.throttle.close()
             await app.state.database.dispose()
+            app.state.bearer.close()
             app.state.hasher.close()
             log.info("service stopped")
 

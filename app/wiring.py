@@ -12,7 +12,9 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings, resolve_secret_key
+from app.database import Database
 from app.services.auth_service import AuthService
+from app.services.bearer import BearerCheck, LiveSessions, SqliteDataVersion
 from app.services.mfa_service import MfaService
 from app.services.outbox import Outbox
 from app.services.session_service import SessionService
@@ -57,6 +59,18 @@ def build_codec(
 # HKDF `info` labels of the keys derived from SECRET_KEY here (app.utils.keyed_hash).
 THROTTLE_KEY_INFO = b"authsvc/v1/throttle-account-key"
 LOG_IDENTIFIER_INFO = b"authsvc/v1/log-identifier"
+
+
+def build_bearer_check(
+    settings: Settings, database: Database, codec: TokenCodec, metrics: Metrics
+) -> BearerCheck:
+    """The read path's check, with its cache where the database can say it has not changed
+    (a SQLite file); on PostgreSQL every request asks the database."""
+    version = SqliteDataVersion.for_url(settings.database_url)
+    cache = None
+    if version is not None and settings.bearer_cache_size:
+        cache = LiveSessions(version, capacity=settings.bearer_cache_size)
+    return BearerCheck(database, codec, metrics, cache)
 
 
 def build_throttle(settings: Settings) -> Throttle:

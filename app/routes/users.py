@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 
-from app.dependencies import CurrentUser
+from app.dependencies import CurrentSessionUser
 from app.models.schemas import UserRead
 from app.openapi import DATABASE_ERRORS, error_responses
 from app.utils.exceptions import (
@@ -32,8 +32,9 @@ router = APIRouter(prefix="/users", tags=["users"])
         *DATABASE_ERRORS,
     ),
 )
-async def read_me(user: CurrentUser) -> UserRead:
+async def read_me(user: CurrentSessionUser) -> Response:
     """The account the bearer access token belongs to. A refresh token, an expired or
     tampered token, or no `Authorization: Bearer` header at all is a 401 with a
     `WWW-Authenticate: Bearer` challenge (RFC 6750 §3)."""
-    return UserRead.model_validate(user)
+    # Serialised once by the bearer check (UserRead, the documented response_model).
+    return Response(user.body, media_type="application/json")

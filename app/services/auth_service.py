@@ -53,6 +53,12 @@ _MFA_TOKEN_TYPE = "mfa"  # noqa: S105 - a label, not a secret
 AMR_SECOND_FACTOR = ("pwd", "otp")
 
 
+def token_rejected(metrics: Metrics, reason: str, token_type: TokenType, **fields: object) -> None:
+    """Log and count a refused token; the reason is for operators, never for the client."""
+    log.warning("token rejected", reason=reason, token_type=token_type.value, **fields)
+    metrics.tokens_rejected.labels(reason=reason, token_type=token_type.value).inc()
+
+
 @dataclass(frozen=True, slots=True)
 class TokenPair:
     access: IssuedToken
@@ -487,8 +493,7 @@ class AuthService:
         return user
 
     def _token_rejected(self, reason: str, token_type: TokenType, **fields: object) -> None:
-        log.warning("token rejected", reason=reason, token_type=token_type.value, **fields)
-        self.metrics.tokens_rejected.labels(reason=reason, token_type=token_type.value).inc()
+        token_rejected(self.metrics, reason, token_type, **fields)
 
     async def start_session(self, user: User) -> TokenPair:
         """A new session of the user (after a password change ended the others).

@@ -135,8 +135,14 @@ async def test_a_trial_that_runs_no_query_still_asks_the_database(tmp_path: Path
         clock.advance(30)
         # A malformed token fails before any query; as the half-open trial it must not
         # close the breaker on the word of a database it never reached.
-        response = await client.get("/users/me", headers={"Authorization": "Bearer garbage"})
+        garbage = {"Authorization": "Bearer garbage"}
+        response = await client.get("/users/me/sessions", headers=garbage)
         assert_unavailable(response)
+        assert app.state.database.breaker.state is BreakerState.OPEN
+        # /users/me checks the token before it needs the database: a bad one is a 401
+        # whatever the database's state, and it leaves the breaker alone.
+        response = await client.get("/users/me", headers=garbage)
+        assert response.status_code == 401
         assert app.state.database.breaker.state is BreakerState.OPEN
 
 

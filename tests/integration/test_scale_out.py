@@ -482,3 +482,51 @@ async def test_rotating_addresses_through_both_workers_neither_lock_out_nor_pass
     for response in refused:
         assert response.status_code == 429, response.text
         assert int(response.headers["Retry-After"]) >= 1
+
+
+async def test_a_logout_at_one_worker_ends_the_token_the_other_just_served(
+    cluster: Cluster,
+) -> None:
+    # On SQLite each worker keeps the users of live sessions it has served (LiveSessions):
+    # the token is served twice at B first, so the second answer is B's remembered one.
+    email, username = cluster.new_identity()
+    tokens = (await _register(cluster.a, email, username)).json()
+    async with cluster.b.client() as b:
+        served = [await b.get("/users/me", headers=_bearer(tokens["access_token"])) for _ in "12"]
+
+    async with cluster.a.client() as a:
+        logout = await a.post("/auth/logout", json={"refresh_token": tokens["refresh_token"]})
+    async with cluster.b.client() as b:
+        after = await b.get("/users/me", headers=_bearer(tokens["access_token"]))
+
+    assert [r.status_code for r in served] == [200, 200]
+    assert served[0].json() == served[1].json()
+    assert logout.status_code == 204
+    assert after.status_code == 401
+    assert after.json()["error_code"] == "INVALID_TOKEN"
+
+
+async def test_the_cli_changing_an_account_shows_at_the_workers_next_request(
+    cluster: Cluster,
+) -> None:
+    email, username = cluster.new_identity()
+    tokens = (await _register(cluster.a, email, username)).json()
+    headers = _bearer(tokens["access_token"])
+    async with cluster.b.client() as b:
+        before = [await b.get("/users/me", headers=headers) for _ in "12"]
+
+    granted = _authsvc(cluster, "users", "roles", username, "--add", "admin")
+    async with cluster.b.client() as b:
+        promoted = await b.get("/users/me", headers=headers)
+        again = await b.get("/users/me", headers=headers)
+    deactivated = _authsvc(cluster, "users", "deactivate", username)
+    async with cluster.b.client() as b:
+        refused = await b.get("/users/me", headers=headers)
+
+    assert [r.json()["roles"] for r in before] == [[], []]
+    assert granted.returncode == 0, granted.stderr
+    assert promoted.json()["roles"] == ["admin"]
+    assert again.json()["roles"] == ["admin"]
+    assert deactivated.returncode == 0, deactivated.stderr
+    assert refused.status_code == 401
+    assert refused.json()["error_code"] == "USER_INACTIVE"

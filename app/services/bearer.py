@@ -1,0 +1,214 @@
+"""The read path's bearer check: an access token to the live session's user, answered by
+one Core statement, or by no statement at all while the database has provably not changed.
+
+`/users/me` is the route every client calls most. An ORM load, a session's COMMIT and the
+services a write route needs cost it more CPU than the look-up itself, so it has this path
+of its own; routes that change the account keep the ORM principal of AuthService.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+from app.database import Database
+from app.models.schemas import UserRead
+from app.models.session import AuthSession
+from app.models.user import User
+from app.services.auth_service import token_rejected
+from app.utils.exceptions import InvalidTokenException, UserInactiveException
+from app.utils.jwt import TokenCodec, TokenRejected, TokenType
+from app.utils.logger import bind_context
+from app.utils.metrics import Metrics
+
+DEFAULT_CAPACITY = 10_000
+
+_USER_COLUMNS = (
+    User.id,
+    User.email,
+    User.username,
+    User.is_active,
+    User.email_verified,
+    User.created_at,
+    User.last_login,
+    User.roles_text.label("roles_text"),
+    User.mfa_enabled,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUser:
+    """The user of a live session as `/users/me` shows it, serialised once."""
+
+    user_id: int
+    session_id: str
+    body: bytes  # UserRead as JSON
+
+
+class VersionSource(Protocol):
+    """A number that changes whenever the database commits a change; None: unknown."""
+
+    def __call__(self) -> int | None: ...
+
+    def close(self) -> None: ...
+
+
+class SqliteDataVersion:
+    """`PRAGMA data_version` of a SQLite file, read on a connection of its own.
+
+    The value changes whenever any other connection (any worker, the CLI, another host
+    on the same file) commits a change, and it is read from the WAL index in shared
+    memory: a few microseconds, no I/O, no waiting (busy_timeout 0). Any error reads as
+    None: "unknown", and the caller asks the database itself.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._connection: sqlite3.Connection | None = None
+
+    @classmethod
+    def for_url(cls, database_url: str) -> SqliteDataVersion | None:
+        """A reader for a SQLite file URL; None for PostgreSQL or an in-memory database."""
+        url = make_url(database_url)
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return None
+        return cls(str(url.database))
+
+    def __call__(self) -> int | None:
+        try:
+            if self._connection is None:
+                self._connection = sqlite3.connect(
+                    f"file:{self._path}?mode=ro",
+                    uri=True,
+                    isolation_level=None,
+                    check_same_thread=False,
+                    timeout=0,
+                )
+            row = self._connection.execute("PRAGMA data_version").fetchone()
+        except sqlite3.Error:
+            self.close()
+            return None
+        return int(row[0])
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+class LiveSessions:
+    """Users of live sessions, kept only while the database's version has not moved.
+
+    Exact by construction: any committed change anywhere (a logout, a revocation, a
+    deactivation, a role change, an edit by the CLI) moves the version, and the first
+    look-up after it empties the cache. An entry filled from a read that overlapped a
+    change is not kept (`put` compares the version the read started at). While the
+    version cannot be read, nothing is served from here.
+    """
+
+    def __init__(self, version: VersionSource, *, capacity: int = DEFAULT_CAPACITY) -> None:
+        self._read_version = version
+        self._capacity = capacity
+        self._entries: dict[str, SessionUser] = {}
+        self._version: int | None = None
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def close(self) -> None:
+        self._entries.clear()
+        self._read_version.close()
+
+    def version(self) -> int | None:
+        """The database's version now; entries of an older one are dropped."""
+        current = self._read_version()
+        if current != self._version:
+            self._entries.clear()
+            self._version = current
+        return current
+
+    def get(self, session_id: str, user_id: int) -> SessionUser | None:
+        if self.version() is None:
+            return None
+        entry = self._entries.get(session_id)
+        if entry is None or entry.user_id != user_id:
+            return None
+        return entry
+
+    def put(self, entry: SessionUser, read_at: int | None) -> None:
+        """Keep `entry`, read at version `read_at`, if the database is still at it."""
+        if read_at is None or self.version() != read_at:
+            return
+        if len(self._entries) >= self._capacity:
+            self._entries.pop(next(iter(self._entries)))  # the oldest: dicts keep order
+        self._entries[entry.session_id] = entry
+
+
+class BearerCheck:
+    """Access token to SessionUser: the signature and claims, then the live session."""
+
+    def __init__(
+        self,
+        database: Database,
+        codec: TokenCodec,
+        metrics: Metrics,
+        cache: LiveSessions | None = None,
+    ) -> None:
+        self.database = database
+        self.codec = codec
+        self.metrics = metrics
+        self.cache = cache
+
+    def close(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
+
+    async def user(self, access_token: str) -> SessionUser:
+        """Raises TokenExpiredException, InvalidTokenException or UserInactiveException."""
+        try:
+            claims = await self.codec.verify(access_token, TokenType.ACCESS)
+        except InvalidTokenException as error:  # TokenRejected, TokenExpired
+            token_rejected(self.metrics, getattr(error, "reason", "invalid"), TokenType.ACCESS)
+            raise
+        subject, sid = claims.subject, claims.extra.get("sid")
+        if not (subject.isascii() and subject.isdigit()) or not isinstance(sid, str) or not sid:
+            token_rejected(self.metrics, "no_session", TokenType.ACCESS)
+            raise TokenRejected("no_session")
+        user_id = int(subject)
+        cached = self.cache.get(sid, user_id) if self.cache is not None else None
+        if cached is None:
+            cached = await self._load(sid, user_id)
+        bind_context(user_id=user_id)
+        return cached
+
+    async def _load(self, sid: str, user_id: int) -> SessionUser:
+        read_at = self.cache.version() if self.cache is not None else None
+        statement = (
+            select(*_USER_COLUMNS)
+            .join(AuthSession, AuthSession.user_id == User.id)
+            .where(User.id == user_id, AuthSession.id == sid)
+        )
+        active: bool | None = None
+        async with self.database.connection() as connection:
+            row = (await connection.execute(statement)).first()
+            if row is None or not row.is_active:
+                # The rejection path only: a second look names a deactivated owner.
+                active = await connection.scalar(select(User.is_active).where(User.id == user_id))
+        if row is None or not row.is_active:
+            if active is False:
+                token_rejected(self.metrics, "inactive", TokenType.ACCESS, user_id=user_id)
+                raise UserInactiveException()
+            token_rejected(self.metrics, "revoked_or_unknown", TokenType.ACCESS)
+            raise TokenRejected("revoked_or_unknown")
+        fields = row._asdict()
+        roles_text = fields.pop("roles_text")
+        fields["roles"] = sorted(roles_text.split(",")) if roles_text else []
+        body = UserRead.model_validate(fields).model_dump_json().encode()
+        entry = SessionUser(user_id=user_id, session_id=sid, body=body)
+        if self.cache is not None:
+            self.cache.put(entry, read_at)
+        return entry
