@@ -288,12 +288,17 @@ async def _drop_schema(url: str) -> None:
 
 @dataclass
 class Server:
-    """`authsvc serve --workers N`, its log file, and its worker processes."""
+    """`authsvc serve --workers N` (or `command`, the peer), its log file, and its workers."""
 
     workers: int
     env: dict[str, str]
     log_path: Path
     port: int = field(default_factory=free_port)
+    # The peer's own command line on `port`, the folder it runs in and a route that answers
+    # once it is up; by default the service itself.
+    command: list[str] | None = None
+    cwd: Path | None = None
+    ready_path: str = "/health/live"
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -301,14 +306,15 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> None:
+        command = self.command or [
+            *(str(BIN / "authsvc"), "serve", "--host", "127.0.0.1"),
+            *("--port", str(self.port), "--workers", str(self.workers)),
+        ]
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [
-                *(str(BIN / "authsvc"), "serve", "--host", "127.0.0.1"),
-                *("--port", str(self.port), "--workers", str(self.workers)),
-            ],
+            command,
             env=self.env,
-            cwd=self.log_path.parent,  # a stray .env of the checkout is not read
+            cwd=self.cwd or self.log_path.parent,  # a stray .env of the checkout is not read
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -321,7 +327,7 @@ class Server:
                     f"the server exited with {self.process.returncode}: {self.log_path}"
                 )
             try:
-                live = httpx.get(f"{self.url}/health/live", timeout=1).status_code == 200
+                live = httpx.get(self.url + self.ready_path, timeout=1).status_code == 200
                 if live and len(self.worker_pids()) >= self.workers:
                     return
             except httpx.TransportError:
