@@ -8,10 +8,10 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format typecheck check docs bench lock clean
+.PHONY: help run test lint format typecheck check docs bench bench-peer wrk lock clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,12 +50,17 @@ typecheck: $(VENV)/.dev  ## mypy (strict) on app/
 docs: $(VENV)/.runtime  ## write the OpenAPI document to docs/openapi.json (a test fails when stale)
 	$(BIN)/authsvc openapi docs/openapi.json
 
-bench: $(VENV)/.dev  ## load-test with wrk against the hashing limit (BENCH_ARGS="--duration 5")
+bench: $(VENV)/.dev wrk  ## load-test with wrk against the hashing limit (BENCH_ARGS="--duration 5")
+	$(BIN)/python bench/run.py $(if $(PEER),--peer) $(BENCH_ARGS)
+
+bench-peer: $(VENV)/.dev wrk  ## the peer from ../shared/peer and ours in one run, with the ratios of issue 16
+	$(BIN)/python bench/run.py --peer $(BENCH_ARGS)
+
+wrk:
 	@command -v wrk >/dev/null || { \
 	  echo "[bench] wrk is missing: installing Debian's package (apt-get install wrk)"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }; \
 	  else sudo apt-get install -y wrk; fi; }
-	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 lock:  ## re-pin requirements*.lock from pyproject.toml (needs uv)
 	uv pip compile pyproject.toml --extra build --python-version 3.11 --generate-hashes -o requirements.lock

@@ -19,6 +19,11 @@ with the configured parameters on one thread, limit = cores / median (logins per
 Results: a table on stdout, bench/results/<timestamp>.json and a PNG of latency percentiles
 per scenario (bench/results/<timestamp>.png; `latest.*` copies of both).
 
+With `--peer` (`make bench-peer`) the same run then measures the fastapi-users app of
+../shared/peer (one worker, a fresh SQLite file, the same wrk settings; its own venv in
+bench/.peer-venv) on the scenarios it has (me, login, register), and prints the ratios of
+issue 16 between the two, computed from the runs with one worker.
+
 Throttling stays enabled with its limits raised out of reach, by name, in BENCH_ENVIRONMENT:
 the load comes from one address and logs into a few hundred accounts many times a second,
 which the real limits would rightly answer with 429s. Everything else is the service's
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import platform
@@ -50,6 +56,8 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PEER = ROOT.parent / "shared" / "peer"
+PEER_VENV = Path(__file__).resolve().parent / ".peer-venv"
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 BIN = Path(sys.executable).parent
@@ -79,6 +87,10 @@ LIVE_P99_UNDER_LOGIN_MS = 50.0
 RSS_LIMIT_MB = 150.0
 # Allocators keep freed arenas; growth below this between two identical runs is not a leak.
 RSS_GROWTH_TOLERANCE_MB = 5.0
+
+# Goals of issue 16, against the peer in the same run (one worker each).
+ME_OVER_PEER_ME = 2.0
+REFRESH_OVER_PEER_ME = 2.0
 
 # A load-balancer-like probe beside the login load: 2 connections, 20 ms apart each.
 PROBE_CONNECTIONS = 2
@@ -288,12 +300,17 @@ async def _drop_schema(url: str) -> None:
 
 @dataclass
 class Server:
-    """`authsvc serve --workers N`, its log file, and its worker processes."""
+    """`authsvc serve --workers N` (or `command`, the peer), its log file, and its workers."""
 
     workers: int
     env: dict[str, str]
     log_path: Path
     port: int = field(default_factory=free_port)
+    # The peer's own command line on `port`, the folder it runs in and a route that answers
+    # once it is up; by default the service itself.
+    command: list[str] | None = None
+    cwd: Path | None = None
+    ready_path: str = "/health/live"
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -301,14 +318,15 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> None:
+        command = self.command or [
+            *(str(BIN / "authsvc"), "serve", "--host", "127.0.0.1"),
+            *("--port", str(self.port), "--workers", str(self.workers)),
+        ]
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [
-                *(str(BIN / "authsvc"), "serve", "--host", "127.0.0.1"),
-                *("--port", str(self.port), "--workers", str(self.workers)),
-            ],
+            command,
             env=self.env,
-            cwd=self.log_path.parent,  # a stray .env of the checkout is not read
+            cwd=self.cwd or self.log_path.parent,  # a stray .env of the checkout is not read
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -321,7 +339,7 @@ class Server:
                     f"the server exited with {self.process.returncode}: {self.log_path}"
                 )
             try:
-                live = httpx.get(f"{self.url}/health/live", timeout=1).status_code == 200
+                live = httpx.get(self.url + self.ready_path, timeout=1).status_code == 200
                 if live and len(self.worker_pids()) >= self.workers:
                     return
             except httpx.TransportError:
@@ -547,6 +565,7 @@ def run_scenario(server: Server, scenario: Scenario, connections: int, duration:
         )
     summary = finish_wrk(load)
     probe_summary = finish_wrk(probe) if probe is not None else None
+    cpu_at_deadline = server.cpu_seconds() - cpu_before
     server.wait_idle()
     cpu_used = server.cpu_seconds() - cpu_before
     probe_result = None
@@ -559,9 +578,13 @@ def run_scenario(server: Server, scenario: Scenario, connections: int, duration:
     seconds = summary["duration_us"] / 1e6
     errors = summary["errors"]
     statuses = statuses_logged(server.log_path, offset)
-    # CPU per request over everything the server did, including what wrk left in flight;
-    # /health/live is not logged, so it counts wrk's completed requests.
-    served = sum(statuses.values()) or summary["requests"]
+    # CPU per request over everything the server did, including what wrk left in flight.
+    served = sum(statuses.values())
+    if not served:
+        # Nothing logged (/health/live, the peer): wrk's completed requests, and the CPU up
+        # to wrk's deadline. Charging them what the server finished after it as well (up to
+        # one queued login per connection) would inflate a 3 s login run by a third.
+        served, cpu_used = summary["requests"], cpu_at_deadline
     return Result(
         name=scenario.name,
         workers=server.workers,
@@ -618,16 +641,7 @@ def run_workers(
                 Scenario("mixed", "mixed.lua", [str(data)]),
                 Scenario("mixed (again)", "mixed.lua", [str(data)]),
             ]
-            selected = [s for s in scenarios if s.name.split(" ")[0] in options.scenarios]
-            results = []
-            for scenario in selected:
-                say(f"workers={workers}: {scenario.name} for {options.duration:g}s")
-                result = run_scenario(server, scenario, options.connections, options.duration)
-                results.append(result)
-                say(
-                    f"  {result.requests_per_s:.1f} req/s, p99 {result.latency_ms['p99']} ms,"
-                    f" non-2xx {result.non_2xx}, RSS {result.rss_mb} MB"
-                )
+            results = drive(server, scenarios, options, f"workers={workers}")
         finally:
             server.stop()
             if options.keep_logs:
@@ -641,6 +655,24 @@ def run_workers(
         "scenarios": [asdict(r) for r in results],
         "targets": targets(results, hashing),
     }
+
+
+def drive(
+    server: Server, scenarios: list[Scenario], options: argparse.Namespace, label: str
+) -> list[Result]:
+    """Run the scenarios that `--scenarios` selects, one after the other."""
+    results = []
+    for scenario in scenarios:
+        if scenario.name.split(" ")[0] not in options.scenarios:
+            continue
+        say(f"{label}: {scenario.name} for {options.duration:g}s")
+        result = run_scenario(server, scenario, options.connections, options.duration)
+        results.append(result)
+        say(
+            f"  {result.requests_per_s:.1f} req/s, p99 {result.latency_ms['p99']} ms,"
+            f" non-2xx {result.non_2xx}, RSS {result.rss_mb} MB"
+        )
+    return results
 
 
 def targets(results: list[Result], hashing: dict[str, Any]) -> list[dict[str, Any]]:
@@ -716,6 +748,219 @@ def targets(results: list[Result], hashing: dict[str, Any]) -> list[dict[str, An
     return checks
 
 
+# --------------------------------------------------------------------------- the peer
+
+
+def main_checkout_peer() -> Path | None:
+    """../shared/peer beside the main checkout, when this project is one of its worktrees."""
+    common = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--path-format=absolute", "--git-common-dir"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    peer = Path(common).parent.parent / "shared" / "peer" if common else None
+    return peer if peer is not None and peer.is_dir() else None
+
+
+def peer_venv(requirements: Path, venv: Path = PEER_VENV) -> Path:
+    """The interpreter of a venv holding `requirements`, created again when they change."""
+    python = venv / "bin" / "python"
+    installed = venv / "bench-requirements.txt"
+    wanted = requirements.read_bytes()
+    if python.exists() and installed.exists() and installed.read_bytes() == wanted:
+        return python
+    say(f"creating the peer's venv {venv} from {requirements}")
+    shutil.rmtree(venv, ignore_errors=True)  # an updated venv would keep dropped packages
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "-r", str(requirements)], check=True
+    )
+    installed.write_bytes(wanted)  # last, so that an interrupted install is done again
+    return python
+
+
+async def register_peer_users(
+    base_url: str, count: int, prefix: str, concurrency: int
+) -> list[str]:
+    """Register `count` accounts on the peer and log each in: email, password, access token.
+
+    The first columns of register_users' lines, so me.lua sends both servers the same request.
+    """
+    lines: list[str] = []
+    semaphore = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+
+        async def one(n: int) -> None:
+            email = f"{prefix}u{n}@bench.example.com"
+            async with semaphore:
+                for _ in range(3):
+                    response = await client.post(
+                        "/auth/register", json={"email": email, "password": PASSWORD}
+                    )
+                    if response.status_code < 500:
+                        break
+                    # SQLite's "database is locked" under concurrent writers; the INSERT was
+                    # rolled back, so the same account can be registered again.
+                    say(f"peer setup: register answered {response.status_code}, once more")
+                if response.status_code != 201:
+                    raise SystemExit(
+                        f"peer setup: register answered {response.status_code}: {response.text}"
+                    )
+                response = await client.post(
+                    "/auth/jwt/login", data={"username": email, "password": PASSWORD}
+                )
+            if response.status_code != 200:
+                raise SystemExit(
+                    f"peer setup: login answered {response.status_code}: {response.text}"
+                )
+            lines.append("\t".join((email, PASSWORD, response.json()["access_token"])))
+
+        await asyncio.gather(*(one(n) for n in range(count)))
+    return lines
+
+
+def run_peer(options: argparse.Namespace, python: Path) -> dict[str, Any]:
+    """The peer's scenarios (it has no /health/live and no refresh token) with one worker."""
+    peer_dir: Path = options.peer
+    with tempfile.TemporaryDirectory(prefix="authsvc-bench-peer-") as tmp:
+        workdir = Path(tmp)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "JWT_"))}
+        env.update(
+            DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'peer.db'}",
+            JWT_SECRET=secrets.token_urlsafe(32),
+            PYTHONDONTWRITEBYTECODE="1",  # the peer's folder is shared: leave no __pycache__
+        )
+        port = free_port()
+        server = Server(
+            workers=1,
+            env=env,
+            log_path=workdir / "peer.log",
+            port=port,
+            command=[
+                *(str(python), "-m", "uvicorn", "fastapi_users_app:app"),
+                *("--host", "127.0.0.1", "--port", str(port)),
+                *("--workers", "1", "--log-level", "warning"),
+            ],
+            cwd=peer_dir,
+            ready_path="/openapi.json",
+        )
+        say(f"peer: starting {peer_dir} on {server.url}")
+        server.start()
+        try:
+            run_id = secrets.token_hex(3)
+            users = asyncio.run(
+                register_peer_users(
+                    server.url, options.users, f"p{run_id}", concurrency=2 * cores()
+                )
+            )
+            server.wait_idle()
+            data = workdir / "users.tsv"
+            data.write_text("\n".join(users) + "\n")
+            scenarios = [
+                Scenario("me", "me.lua", [str(data)]),
+                Scenario("login", "peer_login.lua", [str(data)]),
+                Scenario("register", "peer_register.lua", [f"r{run_id}", PASSWORD]),
+            ]
+            results = drive(server, scenarios, options, "peer")
+        finally:
+            server.stop()
+            if options.keep_logs:
+                kept = RESULTS_DIR / "server-peer.log"
+                shutil.copy(server.log_path, kept)
+                say(f"peer log kept: {kept}")
+    return {
+        "path": str(peer_dir),
+        "python": str(python),
+        "requirements_sha256": hashlib.sha256(
+            (peer_dir / "requirements.txt").read_bytes()
+        ).hexdigest(),
+        "workers": 1,
+        "users": options.users,
+        "scenarios": [asdict(r) for r in results],
+    }
+
+
+def successes_per_s(result: Result) -> float:
+    """2xx (and 3xx) answers per second: wrk counts a status >= 400 as an error."""
+    return (result.requests - result.non_2xx) / result.duration_s
+
+
+def peer_ratios(
+    ours: list[Result], peer: list[Result], hashing: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Issue 16's figures from our run and the peer's, one worker each, in the same run.
+
+    `met` is None when a figure was not measured; rows whose `goal` is None inform only.
+    """
+    mine, theirs = {r.name: r for r in ours}, {r.name: r for r in peer}
+    rows: list[dict[str, Any]] = []
+
+    def row(figure: str, value: float | None, goal: str | None, met: bool | None) -> None:
+        rows.append(
+            {
+                "figure": figure,
+                "value": None if value is None else round(value, 3),
+                "goal": goal,
+                "met": None if value is None or goal is None else met,
+            }
+        )
+
+    def rate(results: dict[str, Result], name: str) -> float | None:
+        return successes_per_s(results[name]) if name in results else None
+
+    def over(value: float | None, by: float | None) -> float | None:
+        return value / by if value is not None and by else None
+
+    def at_least(figure: str, value: float | None, bound: float) -> None:
+        row(figure, value, f">= {bound:g}", value is not None and value >= bound)
+
+    peer_me, limit = rate(theirs, "me"), hashing["limit_per_s"]
+    at_least("/users/me 2xx/s, ours ÷ peer", over(rate(mine, "me"), peer_me), ME_OVER_PEER_ME)
+    at_least(
+        "/auth/refresh 2xx/s ÷ the peer's /users/me",
+        over(rate(mine, "refresh"), peer_me),
+        REFRESH_OVER_PEER_ME,
+    )
+    for name in ("login", "register"):
+        at_least(
+            f"{name} 2xx/s ÷ hashing limit", over(rate(mine, name), limit), LOGIN_FRACTION_OF_LIMIT
+        )
+
+    # What a login costs besides its one hash (the same argon2id parameters on both sides).
+    def beside_hash(results: dict[str, Result]) -> float | None:
+        login = results.get("login")
+        return login.server_cpu_ms_per_request - hashing["median_cpu_ms"] if login else None
+
+    ours_beside, peer_beside = beside_hash(mine), beside_hash(theirs)
+    row(
+        "login CPU beside the hash, ms/req: ours",
+        ours_beside,
+        "<= the peer's" if peer_beside is None else f"<= {peer_beside:.3g} (the peer's)",
+        ours_beside is not None and peer_beside is not None and ours_beside <= peer_beside,
+    )
+    row("login CPU beside the hash, ms/req: the peer's", peer_beside, None, None)
+    mixed = [m for r in ours if r.name.startswith("mixed") for m in r.rss_mb]
+    rss = max(mixed) if mixed else None
+    row(
+        "RSS per worker after the mixed scenario, MB",
+        rss,
+        f"<= {RSS_LIMIT_MB:g}",
+        rss is not None and rss <= RSS_LIMIT_MB,
+    )
+
+    def failures(results: list[Result]) -> int | None:
+        if not results:
+            return None
+        probes = sum(int(r.probe["non_2xx"]) for r in results if r.probe)
+        return sum(r.non_2xx + r.socket_errors for r in results) + probes
+
+    ours_failed = failures(ours)
+    row("non-2xx and socket errors, ours", ours_failed, "0", ours_failed == 0)
+    row("non-2xx and socket errors, the peer's", failures(peer), None, None)
+    return rows
+
+
 # --------------------------------------------------------------------------- reporting
 
 
@@ -767,15 +1012,30 @@ def targets_table(run: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def ratios_table(ratios: list[dict[str, Any]]) -> str:
+    rows = ["| figure | value | goal | met |", "|---|---:|---|---|"]
+    for r in ratios:
+        value = "-" if r["value"] is None else f"{r['value']:g}"
+        if r["goal"] is None:
+            goal, met = "(for information)", ""
+        else:
+            goal = r["goal"]
+            met = {True: "yes", False: "**no**", None: "not measured"}[r["met"]]
+        rows.append(f"| {r['figure']} | {value} | {goal} | {met} |")
+    return "\n".join(rows)
+
+
 def plot(report: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = report["runs"]
+    runs = [(f"{run['workers']} worker(s)", run) for run in report["runs"]]
+    if "peer" in report:
+        runs.append(("the peer (fastapi-users), 1 worker", report["peer"]))
     figure, axes = plt.subplots(1, len(runs), figsize=(6.5 * len(runs), 4.8), squeeze=False)
-    for axis, run in zip(axes[0], runs, strict=True):
+    for axis, (title, run) in zip(axes[0], runs, strict=True):
         for s in run["scenarios"]:
             values = [max(s["latency_ms"][f"p{p}"], 0.01) for p in PERCENTILES]
             axis.plot(
@@ -790,7 +1050,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
         axis.set_yscale("log")
         axis.set_xlabel("percentile")
         axis.set_ylabel("latency (ms, log scale)")
-        axis.set_title(f"{run['workers']} worker(s), {report['config']['connections']} connections")
+        axis.set_title(f"{title}, {report['config']['connections']} connections")
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize=7)
     machine = report["machine"]
@@ -815,8 +1075,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
     parser.add_argument(
         "--workers",
-        default=",".join(sorted({"1", str(cores())})),
-        help="comma-separated worker counts, one full run each (default: 1 and the core count)",
+        help="comma-separated worker counts, one full run each (default: 1 and the core count;"
+        " 1 with --peer)",
     )
     parser.add_argument(
         "--users", type=int, default=256, help="accounts registered for the run (256)"
@@ -848,9 +1108,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--keep-logs", action="store_true", help="copy the server logs to bench/results/"
     )
+    parser.add_argument(
+        "--peer",
+        nargs="?",
+        const=DEFAULT_PEER,
+        type=Path,
+        metavar="PATH",
+        help="then run the fastapi-users peer of PATH (../shared/peer) the same way and print"
+        " the ratios of issue 16 (one worker each)",
+    )
+    parser.add_argument(
+        "--peer-python",
+        type=Path,
+        metavar="PATH",
+        help="the peer's interpreter (default: bench/.peer-venv, made from the peer's"
+        " requirements.txt when missing or when they changed)",
+    )
     options = parser.parse_args(argv)
     options.scenarios = {s.strip() for s in options.scenarios.split(",") if s.strip()}
+    if options.workers is None:
+        options.workers = "1" if options.peer else ",".join(sorted({"1", str(cores())}))
     options.worker_counts = [int(w) for w in options.workers.split(",") if w.strip()]
+    if options.peer:
+        if options.peer == DEFAULT_PEER and not DEFAULT_PEER.is_dir():
+            options.peer = main_checkout_peer() or DEFAULT_PEER
+        options.peer = options.peer.resolve()
+        if not (options.peer / "fastapi_users_app.py").is_file():
+            parser.error(f"--peer: no fastapi_users_app.py in {options.peer}")
+        if 1 not in options.worker_counts:
+            parser.error("--peer compares one worker with one: --workers must include 1")
+    elif options.peer_python:
+        parser.error("--peer-python goes with --peer")
     if options.database_url and not options.wipe_database:
         parser.error("--database-url empties that database first: add --wipe-database to confirm")
     if options.connections < 1 or options.duration <= 0 or options.users < 1:
@@ -864,6 +1152,10 @@ def main(argv: list[str] | None = None) -> int:
         say("wrk is not installed: `apt-get install wrk` (make bench does it when it can)")
         return 2
     RESULTS_DIR.mkdir(exist_ok=True)
+    # Before any measurement: a first run installs the peer's packages.
+    peer_python = None
+    if options.peer:
+        peer_python = options.peer_python or peer_venv(options.peer / "requirements.txt")
     machine = machine_info()
     if machine["load_average_at_start"][0] > 0.5 * machine["cores"]:
         say(
@@ -893,6 +1185,7 @@ def main(argv: list[str] | None = None) -> int:
             "redis": bool(options.redis_url),
             "environment": BENCH_ENVIRONMENT,
             "jwt_algorithm": options.jwt_algorithm,
+            "peer": str(options.peer) if options.peer else None,
         },
         "hashing": hashing,
         "token_costs": costs,
@@ -900,6 +1193,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     for workers in options.worker_counts:
         report["runs"].append(run_workers(options, workers, hashing, base_env))
+    if peer_python is not None:
+        peer = run_peer(options, peer_python)
+        ours = next(run for run in report["runs"] if run["workers"] == 1)
+        peer["ratios"] = peer_ratios(results_of(ours), results_of(peer), hashing)
+        report["peer"] = peer
     report["machine"]["load_average_at_end"] = list(os.getloadavg())
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -923,8 +1221,17 @@ def main(argv: list[str] | None = None) -> int:
         print(targets_table(run) + "\n")
     if len(report["runs"]) > 1:
         print(scaling_table(report["runs"]) + "\n")
+    if "peer" in report:
+        print(f"the peer: {report['peer']['path']}, 1 worker\n")
+        print(table(report["peer"]) + "\n")
+        print("ratios (issue 16), one worker each:\n")
+        print(ratios_table(report["peer"]["ratios"]) + "\n")
     print(f"results: {json_path}\nplot:    {png_path}")
     return 0
+
+
+def results_of(run: dict[str, Any]) -> list[Result]:
+    return [Result(**s) for s in run["scenarios"]]
 
 
 def scaling_table(runs: list[dict[str, Any]]) -> str:

@@ -45,6 +45,23 @@ function common.post_json(path, body, headers)
   return wrk.format("POST", path, headers, body)
 end
 
+local function form_escape(value)
+  return (string.gsub(value, "[^%w%-%._~]", function(c)
+    return string.format("%%%02X", string.byte(c))
+  end))
+end
+
+-- An application/x-www-form-urlencoded POST of ordered {name, value} pairs.
+function common.post_form(path, fields, headers)
+  local encoded = {}
+  for _, pair in ipairs(fields) do
+    encoded[#encoded + 1] = form_escape(pair[1]) .. "=" .. form_escape(pair[2])
+  end
+  headers = headers or {}
+  headers["Content-Type"] = "application/x-www-form-urlencoded"
+  return wrk.format("POST", path, headers, table.concat(encoded, "&"))
+end
+
 -- wrk counts a status >= 400 in errors.status; the orchestrator reads this line.
 function done(summary, latency, requests)
   local percentiles = {}
