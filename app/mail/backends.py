@@ -16,8 +16,6 @@ from email.policy import SMTP
 from pathlib import Path
 from typing import Literal, Protocol
 
-import aiosmtplib
-
 
 class MailServerUnavailable(Exception):
     """The mail server (or the mail directory) could not be reached."""
@@ -87,6 +85,9 @@ class SmtpBackend:
         self.timeout = timeout
 
     async def send(self, message: EmailMessage, *, name: str) -> None:
+        # Imported here: a worker on the default file backend never loads aiosmtplib.
+        import aiosmtplib
+
         try:
             await aiosmtplib.send(
                 message,

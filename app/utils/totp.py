@@ -16,7 +16,6 @@ import secrets
 from datetime import datetime
 
 import pyotp
-import segno
 
 DIGITS = 6
 INTERVAL_SECONDS = 30
@@ -69,6 +68,9 @@ def provisioning_uri(secret: bytes, *, account: str, issuer: str) -> str:
 def qr_svg(uri: str) -> str:
     """The URI as a QR code: one `<svg>` element (with its namespace, so it also works as a
     file or a data URI), a white quiet zone so it scans on dark pages too."""
+    # Imported here: only an MFA enrolment draws a QR code; other workers never load segno.
+    import segno
+
     buffer = io.BytesIO()
     segno.make(uri, error="m").save(
         buffer,
