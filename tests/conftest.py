@@ -46,6 +46,7 @@ from tests.support import (
     prepared,
     truncate,
 )
+from tests.support.apps import CLI_THREAD
 from tests.support.mailbox import Mailbox
 
 
@@ -170,14 +171,19 @@ def run_cli(settings: Settings) -> CliInvoker:
     """Runs `authsvc ARGS...` through Typer's test runner with the test's settings.
 
     The command runs in a worker thread: it starts its own event loop, as it does in a shell.
+    That thread lives for the whole session (CLI_THREAD), not for one test's event loop: the
+    greenlets SQLAlchemy runs in it are torn down once, when the session ends, instead of
+    at every test's loop shutdown, where greenlet's deferred clean-up of a finished
+    thread's state has been seen to spin inside pytest's unraisable-exception hook.
     """
     runner = CliRunner()
 
     async def invoke(*args: str, input: str | None = None, obj: Settings | None = None) -> Result:
-        return await asyncio.to_thread(
+        return await asyncio.get_running_loop().run_in_executor(
+            CLI_THREAD,
             lambda: runner.invoke(
                 authsvc_cli, list(args), input=input, obj=obj or settings, catch_exceptions=False
-            )
+            ),
         )
 
     return invoke

@@ -36,6 +36,7 @@ from tests.support import (
     build_settings,
     running_app,
 )
+from tests.support.apps import CLI_THREAD
 from tests.support.mailbox import RESET_SUBJECT, VERIFY_SUBJECT, Mailbox, smtp_overrides
 from tests.support.mfa import bearer, password_step, second_step, totp_code
 
@@ -674,8 +675,9 @@ async def test_no_private_key_material_in_a_log_line_an_answer_or_the_database(
     outputs: list[str] = []
 
     async def cli(*args: str) -> str:
-        result = await asyncio.to_thread(
-            runner.invoke, authsvc_cli, list(args), obj=settings, catch_exceptions=False
+        result = await asyncio.get_running_loop().run_in_executor(
+            CLI_THREAD,
+            lambda: runner.invoke(authsvc_cli, list(args), obj=settings, catch_exceptions=False),
         )
         assert result.exit_code == 0, result.output
         outputs.append(result.output)  # stdout and stderr (its log lines) alike

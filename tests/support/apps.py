@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,9 @@ from app.main import create_app
 
 # What the `run_cli` fixture returns: `await run_cli("users", "show", "alice")`.
 CliInvoker = Callable[..., Awaitable[Result]]
+
+# The threads CLI commands run in, kept for the whole session (see the run_cli fixture).
+CLI_THREAD = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cli")
 
 
 @asynccontextmanager
