@@ -103,8 +103,9 @@ class Settings(BaseSettings):
     # changed (PRAGMA data_version); 0 turns the cache off. PostgreSQL: no cache.
     bearer_cache_size: int = Field(10_000, ge=0)
 
-    db_pool_size: int = Field(10, ge=1)
-    db_max_overflow: int = Field(10, ge=0)
+    # Unset: the backend's default (database.POOL_DEFAULTS): SQLite 5 and 0, PostgreSQL 10 and 10.
+    db_pool_size: int | None = Field(None, ge=1)
+    db_max_overflow: int | None = Field(None, ge=0)
     db_pool_timeout: float = Field(5.0, gt=0)
     db_connect_timeout: float = Field(5.0, gt=0)
     db_statement_timeout_ms: int = Field(5_000, ge=0)

@@ -139,3 +139,25 @@ async def test_every_breaker_transition_is_logged_with_the_failure_count(tmp_pat
         ("INFO", "open", "half_open", 2),
         ("INFO", "half_open", "closed", 0),
     ]
+
+
+@pytest.mark.parametrize(
+    ("url", "overrides", "expected"),
+    [
+        ("sqlite+aiosqlite:///{tmp}/auth.db", {}, (5, 0)),
+        ("postgresql+asyncpg://u@127.0.0.1/db", {}, (10, 10)),
+        ("sqlite+aiosqlite:///{tmp}/auth.db", {"db_pool_size": 8, "db_max_overflow": 2}, (8, 2)),
+        ("postgresql+asyncpg://u@127.0.0.1/db", {"db_max_overflow": 0}, (10, 0)),
+    ],
+    ids=["sqlite-default", "postgresql-default", "sqlite-set", "postgresql-overflow-0"],
+)
+async def test_the_pool_size_follows_the_backend_unless_set(
+    url: str, overrides: dict[str, int], expected: tuple[int, int], tmp_path: Path
+) -> None:
+    # SQLite has one writer at a time: a small pool queues writers fairly (POOL_DEFAULTS).
+    database = Database(build_settings(url.format(tmp=tmp_path), tmp_path, **overrides))
+    try:
+        pool = database.engine.pool
+        assert (pool.size(), pool._max_overflow) == expected  # type: ignore[attr-defined]
+    finally:
+        await database.dispose()
