@@ -129,11 +129,6 @@ def build_engine(settings: Settings) -> AsyncEngine:
             url,
             connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000},
             pool_pre_ping=False,
-            # Every transaction is ended before its connection goes back: the session
-            # commits or rolls back, and closing a Connection rolls back what it began.
-            # The pool's own ROLLBACK on return would be one more trip through
-            # aiosqlite's thread per request, for nothing.
-            pool_reset_on_return=None,
             **({} if in_memory else pool_args),
             hide_parameters=True,
         )
