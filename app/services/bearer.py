@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy import select
@@ -24,8 +25,6 @@ from app.utils.exceptions import InvalidTokenException, UserInactiveException
 from app.utils.jwt import TokenCodec, TokenRejected, TokenType
 from app.utils.logger import bind_context
 from app.utils.metrics import Metrics
-
-DEFAULT_CAPACITY = 10_000
 
 _USER_COLUMNS = (
     User.id,
@@ -58,41 +57,56 @@ class VersionSource(Protocol):
 
 
 class SqliteDataVersion:
-    """`PRAGMA data_version` of a SQLite file, read on a connection of its own.
+    """A generation number that moves whenever anyone commits to a SQLite file.
 
-    The value changes whenever any other connection (any worker, the CLI, another host
-    on the same file) commits a change, and it is read from the WAL index in shared
-    memory: a few microseconds, no I/O, no waiting (busy_timeout 0). Any error reads as
-    None: "unknown", and the caller asks the database itself.
+    Read from `PRAGMA data_version` on a read-only connection of its own: the value
+    changes whenever any other connection (any worker, the CLI) commits, and in WAL mode
+    it comes from the WAL index in shared memory — a few microseconds, no I/O, no waiting
+    (busy_timeout 0). The raw value only means something on one connection (a new one
+    starts over), so what is returned is a counter of its own, moved by every change of
+    the value and by every (re)opening: a connection reopened after an error, or because
+    the file at the path was replaced (a restore), never repeats an earlier generation.
+    Any error reads as None: "unknown", and the caller asks the database itself.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: Path) -> None:
         self._path = path
+        # An escaped file: URI (a '?' or '#' in the path must not cut it short), read only
+        # (nothing is ever created or written through it).
+        self._uri = f"{path.as_uri()}?mode=ro"
         self._connection: sqlite3.Connection | None = None
+        self._file: tuple[int, int] | None = None
+        self._raw: int | None = None
+        self._generation = 0
 
     @classmethod
     def for_url(cls, database_url: str) -> SqliteDataVersion | None:
-        """A reader for a SQLite file URL; None for PostgreSQL or an in-memory database."""
+        """A reader for a SQLite file URL; None for PostgreSQL or an in-memory database.
+        A relative path is taken from the working directory now, as the engine's is."""
         url = make_url(database_url)
         if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
             return None
-        return cls(str(url.database))
+        return cls(Path(url.database).resolve())
 
     def __call__(self) -> int | None:
         try:
+            stat = self._path.stat()
+            if self._connection is not None and (stat.st_dev, stat.st_ino) != self._file:
+                self.close()  # another file at the path now: watch that one
             if self._connection is None:
                 self._connection = sqlite3.connect(
-                    f"file:{self._path}?mode=ro",
-                    uri=True,
-                    isolation_level=None,
-                    check_same_thread=False,
-                    timeout=0,
+                    self._uri, uri=True, isolation_level=None, check_same_thread=False, timeout=0
                 )
-            row = self._connection.execute("PRAGMA data_version").fetchone()
-        except sqlite3.Error:
+                self._file = (stat.st_dev, stat.st_ino)
+                self._raw = None
+            raw = int(self._connection.execute("PRAGMA data_version").fetchone()[0])
+        except (OSError, sqlite3.Error):
             self.close()
             return None
-        return int(row[0])
+        if raw != self._raw:
+            self._raw = raw
+            self._generation += 1
+        return self._generation
 
     def close(self) -> None:
         if self._connection is not None:
@@ -110,7 +124,7 @@ class LiveSessions:
     version cannot be read, nothing is served from here.
     """
 
-    def __init__(self, version: VersionSource, *, capacity: int = DEFAULT_CAPACITY) -> None:
+    def __init__(self, version: VersionSource, *, capacity: int) -> None:
         self._read_version = version
         self._capacity = capacity
         self._entries: dict[str, SessionUser] = {}
@@ -143,7 +157,7 @@ class LiveSessions:
         """Keep `entry`, read at version `read_at`, if the database is still at it."""
         if read_at is None or self.version() != read_at:
             return
-        if len(self._entries) >= self._capacity:
+        if entry.session_id not in self._entries and len(self._entries) >= self._capacity:
             self._entries.pop(next(iter(self._entries)))  # the oldest: dicts keep order
         self._entries[entry.session_id] = entry
 
