@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     # changed (PRAGMA data_version); 0 turns the cache off. PostgreSQL: no cache.
     bearer_cache_size: int = Field(10_000, ge=0)
 
-    # Unset: the backend's default (database.POOL_DEFAULTS): SQLite 5 and 0, PostgreSQL 10 and 10.
+    # Unset: the backend's default (database.SQLITE_POOL, SERVER_POOL): 5 and 0, 10 and 10.
     db_pool_size: int | None = Field(None, ge=1)
     db_max_overflow: int | None = Field(None, ge=0)
     db_pool_timeout: float = Field(5.0, gt=0)

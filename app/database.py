@@ -92,14 +92,15 @@ def is_infrastructure_error(error: BaseException) -> bool:
     return isinstance(error, _INFRASTRUCTURE_ERRORS)
 
 
-# Connections per process when DB_POOL_SIZE / DB_MAX_OVERFLOW are unset, keyed by "is it
-# SQLite". SQLite has one writer at a time, and a writer that finds the lock taken sleeps
+# Connections per process (pool size, overflow) when DB_POOL_SIZE / DB_MAX_OVERFLOW are
+# unset. SQLite has one writer at a time, and a writer that finds the lock taken sleeps
 # in SQLite's busy handler (1, 2, 5 ... 100 ms), which favours newcomers: with 20
 # connections, writers queued behind one another for seconds under load (make bench's
 # mixed scenario: p99 2-3 s, and an occasional 503 after SQLITE_BUSY_TIMEOUT_MS). With 5,
 # requests wait in the pool's queue instead, first come first served (p99 ~0.25 s, the
 # same throughput, ~5 MB less memory per worker).
-POOL_DEFAULTS = {True: (5, 0), False: (10, 10)}
+SQLITE_POOL = (5, 0)
+SERVER_POOL = (10, 10)
 
 
 def build_engine(settings: Settings) -> AsyncEngine:
@@ -115,7 +116,9 @@ def build_engine(settings: Settings) -> AsyncEngine:
     SQL but not the bound values: no email, no password hash in the log.
     """
     url = make_url(settings.database_url)
-    default_size, default_overflow = POOL_DEFAULTS[url.get_backend_name() == "sqlite"]
+    default_size, default_overflow = (
+        SQLITE_POOL if url.get_backend_name() == "sqlite" else SERVER_POOL
+    )
     pool_args: dict[str, Any] = {
         "pool_size": settings.db_pool_size or default_size,
         "max_overflow": (

@@ -78,7 +78,12 @@ class User(Base):
     @property
     def roles(self) -> list[str]:
         """The user's roles, sorted (empty for most users)."""
-        return sorted(self.roles_text.split(",")) if self.roles_text else []
+        return parse_roles(self.roles_text)
 
     def __repr__(self) -> str:  # never include the hash
         return f"User(id={self.id!r}, username={self.username!r})"
+
+
+def parse_roles(roles_text: str | None) -> list[str]:
+    """The role names of `User.roles_text` (comma-separated, or None for none), sorted."""
+    return sorted(roles_text.split(",")) if roles_text else []

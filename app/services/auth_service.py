@@ -59,6 +59,29 @@ def token_rejected(metrics: Metrics, reason: str, token_type: TokenType, **field
     metrics.tokens_rejected.labels(reason=reason, token_type=token_type.value).inc()
 
 
+async def verified_claims(
+    codec: TokenCodec, metrics: Metrics, token: str, token_type: TokenType
+) -> TokenClaims:
+    """The claims of a token of `token_type`; a refused one is logged and counted.
+
+    Raises TokenExpiredException or InvalidTokenException.
+    """
+    try:
+        return await codec.verify(token, token_type)
+    except InvalidTokenException as error:
+        token_rejected(metrics, getattr(error, "reason", "invalid"), token_type)
+        raise
+
+
+def session_of(metrics: Metrics, claims: TokenClaims) -> tuple[int, str]:
+    """The user id and session id a token speaks for; raises TokenRejected without them."""
+    subject, sid = claims.subject, claims.extra.get("sid")
+    if not (subject.isascii() and subject.isdigit()) or not isinstance(sid, str) or not sid:
+        token_rejected(metrics, "no_session", claims.type)
+        raise TokenRejected("no_session")
+    return int(subject), sid
+
+
 @dataclass(frozen=True, slots=True)
 class TokenPair:
     access: IssuedToken
@@ -459,18 +482,10 @@ class AuthService:
         return await self._decode(token, TokenType.ACCESS)
 
     async def _decode(self, token: str, token_type: TokenType) -> TokenClaims:
-        try:
-            return await self.codec.verify(token, token_type)
-        except InvalidTokenException as error:
-            self._token_rejected(getattr(error, "reason", "invalid"), token_type)
-            raise
+        return await verified_claims(self.codec, self.metrics, token, token_type)
 
     def _session_of(self, claims: TokenClaims) -> tuple[int, str]:
-        subject, sid = claims.subject, claims.extra.get("sid")
-        if not (subject.isascii() and subject.isdigit()) or not isinstance(sid, str) or not sid:
-            self._token_rejected("no_session", claims.type)
-            raise TokenRejected("no_session")
-        return int(subject), sid
+        return session_of(self.metrics, claims)
 
     async def _active_user(
         self, user_id: int, sid: str, token_type: TokenType, *, refresh_jti: str | None = None

@@ -19,9 +19,9 @@ from sqlalchemy.engine import make_url
 from app.database import Database
 from app.models.schemas import UserRead
 from app.models.session import AuthSession
-from app.models.user import User
-from app.services.auth_service import token_rejected
-from app.utils.exceptions import InvalidTokenException, UserInactiveException
+from app.models.user import User, parse_roles
+from app.services.auth_service import session_of, token_rejected, verified_claims
+from app.utils.exceptions import UserInactiveException
 from app.utils.jwt import TokenCodec, TokenRejected, TokenType
 from app.utils.logger import bind_context
 from app.utils.metrics import Metrics
@@ -145,13 +145,14 @@ class LiveSessions:
             self._version = current
         return current
 
-    def get(self, session_id: str, user_id: int) -> SessionUser | None:
-        if self.version() is None:
-            return None
-        entry = self._entries.get(session_id)
+    def get(self, session_id: str, user_id: int) -> tuple[SessionUser | None, int | None]:
+        """The entry of the session, if it may be served, and the version it was looked up
+        at: what `put` compares after a miss."""
+        version = self.version()
+        entry = self._entries.get(session_id) if version is not None else None
         if entry is None or entry.user_id != user_id:
-            return None
-        return entry
+            return None, version
+        return entry, version
 
     def put(self, entry: SessionUser, read_at: int | None) -> None:
         """Keep `entry`, read at version `read_at`, if the database is still at it."""
@@ -183,24 +184,15 @@ class BearerCheck:
 
     async def user(self, access_token: str) -> SessionUser:
         """Raises TokenExpiredException, InvalidTokenException or UserInactiveException."""
-        try:
-            claims = await self.codec.verify(access_token, TokenType.ACCESS)
-        except InvalidTokenException as error:  # TokenRejected, TokenExpired
-            token_rejected(self.metrics, getattr(error, "reason", "invalid"), TokenType.ACCESS)
-            raise
-        subject, sid = claims.subject, claims.extra.get("sid")
-        if not (subject.isascii() and subject.isdigit()) or not isinstance(sid, str) or not sid:
-            token_rejected(self.metrics, "no_session", TokenType.ACCESS)
-            raise TokenRejected("no_session")
-        user_id = int(subject)
-        cached = self.cache.get(sid, user_id) if self.cache is not None else None
+        claims = await verified_claims(self.codec, self.metrics, access_token, TokenType.ACCESS)
+        user_id, sid = session_of(self.metrics, claims)
+        cached, read_at = (None, None) if self.cache is None else self.cache.get(sid, user_id)
         if cached is None:
-            cached = await self._load(sid, user_id)
+            cached = await self._load(sid, user_id, read_at)
         bind_context(user_id=user_id)
         return cached
 
-    async def _load(self, sid: str, user_id: int) -> SessionUser:
-        read_at = self.cache.version() if self.cache is not None else None
+    async def _load(self, sid: str, user_id: int, read_at: int | None) -> SessionUser:
         statement = (
             select(*_USER_COLUMNS)
             .join(AuthSession, AuthSession.user_id == User.id)
@@ -219,8 +211,7 @@ class BearerCheck:
             token_rejected(self.metrics, "revoked_or_unknown", TokenType.ACCESS)
             raise TokenRejected("revoked_or_unknown")
         fields = row._asdict()
-        roles_text = fields.pop("roles_text")
-        fields["roles"] = sorted(roles_text.split(",")) if roles_text else []
+        fields["roles"] = parse_roles(fields.pop("roles_text"))
         body = UserRead.model_validate(fields).model_dump_json().encode()
         entry = SessionUser(user_id=user_id, session_id=sid, body=body)
         if self.cache is not None:

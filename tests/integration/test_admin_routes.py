@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event
 
 from app.database import Database
 from tests.support import RegisteredUser, UserFactory
 from tests.support.admin import audit_events, bearer, claims_of, grant, sign_in
+from tests.support.databases import statements
 
 
 @pytest.fixture
@@ -319,27 +317,12 @@ async def test_signing_a_user_out_everywhere_ends_all_their_sessions_only(
     assert revoked.details == {"scope": "all", "count": 2}
 
 
-@contextmanager
-def _statements(database: Database) -> Iterator[list[str]]:
-    """The SQL statements the engine runs inside the block (BEGIN/COMMIT are not statements)."""
-    seen: list[str] = []
-
-    def record(*args: Any) -> None:
-        seen.append(str(args[2]).split()[0].upper())
-
-    event.listen(database.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(database.engine.sync_engine, "before_cursor_execute", record)
-
-
 async def test_the_bearer_check_with_roles_is_one_select_and_writes_nothing(
     client: httpx.AsyncClient, admin: RegisteredUser, database: Database
 ) -> None:
-    with _statements(database) as me:
+    with statements(database.engine) as me:
         assert (await client.get("/users/me", headers=admin.auth)).status_code == 200
-    with _statements(database) as listing:
+    with statements(database.engine) as listing:
         assert (await client.get("/admin/users", headers=admin.auth)).status_code == 200
     assert me == ["SELECT"]  # user, session and roles in one statement
     assert listing == ["SELECT", "SELECT"]  # the same check, then the page

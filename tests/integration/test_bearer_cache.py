@@ -3,42 +3,20 @@ and never after a commit that changed the answer."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
-from sqlalchemy import event
 
 from tests.support import build_settings, prepare_schema, running_app
 from tests.support.accounts import register
-
-
-@contextmanager
-def statements(app: FastAPI) -> Iterator[list[str]]:
-    """The SQL the application's engine runs while the block runs."""
-    seen: list[str] = []
-
-    def record(*args: Any) -> None:
-        seen.append(args[2])
-
-    engine = app.state.database.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
-def bearer(body: dict[str, Any]) -> dict[str, str]:
-    return {"Authorization": f"Bearer {body['access_token']}"}
+from tests.support.databases import statements
+from tests.support.mfa import bearer
 
 
 async def me(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
-    return await client.get("/users/me", headers=bearer(body))
+    return await client.get("/users/me", headers=bearer(body["access_token"]))
 
 
 @pytest.fixture
@@ -54,17 +32,17 @@ async def test_a_repeated_users_me_runs_no_statement_until_a_commit(
     async with running_app(build_settings(sqlite_url, tmp_path)) as (app, client):
         body = (await register(client, "alice")).json()
         first = await me(client, body)
-        with statements(app) as repeated:
+        with statements(app.state.database.engine) as repeated:
             second = await me(client, body)
         await client.post("/auth/logout", json={"refresh_token": body["refresh_token"]})
-        with statements(app) as after_logout:
+        with statements(app.state.database.engine) as after_logout:
             refused = await me(client, body)
 
     assert first.status_code == 200
     assert second.json() == first.json()
     assert repeated == []
     assert refused.status_code == 401
-    assert len(after_logout) == 2  # the session look-up, then the owner's is_active
+    assert after_logout == ["SELECT", "SELECT"]  # the session look-up, the owner's is_active
 
 
 async def test_a_profile_change_is_shown_at_the_next_request(
@@ -91,8 +69,8 @@ async def test_with_the_cache_off_every_request_asks_the_database(
     async with running_app(settings) as (app, client):
         body = (await register(client, "carol")).json()
         await me(client, body)
-        with statements(app) as repeated:
+        with statements(app.state.database.engine) as repeated:
             second = await me(client, body)
 
     assert second.status_code == 200
-    assert len(repeated) == 1
+    assert repeated == ["SELECT"]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.migrate import upgrade_on_connection
 from app.models import Base
@@ -39,3 +42,19 @@ async def truncate(url: str) -> None:
             for table in tables:
                 await conn.execute(text(f"DELETE FROM {table}"))
     await engine.dispose()
+
+
+@contextmanager
+def statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The SQL statements the engine runs inside the block, each named by its first word
+    (SELECT, INSERT, ...; BEGIN and COMMIT are not statements)."""
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        seen.append(str(args[2]).split()[0].upper())
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)

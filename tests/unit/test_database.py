@@ -154,7 +154,7 @@ async def test_every_breaker_transition_is_logged_with_the_failure_count(tmp_pat
 async def test_the_pool_size_follows_the_backend_unless_set(
     url: str, overrides: dict[str, int], expected: tuple[int, int], tmp_path: Path
 ) -> None:
-    # SQLite has one writer at a time: a small pool queues writers fairly (POOL_DEFAULTS).
+    # SQLite has one writer at a time: a small pool queues writers fairly (SQLITE_POOL).
     database = Database(build_settings(url.format(tmp=tmp_path), tmp_path, **overrides))
     try:
         pool = database.engine.pool

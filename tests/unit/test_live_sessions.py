@@ -33,7 +33,7 @@ def test_an_entry_is_served_while_the_version_stands() -> None:
     cache = LiveSessions(version, capacity=100)
     cache.put(entry("s1"), read_at=cache.version())
 
-    assert cache.get("s1", 1) == entry("s1")
+    assert cache.get("s1", 1)[0] == entry("s1")
 
 
 def test_any_change_of_the_version_forgets_every_entry() -> None:
@@ -44,8 +44,8 @@ def test_any_change_of_the_version_forgets_every_entry() -> None:
 
     version.value = 2
 
-    assert cache.get("s1", 1) is None
-    assert cache.get("s2", 2) is None
+    assert cache.get("s1", 1)[0] is None
+    assert cache.get("s2", 2)[0] is None
     assert len(cache) == 0
 
 
@@ -57,7 +57,7 @@ def test_a_read_that_overlapped_a_change_is_not_kept() -> None:
 
     cache.put(entry("s1"), read_at=read_at)
 
-    assert cache.get("s1", 1) is None
+    assert cache.get("s1", 1)[0] is None
 
 
 def test_nothing_is_served_or_kept_while_the_version_is_unknown() -> None:
@@ -68,17 +68,17 @@ def test_nothing_is_served_or_kept_while_the_version_is_unknown() -> None:
     version.value = None
     cache.put(entry("s2", 2), read_at=None)
 
-    assert cache.get("s1", 1) is None
+    assert cache.get("s1", 1)[0] is None
     version.value = 1
-    assert cache.get("s1", 1) is None  # forgotten when the version went away
-    assert cache.get("s2", 2) is None
+    assert cache.get("s1", 1)[0] is None  # forgotten when the version went away
+    assert cache.get("s2", 2)[0] is None
 
 
 def test_a_session_id_with_another_user_is_a_miss() -> None:
     cache = LiveSessions(Version(), capacity=100)
     cache.put(entry("s1", user_id=1), read_at=cache.version())
 
-    assert cache.get("s1", 2) is None
+    assert cache.get("s1", 2)[0] is None
 
 
 def test_the_oldest_entry_makes_room_at_capacity() -> None:
@@ -86,9 +86,9 @@ def test_the_oldest_entry_makes_room_at_capacity() -> None:
     for n in range(3):
         cache.put(entry(f"s{n}", n), read_at=cache.version())
 
-    assert cache.get("s0", 0) is None
-    assert cache.get("s1", 1) is not None
-    assert cache.get("s2", 2) is not None
+    assert cache.get("s0", 0)[0] is None
+    assert cache.get("s1", 1)[0] is not None
+    assert cache.get("s2", 2)[0] is not None
 
 
 def test_closing_closes_the_version_source() -> None:
@@ -141,8 +141,8 @@ def test_replacing_an_entry_at_capacity_keeps_the_others() -> None:
 
     cache.put(entry("s2", 2), read_at=cache.version())
 
-    assert cache.get("s1", 1) is not None
-    assert cache.get("s2", 2) is not None
+    assert cache.get("s1", 1)[0] is not None
+    assert cache.get("s2", 2)[0] is not None
 
 
 def _wal_file(path: Path) -> sqlite3.Connection:
