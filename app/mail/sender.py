@@ -34,7 +34,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy import CursorResult, and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.log import AuditLog, Event
 from app.config import Settings
+from app.core.errors import CircuitBreakerOpenException
+from app.core.jwt import utc_now
 from app.database import Database
 from app.mail.backends import (
     FileBackend,
@@ -44,16 +47,13 @@ from app.mail.backends import (
     SmtpBackend,
 )
 from app.mail.messages import Content, build_message, sender_domain
+from app.mail.outbox import OutboxQueries
 from app.models.mail import MailKind, MailStatus, OutboxMail
 from app.models.one_time_token import TokenPurpose
 from app.models.user import User
-from app.services.audit import AuditLog, Event
-from app.services.one_time_tokens import OneTimeTokens
-from app.services.outbox import OutboxQueries
-from app.services.user_service import UserService
+from app.recovery.one_time_tokens import OneTimeTokens
+from app.users.service import UserService
 from app.utils.circuit_breaker import BreakerState, CircuitBreaker
-from app.utils.exceptions import CircuitBreakerOpenException
-from app.utils.jwt import utc_now
 from app.utils.logger import get_logger
 
 log = get_logger(__name__)
