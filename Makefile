@@ -53,7 +53,7 @@ docs: $(VENV)/.runtime  ## write the OpenAPI document to docs/openapi.json (a te
 bench: $(VENV)/.dev wrk  ## load-test with wrk against the hashing limit (BENCH_ARGS="--duration 5")
 	$(BIN)/python bench/run.py $(if $(PEER),--peer) $(BENCH_ARGS)
 
-bench-peer: $(VENV)/.dev wrk  ## the peer from ../shared/peer and ours in one run, with the ratios of issue 16
+bench-peer: $(VENV)/.dev wrk  ## the fastapi-users peer and ours in one run, with the ratios between them
 	$(BIN)/python bench/run.py --peer $(BENCH_ARGS)
 
 wrk:

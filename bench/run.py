@@ -19,10 +19,11 @@ with the configured parameters on one thread, limit = cores / median (logins per
 Results: a table on stdout, bench/results/<timestamp>.json and a PNG of latency percentiles
 per scenario (bench/results/<timestamp>.png; `latest.*` copies of both).
 
-With `--peer` (`make bench-peer`) the same run then measures the fastapi-users app of
-../shared/peer (one worker, a fresh SQLite file, the same wrk settings; its own venv in
-bench/.peer-venv) on the scenarios it has (me, login, register), and prints the ratios of
-issue 16 between the two, computed from the runs with one worker.
+With `--peer` (`make bench-peer`) the same run then measures the fastapi-users app of the
+peer's folder (default: shared/peer beside the checkout; one worker, a fresh SQLite
+file, the same wrk settings; its own venv in bench/.peer-venv) on the scenarios it has
+(me, login, register), and prints the ratios of the goals against the peer, computed from
+the runs with one worker.
 
 Throttling stays enabled with its limits raised out of reach, by name, in BENCH_ENVIRONMENT:
 the load comes from one address and logs into a few hundred accounts many times a second,
@@ -70,7 +71,7 @@ BENCH_ENVIRONMENT = {
     "ENVIRONMENT": "production",
     "LOG_LEVEL": "INFO",
     "LOG_FORMAT": "json",
-    # Throttling (issue 6) stays on, so its counters cost what they cost in production, but
+    # Throttling stays on, so its counters cost what they cost in production, but
     # with limits out of reach: all load comes from 127.0.0.1 and reuses a few hundred
     # accounts, which the real limits would rightly answer with 429s.
     "RATE_LIMIT_LOGIN_ACCOUNT": "1000000/minute",
@@ -80,7 +81,7 @@ BENCH_ENVIRONMENT = {
     "RATE_LIMIT_REFRESH_IP": "1000000/minute",
 }
 
-# Targets of issue 7 (ratios measured within one run, so they hold on any machine).
+# Targets against the hashing limit (ratios measured within one run, so they hold on any machine).
 LOGIN_FRACTION_OF_LIMIT = 0.90
 ME_FRACTION_OF_LIVE = 0.40
 LIVE_P99_UNDER_LOGIN_MS = 50.0
@@ -88,7 +89,7 @@ RSS_LIMIT_MB = 150.0
 # Allocators keep freed arenas; growth below this between two identical runs is not a leak.
 RSS_GROWTH_TOLERANCE_MB = 5.0
 
-# Goals of issue 16, against the peer in the same run (one worker each).
+# Goals against the peer in the same run (one worker each).
 ME_OVER_PEER_ME = 2.0
 REFRESH_OVER_PEER_ME = 2.0
 
@@ -711,7 +712,7 @@ def drive(
 
 
 def targets(results: list[Result], hashing: dict[str, Any]) -> list[dict[str, Any]]:
-    """The figures of issue 7's targets for one run; `met` is None when not measured."""
+    """The figures of the targets for one run; `met` is None when not measured."""
     by_name = {r.name: r for r in results}
     limit = hashing["limit_per_s"]
     checks: list[dict[str, Any]] = []
@@ -787,7 +788,7 @@ def targets(results: list[Result], hashing: dict[str, Any]) -> list[dict[str, An
 
 
 def main_checkout_peer() -> Path | None:
-    """../shared/peer beside the main checkout, when this project is one of its worktrees."""
+    """The peer's folder shared/peer beside the main checkout (also from a worktree)."""
     common = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "--path-format=absolute", "--git-common-dir"],
         capture_output=True,
@@ -1171,8 +1172,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         const=DEFAULT_PEER,
         type=Path,
         metavar="PATH",
-        help="then run the fastapi-users peer of PATH (../shared/peer) the same way and print"
-        " the ratios of issue 16 (one worker each)",
+        help="then run the fastapi-users peer of PATH the same way and print"
+        " the ratios of the goals against it (one worker each)",
     )
     parser.add_argument(
         "--peer-python",
@@ -1284,7 +1285,7 @@ def main(argv: list[str] | None = None) -> int:
     if "peer" in report:
         print(f"the peer: {report['peer']['path']}, 1 worker\n")
         print(table(report["peer"]) + "\n")
-        print("ratios (issue 16), one worker each:\n")
+        print("ratios against the peer, one worker each:\n")
         print(ratios_table(report["peer"]["ratios"]) + "\n")
     print(f"results: {json_path}\nplot:    {png_path}")
     return 0
