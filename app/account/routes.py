@@ -18,6 +18,7 @@ from app.core.errors import (
     LastAdminException,
     NotFoundException,
     RateLimitedException,
+    ReauthenticationRequiredException,
     ValidationException,
 )
 from app.dependencies import (
@@ -87,6 +88,7 @@ async def end_other_sessions(me: CurrentPrincipal, accounts: SelfServiceDep) -> 
     responses=error_responses(
         *BODY_ERRORS,
         InvalidCurrentPasswordException,
+        ReauthenticationRequiredException,
         *BEARER_ERRORS,
         LastAdminException,
         RateLimitedException,

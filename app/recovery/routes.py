@@ -7,13 +7,10 @@ from fastapi import APIRouter, Response, status
 from app.core.errors import (
     InvalidCurrentPasswordException,
     InvalidResetTokenException,
-    InvalidTokenException,
     InvalidVerificationTokenException,
-    NotAuthenticatedException,
     RateLimitedException,
-    TokenExpiredException,
+    ReauthenticationRequiredException,
     UserAlreadyExistsException,
-    UserInactiveException,
 )
 from app.dependencies import AccountServiceDep, CurrentPrincipal, JSONBody
 from app.models.schemas import (
@@ -27,7 +24,7 @@ from app.models.schemas import (
     UserRead,
     VerificationResend,
 )
-from app.openapi import BODY_ERRORS, DATABASE_ERRORS, error_responses
+from app.openapi import BEARER_ERRORS, BODY_ERRORS, DATABASE_ERRORS, error_responses
 from app.sessions.responses import token_response
 
 router = APIRouter()
@@ -35,12 +32,6 @@ router = APIRouter()
 FORGOT_ANSWER = "If the address belongs to an account, a reset link is on its way"
 RESEND_ANSWER = "If the address belongs to an account that needs it, a link is on its way"
 CHANGE_ANSWER = "A confirmation link is on its way to the new address"
-_BEARER_ERRORS = (
-    NotAuthenticatedException,
-    InvalidTokenException,
-    TokenExpiredException,
-    UserInactiveException,
-)
 
 
 @router.post(
@@ -86,7 +77,8 @@ async def reset_password(body: PasswordReset, accounts: AccountServiceDep) -> Re
     responses=error_responses(
         *BODY_ERRORS,
         InvalidCurrentPasswordException,
-        *_BEARER_ERRORS,
+        ReauthenticationRequiredException,
+        *BEARER_ERRORS,
         RateLimitedException,
         *DATABASE_ERRORS,
     ),
@@ -151,7 +143,8 @@ async def resend_verification(
     responses=error_responses(
         *BODY_ERRORS,
         InvalidCurrentPasswordException,
-        *_BEARER_ERRORS,
+        ReauthenticationRequiredException,
+        *BEARER_ERRORS,
         UserAlreadyExistsException,
         RateLimitedException,
         *DATABASE_ERRORS,
