@@ -19,6 +19,7 @@ from app.core.errors import (
     InvalidClientException,
     NotAuthenticatedException,
     UnsupportedMediaTypeException,
+    ValidationException,
 )
 from app.database import Database
 from app.keys.keyring import KeyRing
@@ -40,7 +41,7 @@ from app.signin.two_factor import TwoFactor
 from app.throttle import Throttle
 from app.users.service import UserService
 from app.utils.metrics import Metrics
-from app.utils.pagination import MAX_CURSOR_LENGTH, MAX_LIMIT
+from app.utils.pagination import MAX_CURSOR_LENGTH, MAX_LIMIT, InvalidCursor, decode_cursor
 from app.wiring import (
     build_auth_service,
     build_method_context,
@@ -344,6 +345,17 @@ PageCursor = Annotated[
     str | None,
     Query(max_length=MAX_CURSOR_LENGTH, description="`next_cursor` of the previous page"),
 ]
+
+
+def cursor_after(cursor: str | None, *, field: str = "cursor") -> int | None:
+    """The id a client's cursor continues after; raises ValidationException naming `field`."""
+    if cursor is None:
+        return None
+    try:
+        return decode_cursor(cursor)
+    except InvalidCursor:
+        message = "Not a cursor this service issued"
+        raise ValidationException(message, errors=[{"field": field, "message": message}]) from None
 
 
 async def get_token_service(request: Request, tokens: SessionTokensDep) -> TokenService:

@@ -27,9 +27,10 @@ from app.dependencies import (
     PageCursor,
     PageLimit,
     SelfServiceDep,
+    cursor_after,
 )
 from app.openapi import BEARER_ERRORS, BODY_ERRORS, error_responses
-from app.utils.pagination import DEFAULT_LIMIT, cursor_after, next_cursor
+from app.utils.pagination import DEFAULT_LIMIT, next_cursor
 
 router = APIRouter(prefix="/users", tags=["users"])
 

@@ -36,12 +36,13 @@ from app.dependencies import (
     PageLimit,
     SessionDep,
     TwoFactorDep,
+    cursor_after,
     require_admin,
 )
 from app.models.role import ROLE_PATTERN
 from app.models.schemas import AcceptedResponse
 from app.openapi import BEARER_ERRORS, BODY_ERRORS, error_responses
-from app.utils.pagination import DEFAULT_LIMIT, cursor_after, next_cursor
+from app.utils.pagination import DEFAULT_LIMIT, next_cursor
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 
