@@ -16,7 +16,6 @@ from app.auth import AuthService
 from app.config import Settings
 from app.core.errors import (
     ForbiddenException,
-    InvalidClientException,
     NotAuthenticatedException,
     UnsupportedMediaTypeException,
     ValidationException,
@@ -24,11 +23,8 @@ from app.core.errors import (
 from app.database import Database
 from app.keys.keyring import KeyRing
 from app.mail.outbox import Outbox
-from app.models.client import OAuthClient
 from app.models.role import ADMIN_ROLE
 from app.models.user import User
-from app.oauth2.client_auth import MalformedCredentials, parse_basic
-from app.oauth2.clients import ClientService
 from app.oauth2.token_service import TokenService
 from app.recovery.one_time_tokens import OneTimeTokens
 from app.recovery.service import AccountService
@@ -363,44 +359,6 @@ async def get_token_service(request: Request, tokens: SessionTokensDep) -> Token
 
 
 TokenServiceDep = Annotated[TokenService, Depends(get_token_service)]
-
-
-async def get_registered_client(request: Request, session: SessionDep) -> OAuthClient:
-    """The client of the HTTP Basic credentials (RFC 7662 §2.1); raises
-    InvalidClientException (401, `WWW-Authenticate: Basic`) for missing or wrong ones."""
-    header = request.headers.get("authorization")
-    if not header:
-        raise InvalidClientException("Client authentication with HTTP Basic is required")
-    try:
-        client_id, secret = parse_basic(header)
-    except MalformedCredentials:
-        raise InvalidClientException("Client authentication must use HTTP Basic") from None
-    client = await ClientService(session).authenticate(client_id, secret)
-    if client is None:
-        raise InvalidClientException()
-    return client
-
-
-RegisteredClient = Annotated[OAuthClient, Depends(get_registered_client)]
-
-
-async def check_public_or_registered_client(request: Request, session: SessionDep) -> None:
-    """RFC 7009 §2.1 for public clients (as at /auth/token): no or empty credentials pass;
-    a registered client's credentials pass when right. Raises InvalidClientException."""
-    header = request.headers.get("authorization")
-    if header is None:
-        return
-    try:
-        client_id, secret = parse_basic(header)
-    except MalformedCredentials:
-        raise InvalidClientException("Client authentication must use HTTP Basic") from None
-    if not client_id and not secret:  # `Basic Og==` from the Swagger UI: no client at all
-        return
-    if await ClientService(session).authenticate(client_id, secret) is None:
-        raise InvalidClientException()
-
-
-PublicOrRegisteredClient = Depends(check_public_or_registered_client)
 
 
 async def get_keyring(request: Request) -> KeyRing | None:

@@ -46,7 +46,9 @@ async def token(
     """RFC 6749 token endpoint, form-encoded: `grant_type=password` with `username` (email
     or username) and `password` (§4.3), or `grant_type=refresh_token` with `refresh_token`
     (§6). This is what the Authorize button of this page and OAuth2 client libraries use.
-    Clients are public: no client secret; empty HTTP Basic credentials are accepted.
+    A public client sends no secret (empty HTTP Basic credentials are accepted); a
+    registered client may authenticate with HTTP Basic or `client_id` and `client_secret`
+    in the form, and wrong credentials are 401 `invalid_client`.
     Errors have the OAuth2 shape (§5.2) plus `request_id`; throttling and outages keep the
     service's usual error body. With two-factor on, a right password is 400 `mfa_required`
     with an `mfa_token`: finish at `POST /auth/login/mfa`."""
