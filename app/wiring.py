@@ -83,6 +83,7 @@ def build_throttle(settings: Settings) -> Throttle:
         refresh_ip=settings.rate_limit_refresh_ip,
         mail_address=settings.rate_limit_password_reset,
         mail_ip=settings.rate_limit_password_reset_ip,
+        email_change_account=settings.rate_limit_email_change,
     )
     account_hash = KeyedHash.from_secret(resolve_secret_key(settings), THROTTLE_KEY_INFO)
     return Throttle(storage, rules, account_hash=account_hash, enabled=settings.rate_limit_enabled)
@@ -123,7 +124,7 @@ def build_auth_service(
         UserService(session),
         hasher=hasher,
         codec=codec,
-        sessions=SessionService(session),
+        sessions=SessionService(session, max_per_user=settings.sessions_per_user_max),
         throttle=throttle,
         client_ip=client_ip,
         user_agent=user_agent,

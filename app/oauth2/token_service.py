@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.audit.log import Event
 from app.core.errors import InvalidTokenException
 from app.core.jwt import TokenClaims, TokenType
 from app.signin.service import AuthService
@@ -56,6 +57,13 @@ class TokenService:
             return
         user_id, sid = session
         if await self.auth.sessions.revoke(sid=sid, user_id=user_id):
+            # The same event as a logout: to the account's owner both end a sign-in.
+            self.auth.audit.record(
+                Event.LOGOUT,
+                user_id=user_id,
+                actor_id=user_id,
+                details={"session_id": sid, "via": "revoke"},
+            )
             log.info("token revoked", user_id=user_id, token_type=claims.type.value)
 
     async def introspect(self, token: str, hint: str | None = None) -> dict[str, Any]:
@@ -71,7 +79,6 @@ class TokenService:
         user = await self.auth.sessions.user_of(sid=sid, user_id=user_id, refresh_jti=refresh_jti)
         if user is None or not user.is_active:
             return {"active": False}
-        roles = claims.extra.get("roles")
         return {
             "active": True,
             "sub": claims.subject,
@@ -82,6 +89,8 @@ class TokenService:
             "iss": self.auth.codec.issuer,
             "aud": self.auth.codec.audience,
             "sid": sid,
-            "roles": [r for r in roles if isinstance(r, str)] if isinstance(roles, list) else [],
+            # The roles the user has now, not those the token was issued with: a resource
+            # server that asks is told of a demotion at once.
+            "roles": user.roles,
             "scope": "",
         }
