@@ -355,7 +355,7 @@ def cursor_after(cursor: str | None, *, field: str = "cursor") -> int | None:
 
 
 async def get_token_service(request: Request, tokens: SessionTokensDep) -> TokenService:
-    return TokenService(request.app.state.codec, tokens.sessions)
+    return TokenService(request.app.state.codec, tokens.sessions, tokens.audit)
 
 
 TokenServiceDep = Annotated[TokenService, Depends(get_token_service)]

@@ -58,6 +58,8 @@ class Bucket(StrEnum):
     MAIL_IP = "mail-ip"
     # Second steps of sign-in with an unknown, expired or used-up flow token, per client.
     SIGNIN_FLOW_IP = "signin-flow-ip"
+    # Email-change requests per account (each mails an address the caller chose).
+    EMAIL_CHANGE_ACCOUNT = "email-change-account"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,7 @@ class ThrottleRules:
     mail_address: str = "3/hour"
     mail_ip: str = "20/hour"
     signin_flow_ip: str = "10/minute;100/hour"
+    email_change_account: str = "3/hour"
 
     def parsed(self) -> dict[Bucket, Sequence[RateLimitItem]]:
         return {
@@ -86,6 +89,7 @@ class ThrottleRules:
             Bucket.MAIL_ADDRESS: parse_many(self.mail_address),
             Bucket.MAIL_IP: parse_many(self.mail_ip),
             Bucket.SIGNIN_FLOW_IP: parse_many(self.signin_flow_ip),
+            Bucket.EMAIL_CHANGE_ACCOUNT: parse_many(self.email_change_account),
         }
 
 
@@ -211,6 +215,15 @@ class Throttle:
         """
         await self.hit(Bucket.MAIL_IP, client_bucket(client_ip))
         await self.hit(Bucket.MAIL_ADDRESS, f"{purpose}:{self.account_key(email)}")
+
+    async def email_change_request(self, user_id: int, client_ip: str | None) -> None:
+        """Count a request to change an account's address, for the account (by id: the
+        count survives the change itself) and the client, as a mail request.
+
+        Raises RateLimitedException or ThrottleUnavailableException.
+        """
+        await self.hit(Bucket.MAIL_IP, client_bucket(client_ip))
+        await self.hit(Bucket.EMAIL_CHANGE_ACCOUNT, self.account_hash(f"user:{user_id}"))
 
     async def login_succeeded(self, identifiers: Sequence[str], client_ip: str | None) -> None:
         """A right password resets the failures of this client on the account, and the

@@ -89,6 +89,7 @@ def build_throttle(settings: Settings) -> Throttle:
         mail_address=settings.rate_limit_password_reset,
         mail_ip=settings.rate_limit_password_reset_ip,
         signin_flow_ip=settings.rate_limit_signin_flow_ip,
+        email_change_account=settings.rate_limit_email_change,
     )
     account_hash = KeyedHash.from_secret(resolve_secret_key(settings), THROTTLE_KEY_INFO)
     return Throttle(storage, rules, account_hash=account_hash, enabled=settings.rate_limit_enabled)
@@ -158,7 +159,7 @@ def build_session_tokens(
     return SessionTokens(
         UserService(session),
         codec=codec,
-        sessions=SessionService(session),
+        sessions=SessionService(session, max_per_user=settings.sessions_per_user_max),
         throttle=throttle,
         client_ip=client_ip,
         user_agent=user_agent,
@@ -223,7 +224,7 @@ def build_auth_service(
         UserService(session),
         hasher=hasher,
         codec=codec,
-        sessions=SessionService(session),
+        sessions=SessionService(session, max_per_user=settings.sessions_per_user_max),
         throttle=throttle,
         client_ip=client_ip,
         user_agent=user_agent,

@@ -47,7 +47,8 @@ class Reauthentication:
 
         Counted before the check in the login's per-account bucket (RateLimitedException):
         a stolen access token gives no faster way to guess the password than the login
-        does. A right one clears the account's failures, as a login does.
+        does. A right one is no sign-in and clears no count: only a sign-in restarts the
+        account's count of failures, whatever operation asked for the password.
         """
         if self.throttle is not None:
             await self.throttle.login_attempt(user.email, self.client_ip)
@@ -61,8 +62,6 @@ class Reauthentication:
         if not valid:
             log.warning("current password rejected", user_id=user.id, during=during)
             raise InvalidCurrentPasswordException()
-        if self.throttle is not None:
-            await self.throttle.login_succeeded((user.email, user.username), self.client_ip)
 
     def require_recent_sign_in(
         self, user: User, auth_time: datetime | None, *, during: str

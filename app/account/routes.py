@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from app.admin.schemas import (
     AccountDelete,
@@ -30,9 +30,18 @@ from app.dependencies import (
     cursor_after,
 )
 from app.openapi import BEARER_ERRORS, BODY_ERRORS, error_responses
-from app.utils.pagination import DEFAULT_LIMIT, next_cursor
+from app.utils.pagination import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT, next_cursor
 
 router = APIRouter(prefix="/users", tags=["users"])
+
+# The sessions list stays a bare list (its contract); the next page travels in `Link`.
+SessionCursor = Annotated[
+    str | None,
+    Query(
+        max_length=MAX_CURSOR_LENGTH,
+        description='The `cursor` of the previous page\'s `Link: <…>; rel="next"` URL',
+    ),
+]
 
 
 @router.get(
@@ -40,13 +49,25 @@ router = APIRouter(prefix="/users", tags=["users"])
     status_code=status.HTTP_200_OK,
     response_model=SessionList,
     summary="The signed-in user's sessions",
-    responses=error_responses(*BEARER_ERRORS),
+    responses=error_responses(ValidationException, *BEARER_ERRORS),
 )
-async def list_sessions(me: CurrentPrincipal, accounts: SelfServiceDep) -> SessionList:
-    """Every live session (sign-in) of the account, newest first, with the address and
-    browser it began from and when it was last refreshed; `current` marks this token's."""
-    sessions = await accounts.list_sessions(me)
-    return SessionList([SessionRead.model_validate(s) for s in sessions])
+async def list_sessions(
+    request: Request,
+    response: Response,
+    me: CurrentPrincipal,
+    accounts: SelfServiceDep,
+    limit: PageLimit = MAX_LIMIT,
+    cursor: SessionCursor = None,
+) -> SessionList:
+    """The live sessions (sign-ins) of the account, newest first, with the address and
+    browser each began from and when it was last refreshed; `current` marks this token's.
+    At most `limit` of them (default 200); when more follow, a `Link` header (RFC 8288)
+    names the next page's URL with `rel="next"`: pass its `cursor` on."""
+    page = await accounts.list_sessions(me, limit=limit, offset=cursor_after(cursor) or 0)
+    if page.next_after is not None:
+        following = request.url.include_query_params(cursor=next_cursor(page.next_after))
+        response.headers["Link"] = f'<{following}>; rel="next"'
+    return SessionList([SessionRead.model_validate(s) for s in page.items])
 
 
 @router.delete(

@@ -13,6 +13,7 @@ from app.audit.log import AuditLog, Event
 from app.core.errors import NotFoundException
 from app.core.jwt import Clock, utc_now
 from app.models.audit import AuditEvent
+from app.recovery.one_time_tokens import OneTimeTokens
 from app.sessions.service import SessionService
 from app.sessions.tokens import Principal
 from app.utils.pagination import Page
@@ -45,10 +46,14 @@ class SelfService:
         self.sessions = SessionService(session)
         self.audit = AuditLog(session, clock=clock)
 
-    async def list_sessions(self, me: Principal) -> list[SessionView]:
-        """The caller's live sessions, newest first, the one of this token marked current."""
-        rows = await self.sessions.live_of(me.user.id, self.clock())
-        return [
+    async def list_sessions(
+        self, me: Principal, *, limit: int, offset: int = 0
+    ) -> Page[SessionView]:
+        """A page of the caller's live sessions, newest first, the one of this token marked
+        current. The page's `next_after` is the offset of the next page: sessions have no
+        ordered id to continue after, and a list capped at SESSIONS_PER_USER_MAX is short."""
+        rows = await self.sessions.live_of(me.user.id, self.clock(), limit=limit + 1, offset=offset)
+        views = [
             SessionView(
                 id=row.id,
                 created_at=row.created_at,
@@ -58,8 +63,9 @@ class SelfService:
                 user_agent=row.user_agent,
                 current=row.id == me.session_id,
             )
-            for row in rows
+            for row in rows[:limit]
         ]
+        return Page(views, offset + limit if len(rows) > limit else None)
 
     async def end_session(self, me: Principal, session_id: str) -> None:
         """End one of the caller's sessions (the current one too, if named).
@@ -79,6 +85,9 @@ class SelfService:
     async def end_other_sessions(self, me: Principal) -> int:
         """Sign out everywhere else: every session of the caller but this one."""
         count = await self.sessions.revoke_others(user_id=me.user.id, keep_sid=me.session_id)
+        # Also the way to cancel an email change one did not ask for (the notice says so):
+        # every pending link of the account dies with the other sessions.
+        await OneTimeTokens(self.session).void_all(me.user, now=self.clock())
         self.audit.record(
             Event.SESSION_REVOKED,
             user_id=me.user.id,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.admin import mails as _mails  # noqa: F401 - registers the composer of its notice
 from app.audit.log import AuditLog, Event
 from app.core.errors import AccountInactiveException, ForbiddenException, NotFoundException
 from app.core.jwt import Clock, utc_now
@@ -20,6 +21,7 @@ from app.mail.outbox import Outbox
 from app.models.mail import MailKind, OutboxMail
 from app.models.role import ADMIN_ROLE, UserRole
 from app.models.user import User, normalize_email, normalize_username
+from app.recovery.one_time_tokens import OneTimeTokens
 from app.sessions.service import SessionService
 from app.transaction import Transaction
 from app.users.roles import RoleService, check_roles
@@ -118,7 +120,7 @@ class AdminService:
         details: dict[str, object] = {}
         if changes.is_active is not None and changes.is_active != user.is_active:
             details["is_active"] = {"from": user.is_active, "to": changes.is_active}
-            await self.users.set_active(user, changes.is_active)
+            await self.users.set_active(user, changes.is_active, now=self.clock())
         if changes.email_verified is not None and changes.email_verified != user.email_verified:
             details["email_verified"] = {"from": user.email_verified, "to": changes.email_verified}
             user.email_verified = changes.email_verified
@@ -162,6 +164,12 @@ class AdminService:
             .execution_options(synchronize_session=False)
         )
         self.session.expunge(user)
+        # The one mail that names the address after this: its owner learns of the deletion
+        # (not woken: the senders' next poll takes it). It holds no user id, so nothing
+        # ties it to the account; the purge drops it as soon as it is sent.
+        await Outbox(self.session, clock=self.clock).enqueue(
+            MailKind.ACCOUNT_DELETED, user.email, wake=False
+        )
         self.audit.record(Event.USER_DELETED, user_id=user.id, actor_id=actor_id)
         await self.session.flush()
 
@@ -197,6 +205,9 @@ class AdminService:
         """
         user = await self.get_user(user_id)
         count = await self.sessions.revoke_all(user.id)
+        # Signing out everywhere is how an account is taken back: the links a holder of a
+        # session may have asked for (an email change above all) go with the sessions.
+        await OneTimeTokens(self.session).void_all(user, now=self.clock())
         self.audit.record(
             Event.SESSION_REVOKED,
             user_id=user.id,

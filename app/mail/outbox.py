@@ -26,6 +26,8 @@ SUBJECTS: dict[MailKind, str] = {
     MailKind.PASSWORD_CHANGED: "Your password was changed",
     MailKind.MFA_ENABLED: "Two-factor authentication was turned on",
     MailKind.MFA_DISABLED: "Two-factor authentication was turned off",
+    MailKind.EMAIL_CHANGED: "Your email address was changed",
+    MailKind.ACCOUNT_DELETED: "Your account was deleted",
 }
 _WAKE_FLAG = "authsvc.outbox.wake"
 

@@ -68,7 +68,8 @@ def retry_delay(
     return min(cap, step / 2 + step / 2 * rand())
 
 
-# Sent mails are kept this long for `authsvc mail list`; failed ones until retried.
+# Sent mails are kept this long for `authsvc mail list`; failed ones until retried. A sent
+# notice of a deletion goes at the next purge: it is the last copy of a deleted address.
 SENT_RETENTION = timedelta(days=7)
 
 
@@ -80,7 +81,8 @@ async def purge_mail_and_tokens(database: Database, *, now: datetime) -> None:
             delete(OutboxMail)
             .where(
                 OutboxMail.status == MailStatus.SENT.value,
-                OutboxMail.sent_at < now - SENT_RETENTION,
+                (OutboxMail.sent_at < now - SENT_RETENTION)
+                | (OutboxMail.kind == MailKind.ACCOUNT_DELETED.value),
             )
             .execution_options(synchronize_session=False)
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.audit.log import AuditLog, Event
 from app.core.errors import InvalidTokenException
 from app.core.jwt import TokenClaims, TokenCodec, TokenType
 from app.sessions.service import SessionService
@@ -25,9 +26,10 @@ def _search_order(hint: str | None) -> tuple[TokenType, TokenType]:
 class TokenService:
     """Knows no HTTP."""
 
-    def __init__(self, codec: TokenCodec, sessions: SessionService) -> None:
+    def __init__(self, codec: TokenCodec, sessions: SessionService, audit: AuditLog) -> None:
         self.codec = codec
         self.sessions = sessions
+        self.audit = audit
 
     async def _claims(self, token: str, hint: str | None) -> TokenClaims | None:
         """The verified, unexpired claims of one of our access or refresh tokens."""
@@ -57,6 +59,13 @@ class TokenService:
             return
         user_id, sid = session
         if await self.sessions.revoke(sid=sid, user_id=user_id):
+            # The same event as a logout: to the account's owner both end a sign-in.
+            self.audit.record(
+                Event.LOGOUT,
+                user_id=user_id,
+                actor_id=user_id,
+                details={"session_id": sid, "via": "revoke"},
+            )
             log.info("token revoked", user_id=user_id, token_type=claims.type.value)
 
     async def introspect(self, token: str, hint: str | None = None) -> dict[str, Any]:
@@ -72,7 +81,6 @@ class TokenService:
         user = await self.sessions.user_of(sid=sid, user_id=user_id, refresh_jti=refresh_jti)
         if user is None or not user.is_active:
             return {"active": False}
-        roles = claims.extra.get("roles")
         return {
             "active": True,
             "sub": claims.subject,
@@ -83,6 +91,8 @@ class TokenService:
             "iss": self.codec.issuer,
             "aud": self.codec.audience,
             "sid": sid,
-            "roles": [r for r in roles if isinstance(r, str)] if isinstance(roles, list) else [],
+            # The roles the user has now, not those the token was issued with: a resource
+            # server that asks is told of a demotion at once.
+            "roles": user.roles,
             "scope": "",
         }

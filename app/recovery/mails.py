@@ -31,7 +31,12 @@ async def password_reset(
         return "no_active_account"
     minutes = settings.password_reset_token_expire_minutes
     token, token_id = await OneTimeTokens(session).issue(
-        TokenPurpose.PASSWORD_RESET, user_id=user.id, now=now, ttl=timedelta(minutes=minutes)
+        TokenPurpose.PASSWORD_RESET,
+        user_id=user.id,
+        now=now,
+        ttl=timedelta(minutes=minutes),
+        email=user.email,
+        epoch=user.token_epoch,
     )
     # An admin's request recorded its own event, with the admin and the request;
     # "forgot password" cannot without a look-up that would time the address.
@@ -65,6 +70,7 @@ async def verify_email(
         now=now,
         ttl=timedelta(hours=hours),
         email=user.email,
+        epoch=user.token_epoch,
     )
     content = Content(
         (
@@ -88,12 +94,18 @@ async def email_change(
     user = await UserService(session).get_by_id(int(job.data.get("user_id", 0)))
     if user is None or not user.is_active:
         return "no_active_account"
+    # The epoch of the request: a newer request, a password change or reset, or
+    # signing out everywhere since then voided it (a job queued before this field
+    # existed has none, and is voided too).
+    if job.data.get("epoch") != user.token_epoch:
+        return "superseded"
     token, token_id = await OneTimeTokens(session).issue(
         TokenPurpose.EMAIL_CHANGE,
         user_id=user.id,
         now=now,
         ttl=timedelta(hours=settings.email_verification_token_expire_hours),
         email=job.recipient,
+        epoch=user.token_epoch,
     )
     content = Content(
         (
@@ -118,7 +130,22 @@ async def email_change_notice(
     return notice(
         f"Somebody signed in to your account asked to change its address to {hint}. "
         "The change happens only once the new address is confirmed.",
-        "If this was not you, change your password now: whoever asked knows it.",
+        'If this was not you, reset your password now with the "forgot '
+        'password" link, or sign out everywhere: either cancels this change. '
+        "Then choose a new password: whoever asked knows the current one.",
+    )
+
+
+@composer(MailKind.EMAIL_CHANGED)
+async def email_changed(
+    session: AsyncSession, settings: Settings, job: Job, now: datetime
+) -> Composed | str:
+    hint = str(job.data.get("new_email_hint", "a new address"))
+    return notice(
+        f"The address of your account was changed to {hint}. This address no "
+        "longer signs in to it and gets no more mail about it.",
+        "If this was not you, contact the service's support at once: whoever "
+        "did it knew your password.",
     )
 
 

@@ -23,7 +23,7 @@ from app.models.mail import MailKind
 from app.models.one_time_token import TokenPurpose
 from app.models.user import User, normalize_email
 from app.recovery import mails as _mails  # noqa: F401 - registers the composers of its mails
-from app.recovery.one_time_tokens import OneTimeTokens
+from app.recovery.one_time_tokens import OneTimeTokens, bound_to
 from app.sessions.tokens import AuthResult, SessionTokens
 from app.throttle import Throttle
 from app.users.service import UserService
@@ -104,7 +104,7 @@ class AccountService:
         now = self.clock()
         row = await self.tokens.find_live(token, TokenPurpose.PASSWORD_RESET, now=now)
         user = await self.users.get_by_id(row.user_id) if row is not None else None
-        if row is None or user is None or not user.is_active:
+        if row is None or user is None or not user.is_active or not bound_to(row, user):
             log.warning("password reset refused", reason="invalid_token")
             raise InvalidResetTokenException()
         self._check_new_password(user, new_password)
@@ -159,13 +159,7 @@ class AccountService:
             token, TokenPurpose.VERIFY_EMAIL, TokenPurpose.EMAIL_CHANGE, now=now
         )
         user = await self.users.get_by_id(row.user_id) if row is not None else None
-        stale = (
-            row is not None
-            and user is not None
-            and row.purpose == TokenPurpose.VERIFY_EMAIL.value
-            and row.email != user.email
-        )
-        if row is None or user is None or not user.is_active or stale:
+        if row is None or user is None or not user.is_active or not bound_to(row, user):
             log.warning("email verification refused", reason="invalid_token")
             raise InvalidVerificationTokenException()
         if not await self.tokens.use(row, now=now):
@@ -173,11 +167,19 @@ class AccountService:
             raise InvalidVerificationTokenException()
         bind_context(user_id=user.id)
         if row.purpose == TokenPurpose.EMAIL_CHANGE.value and row.email is not None:
+            old_email = user.email
             await self._move_to(user, row.email)
-            # One change at a time: links of earlier change requests die with this one.
-            await self.tokens.use_all(user.id, TokenPurpose.EMAIL_CHANGE, now=now)
+            # Every other link of the account dies: reset links mailed to the old address,
+            # and links of other change requests.
+            await self.tokens.void_all(user, now=now)
             # Neither address goes into the trail (a deleted account's must not name it).
             self.audit.record(Event.EMAIL_CHANGED, user_id=user.id)
+            # To the old address: its owner learns of the change even if it was not theirs.
+            await self.outbox.enqueue(
+                MailKind.EMAIL_CHANGED,
+                old_email,
+                {"user_id": user.id, "new_email_hint": mask_email(row.email)},
+            )
         else:
             self.audit.record(Event.EMAIL_VERIFIED, user_id=user.id)
         user.email_verified = True
@@ -196,16 +198,23 @@ class AccountService:
         """Mail a verification link to the new address and a notice to the current one;
         the address changes only when the link is used.
 
+        Only the newest request's link works: the request voids the account's pending
+        links (see OneTimeTokens.void_all), and its mail carries the new epoch.
+
         Raises InvalidCurrentPasswordException, RateLimitedException or
         UserAlreadyExistsException (the new address is taken, also by this account).
         """
+        if self.throttle is not None:
+            # Each request mails an address the caller chose: as many as a "forgot password".
+            await self.throttle.email_change_request(user.id, self.client_ip)
         await self.reauth.confirm_with_password(
             user, current_password=current_password, auth_time=auth_time, during="email_change"
         )
         new = normalize_email(new_email)
         if new == user.email or await self.users.get_by_email(new) is not None:
             raise UserAlreadyExistsException()
-        await self.outbox.enqueue(MailKind.EMAIL_CHANGE, new, {"user_id": user.id})
+        epoch = await self.tokens.void_all(user, now=self.clock())
+        await self.outbox.enqueue(MailKind.EMAIL_CHANGE, new, {"user_id": user.id, "epoch": epoch})
         await self.outbox.enqueue(
             MailKind.EMAIL_CHANGE_NOTICE,
             user.email,
@@ -228,10 +237,11 @@ class AccountService:
         )
 
     async def _set_password(self, user: User, hashed: str) -> None:
-        """New hash; every session ends, every outstanding reset link dies, a notice goes out."""
+        """New hash; every session ends, every pending link (reset, verification, email
+        change) dies, a notice goes out."""
         now = self.clock()
         user.hashed_password = hashed
-        await self.tokens.use_all(user.id, TokenPurpose.PASSWORD_RESET, now=now)
+        await self.tokens.void_all(user, now=now)
         await self.session_tokens.sessions.revoke_all(user.id)
         await self.outbox.enqueue(MailKind.PASSWORD_CHANGED, user.email, {"user_id": user.id})
         await self.session.flush()

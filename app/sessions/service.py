@@ -21,8 +21,10 @@ _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
 class SessionService:
     """Data access for `auth_sessions`; flushes or executes, never commits."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, *, max_per_user: int | None = None) -> None:
         self.session = session
+        # SESSIONS_PER_USER_MAX; None: no cap (a session service that starts none).
+        self.max_per_user = max_per_user
 
     async def start(
         self,
@@ -84,12 +86,48 @@ class SessionService:
             .execution_options(synchronize_session=False)
         )
 
-    async def live_of(self, user_id: int, now: datetime) -> Sequence[AuthSession]:
-        """The user's sessions whose refresh token has not expired, newest first."""
+    async def trim(self, *, user_id: int, keep_sid: str, now: datetime) -> int:
+        """End the user's least recently used sessions beyond `max_per_user`, never
+        `keep_sid` (the one just started); returns how many ended.
+
+        Least recently used rather than oldest sign-in: a device in daily use for months
+        keeps its session, one abandoned last week goes first. Two sign-ins that race may
+        each not see the other's row and leave one session over the cap; the next sign-in
+        trims it.
+        """
+        if self.max_per_user is None:
+            return 0
+        others = (AuthSession.user_id == user_id) & (AuthSession.id != keep_sid)
+        kept = (
+            select(AuthSession.id)
+            .where(others, AuthSession.expires_at > now)
+            .order_by(
+                AuthSession.last_used_at.desc(),
+                AuthSession.created_at.desc(),
+                AuthSession.id.desc(),
+            )
+            .limit(self.max_per_user - 1)
+        )
+        stmt = (
+            delete(AuthSession)
+            .where(others, AuthSession.id.not_in(kept.scalar_subquery()))
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.execute(stmt)
+        assert isinstance(result, CursorResult)
+        return int(result.rowcount)
+
+    async def live_of(
+        self, user_id: int, now: datetime, *, limit: int | None = None, offset: int = 0
+    ) -> Sequence[AuthSession]:
+        """The user's sessions whose refresh token has not expired, newest first; a slice
+        of them with `limit` and `offset`."""
         stmt = (
             select(AuthSession)
             .where(AuthSession.user_id == user_id, AuthSession.expires_at > now)
             .order_by(AuthSession.created_at.desc(), AuthSession.id.desc())
+            .offset(offset)
+            .limit(limit)
         )
         return (await self.session.execute(stmt)).scalars().all()
 

@@ -312,7 +312,14 @@ class SessionTokens:
             ip=self.client_ip,
             user_agent=self.user_agent,
         )
-        return TokenPair(access, refresh, self._expires_in(session_end)) if started else None
+        if not started:
+            return None
+        ended = await self.sessions.trim(user_id=user.id, keep_sid=sid, now=now)
+        if ended:
+            self.audit.record(
+                Event.SESSION_REVOKED, user_id=user.id, details={"scope": "cap", "count": ended}
+            )
+        return TokenPair(access, refresh, self._expires_in(session_end))
 
     def _session_claims(self, claims: TokenClaims) -> tuple[dict[str, object], datetime | None]:
         """The claims a session's new tokens carry on, and the session's absolute end (None

@@ -13,8 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.core.errors import UserAlreadyExistsException
+from app.core.jwt import utc_now
 from app.models.session import AuthSession
 from app.models.user import User, is_email_identifier, normalize_email, normalize_username
+from app.recovery.one_time_tokens import OneTimeTokens
 
 # Look-ups by key in chunks: SQLite caps the parameters of one statement.
 _KEY_CHUNK = 500
@@ -97,12 +99,14 @@ class UserService:
         if new_hash is not None:
             user.hashed_password = new_hash
 
-    async def set_active(self, user: User, active: bool) -> None:
-        """Activate or deactivate; deactivation also ends every session of the user, so
-        its tokens stay dead even if the account is activated again (ASVS 5.0 §7.4.2)."""
+    async def set_active(self, user: User, active: bool, *, now: datetime | None = None) -> None:
+        """Activate or deactivate; deactivation also ends every session of the user and
+        voids every pending link of it (reset, verification, email change), so its tokens
+        stay dead even if the account is activated again (ASVS 5.0 §7.4.2)."""
         user.is_active = active
         if not active:
             await self.session.execute(delete(AuthSession).where(AuthSession.user_id == user.id))
+            await OneTimeTokens(self.session).void_all(user, now=now or utc_now())
         await self.session.flush()
 
     async def list_users(self, *, inactive_only: bool = False, limit: int = 100) -> Sequence[User]:
