@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from app.audit.log import AuditLog
-from app.core.jwt import Clock, TokenCodec, utc_now
+from app.core.jwt import TokenCodec
 from app.core.passwords import PasswordHasher
 from app.mail.outbox import Outbox
 from app.models.user import User
@@ -21,6 +21,7 @@ from app.signin.service import SignIn
 from app.throttle import Throttle
 from app.transaction import Transaction
 from app.users.service import UserService
+from app.utils.clock import Clock, utc_now
 from app.utils.metrics import Metrics
 
 

@@ -18,7 +18,6 @@ from app.account import routes as sessions
 from app.admin import routes as admin
 from app.audit.log import AuditLog
 from app.config import Settings, get_settings, resolve_secret_key
-from app.core.jwt import Clock, utc_now
 from app.database import Database
 from app.keys import routes as well_known
 from app.keys.keyring import max_token_lifetime, open_keyring, purge_retired_keys
@@ -44,6 +43,7 @@ from app.signin.flow import purge_expired_flows
 from app.signin.method_routes import method_routers
 from app.signin.methods.totp.keys import totp_box
 from app.startup import start_schema
+from app.utils.clock import Clock, utc_now
 from app.utils.logger import get_logger, setup_logging
 from app.utils.metrics import Metrics
 from app.wiring import (

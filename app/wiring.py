@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.account.reauth import Reauthentication
 from app.auth import AuthService
 from app.config import Settings, resolve_secret_key
-from app.core.jwt import Clock, KeySet, TokenCodec, utc_now
+from app.core.jwt import KeySet, TokenCodec
 from app.core.passwords import PasswordHasher
 from app.database import Database
 from app.mail.outbox import Outbox
@@ -28,6 +28,7 @@ from app.signin.two_factor import TwoFactor
 from app.throttle import Throttle, ThrottleRules, build_storage
 from app.transaction import Transaction
 from app.users.service import UserService
+from app.utils.clock import Clock, utc_now
 from app.utils.crypto import SecretBox
 from app.utils.keyed_hash import KeyedHash
 from app.utils.metrics import Metrics

@@ -12,11 +12,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from app.core.errors import InvalidCurrentPasswordException, ReauthenticationRequiredException
-from app.core.jwt import Clock, utc_now
 from app.core.passwords import PasswordHasher
 from app.models.user import User
 from app.throttle import Throttle
 from app.transaction import Transaction
+from app.utils.clock import Clock, utc_now
 from app.utils.logger import get_logger
 
 log = get_logger(__name__)

@@ -11,11 +11,11 @@ from app.account.reauth import Reauthentication
 from app.admin.service import AdminService
 from app.audit.log import AuditLog, Event
 from app.core.errors import NotFoundException
-from app.core.jwt import Clock, utc_now
 from app.models.audit import AuditEvent
 from app.recovery.one_time_tokens import OneTimeTokens
 from app.sessions.service import SessionService
 from app.sessions.tokens import Principal
+from app.utils.clock import Clock, utc_now
 from app.utils.pagination import Page
 
 

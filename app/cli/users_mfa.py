@@ -9,13 +9,13 @@ import typer
 from app.cli.context import configure_logging, run, settings_of
 from app.cli.output import fail, out, print_json
 from app.config import resolve_secret_key
-from app.core.jwt import utc_now
 from app.database import Database
 from app.mail.outbox import Outbox
 from app.models.schemas import UserRead
 from app.models.user import User
 from app.signin.methods.totp.keys import totp_box
 from app.users.service import UserService
+from app.utils.clock import utc_now
 from app.utils.logger import get_logger
 from app.wiring import (
     build_hasher,

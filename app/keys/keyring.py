@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from app.core.jwt import LEEWAY, Clock, utc_now
+from app.core.jwt import LEEWAY
 from app.core.signing_keys import (
     KeyCipher,
     KeyDecryptionError,
@@ -28,6 +28,7 @@ from app.core.signing_keys import (
 )
 from app.database import Database
 from app.keys.store import SigningKeyService, StoredKey, install_key
+from app.utils.clock import Clock, utc_now
 from app.utils.logger import get_logger
 
 log = get_logger(__name__)

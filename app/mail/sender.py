@@ -37,7 +37,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.log import AuditLog, Event
 from app.config import Settings
 from app.core.errors import CircuitBreakerOpenException
-from app.core.jwt import utc_now
 from app.database import Database
 from app.mail.backends import (
     FileBackend,
@@ -52,6 +51,7 @@ from app.mail.outbox import OutboxQueries
 from app.models.mail import MailKind, MailStatus, OutboxMail
 from app.recovery.one_time_tokens import OneTimeTokens
 from app.utils.circuit_breaker import BreakerState, CircuitBreaker
+from app.utils.clock import utc_now
 from app.utils.logger import get_logger
 
 log = get_logger(__name__)

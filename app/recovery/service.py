@@ -15,7 +15,6 @@ from app.core.errors import (
     InvalidVerificationTokenException,
     UserAlreadyExistsException,
 )
-from app.core.jwt import Clock, utc_now
 from app.core.password_policy import check_new_password
 from app.core.passwords import PasswordHasher
 from app.mail.outbox import Outbox
@@ -27,6 +26,7 @@ from app.recovery.one_time_tokens import OneTimeTokens, bound_to
 from app.sessions.tokens import AuthResult, SessionTokens
 from app.throttle import Throttle
 from app.users.service import UserService
+from app.utils.clock import Clock, utc_now
 from app.utils.logger import bind_context, get_logger
 
 log = get_logger(__name__)

@@ -11,20 +11,19 @@ from datetime import UTC, datetime, timedelta
 from app.audit.log import AuditLog, Event
 from app.core.errors import InvalidTokenException, UserInactiveException
 from app.core.jwt import (
-    Clock,
     IssuedToken,
     TokenClaims,
     TokenCodec,
     TokenExpired,
     TokenRejected,
     TokenType,
-    utc_now,
 )
 from app.models.user import User
 from app.sessions.service import SessionService
 from app.throttle import Bucket, Throttle
 from app.transaction import Transaction
 from app.users.service import UserService
+from app.utils.clock import Clock, utc_now
 from app.utils.logger import bind_context, get_logger
 from app.utils.metrics import Metrics
 

@@ -17,10 +17,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import CursorResult, delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.jwt import Clock
 from app.models.signin_flow import SignInFlow
 from app.models.user import User
 from app.signin.methods.base import Step
+from app.utils.clock import Clock
 
 MAX_ATTEMPTS = 5
 _TOKEN_BYTES = 32

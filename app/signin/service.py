@@ -20,7 +20,7 @@ from app.core.errors import (
     MfaCodeRejectedException,
     UserInactiveException,
 )
-from app.core.jwt import Clock, TokenRejected, utc_now
+from app.core.jwt import TokenRejected
 from app.models.user import User, normalize_identifier
 from app.sessions.tokens import AuthResult, SessionTokens
 from app.signin import methods as registry
@@ -30,6 +30,7 @@ from app.signin.methods.password.method import PasswordMethod
 from app.throttle import Bucket, Throttle, ThrottledException
 from app.transaction import Transaction
 from app.users.service import UserService
+from app.utils.clock import Clock, utc_now
 from app.utils.logger import bind_context, get_logger
 from app.utils.metrics import Metrics
 

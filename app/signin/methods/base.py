@@ -18,11 +18,11 @@ from typing import ClassVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.core.jwt import Clock
 from app.core.passwords import PasswordHasher
 from app.models.user import User
 from app.throttle import Throttle
 from app.transaction import Transaction
+from app.utils.clock import Clock
 from app.utils.crypto import SecretBox
 
 
