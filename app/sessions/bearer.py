@@ -3,7 +3,7 @@ one Core statement, or by no statement at all while the database has provably no
 
 `/users/me` is the route every client calls most. An ORM load, a session's COMMIT and the
 services a write route needs cost it more CPU than the look-up itself, so it has this path
-of its own; routes that change the account keep the ORM principal of AuthService.
+of its own; routes that change the account keep the ORM principal of SessionTokens.
 """
 
 from __future__ import annotations
