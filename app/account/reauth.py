@@ -79,30 +79,16 @@ class Reauthentication:
         current_password: str | None,
         auth_time: datetime | None,
         during: str,
+        password_required: bool = False,
     ) -> None:
-        """The person is there now: the current password where one is given and the
-        account has one, otherwise a recent sign-in.
+        """The person is there now: the current password where the account has one and it
+        is given (or `password_required`: the operation takes it), otherwise a sign-in at
+        most `max_age` ago.
 
         Raises InvalidCurrentPasswordException, ReauthenticationRequiredException or
         RateLimitedException.
         """
-        if current_password is not None and user.has_password:
-            await self.check_password(user, current_password, during=during)
-            return
-        self.require_recent_sign_in(user, auth_time, during=during)
-
-    async def confirm_with_password(
-        self,
-        user: User,
-        *,
-        current_password: str | None,
-        auth_time: datetime | None,
-        during: str,
-    ) -> None:
-        """For an operation that takes `current_password`: it is checked where the account
-        has a password (and required there); an account without one needs a recent sign-in.
-        """
-        if user.has_password:
+        if user.has_password and (current_password is not None or password_required):
             if current_password is None:
                 raise InvalidCurrentPasswordException()
             await self.check_password(user, current_password, during=during)

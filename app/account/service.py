@@ -105,8 +105,12 @@ class SelfService:
         LastAdminException.
         """
         user = me.user
-        await self.reauth.confirm_with_password(
-            user, current_password=current_password, auth_time=me.auth_time, during="deletion"
+        await self.reauth.confirm(
+            user,
+            current_password=current_password,
+            auth_time=me.auth_time,
+            during="deletion",
+            password_required=True,
         )
         await AdminService(self.session, clock=self.clock).delete_user(
             user.id, actor_id=user.id, by_admin=False

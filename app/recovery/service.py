@@ -136,8 +136,12 @@ class AccountService:
         Raises InvalidCurrentPasswordException (counted by the per-account login
         throttle), RateLimitedException or ValidationException.
         """
-        await self.reauth.confirm_with_password(
-            user, current_password=current_password, auth_time=auth_time, during="password_change"
+        await self.reauth.confirm(
+            user,
+            current_password=current_password,
+            auth_time=auth_time,
+            during="password_change",
+            password_required=True,
         )
         self._check_new_password(user, new_password)
         await self.session.commit()
@@ -207,8 +211,12 @@ class AccountService:
         if self.throttle is not None:
             # Each request mails an address the caller chose: as many as a "forgot password".
             await self.throttle.email_change_request(user.id, self.client_ip)
-        await self.reauth.confirm_with_password(
-            user, current_password=current_password, auth_time=auth_time, during="email_change"
+        await self.reauth.confirm(
+            user,
+            current_password=current_password,
+            auth_time=auth_time,
+            during="email_change",
+            password_required=True,
         )
         new = normalize_email(new_email)
         if new == user.email or await self.users.get_by_email(new) is not None:

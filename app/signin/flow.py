@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import CursorResult, delete, update
+from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.signin_flow import SignInFlow
 from app.models.user import User
 from app.signin.methods.base import Step
+from app.transaction import rowcount
 from app.utils.clock import Clock
 
 MAX_ATTEMPTS = 5
@@ -45,11 +46,6 @@ def credential_stamp(user: User) -> str:
     the old password fails (as does one begun before a hash upgrade, rarely and harmlessly:
     the person signs in again)."""
     return hashlib.sha256((user.hashed_password or "").encode()).hexdigest()
-
-
-def _rowcount(result: object) -> int:
-    assert isinstance(result, CursorResult)
-    return int(result.rowcount)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +166,7 @@ class FlowStore:
             .where(SignInFlow.id == token_id(token))
             .execution_options(synchronize_session=False)
         )
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
     async def end_all(self, user_id: int) -> None:
         """End the user's pending sign-ins (two-factor turned off, account changes)."""
@@ -188,4 +184,4 @@ async def purge_expired_flows(session: AsyncSession, now: datetime) -> int:
         .where(SignInFlow.expires_at < now)
         .execution_options(synchronize_session=False)
     )
-    return _rowcount(result)
+    return rowcount(result)

@@ -99,8 +99,12 @@ class TwoFactor:
         Raises InvalidCurrentPasswordException, ReauthenticationRequiredException or
         RateLimitedException.
         """
-        await self.reauth.confirm_with_password(
-            user, current_password=current_password, auth_time=auth_time, during="mfa_disable"
+        await self.reauth.confirm(
+            user,
+            current_password=current_password,
+            auth_time=auth_time,
+            during="mfa_disable",
+            password_required=True,
         )
         await self.disable(user, actor_id=user.id)
 

@@ -19,10 +19,11 @@ from app.core.passwords import PasswordHasher
 from app.database import Database
 from app.main import create_app
 from app.models import User
-from tests.support import RegisteredUser, UserFactory, assert_error
+from tests.integration.test_mfa import _mfa_user
+from tests.support import UserFactory, assert_error
 from tests.support.admin import bearer, grant, sign_in
 from tests.support.mailbox import Mailbox, smtp_overrides
-from tests.support.mfa import STEP, WallClock, enable_mfa, password_step, second_step, totp_code
+from tests.support.mfa import WallClock, password_step, second_step, totp_code
 
 MFA_ON_SUBJECT = "Two-factor authentication was turned on"
 MFA_OFF_SUBJECT = "Two-factor authentication was turned off"
@@ -76,15 +77,6 @@ def hash_count(app: FastAPI) -> Iterator[HashCount]:
     hasher.verify_dummy_sync = counted_dummy  # type: ignore[method-assign]
     yield count
     hasher.verify_sync, hasher.verify_dummy_sync = verify, dummy  # type: ignore[method-assign]
-
-
-async def _two_factor_user(
-    client: httpx.AsyncClient, user_factory: UserFactory, clock: WallClock
-) -> tuple[RegisteredUser, str, list[str]]:
-    user = await user_factory()
-    enabled = await enable_mfa(client, user.access_token, clock.now)
-    clock.advance(STEP)
-    return user, enabled.secret, enabled.recovery_codes
 
 
 # --- re-authentication --------------------------------------------------------------------
@@ -142,7 +134,7 @@ async def test_turning_two_factor_on_and_off_mails_a_notice_each_time(
     wall_clock: WallClock,
     smtp_server: Mailbox,
 ) -> None:
-    user, _, _ = await _two_factor_user(client, user_factory, wall_clock)
+    user, _, _ = await _mfa_user(client, user_factory, wall_clock)
     on = await smtp_server.one(user.email, MFA_ON_SUBJECT)
 
     off = await client.request(
@@ -162,7 +154,7 @@ async def test_an_admin_turning_two_factor_off_mails_the_user(
     database: Database,
     smtp_server: Mailbox,
 ) -> None:
-    user, _, _ = await _two_factor_user(client, user_factory, wall_clock)
+    user, _, _ = await _mfa_user(client, user_factory, wall_clock)
     admin = await user_factory(username="root", email="root@example.com")
     await grant(database, admin.id, "admin")
     admin_token = (await sign_in(client, admin.username))["access_token"]
@@ -183,7 +175,7 @@ async def test_a_wrong_recovery_code_costs_no_more_than_one_hash(
     wall_clock: WallClock,
     hash_count: HashCount,
 ) -> None:
-    user, _, codes = await _two_factor_user(client, user_factory, wall_clock)
+    user, _, codes = await _mfa_user(client, user_factory, wall_clock)
     token = await password_step(client, user.username)
     before = hash_count.verify
 
@@ -202,7 +194,7 @@ async def test_a_wrong_recovery_code_costs_no_more_than_one_hash(
 async def test_unknown_mfa_tokens_are_throttled_per_client(
     client: httpx.AsyncClient, user_factory: UserFactory, wall_clock: WallClock
 ) -> None:
-    user, secret, _ = await _two_factor_user(client, user_factory, wall_clock)
+    user, secret, _ = await _mfa_user(client, user_factory, wall_clock)
     token = await password_step(client, user.username)
 
     guesses = [await second_step(client, f"guessed-token-{n}", "123456") for n in range(4)]
@@ -218,7 +210,7 @@ async def test_unknown_mfa_tokens_are_throttled_per_client(
 async def test_a_second_step_begun_with_the_old_password_fails_after_a_change(
     client: httpx.AsyncClient, user_factory: UserFactory, wall_clock: WallClock
 ) -> None:
-    user, secret, _ = await _two_factor_user(client, user_factory, wall_clock)
+    user, secret, _ = await _mfa_user(client, user_factory, wall_clock)
     stolen = await password_step(client, user.username)
     changed = await client.put(
         "/users/me/password",
@@ -239,7 +231,7 @@ async def test_a_second_step_begun_with_the_old_password_fails_after_a_reset(
     database: Database,
     app: FastAPI,
 ) -> None:
-    user, secret, _ = await _two_factor_user(client, user_factory, wall_clock)
+    user, secret, _ = await _mfa_user(client, user_factory, wall_clock)
     stolen = await password_step(client, user.username)
     new_hash = await app.state.hasher.hash("a brand new passphrase 42")
     async with database.session() as session:  # what a reset through the mailed link stores

@@ -51,12 +51,20 @@ async def test_without_a_password_a_recent_sign_in_is_the_proof() -> None:
     reauth = _reauth()
     user = _passwordless()
 
-    await reauth.confirm_with_password(
-        user, current_password="ignored", auth_time=NOW - timedelta(minutes=5), during="t"
+    await reauth.confirm(
+        user,
+        current_password="ignored",
+        auth_time=NOW - timedelta(minutes=5),
+        during="t",
+        password_required=True,
     )
     with pytest.raises(ReauthenticationRequiredException):
-        await reauth.confirm_with_password(
-            user, current_password=None, auth_time=NOW - timedelta(minutes=6), during="t"
+        await reauth.confirm(
+            user,
+            current_password=None,
+            auth_time=NOW - timedelta(minutes=6),
+            during="t",
+            password_required=True,
         )
     with pytest.raises(ReauthenticationRequiredException):  # a token without auth_time
         await reauth.confirm(user, current_password=None, auth_time=None, during="t")
@@ -66,6 +74,6 @@ async def test_with_a_password_an_operation_that_takes_it_requires_it() -> None:
     user = User(id=8, email="q@example.com", username="q", hashed_password="$argon2id$x")
 
     with pytest.raises(InvalidCurrentPasswordException):
-        await _reauth().confirm_with_password(
-            user, current_password=None, auth_time=NOW, during="t"
+        await _reauth().confirm(
+            user, current_password=None, auth_time=NOW, during="t", password_required=True
         )

@@ -118,3 +118,13 @@ class SignInMethod(ABC):
 
     async def forget(self, user: User) -> None:  # noqa: B027 - most methods keep no state
         """Delete the user's enrolment of this method (two-factor turned off)."""
+
+
+class SecondFactorMethod(SignInMethod):
+    """A second factor: asked for at the second step, of accounts with two-factor on."""
+
+    factor: ClassVar[Factor] = Factor.SECOND
+    steps: ClassVar[frozenset[Step]] = frozenset({Step.SECOND_FACTOR})
+
+    async def offered_to(self, user: User) -> bool:
+        return user.mfa_enabled

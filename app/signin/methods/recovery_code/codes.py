@@ -19,10 +19,11 @@ import asyncio
 import secrets
 from collections.abc import Callable
 
-from sqlalchemy import CursorResult, delete, not_, or_, select, update
+from sqlalchemy import delete, not_, or_, select, update
 
 from app.models.mfa import MfaRecoveryCode
 from app.signin.methods.base import MethodContext
+from app.transaction import rowcount
 
 RECOVERY_CODE_COUNT = 10
 # Lower-case letters and digits without the look-alikes 0/o, 1/l/i: 31 symbols. Two groups
@@ -114,8 +115,7 @@ class RecoveryCodes:
             .values(used_at=self.ctx.clock())
             .execution_options(synchronize_session=False)
         )
-        assert isinstance(result, CursorResult)
-        return int(result.rowcount) == 1
+        return rowcount(result) == 1
 
     async def remaining(self, user_id: int) -> int:
         stmt = select(MfaRecoveryCode.id).where(

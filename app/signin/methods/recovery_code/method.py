@@ -5,20 +5,15 @@ from __future__ import annotations
 from typing import ClassVar
 
 from app.models.user import User
-from app.signin.methods.base import Factor, Proof, SignInMethod, Step, Submission
+from app.signin.methods.base import Proof, SecondFactorMethod, Submission
 from app.signin.methods.recovery_code.codes import RecoveryCodes, normalize_recovery_code
 
 
-class RecoveryCodeMethod(SignInMethod):
+class RecoveryCodeMethod(SecondFactorMethod):
     id: ClassVar[str] = "recovery_code"
     # A single-use shared secret: RFC 8176 has no value of its own for it, "otp" (a
     # one-time password) is the nearest; the log line of the sign-in names the method.
     amr: ClassVar[tuple[str, ...]] = ("otp",)
-    factor: ClassVar[Factor] = Factor.SECOND
-    steps: ClassVar[frozenset[Step]] = frozenset({Step.SECOND_FACTOR})
-
-    async def offered_to(self, user: User) -> bool:
-        return user.mfa_enabled
 
     def claims(self, submission: Submission) -> bool:
         code = submission.get("code")

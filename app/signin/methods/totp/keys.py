@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.core import totp
@@ -19,6 +19,7 @@ from app.core.errors import InvalidMfaCodeException, MfaAlreadyEnabledException
 from app.models.mfa import MfaTotp
 from app.models.user import User
 from app.signin.methods.base import MethodContext
+from app.transaction import rowcount
 from app.utils.crypto import DecryptionError, SecretBox
 from app.utils.keyed_hash import derive_key
 from app.utils.logger import get_logger
@@ -43,11 +44,6 @@ def compact(code: str) -> str:
 def _secret_aad(user_id: int) -> bytes:
     # The row the ciphertext belongs to: a secret copied into another user's row fails.
     return f"mfa_totp.secret_encrypted:user:{user_id}".encode()
-
-
-def _rowcount(result: object) -> int:
-    assert isinstance(result, CursorResult)
-    return int(result.rowcount)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +91,7 @@ class TotpKeys:
             where=MfaTotp.confirmed_at.is_(None),
         )
         await self.ctx.transaction.end_read()
-        if _rowcount(await self.session.execute(stmt)) != 1:
+        if rowcount(await self.session.execute(stmt)) != 1:
             raise MfaAlreadyEnabledException()
         log.info("mfa enrolment started", user_id=user.id)
         uri = totp.provisioning_uri(secret, account=user.email, issuer=self.issuer)
@@ -132,7 +128,7 @@ class TotpKeys:
             .values(confirmed_at=self.ctx.clock(), last_step=step)
             .execution_options(synchronize_session=False)
         )
-        if _rowcount(confirmed) != 1:
+        if rowcount(confirmed) != 1:
             self._rejected(user.id, "replayed", "confirm")
             raise InvalidMfaCodeException()
 
@@ -187,7 +183,7 @@ class TotpKeys:
             .values(last_step=step)
             .execution_options(synchronize_session=False)
         )
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
     async def delete(self, user_id: int) -> None:
         await self.session.execute(

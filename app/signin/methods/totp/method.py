@@ -6,18 +6,13 @@ from typing import ClassVar
 
 from app.core import totp
 from app.models.user import User
-from app.signin.methods.base import Factor, Proof, SignInMethod, Step, Submission
+from app.signin.methods.base import Proof, SecondFactorMethod, Submission
 from app.signin.methods.totp.keys import TotpKeys, compact
 
 
-class TotpMethod(SignInMethod):
+class TotpMethod(SecondFactorMethod):
     id: ClassVar[str] = "totp"
     amr: ClassVar[tuple[str, ...]] = ("otp",)
-    factor: ClassVar[Factor] = Factor.SECOND
-    steps: ClassVar[frozenset[Step]] = frozenset({Step.SECOND_FACTOR})
-
-    async def offered_to(self, user: User) -> bool:
-        return user.mfa_enabled
 
     def claims(self, submission: Submission) -> bool:
         code = submission.get("code")
