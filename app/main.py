@@ -21,7 +21,7 @@ from app.middleware.exception import register_exception_handlers
 from app.middleware.head import HeadAsGetMiddleware
 from app.middleware.logging import RequestContextMiddleware
 from app.middleware.security import BodyLimitMiddleware, SecurityHeadersMiddleware
-from app.openapi import install_openapi
+from app.openapi import install_openapi, operation_id
 from app.routes import (
     account,
     admin,
@@ -237,6 +237,7 @@ def create_app(
     app: FastAPI = factory(
         # `/users/me/` is an unknown route (404), not a 307 to a URL built from Host.
         redirect_slashes=False,
+        generate_unique_id_function=operation_id,
         title="Authentication Service",
         version=__version__,
         summary="Registration, login and JWT access/refresh tokens",
