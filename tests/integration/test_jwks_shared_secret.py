@@ -26,7 +26,14 @@ async def test_rotating_keys_with_a_shared_secret_is_refused(run_cli: CliInvoker
     assert "JWT_ALGORITHM is HS256" in result.stderr
 
 
-async def test_the_metadata_defaults_to_the_local_public_url(client: httpx.AsyncClient) -> None:
+async def test_the_metadata_and_the_tokens_default_to_the_local_public_url(
+    client: httpx.AsyncClient, user_factory: UserFactory
+) -> None:
+    user = await user_factory()
     body = (await client.get("/.well-known/oauth-authorization-server")).json()
 
-    assert body["jwks_uri"] == "http://127.0.0.1:8000/.well-known/jwks.json"
+    claims = jwt.decode(user.access_token, options={"verify_signature": False})
+    assert claims["iss"] == body["issuer"]
+
+    assert body["jwks_uri"] == "http://localhost:8000/.well-known/jwks.json"
+    assert body["issuer"] == "http://localhost:8000"
