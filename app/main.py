@@ -38,6 +38,7 @@ from app.routes import (
 )
 from app.routes.oauth2 import TOKEN_REQUEST_COMPONENTS
 from app.services.audit import AuditLog
+from app.services.bearer import SqliteDataVersion
 from app.services.keyring import max_token_lifetime, open_keyring, purge_retired_keys
 from app.services.mfa_service import purge_expired_challenges, totp_box
 from app.services.session_service import SessionService
@@ -175,6 +176,8 @@ def create_app(
         background = [] if migrator is None else [migrator]
         app.state.hasher = build_hasher(settings)
         keyring = None
+        # On a SQLite file: lets the key ring skip its revocation check while nothing changed.
+        key_version = SqliteDataVersion.for_url(settings.database_url)
         if settings.uses_key_pairs:
             # Signing needs the keys, so with key pairs the database must answer at start.
             try:
@@ -184,11 +187,14 @@ def create_app(
                     secret_key=resolve_secret_key(settings),
                     max_lifetime=key_lifetime(settings),
                     clock=wall_clock,
+                    version=key_version,
                 )
             except BaseException as error:
                 log.error("signing keys unavailable", error=str(error))
                 for task in background:
                     task.cancel()
+                if key_version is not None:
+                    key_version.close()
                 await app.state.database.dispose()
                 raise
             background.append(
@@ -229,6 +235,8 @@ def create_app(
             await app.state.database.dispose()
             app.state.bearer.close()
             app.state.hasher.close()
+            if key_version is not None:
+                key_version.close()
             log.info("service stopped")
 
     # FastAPIOffline serves the Swagger UI and ReDoc assets from the package itself (no CDN);
