@@ -66,7 +66,7 @@ def clock() -> Clock:
     return Clock()
 
 
-def ring_of(table: Table, clock: Clock) -> KeyRing:
+def ring_of(table: Table, clock: Clock, revocations: Revocations | None = None) -> KeyRing:
     return KeyRing(
         loader=table.load,
         cipher=KeyCipher(SECRET),
@@ -74,6 +74,8 @@ def ring_of(table: Table, clock: Clock) -> KeyRing:
         clock=clock,
         monotonic=clock.monotonic,
         unknown_kid_cooldown=5.0,
+        usable=revocations.usable if revocations else None,
+        version=(lambda: revocations.version) if revocations else None,
     )
 
 
@@ -245,22 +247,10 @@ class Revocations:
             self.version += 1
 
 
-def checked_ring(table: Table, revocations: Revocations, clock: Clock) -> KeyRing:
-    return KeyRing(
-        loader=table.load,
-        cipher=KeyCipher(SECRET),
-        max_token_lifetime=LIFETIME,
-        clock=clock,
-        monotonic=clock.monotonic,
-        usable=revocations.usable,
-        version=lambda: revocations.version,
-    )
-
-
 async def test_a_key_revoked_elsewhere_is_refused_on_the_next_verification(clock: Clock) -> None:
     current = stored("EdDSA", current=True)
     revocations = Revocations()
-    ring = checked_ring(Table([current]), revocations, clock)
+    ring = ring_of(Table([current]), clock, revocations)
     await ring.reload()
     codec = codec_of(ring, clock)
     token = codec.issue("1", TokenType.ACCESS).token
@@ -278,7 +268,7 @@ async def test_while_the_database_version_stands_still_no_question_is_asked(
 ) -> None:
     current = stored("EdDSA", current=True)
     revocations = Revocations()
-    ring = checked_ring(Table([current]), revocations, clock)
+    ring = ring_of(Table([current]), clock, revocations)
     await ring.reload()
     codec = codec_of(ring, clock)
     token = codec.issue("1", TokenType.ACCESS).token
@@ -299,7 +289,7 @@ async def test_before_signing_a_revoked_current_key_is_replaced_without_a_cool_d
     old = stored("EdDSA", current=True)
     table = Table([old])
     revocations = Revocations()
-    ring = checked_ring(table, revocations, clock)
+    ring = ring_of(table, clock, revocations)
     await ring.reload()
     await ring.reload_for_unknown_kid()  # the cool-down now runs: it must not matter
     new = stored("EdDSA", current=True)
