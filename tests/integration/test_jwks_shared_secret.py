@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import jwt
+import pytest
 
 from tests.support import CliInvoker, UserFactory
 
@@ -19,8 +20,11 @@ async def test_with_a_shared_secret_the_jwks_is_empty(
     assert "kid" not in jwt.get_unverified_header(user.access_token)
 
 
-async def test_rotating_keys_with_a_shared_secret_is_refused(run_cli: CliInvoker) -> None:
-    result = await run_cli("keys", "rotate")
+@pytest.mark.parametrize("command", [["rotate"], ["revoke", "some-kid"]])
+async def test_rotating_or_revoking_keys_with_a_shared_secret_is_refused(
+    run_cli: CliInvoker, command: list[str]
+) -> None:
+    result = await run_cli("keys", *command)
 
     assert result.exit_code == 1
     assert "JWT_ALGORITHM is HS256" in result.stderr
