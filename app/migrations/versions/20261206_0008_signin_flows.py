@@ -2,7 +2,7 @@
 optional password
 
 Revision ID: 0008
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-06
 
 `mfa_challenges` held nothing but sign-ins waiting for a second factor, for five minutes at
@@ -19,8 +19,8 @@ from alembic import op
 from app.models.base import UTCDateTime
 
 revision: str = "0008"
-# After 0009 (made on another branch at the same time): one line of revisions.
-down_revision: str | None = "0009"
+# After 0009 and 0010 (made on other branches at the same time): one line of revisions.
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
