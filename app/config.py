@@ -149,6 +149,13 @@ class Settings(BaseSettings):
 
     refresh_token_rotation: bool = False
 
+    # OpenID Connect (docs/openid-provider.md). ID tokens are always signed with a key
+    # pair, published in the JWKS, whatever JWT_ALGORITHM is.
+    id_token_algorithm: Literal["RS256", "ES256", "EdDSA"] = "RS256"
+    # The password grant (RFC 6749 §4.3) at /auth/token; RFC 9700 §2.4 forbids it for new
+    # clients, so production deployments that serve applications turn it off.
+    oauth2_password_grant: bool = True
+
     # Two-factor authentication: the name authenticator apps show, and how long the
     # `mfa_token` of a sign-in waiting for its second factor lives.
     totp_issuer: str = Field("authsvc", min_length=1, max_length=64)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
@@ -21,11 +22,14 @@ from app.core.errors import (
     ValidationException,
 )
 from app.database import Database
-from app.keys.keyring import KeyRing
+from app.keys.keyring import KeyRing, LazyKeyRing
 from app.mail.outbox import Outbox
 from app.models.role import ADMIN_ROLE
 from app.models.user import User
 from app.oauth2.token_service import TokenService
+from app.oidc.authorization import AuthorizationStore
+from app.oidc.id_tokens import IdTokens
+from app.oidc.service import OpenIdProvider
 from app.recovery.one_time_tokens import OneTimeTokens
 from app.recovery.service import AccountService
 from app.registration.service import Registration
@@ -368,3 +372,37 @@ async def get_keyring(request: Request) -> KeyRing | None:
 
 
 KeyRingDep = Annotated[KeyRing | None, Depends(get_keyring)]
+
+
+async def get_id_token_keys(request: Request) -> LazyKeyRing:
+    """The worker's ID-token signing keys (the access keys when they share an algorithm)."""
+    keys: LazyKeyRing = request.app.state.id_token_keys
+    return keys
+
+
+IdTokenKeysDep = Annotated[LazyKeyRing, Depends(get_id_token_keys)]
+
+
+async def get_openid_provider(
+    request: Request, session: SessionDep, tokens: SessionTokensDep
+) -> OpenIdProvider:
+    state = request.app.state
+    settings: Settings = state.settings
+    id_tokens = IdTokens(
+        state.id_token_keys,
+        issuer=settings.jwt_issuer,
+        ttl=timedelta(minutes=settings.access_token_expire_minutes),
+        clock=state.wall_clock,
+    )
+    return OpenIdProvider(
+        AuthorizationStore(session),
+        issuer=settings.jwt_issuer,
+        id_tokens=id_tokens,
+        tokens=tokens,
+        audit=tokens.audit,
+        transaction=tokens.transaction,
+        clock=state.wall_clock,
+    )
+
+
+OpenIdProviderDep = Annotated[OpenIdProvider, Depends(get_openid_provider)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -20,7 +21,8 @@ from app.audit.log import AuditLog
 from app.config import Settings, get_settings, resolve_secret_key
 from app.database import Database
 from app.keys import routes as well_known
-from app.keys.keyring import max_token_lifetime, open_keyring, purge_retired_keys
+from app.keys.keyring import LazyKeyRing, max_token_lifetime, open_keyring, purge_retired_keys
+from app.keys.store import ID_TOKEN
 from app.mail.sender import MailMetrics, MailSender, purge_mail_and_tokens
 from app.middleware.cors import ContractCORSMiddleware
 from app.middleware.exception import register_exception_handlers
@@ -30,6 +32,8 @@ from app.middleware.security import BodyLimitMiddleware, SecurityHeadersMiddlewa
 from app.oauth2 import routes as tokens
 from app.oauth2 import token_endpoint
 from app.oauth2.token_request import TOKEN_REQUEST_COMPONENTS
+from app.oidc import routes as oidc
+from app.oidc.cors import ApplicationCORSMiddleware
 from app.openapi import install_openapi, operation_id
 from app.recovery import routes as account
 from app.registration import routes as registration
@@ -204,6 +208,24 @@ def create_app(
                 )
             )
         app.state.keyring = keyring
+        # ID tokens are signed with a key pair whatever JWT_ALGORITHM is: the access keys
+        # when their algorithm is ID_TOKEN_ALGORITHM, otherwise a set of their own, opened
+        # (and its first key made) when the first ID token or JWKS needs it.
+        same = keyring is not None and settings.jwt_algorithm == settings.id_token_algorithm
+        app.state.id_token_keys = LazyKeyRing(
+            keyring if same else None,
+            opener=functools.partial(
+                open_keyring,
+                app.state.database,
+                algorithm=settings.id_token_algorithm,
+                secret_key=resolve_secret_key(settings),
+                max_lifetime=key_lifetime(settings),
+                clock=wall_clock,
+                version=key_version,
+                purpose=ID_TOKEN,
+            ),
+            refresh_interval=settings.signing_key_refresh_seconds,
+        )
         app.state.codec = build_codec(settings, keys=keyring, clock=wall_clock)
         app.state.bearer = build_bearer_check(
             settings, app.state.database, app.state.codec, app_metrics
@@ -236,6 +258,7 @@ def create_app(
             await app.state.throttle.close()
             await app.state.database.dispose()
             app.state.bearer.close()
+            await app.state.id_token_keys.close()
             app.state.hasher.close()
             if key_version is not None:
                 key_version.close()
@@ -282,6 +305,7 @@ def create_app(
     app.include_router(tokens.router)
     app.include_router(health.router)
     app.include_router(well_known.router)
+    app.include_router(oidc.router)
     app.include_router(metrics.router)
     app.include_router(account.router)
     app.include_router(pages.router)
@@ -299,6 +323,12 @@ def create_app(
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
+    # Outside the general CORS: the application endpoints answer the applications' origins.
+    app.add_middleware(
+        ApplicationCORSMiddleware,
+        database=lambda: app.state.database,
+        configured=settings.cors_origins,
+    )
     app.add_middleware(HeadAsGetMiddleware)  # inside the request log: it shows HEAD
     app.add_middleware(
         RequestContextMiddleware,

@@ -140,3 +140,69 @@ class AuditPage(BaseModel):
 
     items: list[AuditEventRead]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
+
+
+def _uri_list(values: list[str] | None) -> list[str] | None:
+    from app.oauth2.clients import MAX_URIS, redirect_uri_problem
+
+    if values is None:
+        return None
+    if len(values) > MAX_URIS:
+        raise ValueError(f"at most {MAX_URIS} URIs")
+    for uri in values:
+        problem = redirect_uri_problem(uri)
+        if problem is not None:
+            raise ValueError(f"{uri[:100]!r} {problem}")
+    return list(dict.fromkeys(values))
+
+
+class ClientCreate(RequestModel):
+    """A new client: an OpenID Connect application (redirect URIs) or, without any, a
+    resource server that calls introspection."""
+
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    redirect_uris: list[str] = Field(default_factory=list)
+    post_logout_redirect_uris: list[str] = Field(default_factory=list)
+    public: StrictBool = False
+    first_party: StrictBool = False
+
+    @model_validator(mode="after")
+    def _check_uris(self) -> ClientCreate:
+        self.redirect_uris = _uri_list(self.redirect_uris) or []
+        self.post_logout_redirect_uris = _uri_list(self.post_logout_redirect_uris) or []
+        if self.public and not self.redirect_uris:
+            raise ValueError("a public client needs a redirect URI")
+        return self
+
+
+class ClientUpdate(RequestModel):
+    """Any of the fields; the others stay. A client stays public or confidential."""
+
+    name: Annotated[str | None, Field(None, min_length=1, max_length=100)]
+    redirect_uris: list[str] | None = None
+    post_logout_redirect_uris: list[str] | None = None
+    first_party: StrictBool | None = None
+
+    @model_validator(mode="after")
+    def _check_uris(self) -> ClientUpdate:
+        self.redirect_uris = _uri_list(self.redirect_uris)
+        self.post_logout_redirect_uris = _uri_list(self.post_logout_redirect_uris)
+        return self
+
+
+class ClientRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    client_id: str
+    name: str
+    redirect_uris: list[str]
+    post_logout_redirect_uris: list[str]
+    public: bool
+    first_party: bool
+    created_at: Timestamp
+
+
+class ClientCreated(ClientRead):
+    client_secret: str | None = Field(
+        description="Shown this once (confidential clients); null for a public client"
+    )

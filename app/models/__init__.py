@@ -5,6 +5,7 @@ from app.models.base import Base
 from app.models.client import OAuthClient
 from app.models.mail import OutboxMail
 from app.models.mfa import MfaRecoveryCode, MfaTotp
+from app.models.oidc import AuthorizationCode, AuthorizationRequest, Consent
 from app.models.one_time_token import OneTimeToken
 from app.models.role import UserRole
 from app.models.session import AuthSession
@@ -15,7 +16,10 @@ from app.models.user import User
 __all__ = [
     "AuditEvent",
     "AuthSession",
+    "AuthorizationCode",
+    "AuthorizationRequest",
     "Base",
+    "Consent",
     "MfaRecoveryCode",
     "MfaTotp",
     "OAuthClient",

@@ -464,16 +464,45 @@ class RefreshTokenGrant(TokenGrant):
     )
 
 
-TokenRequest = Annotated[PasswordGrant | RefreshTokenGrant, Field(discriminator="grant_type")]
+class AuthorizationCodeGrant(TokenGrant):
+    """RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.5): the code an application received at its
+    redirect URI."""
+
+    grant_type: Literal["authorization_code"]
+    code: Annotated[str, Field(min_length=1, max_length=128)]
+    redirect_uri: Annotated[str | None, Field(None, max_length=2048)]
+    code_verifier: Annotated[str | None, Field(None, max_length=128)]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "grant_type": "authorization_code",
+                    "code": "Qx3v...",
+                    "redirect_uri": "https://app.example.com/callback",
+                    "code_verifier": "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+                    "client_id": "my-app",
+                }
+            ]
+        }
+    )
+
+
+TokenRequest = Annotated[
+    PasswordGrant | RefreshTokenGrant | AuthorizationCodeGrant, Field(discriminator="grant_type")
+]
 
 
 class OAuth2TokenResponse(BaseModel):
     """RFC 6749 §5.1: the successful answer of the token endpoint."""
 
     access_token: str
-    token_type: Literal["bearer"] = "bearer"  # noqa: S105
+    # Case-insensitive (RFC 6749 §5.1); OpenID Connect applications get "Bearer".
+    token_type: Literal["bearer", "Bearer"] = "bearer"  # noqa: S105
     expires_in: int = Field(description="Lifetime of the access token, in seconds")
     refresh_token: str
+    id_token: str | None = Field(None, description="OpenID Connect: the ID token")
+    scope: str | None = Field(None, description="OpenID Connect: the scopes granted")
 
     model_config = ConfigDict(json_schema_extra={"examples": [_TOKEN_EXAMPLE]})
 

@@ -9,6 +9,11 @@ UPDATE, which makes concurrent refreshes with the same token race for one row.
 `ip` and `user_agent` are those of the sign-in, so a user can tell their devices apart;
 `last_used_at` moves when the session is refreshed, never on a bearer request (the read
 path writes nothing).
+
+A session an application received through OpenID Connect (`client_id` set) is a child of
+the browser session it was signed in with (`parent_id`): deleting the browser session's
+row deletes its children (ON DELETE CASCADE), so every token of that sign-in ends with it.
+Children are not listed or counted as sessions of their own.
 """
 
 from __future__ import annotations
@@ -36,6 +41,12 @@ class AuthSession(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ip: Mapped[str | None] = mapped_column(String(45))
     user_agent: Mapped[str | None] = mapped_column(String(256))
+    parent_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("auth_sessions.id", ondelete="CASCADE"), index=True, default=None
+    )
+    client_id: Mapped[str | None] = mapped_column(
+        String(64), ForeignKey("oauth_clients.client_id", ondelete="CASCADE"), default=None
+    )
 
     def __repr__(self) -> str:
         return f"AuthSession(user_id={self.user_id!r})"

@@ -77,6 +77,61 @@ class SessionService:
         assert isinstance(result, CursorResult)
         return result.rowcount == 1
 
+    async def start_child(
+        self,
+        *,
+        sid: str,
+        parent_id: str,
+        client_id: str,
+        user_id: int,
+        refresh_jti: str,
+        now: datetime,
+        expires_at: datetime,
+    ) -> bool:
+        """Insert an application's session under the browser session `parent_id`, only
+        while that session lives and its user is active (one INSERT ... SELECT, as in
+        `start`); False otherwise. Its row goes when the parent's does (ON DELETE CASCADE)."""
+        parent = AuthSession.__table__.alias("parent")
+        live_parent = (
+            select(
+                literal(sid, String),
+                User.id,
+                literal(refresh_jti, String),
+                literal(now, UTCDateTime),
+                literal(expires_at, UTCDateTime),
+                literal(now, UTCDateTime),
+                parent.c.ip,
+                parent.c.user_agent,
+                parent.c.id,
+                literal(client_id, String),
+            )
+            .join(parent, parent.c.user_id == User.id)
+            .where(
+                User.id == literal(user_id, Integer),
+                User.is_active.is_(True),
+                parent.c.id == literal(parent_id, String),
+            )
+            .with_for_update(read=True)
+        )
+        stmt = insert(AuthSession).from_select(
+            [
+                "id",
+                "user_id",
+                "refresh_jti",
+                "created_at",
+                "expires_at",
+                "last_used_at",
+                "ip",
+                "user_agent",
+                "parent_id",
+                "client_id",
+            ],
+            live_parent,
+        )
+        result = await self.session.execute(stmt)
+        assert isinstance(result, CursorResult)
+        return result.rowcount == 1
+
     async def touch(self, *, sid: str, user_id: int, now: datetime) -> None:
         """Record a refresh as the session's last use (the refresh path's one write)."""
         await self.session.execute(
@@ -97,7 +152,12 @@ class SessionService:
         """
         if self.max_per_user is None:
             return 0
-        others = (AuthSession.user_id == user_id) & (AuthSession.id != keep_sid)
+        # Applications' sessions belong to their browser session and end with it.
+        others = (
+            (AuthSession.user_id == user_id)
+            & (AuthSession.id != keep_sid)
+            & AuthSession.parent_id.is_(None)
+        )
         kept = (
             select(AuthSession.id)
             .where(others, AuthSession.expires_at > now)
@@ -124,7 +184,11 @@ class SessionService:
         of them with `limit` and `offset`."""
         stmt = (
             select(AuthSession)
-            .where(AuthSession.user_id == user_id, AuthSession.expires_at > now)
+            .where(
+                AuthSession.user_id == user_id,
+                AuthSession.expires_at > now,
+                AuthSession.parent_id.is_(None),
+            )
             .order_by(AuthSession.created_at.desc(), AuthSession.id.desc())
             .offset(offset)
             .limit(limit)
@@ -132,10 +196,15 @@ class SessionService:
         return (await self.session.execute(stmt)).scalars().all()
 
     async def revoke_others(self, *, user_id: int, keep_sid: str) -> int:
-        """End every session of a user but one (sign out everywhere else); returns how many."""
+        """End every session of a user but one (sign out everywhere else); returns how many.
+        The applications' sessions of the one kept stay; the others' end with them."""
         stmt = (
             delete(AuthSession)
-            .where(AuthSession.user_id == user_id, AuthSession.id != keep_sid)
+            .where(
+                AuthSession.user_id == user_id,
+                AuthSession.id != keep_sid,
+                AuthSession.parent_id.is_(None),
+            )
             .execution_options(synchronize_session=False)
         )
         result = await self.session.execute(stmt)
