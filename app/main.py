@@ -32,7 +32,6 @@ from app.middleware.security import BodyLimitMiddleware, SecurityHeadersMiddlewa
 from app.oauth2 import routes as tokens
 from app.oauth2 import token_endpoint
 from app.oauth2.token_request import TOKEN_REQUEST_COMPONENTS
-from app.oidc import routes as oidc
 from app.oidc.cors import ApplicationCORSMiddleware
 from app.openapi import install_openapi, operation_id
 from app.recovery import routes as account
@@ -305,7 +304,6 @@ def create_app(
     app.include_router(tokens.router)
     app.include_router(health.router)
     app.include_router(well_known.router)
-    app.include_router(oidc.router)
     app.include_router(metrics.router)
     app.include_router(account.router)
     app.include_router(pages.router)

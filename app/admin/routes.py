@@ -18,6 +18,7 @@ from app.admin.schemas import (
     AuditPage,
     ClientCreate,
     ClientCreated,
+    ClientList,
     ClientRead,
     ClientUpdate,
     UserPage,
@@ -235,13 +236,13 @@ async def _client(clients: ClientService, client_id: str) -> OAuthClient:
 @router.get(
     "/clients",
     status_code=status.HTTP_200_OK,
-    response_model=list[ClientRead],
+    response_model=ClientList,
     summary="List the registered clients",
     responses=error_responses(*ADMIN_ERRORS),
 )
-async def list_clients(session: SessionDep) -> list[ClientRead]:
+async def list_clients(session: SessionDep) -> ClientList:
     """Every client, oldest first; never a secret."""
-    return [ClientRead.model_validate(c) for c in await ClientService(session).all()]
+    return ClientList([ClientRead.model_validate(c) for c in await ClientService(session).all()])
 
 
 @router.post(
@@ -285,6 +286,7 @@ async def create_client(
     responses=error_responses(*ADMIN_ERRORS, NotFoundException),
 )
 async def get_client(client_id: str, session: SessionDep) -> ClientRead:
+    """The client with this id (never its secret)."""
     return ClientRead.model_validate(await _client(ClientService(session), client_id))
 
 

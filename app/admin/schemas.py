@@ -156,9 +156,34 @@ def _uri_list(values: list[str] | None) -> list[str] | None:
     return list(dict.fromkeys(values))
 
 
+_CLIENT_EXAMPLE: JsonDict = {
+    "client_id": "Vb1n0o1PqZ0kQ3q8yYV5uA",
+    "name": "Shop",
+    "redirect_uris": ["https://shop.example.com/callback"],
+    "post_logout_redirect_uris": ["https://shop.example.com/"],
+    "public": False,
+    "first_party": False,
+    "created_at": "2024-01-15T10:30:45.123Z",
+}
+
+
 class ClientCreate(RequestModel):
     """A new client: an OpenID Connect application (redirect URIs) or, without any, a
     resource server that calls introspection."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Shop",
+                    "redirect_uris": ["https://shop.example.com/callback"],
+                    "post_logout_redirect_uris": ["https://shop.example.com/"],
+                    "public": False,
+                    "first_party": False,
+                }
+            ]
+        }
+    )
 
     name: Annotated[str, Field(min_length=1, max_length=100)]
     redirect_uris: list[str] = Field(default_factory=list)
@@ -178,6 +203,10 @@ class ClientCreate(RequestModel):
 class ClientUpdate(RequestModel):
     """Any of the fields; the others stay. A client stays public or confidential."""
 
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"redirect_uris": ["https://shop.example.com/cb"]}]}
+    )
+
     name: Annotated[str | None, Field(None, min_length=1, max_length=100)]
     redirect_uris: list[str] | None = None
     post_logout_redirect_uris: list[str] | None = None
@@ -191,7 +220,9 @@ class ClientUpdate(RequestModel):
 
 
 class ClientRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_extra={"examples": [_CLIENT_EXAMPLE]}
+    )
 
     client_id: str
     name: str
@@ -202,7 +233,15 @@ class ClientRead(BaseModel):
     created_at: Timestamp
 
 
+class ClientList(RootModel[list[ClientRead]]):
+    model_config = ConfigDict(json_schema_extra={"examples": [[_CLIENT_EXAMPLE]]})
+
+
 class ClientCreated(ClientRead):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{**_CLIENT_EXAMPLE, "client_secret": "kPrK_qmxVW..."}]}
+    )
+
     client_secret: str | None = Field(
         description="Shown this once (confidential clients); null for a public client"
     )

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Response, status
 
 from app.dependencies import IdTokenKeysDep, KeyRingDep, SettingsDep
-from app.oauth2.schemas import JWKSet
+from app.oauth2.schemas import AuthorizationServerMetadata, JWKSet
 from app.oidc.discovery import provider_metadata
 from app.openapi import error_responses
 
@@ -45,6 +45,8 @@ async def jwks(
 @router.get(
     "/oauth-authorization-server",
     status_code=status.HTTP_200_OK,
+    response_model=AuthorizationServerMetadata,
+    response_model_exclude_none=True,
     summary="Authorization server metadata (RFC 8414)",
     responses=error_responses(),
 )
@@ -52,5 +54,20 @@ async def metadata(settings: SettingsDep, response: Response) -> dict[str, Any]:
     """Where the service's endpoints and keys are, as absolute URLs built from
     `PUBLIC_URL`; `issuer` is `JWT_ISSUER`. The same document as
     `/.well-known/openid-configuration`."""
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return provider_metadata(settings)
+
+
+@router.get(
+    "/openid-configuration",
+    status_code=status.HTTP_200_OK,
+    response_model=AuthorizationServerMetadata,
+    response_model_exclude_none=True,
+    summary="OpenID Provider metadata (OpenID Connect Discovery 1.0)",
+    responses=error_responses(),
+)
+async def openid_configuration(settings: SettingsDep, response: Response) -> dict[str, Any]:
+    """Where the endpoints and keys are (absolute URLs built from `PUBLIC_URL`) and what
+    the provider supports; `issuer` is `JWT_ISSUER`."""
     response.headers["Cache-Control"] = "public, max-age=3600"
     return provider_metadata(settings)

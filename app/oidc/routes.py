@@ -31,7 +31,6 @@ from app.oidc.authorization import (
     UnsafeRedirect,
     check_request,
 )
-from app.oidc.discovery import provider_metadata
 from app.oidc.id_tokens import user_claims
 from app.oidc.service import (
     OpenIdProvider,
@@ -346,22 +345,3 @@ def _signed_out(request: Request, page: Page, target: str | None) -> Response:
     return page.render(
         "end_session.html", title="You are signed out", client_name=None, fields=None
     )
-
-
-# --- discovery ----------------------------------------------------------------------
-
-
-@router.get(
-    "/.well-known/openid-configuration",
-    summary="OpenID Provider metadata (OpenID Connect Discovery 1.0)",
-    tags=["discovery"],
-)
-async def openid_configuration(settings: SettingsDep, response: Response) -> dict[str, Any]:
-    """Where the endpoints and keys are (absolute URLs from `PUBLIC_URL`) and what the
-    provider supports; `issuer` is `JWT_ISSUER`."""
-    response.headers["Cache-Control"] = "public, max-age=3600"
-    return provider_metadata(settings)
-
-
-def _unused(settings: Settings, provider: OpenIdProvider) -> None:  # pragma: no cover
-    del settings, provider
