@@ -32,8 +32,12 @@ from app.middleware.security import BodyLimitMiddleware, SecurityHeadersMiddlewa
 from app.oauth2 import routes as tokens
 from app.oauth2 import token_endpoint
 from app.oauth2.token_request import TOKEN_REQUEST_COMPONENTS
+from app.oidc import routes as oidc
+from app.oidc.authorization import return_to_origins
 from app.oidc.cors import ApplicationCORSMiddleware
 from app.openapi import install_openapi, operation_id
+from app.pages import routes as hosted_pages
+from app.pages.guards import Csrf
 from app.recovery import routes as account
 from app.registration import routes as registration
 from app.routes import docs, health, metrics, pages
@@ -173,8 +177,18 @@ def create_app(
         _report_takeover(takeover, settings)
         app.state.settings = settings
         app.state.mfa_box = totp_box(resolve_secret_key(settings))
+        app.state.pages_csrf = Csrf(
+            resolve_secret_key(settings), secure=settings.public_url.startswith("https://")
+        )
         app.state.database = Database(settings, clock=clock)
         app_metrics.watch_breaker(app.state.database.breaker)
+
+        async def origins_of_return_to(return_to: str) -> list[str]:
+            async with app.state.database.session() as session:
+                return await return_to_origins(session, return_to, wall_clock())
+
+        # The sign-in page's form may lead (through return_to) to an application.
+        app.state.return_to_origins = origins_of_return_to
         # Before the server accepts a connection: the first request meets the current schema.
         migrator = await start_schema(app.state.database, auto_migrate=settings.db_auto_migrate)
         background = [] if migrator is None else [migrator]
@@ -304,9 +318,11 @@ def create_app(
     app.include_router(tokens.router)
     app.include_router(health.router)
     app.include_router(well_known.router)
+    app.include_router(oidc.router)
     app.include_router(metrics.router)
     app.include_router(account.router)
     app.include_router(pages.router)
+    app.include_router(hosted_pages.router)
     if settings.docs_enabled:
         app.include_router(docs.router)
     install_openapi(app, components=TOKEN_REQUEST_COMPONENTS)

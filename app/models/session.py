@@ -10,6 +10,12 @@ UPDATE, which makes concurrent refreshes with the same token race for one row.
 `last_used_at` moves when the session is refreshed, never on a bearer request (the read
 path writes nothing).
 
+A browser session (the hosted pages' cookie, app.sessions.browser) is a row like any
+other, so it is listed, ended and purged with the rest; it also has `browser_key`, the
+SHA-256 of its cookie's value (the cookie is never the row's id, which the sessions list
+shows), and it remembers when it signed in (`auth_time`) and how (`amr`, RFC 8176), which
+the OpenID provider needs for `max_age`, `prompt=login` and the ID token.
+
 A session an application received through OpenID Connect (`client_id` set) is a child of
 the browser session it was signed in with (`parent_id`): deleting the browser session's
 row deletes its children (ON DELETE CASCADE), so every token of that sign-in ends with it.
@@ -20,7 +26,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import JSON, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UTCDateTime
@@ -41,6 +47,10 @@ class AuthSession(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ip: Mapped[str | None] = mapped_column(String(45))
     user_agent: Mapped[str | None] = mapped_column(String(256))
+    # Browser sessions only (null for the JSON API's token sessions).
+    browser_key: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    auth_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    amr: Mapped[list[str] | None] = mapped_column(JSON)
     parent_id: Mapped[str | None] = mapped_column(
         String(32), ForeignKey("auth_sessions.id", ondelete="CASCADE"), index=True, default=None
     )

@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import delete, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,11 +24,14 @@ from app.models.client import OAuthClient
 from app.models.oidc import AuthorizationCode, AuthorizationRequest, Consent
 from app.models.session import AuthSession
 from app.models.user import User
-from app.oauth2.clients import ClientService, redirect_uri_matches
+from app.oauth2.clients import ClientService, origin_of, redirect_uri_matches
 from app.oidc.id_tokens import SUPPORTED_SCOPES
 from app.transaction import rowcount
 
 CODE_TTL = timedelta(seconds=60)
+# Where the sign-in page returns to (`return_to`), and the consent page.
+RESUME_PATH = "/oauth2/authorize/resume"
+CONSENT_PATH = "/consent"
 # Long enough to sign in with a password, a second factor or another provider.
 REQUEST_TTL = timedelta(minutes=30)
 PROMPTS = frozenset({"none", "login", "consent", "select_account"})
@@ -388,3 +392,39 @@ class AuthorizationStore:
 # A used code is remembered this long past its expiry, so that presenting it again (the
 # sign of a stolen code) still ends what it issued.
 REUSE_WINDOW = timedelta(hours=1)
+
+
+def request_token_of(return_to: str | None) -> str | None:
+    """The kept request a `return_to` of the sign-in page leads back to, if any."""
+    if return_to is None:
+        return None
+    path, _, query = return_to.partition("?")
+    if path not in (RESUME_PATH, CONSENT_PATH):
+        return None
+    values = parse_qs(query).get("request") or []
+    return values[0] if len(values) == 1 else None
+
+
+async def client_of_return_to(
+    session: AsyncSession, return_to: str | None, now: datetime
+) -> str | None:
+    """The client whose authorization request a sign-in serves (None: not one)."""
+    token = request_token_of(return_to)
+    if token is None:
+        return None
+    return await AuthorizationStore(session).client_of(token, now)
+
+
+async def return_to_origins(session: AsyncSession, return_to: str, now: datetime) -> list[str]:
+    """The origin of the redirect URI a `return_to` may lead to (the sign-in page's form
+    then allows it in CSP form-action: Chrome checks each redirect after a form POST)."""
+    token = request_token_of(return_to)
+    pending = await AuthorizationStore(session).pending(token, now) if token else None
+    if pending is None:
+        return []
+    return [form_action_origin(pending.request.redirect_uri)]
+
+
+def form_action_origin(uri: str) -> str:
+    """What CSP form-action names for a redirect URI: its origin, or a private-use scheme."""
+    return origin_of(uri) or f"{urlsplit(uri).scheme.lower()}:"

@@ -4,14 +4,12 @@ page, userinfo, and end session. The code exchange is at the token endpoint
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
 
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.datastructures import FormData
 
-from app.config import Settings
 from app.core.errors import InvalidTokenException, NotAuthenticatedException
 from app.core.jwt import TokenType
 from app.dependencies import (
@@ -25,15 +23,16 @@ from app.dependencies import (
 from app.middleware.security import allow_form_action
 from app.oauth2.clients import ClientService, origin_of
 from app.oidc.authorization import (
+    RESUME_PATH,
     AuthorizationStore,
     RedirectError,
     SignedIn,
     UnsafeRedirect,
     check_request,
+    form_action_origin,
 )
 from app.oidc.id_tokens import user_claims
 from app.oidc.service import (
-    OpenIdProvider,
     Outcome,
     ToApplication,
     ToConsent,
@@ -47,7 +46,6 @@ from app.sessions.tokens import session_of, verified_claims
 
 router = APIRouter(tags=["openid"])
 
-RESUME_PATH = "/oauth2/authorize/resume"
 SCOPE_TEXT = {
     "openid": "Know who you are (your account's id)",
     "profile": "See your username",
@@ -75,7 +73,7 @@ def _error_page(request: Request, browser: BrowserSession | None, detail: str) -
 
 
 def _to_application(request: Request, outcome: ToApplication) -> Response:
-    origin = origin_of(outcome.url) or outcome.url.split(":", 1)[0] + ":"
+    origin = form_action_origin(outcome.url)
     # The page whose form led here (sign-in, consent) must allow the application's origin
     # in form-action: Chrome checks it on each redirect after a form POST.
     allow_form_action(request.scope, origin)

@@ -44,9 +44,7 @@ async def test_cli_creates_a_confidential_application_and_shows_its_secret_once(
     assert proven is not None
     listed = json.loads((await run_cli("clients", "list", "--json")).stdout)
     assert "client_secret" not in json.dumps(listed)
-    assert [e.event for e in await audit_events(database, "client.created")] == [
-        "client.created"
-    ]
+    assert [e.event for e in await audit_events(database, "client.created")] == ["client.created"]
 
 
 async def test_cli_creates_a_public_client_without_a_secret(run_cli: CliInvoker) -> None:

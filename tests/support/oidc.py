@@ -123,7 +123,9 @@ class Flow:
         return f"/oauth2/authorize?{urlencode(self.params())}"
 
 
-async def follow(browser: httpx.AsyncClient, response: httpx.Response, *, limit: int = 10) -> httpx.Response:
+async def follow(
+    browser: httpx.AsyncClient, response: httpx.Response, *, limit: int = 10
+) -> httpx.Response:
     """Follow redirects on this service; stop at the first answer that is not a redirect
     to it (a redirect to the application, or a page)."""
     for _ in range(limit):
@@ -163,14 +165,14 @@ async def exchange(
         **overrides,
     }
     auth = flow.app.basic()
-    return await client.post("/auth/token", data=form, auth=auth) if auth else await client.post(
-        "/auth/token", data=form
+    return (
+        await client.post("/auth/token", data=form, auth=auth)
+        if auth
+        else await client.post("/auth/token", data=form)
     )
 
 
-async def tokens_for(
-    browser: httpx.AsyncClient, flow: Flow, username: str
-) -> dict[str, Any]:
+async def tokens_for(browser: httpx.AsyncClient, flow: Flow, username: str) -> dict[str, Any]:
     answer = await code_for(browser, flow, username)
     response = await exchange(browser, flow, answer["code"])
     assert response.status_code == 200, response.text

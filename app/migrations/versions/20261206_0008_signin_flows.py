@@ -19,7 +19,7 @@ from alembic import op
 from app.models.base import UTCDateTime
 
 revision: str = "0008"
-# After 0009 and 0010 (made on other branches at the same time): one line of revisions.
+# After 0010 (0009 and 0010 were made on other branches at the same time): one line.
 down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
