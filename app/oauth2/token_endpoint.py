@@ -94,6 +94,8 @@ async def token(
             if named is None and presented is not None and presented.secret is None:
                 public = await ClientService(session).get(presented.client_id)
                 named = public.client_id if public is not None and public.public else None
+            if named is not None:  # perhaps an application's: its new ID token's keys
+                await provider.id_tokens.prepare()
             result = await tokens.refresh(form.refresh_token, client_id=named)
     answer = token_response(result, response, OAuth2TokenResponse)
     if isinstance(result.session.get("client_id"), str):

@@ -82,6 +82,12 @@ class IdTokens:
         self.ttl = ttl
         self.clock = clock
 
+    async def prepare(self) -> None:
+        """Open the key ring (its first key made, in a transaction of its own) before the
+        caller's transaction writes: on SQLite that one would hold the only write lock."""
+        ring = await self.keys.ring()
+        await ring.ensure_signing_key()
+
     async def issue(self, user: User, facts: IdTokenFacts) -> str:
         """Raises DatabaseException when the key ring cannot be opened or checked."""
         ring = await self.keys.ring()

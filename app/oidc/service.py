@@ -241,6 +241,7 @@ class OpenIdProvider:
 
         Raises InvalidGrantException or InvalidRequestException.
         """
+        await self.id_tokens.prepare()
         row = await self.store.code(code)
         if row is None:
             raise InvalidGrantException("The authorization code is invalid or expired")
@@ -308,7 +309,7 @@ class OpenIdProvider:
         self.audit.record(
             Event.CODE_REUSED,
             user_id=user_id,
-            details={"client_id": client_id, "tokens_revoked": ended},
+            details={"client_id": client_id, "session_ended": ended},
         )
         await self.transaction.commit_before_raising()
         log.warning("authorization code reused", client_id=client_id, user_id=user_id)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,11 +16,10 @@ import httpx
 from app.database import Database
 from app.oauth2.clients import ClientService
 from app.utils.clock import utc_now
-from tests.support.accounts import PASSWORD
+from tests.support.pages import sign_in
 
 REDIRECT_URI = "https://app.example.com/callback"
 LOGOUT_URI = "https://app.example.com/signed-out"
-_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @dataclass
@@ -66,28 +64,8 @@ def pkce() -> tuple[str, str]:
     return verifier, challenge.rstrip(b"=").decode()
 
 
-def csrf_of(html: str) -> str:
-    found = _CSRF.search(html)
-    assert found is not None, html[:500]
-    return found.group(1)
-
-
 def query_of(url: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
-
-
-async def sign_in_page(
-    browser: httpx.AsyncClient, username: str, *, return_to: str | None = None
-) -> httpx.Response:
-    """Sign in on /login as a person does: the form's CSRF token, the fields, the button.
-    Returns the answer to the POST (a 303 to `return_to` on success)."""
-    query = f"?{urlencode({'return_to': return_to})}" if return_to else ""
-    page = await browser.get(f"/login{query}")
-    assert page.status_code == 200, page.text
-    form = {"csrf_token": csrf_of(page.text), "identifier": username, "password": PASSWORD}
-    if return_to:
-        form["return_to"] = return_to
-    return await browser.post("/login", data=form)
 
 
 @dataclass
@@ -146,7 +124,8 @@ async def code_for(
     response = await follow(browser, await browser.get(flow.url()))
     if response.status_code == 200 and "/login" in str(response.url) and username is not None:
         return_to = query_of(str(response.url))["return_to"]
-        response = await follow(browser, await sign_in_page(browser, username, return_to=return_to))
+        signed_in = await sign_in(browser, username, return_to=return_to)
+        response = await follow(browser, signed_in)
     assert response.status_code == 302, (response.status_code, response.text[:300])
     location = response.headers["location"]
     assert location.startswith(flow.app.redirect_uri), location
@@ -154,11 +133,13 @@ async def code_for(
 
 
 async def exchange(
-    client: httpx.AsyncClient, flow: Flow, code: str, **overrides: str
+    client: httpx.AsyncClient, flow: Flow, the_code: str, **overrides: str
 ) -> httpx.Response:
+    """The code exchange at the token endpoint, as the application makes it; `overrides`
+    change (or, empty, leave out) fields of the form."""
     form = {
         "grant_type": "authorization_code",
-        "code": code,
+        "code": the_code,
         "redirect_uri": flow.app.redirect_uri,
         "code_verifier": flow.verifier,
         **flow.app.credentials(),
