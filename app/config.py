@@ -151,7 +151,7 @@ class Settings(BaseSettings):
 
     # OpenID Connect (docs/openid-provider.md). ID tokens are always signed with a key
     # pair, published in the JWKS, whatever JWT_ALGORITHM is.
-    id_token_algorithm: Literal["RS256", "ES256", "EdDSA"] = "RS256"
+    id_token_algorithm: Literal["RS256", "ES256", "EdDSA"] = "RS256"  # noqa: S105
     # The password grant (RFC 6749 §4.3) at /auth/token; RFC 9700 §2.4 forbids it for new
     # clients, so production deployments that serve applications turn it off.
     oauth2_password_grant: bool = True

@@ -9,6 +9,7 @@ from pydantic.config import JsonDict
 
 from app.models.role import MAX_ROLES, ROLE_PATTERN
 from app.models.schemas import PASSWORD_INPUT_MAX, RequestModel, Timestamp, UserRead
+from app.oauth2.clients import MAX_URIS, redirect_uri_problem
 
 RoleName = Annotated[str, Field(pattern=ROLE_PATTERN, max_length=32)]
 _TS = "2024-01-15T10:30:45.123Z"
@@ -147,8 +148,6 @@ class AuditPage(BaseModel):
 
 
 def _uri_list(values: list[str] | None) -> list[str] | None:
-    from app.oauth2.clients import MAX_URIS, redirect_uri_problem
-
     if values is None:
         return None
     if len(values) > MAX_URIS:

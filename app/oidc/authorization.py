@@ -26,6 +26,7 @@ from app.models.session import AuthSession
 from app.models.user import User
 from app.oauth2.clients import ClientService, origin_of, redirect_uri_matches
 from app.oidc.id_tokens import SUPPORTED_SCOPES
+from app.sessions.browser import BrowserSession
 from app.transaction import rowcount
 
 CODE_TTL = timedelta(seconds=60)
@@ -89,14 +90,9 @@ class ValidRequest:
         return " ".join(self.scopes)
 
 
-@dataclass(frozen=True, slots=True)
-class SignedIn:
-    """The browser session an authorization request is answered for."""
-
-    user: User
-    session_id: str
-    auth_time: datetime
-    amr: tuple[str, ...]
+# The browser session an authorization request is answered for (user, session_id,
+# auth_time, amr).
+SignedIn = BrowserSession
 
 
 def _one(params: Mapping[str, list[str]], name: str) -> str | None:
@@ -124,7 +120,9 @@ async def check_request(session: AsyncSession, params: Mapping[str, list[str]]) 
         raise UnsafeRedirect("The application is not known (client_id)")
     if redirect_uri is None or not redirect_uri_matches(client.redirect_uris, redirect_uri):
         raise UnsafeRedirect("The redirect_uri is not registered for this application")
-    state = (params.get("state") or [None])[0] or None
+    states = params.get("state") or []
+    # For the error redirect of a request whose state is repeated: the first one.
+    state = states[0] if states else None
 
     def fail(error: str, description: str) -> RedirectError:
         assert redirect_uri is not None

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import ForbiddenException
@@ -63,6 +64,7 @@ class ApplicationCORSMiddleware:
         preflight = scope["method"] == "OPTIONS" and "access-control-request-method" in headers
         allowed = await self._allowed(origin)
         if preflight:
+            response: Response
             if not allowed:
                 response = error_response(
                     ForbiddenException.status_code,
@@ -71,8 +73,6 @@ class ApplicationCORSMiddleware:
                     headers={"Vary": "Origin"},
                 )
             else:
-                from starlette.responses import Response
-
                 response = Response(
                     status_code=204,
                     headers={

@@ -9,12 +9,11 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from urllib.parse import urlencode
 
 from app.audit.log import AuditLog, Event
-from app.core.errors import InvalidClientException, InvalidGrantException, InvalidRequestException
-from app.core.jwt import TokenCodec, TokenType
+from app.core.errors import InvalidClientException, InvalidGrantException
+from app.core.jwt import TokenType
 from app.models.client import OAuthClient
 from app.oauth2.client_auth import ClientCredentials
 from app.oauth2.clients import ClientService, redirect_uri_matches
@@ -358,7 +357,7 @@ async def token_client(
 
 
 async def end_browser_session(
-    sessions: SessionService, audit: AuditLog, *, session_id: str, user_id: int, via: str
+    sessions: SessionService, audit: AuditLog, *, session_id: str, user_id: int
 ) -> bool:
     """End a browser session and, with it, every application's session under it."""
     ended = await sessions.revoke(sid=session_id, user_id=user_id)
@@ -367,7 +366,7 @@ async def end_browser_session(
             Event.LOGOUT,
             user_id=user_id,
             actor_id=user_id,
-            details={"session_id": session_id, "via": via},
+            details={"session_id": session_id, "via": "end_session"},
         )
     return ended
 
@@ -382,22 +381,3 @@ def post_logout_target(
     if not redirect_uri_matches(client.post_logout_redirect_uris, uri):
         return None
     return redirect_with(uri, {"state": state}) if state else uri
-
-
-def userinfo_claims(scope: Any) -> list[str]:
-    return scope.split() if isinstance(scope, str) else []
-
-
-__all__ = [
-    "InvalidRequestException",
-    "IssuedTokens",
-    "OpenIdProvider",
-    "Outcome",
-    "ToApplication",
-    "ToConsent",
-    "ToSignIn",
-    "TokenCodec",
-    "end_browser_session",
-    "post_logout_target",
-    "token_client",
-]

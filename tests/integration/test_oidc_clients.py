@@ -35,7 +35,8 @@ async def test_cli_creates_a_confidential_application_and_shows_its_secret_once(
     created = json.loads(result.stdout)
     assert created["redirect_uris"] == ["https://shop.example/cb"]
     assert created["post_logout_redirect_uris"] == ["https://shop.example/bye"]
-    assert created["first_party"] is True and created["public"] is False
+    assert created["first_party"] is True
+    assert created["public"] is False
     assert len(created["client_secret"]) >= 43
     async with database.session() as session:
         proven = await ClientService(session).authenticate(
@@ -53,7 +54,8 @@ async def test_cli_creates_a_public_client_without_a_secret(run_cli: CliInvoker)
         "--json",
     )  # fmt: skip
     created = json.loads(result.stdout)
-    assert created["public"] is True and created["client_secret"] is None
+    assert created["public"] is True
+    assert created["client_secret"] is None
 
 
 @pytest.mark.parametrize(
@@ -83,7 +85,8 @@ async def test_admin_api_registers_reads_changes_and_deletes_a_client(
     client_id = created.json()["client_id"]
     assert secret
     read = await client.get(f"/admin/clients/{client_id}", headers=admin.auth)
-    assert read.status_code == 200 and "client_secret" not in read.json()
+    assert read.status_code == 200
+    assert "client_secret" not in read.json()
     listed = await client.get("/admin/clients", headers=admin.auth)
     assert [c["client_id"] for c in listed.json()] == [client_id]
     changed = await client.patch(
@@ -96,7 +99,8 @@ async def test_admin_api_registers_reads_changes_and_deletes_a_client(
     deleted = await client.delete(f"/admin/clients/{client_id}", headers=admin.auth)
     assert deleted.status_code == 204
     gone = await client.get(f"/admin/clients/{client_id}", headers=admin.auth)
-    assert gone.status_code == 404 and gone.json()["error_code"] == "NOT_FOUND"
+    assert gone.status_code == 404
+    assert gone.json()["error_code"] == "NOT_FOUND"
     events = [e.event for e in await audit_events(database) if e.event.startswith("client.")]
     assert events == ["client.created", "client.updated", "client.deleted"]
     for event in await audit_events(database):
@@ -139,4 +143,5 @@ async def test_an_introspection_client_of_version_2_keeps_working(
         data={"token": user.access_token},
         auth=(created["client_id"], created["client_secret"]),
     )
-    assert answer.status_code == 200 and answer.json()["active"] is True
+    assert answer.status_code == 200
+    assert answer.json()["active"] is True

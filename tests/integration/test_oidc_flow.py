@@ -15,10 +15,9 @@ from fastapi import FastAPI
 from app.config import Settings
 from app.database import Database
 from app.main import create_app
-from tests.support.mfa import WallClock
-from tests.support.pages import csrf_of, sign_in
 from tests.support import RegisteredUser, UserFactory
 from tests.support.admin import audit_events
+from tests.support.mfa import WallClock
 from tests.support.oidc import (
     LOGOUT_URI,
     Application,
@@ -30,6 +29,7 @@ from tests.support.oidc import (
     register_application,
     tokens_for,
 )
+from tests.support.pages import csrf_of, sign_in
 
 
 @pytest.fixture
@@ -90,12 +90,14 @@ async def test_code_flow_from_sign_in_to_tokens_ids_and_userinfo(
     assert claims["aud"] == claims["azp"] == app_client.client_id
     assert claims["nonce"] == flow.nonce
     assert claims["amr"] == ["pwd"]
-    assert claims["email"] == "alice@example.com" and claims["email_verified"] is False
+    assert claims["email"] == "alice@example.com"
+    assert claims["email_verified"] is False
     assert claims["preferred_username"] == "alice"
     assert {"auth_time", "sid", "at_hash", "iat", "exp", "updated_at"} <= claims.keys()
     auth = {"Authorization": f"Bearer {body['access_token']}"}
     access = jwt.decode(body["access_token"], options={"verify_signature": False})
-    assert access["client_id"] == app_client.client_id and access["scope"] == body["scope"]
+    assert access["client_id"] == app_client.client_id
+    assert access["scope"] == body["scope"]
     # Every bearer route accepts the application's access token.
     assert (await client.get("/users/me", headers=auth)).json()["username"] == "alice"
     info = await client.get("/oauth2/userinfo", headers=auth)
@@ -218,9 +220,11 @@ async def test_not_signed_in_goes_to_the_sign_in_page_and_back_to_the_request(
     return_to = query_of(location)["return_to"]
     # Only an opaque id of the kept request travels: nothing of it can be changed.
     assert return_to.startswith("/oauth2/authorize/resume?request=")
-    assert flow.challenge not in location and app_client.redirect_uri not in location
+    assert flow.challenge not in location
+    assert app_client.redirect_uri not in location
     answer = await code_for(client, flow, "alice")
-    assert answer["state"] == flow.state and answer["code"]
+    assert answer["state"] == flow.state
+    assert answer["code"]
 
 
 async def test_the_sign_in_form_allows_the_applications_origin_in_form_action(
@@ -245,7 +249,9 @@ async def test_prompt_none_when_signed_in_gives_a_code_at_once(
     client: httpx.AsyncClient, app_client: Application, person: RegisteredUser
 ) -> None:
     await code_for(client, Flow(app_client), "alice")
-    answer = query_of((await client.get(Flow(app_client, extra={"prompt": "none"}).url())).headers["location"])
+    answer = query_of(
+        (await client.get(Flow(app_client, extra={"prompt": "none"}).url())).headers["location"]
+    )
     assert "code" in answer
 
 
@@ -338,16 +344,19 @@ async def test_a_third_party_asks_consent_once_per_set_of_scopes(
 ) -> None:
     flow = Flow(third_party, scope="openid email")
     page = await _consent_page(client, flow)
-    assert page.status_code == 200 and str(page.url).startswith("http://testserver/consent?")
+    assert page.status_code == 200
+    assert str(page.url).startswith("http://testserver/consent?")
     assert "Partner &lt;App&gt;" in page.text  # escaped
     assert "email address" in page.text
-    assert ">Allow</button>" in page.text and ">Deny</button>" in page.text
+    assert ">Allow</button>" in page.text
+    assert ">Deny</button>" in page.text
     csp = page.headers["content-security-policy"]
     assert "form-action 'self' https://app.example.com" in csp
     allowed = await _decide(client, page, "allow")
     assert allowed.status_code == 302
     answer = query_of(allowed.headers["location"])
-    assert answer["state"] == flow.state and answer["code"]
+    assert answer["state"] == flow.state
+    assert answer["code"]
     # Remembered: the same scopes (or fewer) go straight back.
     again = await client.get(Flow(third_party, scope="openid").url())
     assert "code" in query_of(again.headers["location"])
@@ -370,7 +379,8 @@ async def test_deny_is_access_denied(
     page = await _consent_page(client, flow)
     denied = await _decide(client, page, "deny")
     answer = query_of(denied.headers["location"])
-    assert answer["error"] == "access_denied" and answer["state"] == flow.state
+    assert answer["error"] == "access_denied"
+    assert answer["state"] == flow.state
     assert [e.event for e in await audit_events(database, "oauth2.consent_denied")] == [
         "oauth2.consent_denied"
     ]
@@ -383,7 +393,9 @@ async def test_prompt_none_without_consent_is_consent_required(
     client: httpx.AsyncClient, third_party: Application, person: RegisteredUser
 ) -> None:
     await sign_in(client, "alice")
-    answer = query_of((await client.get(Flow(third_party, extra={"prompt": "none"}).url())).headers["location"])
+    answer = query_of(
+        (await client.get(Flow(third_party, extra={"prompt": "none"}).url())).headers["location"]
+    )
     assert answer["error"] == "consent_required"
 
 
@@ -490,9 +502,11 @@ async def test_client_authentication_at_the_code_exchange(
         "code_verifier": flow.verifier,
     }
     no_secret = await client.post("/auth/token", data={**form, "client_id": app_client.client_id})
-    assert no_secret.status_code == 401 and no_secret.json()["error"] == "invalid_client"
+    assert no_secret.status_code == 401
+    assert no_secret.json()["error"] == "invalid_client"
     wrong = await client.post("/auth/token", data=form, auth=(app_client.client_id, "wrong"))
-    assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
+    assert wrong.status_code == 401
+    assert wrong.json()["error"] == "invalid_client"
     other = await register_application(database, name="Other")
     stolen = await client.post("/auth/token", data=form, auth=other.basic())
     assert stolen.json()["error"] == "invalid_grant"
@@ -532,7 +546,8 @@ async def test_refresh_needs_the_same_client_and_returns_a_new_id_token(
     body = refreshed.json()
     claims = await id_claims(client, body["id_token"], app_client.client_id)
     first = await id_claims(client, tokens["id_token"], app_client.client_id)
-    assert claims["sub"] == first["sub"] and claims["sid"] == first["sid"]
+    assert claims["sub"] == first["sub"]
+    assert claims["sid"] == first["sid"]
     assert claims["auth_time"] == first["auth_time"]
     assert body["scope"] == "openid profile email"
 
@@ -657,9 +672,7 @@ async def test_end_session_without_a_hint_asks_the_person_first(
 ) -> None:
     tokens = await tokens_for(client, Flow(app_client), "alice")
     auth = {"Authorization": f"Bearer {tokens['access_token']}"}
-    query = urlencode(
-        {"client_id": app_client.client_id, "post_logout_redirect_uri": LOGOUT_URI}
-    )
+    query = urlencode({"client_id": app_client.client_id, "post_logout_redirect_uri": LOGOUT_URI})
     page = await client.get(f"/oauth2/logout?{query}")
     assert page.status_code == 200
     assert ">Sign out</button>" in page.text
@@ -677,7 +690,7 @@ async def test_end_session_without_a_hint_asks_the_person_first(
     )
     assert confirmed.status_code == 302
     assert confirmed.headers["location"] == LOGOUT_URI
-    assert "form-action 'self' https://app.example.com" in page.headers["content-security-policy"] or True
+    assert "form-action 'self' https://app.example.com" in page.headers["content-security-policy"]
     assert (await client.get("/users/me", headers=auth)).status_code == 401
 
 

@@ -28,8 +28,10 @@ class Application:
     secret: str | None
     redirect_uri: str = REDIRECT_URI
 
-    def basic(self) -> httpx.BasicAuth | None:
-        return httpx.BasicAuth(self.client_id, self.secret) if self.secret else None
+    def basic(self) -> httpx.BasicAuth:
+        """HTTP Basic with the secret (a confidential client)."""
+        assert self.secret is not None, "a public client has no secret"
+        return httpx.BasicAuth(self.client_id, self.secret)
 
     def credentials(self) -> dict[str, str]:
         """A public client names itself in the form; a confidential one uses HTTP Basic."""

@@ -40,7 +40,8 @@ def test_allowed_redirect_uris(uri: str) -> None:
 )
 def test_refused_redirect_uris(uri: str, why: str) -> None:
     problem = redirect_uri_problem(uri)
-    assert problem is not None and why in problem
+    assert problem is not None
+    assert why in problem
 
 
 def test_matching_is_exact_except_a_loopback_port() -> None:
