@@ -256,11 +256,11 @@ class OpenIdProvider:
         if not hmac.compare_digest(s256(code_verifier), row.code_challenge):
             raise InvalidGrantException("code_verifier does not match the code_challenge")
         if not await self.store.consume(row.id, self.clock()):
-            # Expired, or a concurrent exchange won: that one is a reuse as well.
-            fresh = await self.store.code(code)
-            if fresh is not None and fresh.used_at is not None:
-                await self.store.session.refresh(fresh)
-                await self._reused(fresh.id, fresh.client_id, fresh.user_id, fresh.grant_session_id)
+            # Expired, or a concurrent exchange won (committed by now: the UPDATE waited for
+            # its row lock): then this one is a reuse as well.
+            await self.store.session.refresh(row)
+            if row.used_at is not None:
+                await self._reused(row.id, row.client_id, row.user_id, row.grant_session_id)
             raise InvalidGrantException("The authorization code is invalid or expired")
         user = await UserService(self.store.session).get_by_id(row.user_id)
         grant = ClientGrant(

@@ -3,6 +3,7 @@ PKCE, consent, prompt and max_age, the token endpoint, ID tokens, userinfo, end 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode
@@ -747,3 +748,19 @@ class TestConfiguredOrigins:
             "/.well-known/jwks.json", headers={"Origin": "https://console.example"}
         )
         assert response.headers["access-control-allow-origin"] == "https://console.example"
+
+
+async def test_concurrent_exchanges_of_one_code_give_one_answer_and_end_its_tokens(
+    client: httpx.AsyncClient,
+    app_client: Application,
+    person: RegisteredUser,
+    database: Database,
+) -> None:
+    flow = Flow(app_client)
+    code = (await code_for(client, flow, "alice"))["code"]
+    answers = await asyncio.gather(*(exchange(client, flow, code) for _ in range(3)))
+    assert sorted(a.status_code for a in answers) == [200, 400, 400]
+    winner = next(a for a in answers if a.status_code == 200)
+    auth = {"Authorization": f"Bearer {winner.json()['access_token']}"}
+    assert (await client.get("/users/me", headers=auth)).status_code == 401
+    assert len(await audit_events(database, "oauth2.code_reused")) >= 1
