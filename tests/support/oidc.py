@@ -147,12 +147,9 @@ async def exchange(
         **flow.app.credentials(),
         **overrides,
     }
-    auth = flow.app.basic()
-    return (
-        await client.post("/auth/token", data=form, auth=auth)
-        if auth
-        else await client.post("/auth/token", data=form)
-    )
+    if flow.app.secret is None:
+        return await client.post("/auth/token", data=form)
+    return await client.post("/auth/token", data=form, auth=flow.app.basic())
 
 
 async def tokens_for(browser: httpx.AsyncClient, flow: Flow, username: str) -> dict[str, Any]:
