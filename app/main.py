@@ -33,7 +33,7 @@ from app.oauth2 import routes as tokens
 from app.oauth2 import token_endpoint
 from app.oauth2.token_request import TOKEN_REQUEST_COMPONENTS
 from app.oidc import routes as oidc
-from app.oidc.authorization import return_to_origins
+from app.oidc.authorization import purge_authorizations, return_to_origins
 from app.oidc.cors import ApplicationCORSMiddleware
 from app.openapi import install_openapi, operation_id
 from app.pages import routes as hosted_pages
@@ -143,6 +143,7 @@ async def _purge_periodically(database: Database, settings: Settings, now: Clock
         "signing_keys": lambda: purge_retired_keys(
             database, max_lifetime=key_lifetime(settings), clock=now
         ),
+        "authorization_requests_and_codes": lambda: purge_authorizations(database, now()),
     }
     while True:
         await asyncio.sleep(settings.session_cleanup_interval_seconds)

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 from sqlalchemy import delete, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.database import Database
 from app.models.base import UTCDateTime
 from app.models.client import OAuthClient
 from app.models.oidc import AuthorizationCode, AuthorizationRequest, Consent
@@ -426,3 +427,9 @@ async def return_to_origins(session: AsyncSession, return_to: str, now: datetime
 def form_action_origin(uri: str) -> str:
     """What CSP form-action names for a redirect URI: its origin, or a private-use scheme."""
     return origin_of(uri) or f"{urlsplit(uri).scheme.lower()}:"
+
+
+async def purge_authorizations(database: Database, now: datetime) -> int:
+    """The periodic clean-up's share: expired kept requests and codes."""
+    async with database.session() as session:
+        return await AuthorizationStore(session).purge(now)

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from app.config import Settings
 from app.database import Database
 from app.main import create_app
+from app.oidc.authorization import purge_authorizations
 from tests.support import RegisteredUser, UserFactory
 from tests.support.admin import audit_events
 from tests.support.mfa import WallClock
@@ -764,3 +765,22 @@ async def test_concurrent_exchanges_of_one_code_give_one_answer_and_end_its_toke
     auth = {"Authorization": f"Bearer {winner.json()['access_token']}"}
     assert (await client.get("/users/me", headers=auth)).status_code == 401
     assert len(await audit_events(database, "oauth2.code_reused")) >= 1
+
+
+async def test_the_clean_up_drops_expired_requests_and_long_expired_codes(
+    client: httpx.AsyncClient,
+    app_client: Application,
+    person: RegisteredUser,
+    database: Database,
+    wall_clock: WallClock,
+) -> None:
+    flow = Flow(app_client)
+    code = (await code_for(client, flow, "alice"))["code"]
+    kept = await client.get(Flow(app_client, extra={"prompt": "login"}).url())
+    assert kept.headers["location"].startswith("/login?")
+    wall_clock.advance(31 * 60)
+    assert await purge_authorizations(database, wall_clock()) == 1  # the kept request
+    # A used or expired code is remembered an hour past its expiry (its reuse is known).
+    wall_clock.advance(60 * 60)
+    assert await purge_authorizations(database, wall_clock()) == 1
+    assert (await exchange(client, flow, code)).json()["error"] == "invalid_grant"
