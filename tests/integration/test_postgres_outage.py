@@ -72,6 +72,8 @@ def outage_settings(cluster: ThrowawayPostgres, tmp_path: Path, **overrides: Any
         tmp_path,
         circuit_breaker_threshold=THRESHOLD,
         circuit_breaker_timeout=BREAKER_TIMEOUT,
+        # One fixed open period: these tests follow a sustained outage through it.
+        circuit_breaker_initial_timeout=BREAKER_TIMEOUT,
         db_connect_timeout=2.0,
         db_pool_timeout=2.0,
         db_health_timeout=1.0,
