@@ -157,9 +157,7 @@ class CircuitBreaker:
         elif self._state is BreakerState.CLOSED and self._failures >= self.failure_threshold:
             now = self._clock()
             # Closed only briefly: the trial that closed it was a fluke, keep growing.
-            relapse = (
-                self._closed_at is not None and now - self._closed_at < self.recovery_timeout
-            )
+            relapse = self._closed_at is not None and now - self._closed_at < self.recovery_timeout
             self._open(longer=relapse)
 
     def _open(self, *, longer: bool) -> None:
