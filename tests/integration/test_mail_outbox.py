@@ -24,7 +24,14 @@ from app.models.mail import MailKind
 from app.services.outbox import Outbox
 from app.utils.circuit_breaker import BreakerState, CircuitBreaker
 from app.utils.exceptions import CircuitBreakerOpenException, DatabaseException
-from tests.support import FakeClock, LogCapture, UserFactory, build_settings, running_app
+from tests.support import (
+    FakeClock,
+    LogCapture,
+    UserFactory,
+    build_settings,
+    register,
+    running_app,
+)
 from tests.support.mailbox import VERIFY_SUBJECT, Mailbox, free_port, read_eml_dir, smtp_overrides
 
 
@@ -378,6 +385,60 @@ async def test_smtp_outage_answers_at_once_and_delivers_when_the_server_comes_up
                 [VERIFY_SUBJECT, "Reset your password"]
             )
             assert len(mails) == 2
+        finally:
+            box.stop()
+
+
+async def test_after_a_long_smtp_outage_mail_leaves_within_seconds_of_the_server_return(
+    settings: Settings,
+) -> None:
+    """The sender's breaker with its default timing: open periods of 1, 2, 4, then at most
+    MAIL_CIRCUIT_BREAKER_TIMEOUT (5) seconds, so the first mail after an outage waits for
+    no more than that, whatever the outage's length."""
+    defaults = {
+        name: Settings.model_fields[name].default
+        for name in (
+            "mail_circuit_breaker_threshold",
+            "mail_circuit_breaker_timeout",
+            "mail_circuit_breaker_initial_timeout",
+        )
+    }
+    port = free_port()
+    outage = settings.model_copy(
+        update={
+            **defaults,
+            "smtp_port": port,
+            "mail_sender_enabled": True,
+            "mail_retry_max_seconds": 10,
+        }
+    )
+    box = Mailbox(port)
+    async with running_app(outage) as (app, client):
+        failed_trials: list[BreakerState] = []
+        app.state.mail_sender.breaker.add_listener(
+            lambda _, old, new: (
+                failed_trials.append(new)
+                if (old, new) == (BreakerState.HALF_OPEN, BreakerState.OPEN)
+                else None
+            )
+        )
+        for n in range(6):
+            assert (await register(client, f"back{n}")).status_code == 201
+        deadline = time.monotonic() + 30
+        while len(failed_trials) < 2:  # open, and two trials met the outage: 3 s or more
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+
+        box.start()
+        back = time.monotonic()
+        try:
+            mine = {f"back{n}@example.com" for n in range(6)}
+            first = await box.wait_for(lambda m: m.to in mine, within=30)
+            assert first[0].received_at - back < outage.mail_circuit_breaker_timeout + 2
+            every = await box.wait_for(
+                lambda m: m.to in mine, count=6, within=outage.mail_retry_max_seconds + 10
+            )
+            assert sorted(m.to for m in every) == sorted(mine)
         finally:
             box.stop()
 
