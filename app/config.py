@@ -81,6 +81,8 @@ class Settings(BaseSettings):
 
     access_token_expire_minutes: int = Field(30, ge=1, le=24 * 60)
     refresh_token_expire_days: int = Field(7, ge=1, le=365)
+    # Live sessions one account may hold; a sign-in beyond it ends the least recently used.
+    sessions_per_user_max: int = Field(100, ge=1, le=10_000)
     # The absolute end of a session, counted from its sign-in; unset: REFRESH_TOKEN_EXPIRE_DAYS.
     session_max_lifetime_days: int | None = Field(None, ge=1, le=365)
     jwt_algorithm: Literal["HS256", "HS384", "HS512", "EdDSA", "ES256", "RS256"] = "HS256"
@@ -176,6 +178,8 @@ class Settings(BaseSettings):
     email_verification_required: bool = False
     rate_limit_password_reset: str = "3/hour"  # noqa: S105
     rate_limit_password_reset_ip: str = "20/hour"  # noqa: S105
+    # `PUT /users/me/email`, per account; its client counts in RATE_LIMIT_PASSWORD_RESET_IP.
+    rate_limit_email_change: str = "3/hour"
     mail_sender_enabled: bool = True
     mail_poll_interval_seconds: float = Field(1.0, gt=0, le=60)
     mail_retry_base_seconds: float = Field(1.0, gt=0)
@@ -222,6 +226,7 @@ class Settings(BaseSettings):
         "rate_limit_refresh_ip",
         "rate_limit_password_reset",
         "rate_limit_password_reset_ip",
+        "rate_limit_email_change",
     )
     @classmethod
     def _parse_limits(cls, value: str) -> str:

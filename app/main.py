@@ -13,37 +13,32 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from app import __version__
+from app.account import me as users
+from app.account import routes as sessions
+from app.admin import routes as admin
+from app.audit.log import AuditLog
 from app.config import Settings, get_settings, resolve_secret_key
+from app.core.jwt import Clock, utc_now
 from app.database import Database
+from app.keys import routes as well_known
+from app.keys.keyring import max_token_lifetime, open_keyring, purge_retired_keys
 from app.mail.sender import MailMetrics, MailSender, purge_mail_and_tokens
 from app.middleware.cors import ContractCORSMiddleware
 from app.middleware.exception import register_exception_handlers
 from app.middleware.head import HeadAsGetMiddleware
 from app.middleware.logging import RequestContextMiddleware
 from app.middleware.security import BodyLimitMiddleware, SecurityHeadersMiddleware
+from app.oauth2 import routes as tokens
+from app.oauth2.token_request import TOKEN_REQUEST_COMPONENTS
 from app.openapi import install_openapi
-from app.routes import (
-    account,
-    admin,
-    auth,
-    docs,
-    health,
-    metrics,
-    mfa,
-    pages,
-    sessions,
-    tokens,
-    users,
-    well_known,
-)
-from app.routes.oauth2 import TOKEN_REQUEST_COMPONENTS
-from app.services.audit import AuditLog
-from app.services.keyring import max_token_lifetime, open_keyring, purge_retired_keys
-from app.services.mfa_service import purge_expired_challenges, totp_box
-from app.services.session_service import SessionService
+from app.recovery import routes as account
+from app.routes import docs, health, metrics, pages
 from app.serving import Takeover, take_over_from_uvicorn
+from app.sessions.service import SessionService
+from app.signin import mfa_routes as mfa
+from app.signin import routes as auth
+from app.signin.mfa import purge_expired_challenges, totp_box
 from app.startup import start_schema
-from app.utils.jwt import Clock, utc_now
 from app.utils.logger import get_logger, setup_logging
 from app.utils.metrics import Metrics
 from app.wiring import (

@@ -18,9 +18,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
-from app.middleware.exception import error_body, oauth2_error_body
-from app.models.schemas import ErrorResponse, OAuth2ErrorResponse
-from app.utils.exceptions import (
+from app.core.errors import (
     AppException,
     CircuitBreakerOpenException,
     DatabaseException,
@@ -36,6 +34,8 @@ from app.utils.exceptions import (
     UserInactiveException,
     ValidationException,
 )
+from app.middleware.exception import error_body, oauth2_error_body
+from app.models.schemas import ErrorResponse, OAuth2ErrorResponse
 
 Responses = dict[int | str, dict[str, Any]]
 

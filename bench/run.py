@@ -142,7 +142,7 @@ def hashing_limit(env: dict[str, str], samples: int) -> dict[str, Any]:
     os.environ.update(env)
     try:
         from app.config import Settings
-        from app.utils.password import PasswordHasher
+        from app.core.passwords import PasswordHasher
 
         settings = Settings(_env_file=None)
     finally:
@@ -227,10 +227,10 @@ def token_costs(algorithm: str, samples: int = 2000) -> dict[str, Any]:
     import asyncio as _asyncio
     from datetime import timedelta
 
-    from app.services.keyring import KeyRing
-    from app.services.signing_key_service import StoredKey
-    from app.utils.jwt import TokenCodec, TokenType, utc_now
-    from app.utils.signing_keys import KeyCipher, generate_private_key, public_jwk, thumbprint
+    from app.core.jwt import TokenCodec, TokenType, utc_now
+    from app.core.signing_keys import KeyCipher, generate_private_key, public_jwk, thumbprint
+    from app.keys.keyring import KeyRing
+    from app.keys.store import StoredKey
 
     secret = secrets.token_urlsafe(48)
     ring = None

@@ -10,12 +10,12 @@ from rich.table import Table
 from app.cli.context import configure_logging, run, settings_of
 from app.cli.output import err, fail, print_json, print_table, say
 from app.config import Settings, resolve_secret_key
+from app.core.jwt import utc_now
+from app.core.signing_keys import KeyCipher
 from app.database import Database
+from app.keys.store import SigningKeyService, StoredKey, install_key
 from app.models.schemas import format_timestamp
-from app.services.signing_key_service import SigningKeyService, StoredKey, install_key
-from app.utils.jwt import utc_now
 from app.utils.logger import get_logger
-from app.utils.signing_keys import KeyCipher
 
 log = get_logger(__name__)
 

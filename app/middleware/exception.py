@@ -12,8 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.core.errors import AppException, OAuth2Exception
 from app.models.schemas import format_timestamp
-from app.utils.exceptions import AppException, OAuth2Exception
 from app.utils.logger import get_logger
 from app.utils.request_context import current_request_id
 

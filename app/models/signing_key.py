@@ -1,7 +1,7 @@
 """`signing_keys`: the service's asymmetric JWT keys, current and retired.
 
 The public JWK is stored as is (it is published); the private key only encrypted
-(`app.utils.signing_keys.KeyCipher`). `current` is TRUE on the one key that signs and NULL
+(`app.core.signing_keys.KeyCipher`). `current` is TRUE on the one key that signs and NULL
 on every other: its unique constraint lets only one key be current, so two workers that
 create or rotate at the same moment cannot both win (the loser's INSERT fails and retries).
 """

@@ -12,11 +12,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from app.audit.log import AuditLog, Event
 from app.config import Settings
 from app.database import Database
 from app.main import purge_old_audit_events
 from app.models import User
-from app.services.audit import AuditLog, Event
 from tests.support import TEST_SECRET, UserFactory, build_settings, running_app
 from tests.support.admin import audit_events, bearer, grant, sign_in
 

@@ -10,9 +10,9 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import update
 
+from app.core.jwt import TokenCodec, TokenType
 from app.database import Database
 from app.models import User
-from app.utils.jwt import TokenCodec, TokenType
 from tests.support import PASSWORD, TIMESTAMP, UserFactory, assert_error, codec_at
 
 

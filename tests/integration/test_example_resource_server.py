@@ -13,7 +13,7 @@ import httpx
 import jwt
 import pytest
 
-from app.utils.signing_keys import generate_private_key
+from app.core.signing_keys import generate_private_key
 from examples.resource_server import Config, create_app
 from tests.support import PASSWORD, CliInvoker
 

@@ -19,7 +19,7 @@ from joserfc import jwt as jose_jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from app.utils.signing_keys import generate_private_key
+from app.core.signing_keys import generate_private_key
 from tests.support import CliInvoker, UserFactory, assert_error
 
 # joserfc follows RFC 9864, which prefers "Ed25519" to the older "EdDSA" of the contract.

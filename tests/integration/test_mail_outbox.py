@@ -17,13 +17,13 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 
 from app.config import Settings
+from app.core.errors import CircuitBreakerOpenException, DatabaseException
 from app.database import Database
+from app.mail.outbox import Outbox
 from app.mail.sender import MailMetrics, MailSender
 from app.models import OutboxMail
 from app.models.mail import MailKind
-from app.services.outbox import Outbox
 from app.utils.circuit_breaker import BreakerState, CircuitBreaker
-from app.utils.exceptions import CircuitBreakerOpenException, DatabaseException
 from tests.support import (
     FakeClock,
     LogCapture,

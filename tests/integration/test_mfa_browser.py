@@ -17,7 +17,7 @@ from tests.support import UserFactory
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
-SCALE, BORDER = 4, 4  # pixels per module, modules of quiet zone (app.utils.totp.qr_svg)
+SCALE, BORDER = 4, 4  # pixels per module, modules of quiet zone (app.core.totp.qr_svg)
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),

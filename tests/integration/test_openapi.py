@@ -13,7 +13,7 @@ from openapi_spec_validator import validate
 
 from app import __version__
 from app.cli.openapi import standalone_document
-from app.utils import exceptions
+from app.core import errors as exceptions
 from tests.support import CliInvoker
 
 DOCUMENT: dict[str, Any] = json.loads(standalone_document())

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from app.config import Settings
 from app.models import OneTimeToken
-from app.services.one_time_tokens import hash_token
+from app.recovery.one_time_tokens import hash_token
 from tests.support import UserFactory, assert_error, running_app
 from tests.support.mailbox import (
     PASSWORD_CHANGED_SUBJECT,

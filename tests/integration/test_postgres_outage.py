@@ -19,14 +19,14 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from app.audit.log import Event
 from app.config import Settings
+from app.core.errors import DatabaseException
 from app.database import Database
 from app.mail.sender import MailSender
 from app.models import OutboxMail
 from app.models.audit import AuditEvent
-from app.services.audit import Event
 from app.utils.circuit_breaker import BreakerState
-from app.utils.exceptions import DatabaseException
 from tests.support import (
     FakeClock,
     ThrowawayPostgres,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from app.utils.jwt import TokenCodec
+from app.core.jwt import TokenCodec
 from tests.support.settings import TEST_SECRET
 
 

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.services.keyring import KeyRing, NoSigningKeyError
-from app.services.signing_key_service import StoredKey
-from app.utils.jwt import TokenCodec, TokenExpired, TokenType, UnknownKeyId
-from app.utils.signing_keys import KeyCipher, generate_private_key, public_jwk, thumbprint
+from app.core.jwt import TokenCodec, TokenExpired, TokenType, UnknownKeyId
+from app.core.signing_keys import KeyCipher, generate_private_key, public_jwk, thumbprint
+from app.keys.keyring import KeyRing, NoSigningKeyError
+from app.keys.store import StoredKey
 
 SECRET = "unit-test-secret-" + "x" * 40
 LIFETIME = timedelta(days=7)
