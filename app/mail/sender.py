@@ -381,21 +381,21 @@ class MailSender:
         margin); a mail cut short that way is taken over when its lease expires.
         """
         task, self._task = self._task, None
-        if task is None:
-            return
         self._stopping = True
         self._wake.set()
-        try:
-            async with asyncio.timeout(self.settings.smtp_timeout + 5):
-                await asyncio.shield(task)
-        except TimeoutError:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if task is not None:
+            try:
+                async with asyncio.timeout(self.settings.smtp_timeout + 5):
+                    await asyncio.shield(task)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._unrecorded:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(self.settings.smtp_timeout):
                     await self.record_pending()
+        await self.backend.close()
         for outcome in self._unrecorded:
             # Its lease will expire and the mail go out again: say which one, and why.
             log.error(

@@ -180,6 +180,30 @@ async def test_a_slow_server_does_not_let_another_sender_take_the_mail_over(
     assert row.status == "sent"
 
 
+async def test_a_mail_is_recorded_as_soon_as_the_server_accepts_it(
+    database: Database, settings: Settings, smtp_server: Mailbox
+) -> None:
+    """The record does not wait for the goodbye (QUIT): the time in which a crash sends a
+    mail twice is as short as the record itself."""
+    clock = WallClock()
+    await _enqueue(database, clock, "quick@example.com")
+    patient = settings.model_copy(update={"smtp_timeout": 60})  # a goodbye may take that long
+    sender = _sender(database, patient, clock)
+    smtp_server.hold(at="QUIT")
+    try:
+        cycle = asyncio.create_task(sender.run_once())
+        await smtp_server.wait_until_held()
+        deadline = time.monotonic() + 10
+        while (await _rows(database))[0].status != "sent":
+            assert time.monotonic() < deadline, "not recorded while the goodbye is pending"
+            await asyncio.sleep(0.02)
+        assert len(smtp_server.received()) == 1
+    finally:
+        smtp_server.release()
+    assert await cycle == 1
+    await sender.stop()  # the goodbye finishes
+
+
 async def test_a_mail_sent_while_the_database_is_away_is_recorded_once_it_answers(
     database: Database, settings: Settings, smtp_server: Mailbox
 ) -> None:

@@ -88,12 +88,18 @@ class _Handler:
     async def handle_RCPT(  # noqa: N802 (aiosmtpd's hook name)
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
     ) -> str:
-        await asyncio.to_thread(self.box.wait_at_gate)
+        await asyncio.to_thread(self.box.wait_at_gate, "RCPT")
         reply = self.box.rcpt_replies.get(address.lower())
         if reply is not None:
             return reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
+
+    async def handle_QUIT(  # noqa: N802 (aiosmtpd's hook name)
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        await asyncio.to_thread(self.box.wait_at_gate, "QUIT")
+        return "221 Bye"
 
     async def handle_DATA(  # noqa: N802 (aiosmtpd's hook name)
         self, server: SMTP, session: Session, envelope: Envelope
@@ -117,9 +123,11 @@ class Mailbox:
         self.rcpt_replies: dict[str, str] = {}
         self.lock = threading.Lock()
         self._controller: Controller | None = None
-        # `hold()`: RCPT waits here, mid-conversation, until `release()` (a slow server,
-        # or one that answers while the sender's database is away). None: nobody waits.
+        # `hold()`: RCPT (or QUIT) waits here, mid-conversation, until `release()` (a slow
+        # server, or one that answers while the sender's database is away). None: nobody
+        # waits.
         self._gate = threading.Condition()
+        self._gate_at = "RCPT"
         self._passes: int | None = None
         self.held = 0  # conversations that have waited at the gate so far
 
@@ -146,10 +154,11 @@ class Mailbox:
         )
         self._controller.start()
 
-    def hold(self, *, after: int = 0) -> None:
-        """Let the next `after` recipients through, then hold every conversation at RCPT."""
+    def hold(self, *, after: int = 0, at: str = "RCPT") -> None:
+        """Let the next `after` conversations through, then hold each at `at` (RCPT: before
+        the message; QUIT: after the server accepted it)."""
         with self._gate:
-            self._passes = after
+            self._passes, self._gate_at = after, at
             self._gate.notify_all()
 
     def release(self) -> None:
@@ -157,11 +166,11 @@ class Mailbox:
             self._passes = None
             self._gate.notify_all()
 
-    def wait_at_gate(self) -> None:
-        """Called by the server for each RCPT (in a thread); bounded so no thread outlives
-        a failed test by long."""
+    def wait_at_gate(self, command: str) -> None:
+        """Called by the server for each RCPT and QUIT (in a thread); bounded so no thread
+        outlives a failed test by long."""
         with self._gate:
-            if self._passes is None:
+            if self._passes is None or command != self._gate_at:
                 return
             if self._passes == 0:
                 self.held += 1
