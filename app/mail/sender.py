@@ -622,10 +622,16 @@ class MailSender:
     async def _record_sent(self, mail: ClaimedMail, rendered: Rendered) -> None:
         async with self.database.session() as session:
             # Not conditional on the claim: the mail has left, whoever holds the row now.
-            # A sender that took it over meanwhile finds it sent when it renews.
+            # A sender that took it over meanwhile finds it sent when it renews. The row is
+            # named as its Message-ID names it (id and creation): SQLite reuses the id of a
+            # deleted row, and a deleted job's new neighbour must not be marked sent.
             result = await session.execute(
                 update(OutboxMail)
-                .where(OutboxMail.id == mail.id, OutboxMail.status != MailStatus.SENT.value)
+                .where(
+                    OutboxMail.id == mail.id,
+                    OutboxMail.created_at == mail.created_at,
+                    OutboxMail.status != MailStatus.SENT.value,
+                )
                 .values(
                     status=MailStatus.SENT.value,
                     sent_at=self.clock(),
