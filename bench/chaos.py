@@ -435,18 +435,20 @@ def drain(url: str, box: Mailbox) -> tuple[dict[int, str], float]:
         time.sleep(0.2)  # a polling interval
 
 
-def count_mails(rows: dict[int, str], box: Mailbox) -> dict[str, object]:
-    received = Counter(
-        int(match.group(1))
-        for m in box.received()
-        if (match := MESSAGE_ID.match(str(m.message["Message-ID"])))
-    )
+def count_mails(rows: dict[int, str], box: Mailbox, origin: float) -> dict[str, object]:
+    arrivals: dict[int, list[float]] = {}
+    for m in box.received():
+        if match := MESSAGE_ID.match(str(m.message["Message-ID"])):
+            arrivals.setdefault(int(match.group(1)), []).append(round(m.received_at - origin, 2))
+    received = Counter({i: len(times) for i, times in arrivals.items()})
     return {
         "outbox": len(rows),
         "statuses": dict(Counter(rows.values())),
         "received": sum(received.values()),
         "lost": sorted(i for i in rows if received[i] == 0),
         "doubled": sorted(i for i, n in received.items() if n > 1),
+        # When each copy arrived (seconds since the run began): which fault it met.
+        "doubled_at": {i: arrivals[i] for i, n in received.items() if n > 1},
         "unknown": sorted(i for i in received if i not in rows),
     }
 
@@ -536,7 +538,7 @@ def main() -> None:
             end = load.now()
             measure(load, faults, box, end)
             rows, drained = drain(cluster.url, box)
-            mails = count_mails(rows, box)
+            mails = count_mails(rows, box, origin)
             load.violations.accounts_lost = accounts_check(load, sample=200)
         finally:
             for worker in workers:
@@ -582,7 +584,7 @@ def print_report(report: dict[str, object]) -> None:
     print(
         f"mail: outbox {mail['outbox']} {mail['statuses']}, received {mail['received']}, "
         f"lost {len(mail['lost'])} {mail['lost'][:10]}, doubled {len(mail['doubled'])} "
-        f"{mail['doubled'][:10]}, unknown {len(mail['unknown'])}, "
+        f"{mail['doubled_at']}, unknown {len(mail['unknown'])}, "
         f"drained in {mail['drain_seconds']} s"
     )
     print(f"machine: {report['cpus']} CPUs, load average {report['load_average']}")
