@@ -144,7 +144,8 @@ class ClaimedMail:
 
 @dataclass(frozen=True, slots=True)
 class _Outcome:
-    """What became of a mail, to be written: `write` is idempotent and claim-checked."""
+    """What became of a mail, to be written: `write` is idempotent, and conditional on the
+    row being the one the outcome is about."""
 
     mail_id: int
     name: str
@@ -565,7 +566,8 @@ class MailSender:
                 mail.id, "failure", lambda: self._record_failure(mail, token_id, failure)
             )
             return
-        await self._settle(mail.id, "sent", lambda: self._record_sent(mail, rendered))
+        sent_at = self.clock()  # now, not when a database outage lets it be written
+        await self._settle(mail.id, "sent", lambda: self._record_sent(mail, rendered, sent_at))
 
     async def record_pending(self) -> None:
         """Write the outcomes kept while the database was away, oldest first; raises (and
@@ -619,7 +621,7 @@ class MailSender:
                 with contextlib.suppress(asyncio.CancelledError):
                     await sending
 
-    async def _record_sent(self, mail: ClaimedMail, rendered: Rendered) -> None:
+    async def _record_sent(self, mail: ClaimedMail, rendered: Rendered, sent_at: datetime) -> None:
         async with self.database.session() as session:
             # Not conditional on the claim: the mail has left, whoever holds the row now.
             # A sender that took it over meanwhile finds it sent when it renews. The row is
@@ -634,7 +636,7 @@ class MailSender:
                 )
                 .values(
                     status=MailStatus.SENT.value,
-                    sent_at=self.clock(),
+                    sent_at=sent_at,
                     last_error=None,
                     lease_until=None,
                     claim_id=None,
@@ -646,7 +648,9 @@ class MailSender:
             if recorded and rendered.audit is not None:
                 # Once, when the mail has left (not per failed attempt), with the sent mark.
                 event, user_id, details = rendered.audit
-                AuditLog(session, clock=self.clock).record(event, user_id=user_id, details=details)
+                AuditLog(session, clock=lambda: sent_at).record(
+                    event, user_id=user_id, details=details
+                )
         if recorded:
             self.metrics.sent.inc()
             log.info("mail sent", mail_id=mail.id, kind=mail.kind)

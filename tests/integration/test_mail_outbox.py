@@ -224,6 +224,7 @@ async def test_a_mail_sent_while_the_database_is_away_is_recorded_once_it_answer
         with pytest.raises(CircuitBreakerOpenException):
             await delivery
         assert len(await smtp_server.wait_for(lambda m: m.to == "once@example.com")) == 1
+        sent_at = clock.now
 
         clock.advance(settings.mail_lease_seconds + 1)
         (taken,) = await other.claim(1)  # the lease expired: taken over ...
@@ -234,7 +235,7 @@ async def test_a_mail_sent_while_the_database_is_away_is_recorded_once_it_answer
     assert len(smtp_server.received(lambda m: m.to == "once@example.com")) == 1
     assert sending.unrecorded == 0
     (row,) = await _rows(database)
-    assert row.status == "sent"
+    assert (row.status, row.sent_at) == ("sent", sent_at)  # when it left, not when written
     assert sending.metrics.sent._value.get() == 1
     assert other.metrics.sent._value.get() == 0
 
