@@ -27,10 +27,22 @@ $(VENV)/.dev: requirements-dev.lock pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(VENV)/.runtime $@
 
+# The interoperability tests drive real peers written in JavaScript (a certified relying
+# party, a certified provider, a browser application): each folder of tests/interop with a
+# package-lock.json is installed by `npm ci`, with the Node.js that the dev lock pins.
+NODE_LOCKS := $(wildcard tests/interop/*/package-lock.json)
+
+$(VENV)/.node: $(NODE_LOCKS) | $(VENV)/.dev
+	@for lock in $(NODE_LOCKS); do \
+	  echo "npm ci in $$(dirname $$lock)"; \
+	  (cd "$$(dirname $$lock)" && PATH="$(abspath $(BIN)):$$PATH" npm ci --no-audit --no-fund --ignore-scripts) || exit 1; \
+	done
+	touch $@
+
 run: $(VENV)/.runtime  ## serve on 127.0.0.1:8000 with SQLite (migrated at start-up)
 	$(BIN)/authsvc serve --host $(HOST) --port $(PORT)
 
-test: $(VENV)/.dev  ## lint, type-check and run the whole suite with coverage (floor: 90%)
+test: $(VENV)/.dev $(VENV)/.node  ## lint, type-check and run the whole suite with coverage (floor: 90%)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

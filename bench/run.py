@@ -69,6 +69,7 @@ PERCENTILES = ("50", "75", "90", "99", "99.9")
 # Unknown names are ignored by Settings, so this list can name limits of any version.
 BENCH_ENVIRONMENT = {
     "ENVIRONMENT": "production",
+    "PUBLIC_URL": "https://auth.example.com",  # production refuses http
     "LOG_LEVEL": "INFO",
     "LOG_FORMAT": "json",
     # Throttling stays on, so its counters cost what they cost in production, but

@@ -58,6 +58,7 @@ class Event(StrEnum):
     USER_UPDATED = "user.updated"
     USER_DELETED = "user.deleted"
     KEY_ROTATED = "key.rotated"
+    KEY_REVOKED = "key.revoked"
 
 
 class AuditLog:

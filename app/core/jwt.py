@@ -75,6 +75,15 @@ class KeySet(Protocol):
         """Reload the key set (rate-limited); False when no reload happened."""
         ...
 
+    async def confirm(self, kid: str) -> bool:
+        """Whether the key `kid`, which verified a token, is still not revoked (another
+        host may have revoked it a moment ago). Raises when that cannot be known."""
+        ...
+
+    async def ensure_signing_key(self) -> None:
+        """Make sure the current key was not revoked since it was loaded."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class IssuedToken:
@@ -132,6 +141,12 @@ class TokenCodec:
     def ttl(self, token_type: TokenType) -> timedelta:
         return self._ttl[token_type]
 
+    async def prepare_to_sign(self) -> None:
+        """With a key set: make sure `issue` will not sign with a key revoked on another
+        host a moment ago. Raises what the key set raises (the database being down)."""
+        if self._keys is not None:
+            await self._keys.ensure_signing_key()
+
     def issue(
         self,
         subject: str,
@@ -172,22 +187,31 @@ class TokenCodec:
         return IssuedToken(token=token, jti=jti, expires_at=expires_at)
 
     async def verify(self, token: str, expected_type: TokenType) -> TokenClaims:
-        """`decode`, after one (rate-limited) reload of the key set for an unknown `kid`.
+        """`decode`, after one (rate-limited) reload of the key set for an unknown `kid`;
+        with a key set, the key that verified it must still be unrevoked.
 
         Raises TokenExpired or TokenRejected.
         """
         try:
-            return self.decode(token, expected_type)
+            claims, kid = self._decode(token, expected_type)
         except UnknownKeyId:
             # A key rotated in by another host since our last refresh, or garbage: the
             # key set decides, and its rate limit keeps garbage from costing a query each.
             if self._keys is None or not await self._keys.reload_for_unknown_kid():
                 raise
-        return self.decode(token, expected_type)
+            claims, kid = self._decode(token, expected_type)
+        # A key revoked on any host is refused here at once, not at the next refresh.
+        if kid is not None and self._keys is not None and not await self._keys.confirm(kid):
+            raise TokenRejected("revoked_key")
+        return claims
 
     def decode(self, token: str, expected_type: TokenType) -> TokenClaims:
-        """Verify a token of the expected type; raises TokenExpired or TokenRejected
+        """Verify a token of the expected type against the key set as loaded (no check
+        for a revocation since: `verify` does that); raises TokenExpired or TokenRejected
         (UnknownKeyId for a `kid` not in the key set)."""
+        return self._decode(token, expected_type)[0]
+
+    def _decode(self, token: str, expected_type: TokenType) -> tuple[TokenClaims, str | None]:
         if len(token) > MAX_TOKEN_LENGTH:
             raise TokenRejected("too_long")
         if token.count(".") != 2:  # a JWE has five segments; anything else is not a JWS
@@ -198,6 +222,7 @@ class TokenCodec:
             raise TokenRejected("malformed") from None
         key: Any = self._key
         algorithm = self._algorithm
+        kid: str | None = None
         if not self._asymmetric:
             if header.get("alg") != algorithm:
                 raise TokenRejected("algorithm")
@@ -239,7 +264,7 @@ class TokenCodec:
             raise TokenRejected("missing_claim") from None
         except jwt.PyJWTError:
             raise TokenRejected("malformed") from None
-        return self._check_claims(claims, expected_type)
+        return self._check_claims(claims, expected_type), kid
 
     def _check_claims(self, claims: dict[str, Any], expected_type: TokenType) -> TokenClaims:
         exp, iat = claims["exp"], claims["iat"]

@@ -7,6 +7,12 @@ the snapshot does not know (a key another host rotated in a moment ago). Concurr
 requests that meet unknown kids share one reload; garbage kids cost one query per
 cool-down at most. Only the current key's private part is decrypted, and only when it
 changes.
+
+Revocation (`authsvc keys revoke`) cannot wait for a refresh: every verification asks the
+database whether the key is still unrevoked (one primary-key read). On a SQLite file the
+answer is kept while the file's data version shows no commit since, so the read path of
+a quiet database still costs no statement. The JWKS is served from a reload made for the
+request, so a revoked key leaves it on every worker at once.
 """
 
 from __future__ import annotations
@@ -27,12 +33,21 @@ from app.core.signing_keys import (
     public_key_from_jwk,
 )
 from app.database import Database
-from app.keys.store import SigningKeyService, StoredKey, install_key
+from app.keys.store import (
+    SigningKeyService,
+    StoredKey,
+    install_key,
+    key_is_usable,
+)
 from app.utils.logger import get_logger
 
 log = get_logger(__name__)
 
 Loader = Callable[[datetime], Awaitable[Sequence[StoredKey]]]
+# Whether a kid is still unrevoked, asked of the database.
+Checker = Callable[[str], Awaitable[bool]]
+# A number that moves with every commit to the database; None: unknown (app.sessions.bearer).
+Version = Callable[[], int | None]
 
 
 class NoSigningKeyError(RuntimeError):
@@ -65,9 +80,13 @@ class KeyRing:
         clock: Clock = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
         unknown_kid_cooldown: float = 5.0,
+        usable: Checker | None = None,
+        version: Version | None = None,
     ) -> None:
         """`max_token_lifetime`: how long after its retirement a key may still have valid
-        tokens (the longest token lifetime plus the verification leeway)."""
+        tokens (the longest token lifetime plus the verification leeway). `usable` asks
+        the database whether a key is unrevoked (None: trust the snapshot); `version`
+        lets a confirmation stand while the database has not changed."""
         self._loader = loader
         self._cipher = cipher
         self._lifetime = max_token_lifetime
@@ -77,6 +96,9 @@ class KeyRing:
         self._snapshot = _Snapshot()
         self._last_unknown_reload: float | None = None
         self._reloading: asyncio.Task[None] | None = None
+        self._usable = usable
+        self._version = version
+        self._confirmed: dict[str, int] = {}  # kid: the database version it was confirmed at
 
     # --- the hot path: no await, no lock -----------------------------------------------
 
@@ -140,6 +162,19 @@ class KeyRing:
         if signing is not None and (old.signing is None or old.signing[0] != signing[0]):
             log.info("signing key loaded", kid=signing[0], algorithm=signing[1])
 
+    async def _shared_reload(self) -> None:
+        """A reload that concurrent callers share; raises what `reload` raises."""
+        if self._reloading is None:
+            self._reloading = asyncio.ensure_future(self.reload())
+        task = self._reloading
+        try:
+            # shield: one caller giving up (a client that hung up) does not cancel the
+            # reload that the others are waiting for.
+            await asyncio.shield(task)
+        finally:
+            if task.done() and self._reloading is task:
+                self._reloading = None
+
     async def reload_for_unknown_kid(self) -> bool:
         """Reload once for a token with an unknown `kid`, unless a reload for that reason
         started less than the cool-down ago; concurrent callers share one reload."""
@@ -149,19 +184,53 @@ class KeyRing:
             if last is not None and now - last < self._cooldown:
                 return False
             self._last_unknown_reload = now
-            self._reloading = asyncio.ensure_future(self.reload())
-        task = self._reloading
         try:
-            # shield: one caller giving up (a client that hung up) does not cancel the
-            # reload that the others are waiting for.
-            await asyncio.shield(task)
+            await self._shared_reload()
         except Exception as error:  # the database may be down: refuse, as with no reload
             log.warning("signing key reload failed", error_type=type(error).__name__)
             return False
-        finally:
-            if task.done() and self._reloading is task:
-                self._reloading = None
         return True
+
+    async def confirm(self, kid: str) -> bool:
+        """Whether `kid` is still unrevoked in the database; a revoked one also starts a
+        (rate-limited) reload. Raises DatabaseException when the database cannot say."""
+        if await self._unrevoked(kid):
+            return True
+        log.warning("token of a revoked signing key refused", kid=kid)
+        await self.reload_for_unknown_kid()
+        return False
+
+    async def ensure_signing_key(self) -> None:
+        """Before signing: if the current key was revoked on another host since the last
+        load, load the key that replaced it (no cool-down: nothing is signed with a revoked
+        key). Raises DatabaseException."""
+        kid = self.current_kid
+        if kid is not None and not await self._unrevoked(kid):
+            await self._shared_reload()
+
+    async def _unrevoked(self, kid: str) -> bool:
+        if self._usable is None:
+            return True
+        seen = self._version() if self._version is not None else None
+        if seen is not None and self._confirmed.get(kid) == seen:
+            return True
+        if not await self._usable(kid):
+            self._confirmed.pop(kid, None)
+            return False
+        # Kept only if nothing committed while the read ran (it may have been a revocation).
+        if seen is not None and self._version is not None and self._version() == seen:
+            self._confirmed = {k: v for k, v in self._confirmed.items() if v == seen}
+            self._confirmed[kid] = seen
+        return True
+
+    async def fresh_jwks(self) -> dict[str, list[dict[str, str]]]:
+        """`jwks` after a reload (shared with concurrent callers): a key revoked or rotated
+        in on another host shows at once. With the database down, the keys last loaded."""
+        try:
+            await self._shared_reload()
+        except Exception as error:
+            log.warning("signing key reload failed", error_type=type(error).__name__)
+        return self.jwks()
 
     async def refresh_periodically(self, interval: float) -> None:
         """Reload every `interval` seconds until cancelled; failures keep the old keys."""
@@ -186,6 +255,7 @@ async def open_keyring(
     secret_key: str,
     max_lifetime: timedelta,
     clock: Clock = utc_now,
+    version: Version | None = None,
 ) -> KeyRing:
     """Create the first key (once, however many workers start together), then load the set.
 
@@ -199,7 +269,14 @@ async def open_keyring(
         async with database.session() as session:
             return await SigningKeyService(session).live(retired_after)
 
-    ring = KeyRing(loader=load, cipher=cipher, max_token_lifetime=max_lifetime, clock=clock)
+    ring = KeyRing(
+        loader=load,
+        cipher=cipher,
+        max_token_lifetime=max_lifetime,
+        clock=clock,
+        usable=lambda kid: key_is_usable(database, kid),
+        version=version,
+    )
     try:
         await ring.reload()
     except KeyDecryptionError:

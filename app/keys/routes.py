@@ -26,10 +26,10 @@ JWKS_CACHE_CONTROL = "public, max-age=300"
 )
 async def jwks(keyring: KeyRingDep, response: Response) -> dict[str, list[dict[str, str]]]:
     """The public keys (RFC 7517) of every signing key that may still have unexpired
-    tokens: the current one and recently retired ones. Only public parameters. Empty
-    with an HS algorithm: a shared secret is never published."""
+    tokens: the current one and recently retired ones, never a revoked one. Only public
+    parameters. Empty with an HS algorithm: a shared secret is never published."""
     response.headers["Cache-Control"] = JWKS_CACHE_CONTROL
-    return keyring.jwks() if keyring is not None else {"keys": []}
+    return await keyring.fresh_jwks() if keyring is not None else {"keys": []}
 
 
 @router.get(

@@ -125,7 +125,7 @@ class IntrospectionResponse(BaseModel):
                     "token_type": "access_token",
                     "exp": 1765000000,
                     "iat": 1764998200,
-                    "iss": "authsvc",
+                    "iss": "https://auth.example.com",
                     "aud": "authsvc",
                     "sid": "4f0c0a6a2a1e4b6f9d5c8e7b3a2f1d0c",
                     "roles": [],

@@ -388,6 +388,7 @@ class AuthService:
         if session_end is not None and self.clock() >= session_end:
             self._token_rejected("session_lifetime", TokenType.REFRESH)
             raise TokenExpired()
+        await self.codec.prepare_to_sign()
         if not self.rotate_refresh_tokens:
             user = await self._active_user(user_id, sid, TokenType.REFRESH, refresh_jti=claims.jti)
             refresh = IssuedToken(token=refresh_token, jti=claims.jti, expires_at=claims.expires_at)
@@ -524,6 +525,7 @@ class AuthService:
         self, user: User, amr: tuple[str, ...] = AMR_PASSWORD
     ) -> TokenPair | None:
         """A new session's tokens, or None when the user is no longer active."""
+        await self.codec.prepare_to_sign()
         sid = uuid.uuid4().hex
         subject = str(user.id)
         now = self.clock()

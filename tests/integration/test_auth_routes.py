@@ -376,7 +376,7 @@ async def test_token_signed_with_another_key_is_401(
     user = await user_factory()
     forged = TokenCodec(
         key="x" * 64,
-        issuer="authsvc",
+        issuer=app.state.settings.jwt_issuer,
         audience="authsvc",
         access_ttl=timedelta(minutes=30),
         refresh_ttl=timedelta(days=7),

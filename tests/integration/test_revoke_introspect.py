@@ -185,7 +185,7 @@ async def test_an_active_access_token_introspects_with_its_facts(
     assert body["username"] == user.username
     assert body["token_type"] == "access_token"
     assert (body["exp"], body["iat"], body["sid"]) == (claims["exp"], claims["iat"], claims["sid"])
-    assert (body["iss"], body["aud"]) == ("authsvc", "authsvc")
+    assert (body["iss"], body["aud"]) == ("http://localhost:8000", "authsvc")
     assert body["roles"] == []
     assert body["scope"] == ""
 

@@ -79,7 +79,7 @@ async def world(app: FastAPI, database: Database, user_factory: UserFactory) -> 
     clock = Clock()
     codec = TokenCodec(
         key=TEST_SECRET,
-        issuer="authsvc",
+        issuer=app.state.settings.jwt_issuer,
         audience="authsvc",
         access_ttl=timedelta(minutes=30),
         refresh_ttl=REFRESH_TTL,
