@@ -26,7 +26,7 @@ from tests.support.processes import (
     wait_until,
 )
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.process]
 
 USERS = 6
 
