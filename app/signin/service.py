@@ -21,6 +21,7 @@ from app.core.errors import (
     UserInactiveException,
 )
 from app.core.jwt import TokenRejected
+from app.metrics import Metrics
 from app.models.user import User, normalize_identifier
 from app.sessions.tokens import AuthResult, SessionTokens
 from app.signin import methods as registry
@@ -32,7 +33,6 @@ from app.transaction import Transaction
 from app.users.service import UserService
 from app.utils.clock import Clock, utc_now
 from app.utils.logger import bind_context, get_logger
-from app.utils.metrics import Metrics
 
 log = get_logger(__name__)
 
