@@ -42,15 +42,17 @@ $(VENV)/.node: $(NODE_LOCKS) | $(VENV)/.dev
 run: $(VENV)/.runtime  ## serve on 127.0.0.1:8000 with SQLite (migrated at start-up)
 	$(BIN)/authsvc serve --host $(HOST) --port $(PORT)
 
-test: $(VENV)/.dev $(VENV)/.node  ## lint, type-check and run the whole suite with coverage (floor: 90%)
+test: $(VENV)/.dev $(VENV)/.node  ## lint, type-check, check the layering and run the whole suite with coverage (floor: 90%)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest --cov=app --cov-report=term-missing:skip-covered --cov-fail-under=90 $(PYTEST_ARGS)
 
-lint: $(VENV)/.dev  ## ruff check + format check
+lint: $(VENV)/.dev  ## ruff check + format check + the layering (.importlinter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(VENV)/.dev  ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix .

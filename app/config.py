@@ -144,6 +144,8 @@ class Settings(BaseSettings):
     rate_limit_login_ip: str = "30/minute;300/hour"
     rate_limit_register_ip: str = "10/minute;50/hour"
     rate_limit_refresh_ip: str = "60/minute"
+    # Second steps of sign-in whose `mfa_token` is unknown or expired, per client address.
+    rate_limit_signin_flow_ip: str = "10/minute;100/hour"
     # Addresses/CIDRs whose X-Forwarded-For is believed; `unix` trusts a Unix-socket peer.
     trusted_proxies: Annotated[list[IPv4Network | IPv6Network | Literal["unix"]], NoDecode] = []
     # When set, /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; else loopback.
@@ -155,6 +157,8 @@ class Settings(BaseSettings):
     # `mfa_token` of a sign-in waiting for its second factor lives.
     totp_issuer: str = Field("authsvc", min_length=1, max_length=64)
     mfa_token_expire_seconds: int = Field(300, ge=30, le=900)
+    # Sensitive changes without a current password need a sign-in at most this old.
+    reauth_max_age_seconds: int = Field(300, ge=30, le=24 * 3600)
     # Asymmetric signing keys (docs/tokens.md): how often each worker rereads them.
     signing_key_refresh_seconds: float = Field(60.0, gt=0, le=3600)
     session_cleanup_interval_seconds: int = Field(3600, ge=0)
@@ -227,6 +231,7 @@ class Settings(BaseSettings):
         "rate_limit_login_ip",
         "rate_limit_register_ip",
         "rate_limit_refresh_ip",
+        "rate_limit_signin_flow_ip",
         "rate_limit_password_reset",
         "rate_limit_password_reset_ip",
         "rate_limit_email_change",

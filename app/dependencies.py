@@ -9,33 +9,42 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.account.reauth import Reauthentication
 from app.account.service import SelfService
 from app.admin.service import AdminService
+from app.auth import AuthService
 from app.config import Settings
 from app.core.errors import (
     ForbiddenException,
-    InvalidClientException,
     NotAuthenticatedException,
     UnsupportedMediaTypeException,
+    ValidationException,
 )
 from app.database import Database
 from app.keys.keyring import KeyRing
 from app.mail.outbox import Outbox
-from app.models.client import OAuthClient
+from app.metrics import Metrics
 from app.models.role import ADMIN_ROLE
 from app.models.user import User
-from app.oauth2.client_auth import MalformedCredentials, parse_basic
-from app.oauth2.clients import ClientService
 from app.oauth2.token_service import TokenService
 from app.recovery.one_time_tokens import OneTimeTokens
 from app.recovery.service import AccountService
+from app.registration.service import Registration
 from app.sessions.bearer import BearerCheck, SessionUser
-from app.signin.mfa import MfaService
-from app.signin.service import AuthService, Principal
+from app.sessions.tokens import Principal, SessionTokens
+from app.signin.methods.base import MethodContext
+from app.signin.service import SignIn
+from app.signin.two_factor import TwoFactor
 from app.throttle import Throttle
-from app.utils.metrics import Metrics
-from app.utils.pagination import MAX_CURSOR_LENGTH, MAX_LIMIT
-from app.wiring import build_auth_service, build_mfa_service
+from app.users.service import UserService
+from app.utils.pagination import MAX_CURSOR_LENGTH, MAX_LIMIT, InvalidCursor, decode_cursor
+from app.wiring import (
+    build_auth_service,
+    build_method_context,
+    build_reauthentication,
+    build_session_tokens,
+    build_two_factor,
+)
 
 # Two ways to present the same bearer token (RFC 6750 §2.1), both declared in OpenAPI so
 # the docs' Authorize dialog offers a password sign-in (through the token endpoint) and a
@@ -120,20 +129,42 @@ async def get_outbox(request: Request, session: SessionDep) -> Outbox:
 OutboxDep = Annotated[Outbox, Depends(get_outbox)]
 
 
-async def get_mfa_service(request: Request, session: SessionDep, client_ip: ClientIP) -> MfaService:
+async def get_method_context(
+    request: Request, session: SessionDep, client_ip: ClientIP
+) -> MethodContext:
     state = request.app.state
-    return build_mfa_service(
+    return build_method_context(
         state.settings,
         session,
-        box=state.mfa_box,
         hasher=state.hasher,
+        box=state.mfa_box,
+        keyed_hashes=state.keyed_hashes,
         throttle=state.throttle,
         client_ip=client_ip,
         clock=state.wall_clock,
     )
 
 
-MfaServiceDep = Annotated[MfaService, Depends(get_mfa_service)]
+MethodContextDep = Annotated[MethodContext, Depends(get_method_context)]
+
+
+async def get_session_tokens(
+    request: Request, session: SessionDep, client_ip: ClientIP
+) -> SessionTokens:
+    state = request.app.state
+    return build_session_tokens(
+        state.settings,
+        session,
+        codec=state.codec,
+        throttle=state.throttle,
+        client_ip=client_ip,
+        user_agent=request.headers.get("user-agent"),
+        metrics=state.metrics,
+        clock=state.wall_clock,
+    )
+
+
+SessionTokensDep = Annotated[SessionTokens, Depends(get_session_tokens)]
 
 
 async def get_auth_service(
@@ -141,7 +172,7 @@ async def get_auth_service(
     session: SessionDep,
     client_ip: ClientIP,
     outbox: OutboxDep,
-    mfa: MfaServiceDep,
+    methods: MethodContextDep,
 ) -> AuthService:
     state = request.app.state
     return build_auth_service(
@@ -156,16 +187,74 @@ async def get_auth_service(
         identifier_hash=state.identifier_hash,
         clock=state.wall_clock,
         outbox=outbox,
-        mfa=mfa,
+        methods=methods,
     )
 
 
-AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+async def get_signin(auth: Annotated[AuthService, Depends(get_auth_service)]) -> SignIn:
+    return auth.signin
 
 
-async def get_account_service(auth: AuthServiceDep) -> AccountService:
-    assert auth.outbox is not None
-    return AccountService(auth, tokens=OneTimeTokens(auth.users.session), outbox=auth.outbox)
+async def get_registration(
+    auth: Annotated[AuthService, Depends(get_auth_service)],
+) -> Registration:
+    return auth.registration
+
+
+SignInDep = Annotated[SignIn, Depends(get_signin)]
+RegistrationDep = Annotated[Registration, Depends(get_registration)]
+
+
+async def get_reauthentication(
+    request: Request, session: SessionDep, client_ip: ClientIP
+) -> Reauthentication:
+    state = request.app.state
+    return build_reauthentication(
+        state.settings,
+        session,
+        hasher=state.hasher,
+        throttle=state.throttle,
+        client_ip=client_ip,
+        clock=state.wall_clock,
+    )
+
+
+ReauthenticationDep = Annotated[Reauthentication, Depends(get_reauthentication)]
+
+
+async def get_two_factor(
+    request: Request,
+    methods: MethodContextDep,
+    reauth: ReauthenticationDep,
+    outbox: OutboxDep,
+) -> TwoFactor:
+    return build_two_factor(request.app.state.settings, methods, reauth=reauth, outbox=outbox)
+
+
+TwoFactorDep = Annotated[TwoFactor, Depends(get_two_factor)]
+
+
+async def get_account_service(
+    request: Request,
+    session: SessionDep,
+    client_ip: ClientIP,
+    tokens: SessionTokensDep,
+    reauth: ReauthenticationDep,
+    outbox: OutboxDep,
+) -> AccountService:
+    state = request.app.state
+    return AccountService(
+        UserService(session),
+        hasher=state.hasher,
+        session_tokens=tokens,
+        reauth=reauth,
+        one_time_tokens=OneTimeTokens(session),
+        outbox=outbox,
+        throttle=state.throttle,
+        client_ip=client_ip,
+        clock=state.wall_clock,
+        password_min_length=state.settings.password_min_length,
+    )
 
 
 AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]
@@ -181,14 +270,14 @@ async def get_bearer_token(
 
 async def get_current_principal(
     request: Request,
-    auth: AuthServiceDep,
+    tokens: SessionTokensDep,
     token: Annotated[str | None, Depends(get_bearer_token)],
 ) -> Principal:
     """The user and session of the bearer token (RFC 6750 §2.1: the Authorization header
     only)."""
     if not token:
         raise NotAuthenticatedException()
-    principal = await auth.authenticate_principal(token)
+    principal = await tokens.authenticate_principal(token)
     request.scope.setdefault("state", {})["user_id"] = principal.user.id
     return principal
 
@@ -231,10 +320,9 @@ AdminUser = Annotated[User, Depends(require_admin)]
 
 
 async def get_self_service(
-    request: Request, session: SessionDep, client_ip: ClientIP
+    request: Request, session: SessionDep, reauth: ReauthenticationDep
 ) -> SelfService:
-    state = request.app.state
-    return SelfService(session, hasher=state.hasher, throttle=state.throttle, client_ip=client_ip)
+    return SelfService(session, reauth=reauth, clock=request.app.state.wall_clock)
 
 
 SelfServiceDep = Annotated[SelfService, Depends(get_self_service)]
@@ -255,49 +343,22 @@ PageCursor = Annotated[
 ]
 
 
-async def get_token_service(auth: AuthServiceDep) -> TokenService:
-    return TokenService(auth)
+def cursor_after(cursor: str | None, *, field: str = "cursor") -> int | None:
+    """The id a client's cursor continues after; raises ValidationException naming `field`."""
+    if cursor is None:
+        return None
+    try:
+        return decode_cursor(cursor)
+    except InvalidCursor:
+        message = "Not a cursor this service issued"
+        raise ValidationException(message, errors=[{"field": field, "message": message}]) from None
+
+
+async def get_token_service(request: Request, tokens: SessionTokensDep) -> TokenService:
+    return TokenService(request.app.state.codec, tokens.sessions, tokens.audit)
 
 
 TokenServiceDep = Annotated[TokenService, Depends(get_token_service)]
-
-
-async def get_registered_client(request: Request, session: SessionDep) -> OAuthClient:
-    """The client of the HTTP Basic credentials (RFC 7662 §2.1); raises
-    InvalidClientException (401, `WWW-Authenticate: Basic`) for missing or wrong ones."""
-    header = request.headers.get("authorization")
-    if not header:
-        raise InvalidClientException("Client authentication with HTTP Basic is required")
-    try:
-        client_id, secret = parse_basic(header)
-    except MalformedCredentials:
-        raise InvalidClientException("Client authentication must use HTTP Basic") from None
-    client = await ClientService(session).authenticate(client_id, secret)
-    if client is None:
-        raise InvalidClientException()
-    return client
-
-
-RegisteredClient = Annotated[OAuthClient, Depends(get_registered_client)]
-
-
-async def check_public_or_registered_client(request: Request, session: SessionDep) -> None:
-    """RFC 7009 §2.1 for public clients (as at /auth/token): no or empty credentials pass;
-    a registered client's credentials pass when right. Raises InvalidClientException."""
-    header = request.headers.get("authorization")
-    if header is None:
-        return
-    try:
-        client_id, secret = parse_basic(header)
-    except MalformedCredentials:
-        raise InvalidClientException("Client authentication must use HTTP Basic") from None
-    if not client_id and not secret:  # `Basic Og==` from the Swagger UI: no client at all
-        return
-    if await ClientService(session).authenticate(client_id, secret) is None:
-        raise InvalidClientException()
-
-
-PublicOrRegisteredClient = Depends(check_public_or_registered_client)
 
 
 async def get_keyring(request: Request) -> KeyRing | None:

@@ -18,35 +18,41 @@ from app.account import routes as sessions
 from app.admin import routes as admin
 from app.audit.log import AuditLog
 from app.config import Settings, get_settings, resolve_secret_key
-from app.core.jwt import Clock, utc_now
 from app.database import Database
 from app.keys import routes as well_known
 from app.keys.keyring import max_token_lifetime, open_keyring, purge_retired_keys
 from app.mail.sender import MailMetrics, MailSender, purge_mail_and_tokens
+from app.metrics import Metrics
 from app.middleware.cors import ContractCORSMiddleware
 from app.middleware.exception import register_exception_handlers
 from app.middleware.head import HeadAsGetMiddleware
 from app.middleware.logging import RequestContextMiddleware
 from app.middleware.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from app.oauth2 import routes as tokens
+from app.oauth2 import token_endpoint
 from app.oauth2.token_request import TOKEN_REQUEST_COMPONENTS
 from app.openapi import install_openapi, operation_id
 from app.recovery import routes as account
+from app.registration import routes as registration
 from app.routes import docs, health, metrics, pages
 from app.serving import Takeover, take_over_from_uvicorn
+from app.sessions import routes as session_routes
 from app.sessions.bearer import SqliteDataVersion
 from app.sessions.service import SessionService
-from app.signin import mfa_routes as mfa
 from app.signin import routes as auth
-from app.signin.mfa import purge_expired_challenges, totp_box
+from app.signin import two_factor_routes as mfa
+from app.signin.flow import purge_expired_flows
+from app.signin.method_routes import method_routers
+from app.signin.methods.totp.keys import totp_box
 from app.startup import start_schema
+from app.utils.clock import Clock, utc_now
 from app.utils.logger import get_logger, setup_logging
-from app.utils.metrics import Metrics
 from app.wiring import (
     build_bearer_check,
     build_codec,
     build_hasher,
     build_identifier_hash,
+    build_keyed_hashes,
     build_throttle,
     log_secrets,
 )
@@ -92,7 +98,7 @@ async def purge_expired_sessions(database: Database, settings: Settings) -> int:
     async with database.session() as session:
         purged = await SessionService(session).purge_expired(utc_now() - grace)
         # Sign-ins abandoned before their second factor (their mfa_token has expired).
-        challenges = await purge_expired_challenges(session, utc_now())
+        challenges = await purge_expired_flows(session, utc_now())
     if purged:
         log.info("expired sessions purged", count=purged)
     if challenges:
@@ -204,6 +210,7 @@ def create_app(
         )
         app.state.throttle = build_throttle(settings)
         app.state.identifier_hash = build_identifier_hash(settings)
+        app.state.keyed_hashes = build_keyed_hashes(settings)
         app.state.wall_clock = wall_clock
         app.state.mail_sender = MailSender(
             app.state.database, settings, metrics=mail_metrics, clock=wall_clock, monotonic=clock
@@ -262,11 +269,16 @@ def create_app(
     app.state.metrics = app_metrics
     app.state.wall_clock = wall_clock
     register_exception_handlers(app)
+    app.include_router(registration.router)
     app.include_router(auth.router)
+    app.include_router(token_endpoint.router)
+    app.include_router(session_routes.router)
     app.include_router(users.router)
     app.include_router(sessions.router)
     app.include_router(admin.router)
     app.include_router(mfa.router)
+    for method_router in method_routers():
+        app.include_router(method_router)
     app.include_router(tokens.router)
     app.include_router(health.router)
     app.include_router(well_known.router)

@@ -56,6 +56,8 @@ class Bucket(StrEnum):
     # Mail a person asked for (reset, verification): per address and per client.
     MAIL_ADDRESS = "mail-address"
     MAIL_IP = "mail-ip"
+    # Second steps of sign-in with an unknown, expired or used-up flow token, per client.
+    SIGNIN_FLOW_IP = "signin-flow-ip"
     # Email-change requests per account (each mails an address the caller chose).
     EMAIL_CHANGE_ACCOUNT = "email-change-account"
 
@@ -74,6 +76,7 @@ class ThrottleRules:
     login_account_ceiling: str = "100/day"
     mail_address: str = "3/hour"
     mail_ip: str = "20/hour"
+    signin_flow_ip: str = "10/minute;100/hour"
     email_change_account: str = "3/hour"
 
     def parsed(self) -> dict[Bucket, Sequence[RateLimitItem]]:
@@ -85,6 +88,7 @@ class ThrottleRules:
             Bucket.REFRESH_IP: parse_many(self.refresh_ip),
             Bucket.MAIL_ADDRESS: parse_many(self.mail_address),
             Bucket.MAIL_IP: parse_many(self.mail_ip),
+            Bucket.SIGNIN_FLOW_IP: parse_many(self.signin_flow_ip),
             Bucket.EMAIL_CHANGE_ACCOUNT: parse_many(self.email_change_account),
         }
 

@@ -6,6 +6,7 @@ back on an error); a service ends it early only for one of the reasons below.
 
 from __future__ import annotations
 
+from sqlalchemy import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
@@ -28,3 +29,9 @@ class Transaction:
         must be a write: on SQLite that write takes the single writer's lock before any
         read, which makes the checks after it race-free (see RoleService.lock_admins)."""
         await self._session.commit()
+
+
+def rowcount(result: object) -> int:
+    """The rows a conditional UPDATE or DELETE matched: how its one winner is told apart."""
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount)

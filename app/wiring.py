@@ -6,26 +6,32 @@ CLI hashes and signs exactly as the running service does without building an app
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.account.reauth import Reauthentication
+from app.auth import AuthService
 from app.config import Settings, resolve_secret_key
-from app.core.jwt import Clock, KeySet, TokenCodec, utc_now
+from app.core.jwt import KeySet, TokenCodec
 from app.core.passwords import PasswordHasher
 from app.database import Database
 from app.mail.outbox import Outbox
+from app.metrics import Metrics
 from app.sessions.bearer import BearerCheck, LiveSessions, SqliteDataVersion
 from app.sessions.service import SessionService
-from app.signin.mfa import MfaService
-from app.signin.service import AuthService
+from app.sessions.tokens import SessionTokens
+from app.signin.flow import FlowStore
+from app.signin.methods.base import MethodContext
+from app.signin.two_factor import TwoFactor
 from app.throttle import Throttle, ThrottleRules, build_storage
 from app.transaction import Transaction
 from app.users.service import UserService
+from app.utils.clock import Clock, utc_now
 from app.utils.crypto import SecretBox
 from app.utils.keyed_hash import KeyedHash
-from app.utils.metrics import Metrics
 
 
 def build_hasher(settings: Settings) -> PasswordHasher:
@@ -83,6 +89,7 @@ def build_throttle(settings: Settings) -> Throttle:
         refresh_ip=settings.rate_limit_refresh_ip,
         mail_address=settings.rate_limit_password_reset,
         mail_ip=settings.rate_limit_password_reset_ip,
+        signin_flow_ip=settings.rate_limit_signin_flow_ip,
         email_change_account=settings.rate_limit_email_change,
     )
     account_hash = KeyedHash.from_secret(resolve_secret_key(settings), THROTTLE_KEY_INFO)
@@ -104,6 +111,99 @@ def log_secrets(settings: Settings) -> list[str]:
     return secrets
 
 
+def build_keyed_hashes(settings: Settings) -> Callable[[bytes], Callable[[str], str]]:
+    """Keyed hashes from SECRET_KEY, one per HKDF `info` label, each derived once."""
+    secret = resolve_secret_key(settings)
+
+    @functools.cache
+    def keyed_hash(info: bytes) -> Callable[[str], str]:
+        return KeyedHash.from_secret(secret, info, hex_chars=16)
+
+    return keyed_hash
+
+
+def build_method_context(
+    settings: Settings,
+    session: AsyncSession,
+    *,
+    hasher: PasswordHasher,
+    box: SecretBox,
+    keyed_hashes: Callable[[bytes], Callable[[str], str]],
+    throttle: Throttle | None = None,
+    client_ip: str | None = None,
+    clock: Clock = utc_now,
+) -> MethodContext:
+    """What every sign-in method gets; `box` is `totp_box(SECRET_KEY)`, built once."""
+    return MethodContext(
+        session,
+        hasher=hasher,
+        clock=clock,
+        settings=settings,
+        box=box,
+        keyed_hash=keyed_hashes,
+        throttle=throttle,
+        client_ip=client_ip,
+    )
+
+
+def build_session_tokens(
+    settings: Settings,
+    session: AsyncSession,
+    *,
+    codec: TokenCodec,
+    throttle: Throttle | None = None,
+    client_ip: str | None = None,
+    user_agent: str | None = None,
+    metrics: Metrics | None = None,
+    clock: Clock = utc_now,
+) -> SessionTokens:
+    return SessionTokens(
+        UserService(session),
+        codec=codec,
+        sessions=SessionService(session, max_per_user=settings.sessions_per_user_max),
+        throttle=throttle,
+        client_ip=client_ip,
+        user_agent=user_agent,
+        rotate_refresh_tokens=settings.refresh_token_rotation,
+        clock=clock,
+        metrics=metrics,
+        transaction=Transaction(session),
+        session_max_lifetime=settings.session_max_lifetime,
+    )
+
+
+def build_reauthentication(
+    settings: Settings,
+    session: AsyncSession,
+    *,
+    hasher: PasswordHasher,
+    throttle: Throttle | None = None,
+    client_ip: str | None = None,
+    clock: Clock = utc_now,
+) -> Reauthentication:
+    return Reauthentication(
+        Transaction(session),
+        hasher=hasher,
+        throttle=throttle,
+        client_ip=client_ip,
+        clock=clock,
+        max_age=timedelta(seconds=settings.reauth_max_age_seconds),
+    )
+
+
+def build_two_factor(
+    settings: Settings,
+    ctx: MethodContext,
+    *,
+    reauth: Reauthentication,
+    outbox: Outbox | None,
+) -> TwoFactor:
+    flows = FlowStore(
+        ctx.session, clock=ctx.clock, ttl=timedelta(seconds=settings.mfa_token_expire_seconds)
+    )
+    return TwoFactor(ctx, flows=flows, reauth=reauth, outbox=outbox)
+
+
 def build_auth_service(
     settings: Settings,
     session: AsyncSession,
@@ -117,9 +217,10 @@ def build_auth_service(
     identifier_hash: Callable[[str], str] | None = None,
     clock: Clock = utc_now,
     outbox: Outbox | None = None,
-    mfa: MfaService | None = None,
+    methods: MethodContext | None = None,
 ) -> AuthService:
-    """AuthService on one database session; the CLI passes no throttle (an operator's act)."""
+    """The three flows on one database session; the CLI passes no throttle (an
+    operator's act)."""
     return AuthService(
         UserService(session),
         hasher=hasher,
@@ -137,28 +238,6 @@ def build_auth_service(
         clock=clock,
         outbox=outbox,
         require_verified_email=settings.email_verification_required,
-        mfa=mfa,
-    )
-
-
-def build_mfa_service(
-    settings: Settings,
-    session: AsyncSession,
-    *,
-    box: SecretBox,
-    hasher: PasswordHasher,
-    throttle: Throttle | None = None,
-    client_ip: str | None = None,
-    clock: Clock = utc_now,
-) -> MfaService:
-    """MfaService on one database session; `box` is `totp_box(SECRET_KEY)`, built once."""
-    return MfaService(
-        session,
-        box=box,
-        hasher=hasher,
-        throttle=throttle,
-        client_ip=client_ip,
-        issuer=settings.totp_issuer,
-        challenge_ttl=timedelta(seconds=settings.mfa_token_expire_seconds),
-        clock=clock,
+        methods=methods,
+        flow_ttl=timedelta(seconds=settings.mfa_token_expire_seconds),
     )

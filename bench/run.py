@@ -228,10 +228,11 @@ def token_costs(algorithm: str, samples: int = 2000) -> dict[str, Any]:
     import asyncio as _asyncio
     from datetime import timedelta
 
-    from app.core.jwt import TokenCodec, TokenType, utc_now
+    from app.core.jwt import TokenCodec, TokenType
     from app.core.signing_keys import KeyCipher, generate_private_key, public_jwk, thumbprint
     from app.keys.keyring import KeyRing
     from app.keys.store import StoredKey
+    from app.utils.clock import utc_now
 
     secret = secrets.token_urlsafe(48)
     ring = None

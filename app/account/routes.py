@@ -18,6 +18,7 @@ from app.core.errors import (
     LastAdminException,
     NotFoundException,
     RateLimitedException,
+    ReauthenticationRequiredException,
     ValidationException,
 )
 from app.dependencies import (
@@ -26,15 +27,10 @@ from app.dependencies import (
     PageCursor,
     PageLimit,
     SelfServiceDep,
+    cursor_after,
 )
 from app.openapi import BEARER_ERRORS, BODY_ERRORS, error_responses
-from app.utils.pagination import (
-    DEFAULT_LIMIT,
-    MAX_CURSOR_LENGTH,
-    MAX_LIMIT,
-    cursor_after,
-    next_cursor,
-)
+from app.utils.pagination import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT, next_cursor
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -114,6 +110,7 @@ async def end_other_sessions(me: CurrentPrincipal, accounts: SelfServiceDep) -> 
     responses=error_responses(
         *BODY_ERRORS,
         InvalidCurrentPasswordException,
+        ReauthenticationRequiredException,
         *BEARER_ERRORS,
         LastAdminException,
         RateLimitedException,

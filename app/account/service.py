@@ -7,17 +7,15 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.account.reauth import Reauthentication
 from app.admin.service import AdminService
 from app.audit.log import AuditLog, Event
-from app.core.errors import InvalidCurrentPasswordException, NotFoundException
-from app.core.jwt import Clock, utc_now
-from app.core.passwords import PasswordHasher
+from app.core.errors import NotFoundException
 from app.models.audit import AuditEvent
 from app.recovery.one_time_tokens import OneTimeTokens
 from app.sessions.service import SessionService
-from app.signin.service import Principal
-from app.throttle import Throttle
-from app.transaction import Transaction
+from app.sessions.tokens import Principal
+from app.utils.clock import Clock, utc_now
 from app.utils.pagination import Page
 
 
@@ -39,15 +37,11 @@ class SelfService:
         self,
         session: AsyncSession,
         *,
-        hasher: PasswordHasher,
-        throttle: Throttle | None = None,
-        client_ip: str | None = None,
+        reauth: Reauthentication,
         clock: Clock = utc_now,
     ) -> None:
         self.session = session
-        self.hasher = hasher
-        self.throttle = throttle
-        self.client_ip = client_ip
+        self.reauth = reauth
         self.clock = clock
         self.sessions = SessionService(session)
         self.audit = AuditLog(session, clock=clock)
@@ -102,19 +96,22 @@ class SelfService:
         )
         return count
 
-    async def delete_account(self, me: Principal, current_password: str) -> None:
-        """Delete the caller's account after checking their password again.
+    async def delete_account(self, me: Principal, current_password: str | None) -> None:
+        """Delete the caller's account after checking their password again (a recent
+        sign-in, for an account without a password).
 
         Raises RateLimitedException (wrong passwords count toward the account's login
-        throttle), InvalidCurrentPasswordException or LastAdminException.
+        throttle), InvalidCurrentPasswordException, ReauthenticationRequiredException or
+        LastAdminException.
         """
         user = me.user
-        if self.throttle is not None:
-            await self.throttle.login_attempt(user.email, self.client_ip)
-        await Transaction(self.session).end_read()
-        valid, _ = await self.hasher.verify(current_password, user.hashed_password)
-        if not valid:
-            raise InvalidCurrentPasswordException()
+        await self.reauth.confirm(
+            user,
+            current_password=current_password,
+            auth_time=me.auth_time,
+            during="deletion",
+            password_required=True,
+        )
         await AdminService(self.session, clock=self.clock).delete_user(
             user.id, actor_id=user.id, by_admin=False
         )

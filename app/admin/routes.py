@@ -31,17 +31,18 @@ from app.dependencies import (
     AdminServiceDep,
     AdminUser,
     JSONBody,
-    MfaServiceDep,
     OutboxDep,
     PageCursor,
     PageLimit,
     SessionDep,
+    TwoFactorDep,
+    cursor_after,
     require_admin,
 )
 from app.models.role import ROLE_PATTERN
 from app.models.schemas import AcceptedResponse
 from app.openapi import BEARER_ERRORS, BODY_ERRORS, error_responses
-from app.utils.pagination import DEFAULT_LIMIT, cursor_after, next_cursor
+from app.utils.pagination import DEFAULT_LIMIT, next_cursor
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 
@@ -152,12 +153,13 @@ async def end_user_sessions(user_id: int, me: AdminUser, admin: AdminServiceDep)
     responses=error_responses(*ADMIN_ERRORS, NotFoundException, 400),
 )
 async def reset_user_mfa(
-    user_id: int, me: AdminUser, admin: AdminServiceDep, mfa: MfaServiceDep
+    user_id: int, me: AdminUser, admin: AdminServiceDep, two_factor: TwoFactorDep
 ) -> Response:
     """Turn the account's two-factor authentication off (a lost authenticator): its TOTP
     key, recovery codes and pending sign-ins are deleted, and `mfa.disabled` names the admin
-    in the audit trail. The user signs in with the password and may enrol again."""
-    await mfa.disable(await admin.get_user(user_id), actor_id=me.id, via="admin")
+    in the audit trail, and the account's address gets a notice. The user signs in with the
+    password and may enrol again."""
+    await two_factor.disable(await admin.get_user(user_id), actor_id=me.id, via="admin")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.admin import mails as _mails  # noqa: F401 - registers the composer of its notice
 from app.audit.log import AuditLog, Event
 from app.core.errors import AccountInactiveException, ForbiddenException, NotFoundException
-from app.core.jwt import Clock, utc_now
 from app.mail.outbox import Outbox
 from app.models.mail import MailKind, OutboxMail
 from app.models.role import ADMIN_ROLE, UserRole
@@ -25,6 +25,7 @@ from app.sessions.service import SessionService
 from app.transaction import Transaction
 from app.users.roles import RoleService, check_roles
 from app.users.service import UserService
+from app.utils.clock import Clock, utc_now
 from app.utils.pagination import Page
 
 # The `users.id` column is a 32-bit integer on every backend; larger ids name nobody.

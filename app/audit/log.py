@@ -24,8 +24,8 @@ from enum import StrEnum
 from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.jwt import Clock, utc_now
 from app.models.audit import AuditEvent
+from app.utils.clock import Clock, utc_now
 from app.utils.pagination import Page
 from app.utils.request_context import current_client, current_request_id
 

@@ -12,12 +12,12 @@ from pydantic import ValidationError
 from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth import AuthService
 from app.cli.output import EXIT_FAILURE, fail, say
 from app.config import ConfigurationError, Settings
 from app.core.errors import CircuitBreakerOpenException, DatabaseException
 from app.core.passwords import PasswordHasher
 from app.database import Database, describe_database_error
-from app.signin.service import AuthService
 from app.utils.logger import setup_logging
 from app.wiring import build_auth_service, build_codec
 

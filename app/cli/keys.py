@@ -10,7 +10,6 @@ from rich.table import Table
 from app.cli.context import configure_logging, run, settings_of
 from app.cli.output import err, fail, print_json, print_table, say
 from app.config import Settings, resolve_secret_key
-from app.core.jwt import utc_now
 from app.core.signing_keys import KeyCipher
 from app.database import Database
 from app.keys.store import (
@@ -22,6 +21,7 @@ from app.keys.store import (
     revoke_key,
 )
 from app.models.schemas import format_timestamp
+from app.utils.clock import utc_now
 from app.utils.logger import get_logger
 
 log = get_logger(__name__)

@@ -108,7 +108,7 @@ def import_users(
             checked = await asyncio.to_thread(
                 check_records,
                 records,
-                check_password=auth.check_password,
+                check_password=auth.registration.check_password,
                 hash_floor=hasher.import_floor,
             )
             taken = await auth.users.existing_keys(

@@ -77,7 +77,7 @@ def create(
             auth = auth_service(settings, session, hasher)
             # Same policy and hashing as registration over HTTP; no statement has run yet,
             # so no transaction is held open across the hash.
-            auth.check_password(password, username=username, email=email)
+            auth.registration.check_password(password, username=username, email=email)
             hashed = await hasher.hash(password)
             user = await auth.users.create(email=email, username=username, hashed_password=hashed)
             await RoleService(session).set_roles(user, roles)

@@ -10,12 +10,20 @@ from app.cli.context import configure_logging, run, settings_of
 from app.cli.output import fail, out, print_json
 from app.config import resolve_secret_key
 from app.database import Database
+from app.mail.outbox import Outbox
 from app.models.schemas import UserRead
 from app.models.user import User
-from app.signin.mfa import totp_box
+from app.signin.methods.totp.keys import totp_box
 from app.users.service import UserService
+from app.utils.clock import utc_now
 from app.utils.logger import get_logger
-from app.wiring import build_hasher, build_mfa_service
+from app.wiring import (
+    build_hasher,
+    build_keyed_hashes,
+    build_method_context,
+    build_reauthentication,
+    build_two_factor,
+)
 
 log = get_logger(__name__)
 
@@ -35,13 +43,19 @@ def mfa_reset(
             user = await UserService(session).get_by_identifier(identifier)
             if user is None:
                 return None, False
-            mfa = build_mfa_service(
+            hasher = build_hasher(settings)
+            ctx = build_method_context(
                 settings,
                 session,
+                hasher=hasher,
                 box=totp_box(resolve_secret_key(settings)),
-                hasher=build_hasher(settings),
+                keyed_hashes=build_keyed_hashes(settings),
             )
-            return user, await mfa.disable(user, actor_id=None, via="cli")
+            reauth = build_reauthentication(settings, session, hasher=hasher)
+            # A notice to the account, sent by the running service's mail sender.
+            outbox = Outbox(session, clock=utc_now)
+            two_factor = build_two_factor(settings, ctx, reauth=reauth, outbox=outbox)
+            return user, await two_factor.disable(user, actor_id=None, via="cli")
 
     user, was_on = run(settings, work)
     if user is None:

@@ -120,6 +120,16 @@ class ForbiddenException(AppException):
     default_detail = "Forbidden"
 
 
+class ReauthenticationRequiredException(AppException):
+    """A sensitive change with neither the current password nor a recent sign-in."""
+
+    status_code = 403
+    error_code = "REAUTHENTICATION_REQUIRED"
+    default_detail = (
+        "Confirm it is you: send current_password, or sign in again and retry within minutes"
+    )
+
+
 class NotFoundException(AppException):
     """An unknown resource: a user id (admin), a session that is not the caller's."""
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib.resources import files
 
-from app.core.passwords import normalize_password
+from app.core.errors import ValidationException
+from app.core.passwords import PasswordHasher, normalize_password
 
 MAX_PASSWORD_LENGTH = 128
 _MIN_DISTINCT_CHARACTERS = 3
@@ -55,3 +56,22 @@ def password_problems(
             problems.append("Password must not contain the username or email address")
             break
     return problems
+
+
+def check_new_password(
+    password: str,
+    *,
+    username: str,
+    email: str,
+    min_length: int,
+    hasher: PasswordHasher,
+    field: str = "password",
+) -> None:
+    """Raises ValidationException naming every rule the new password breaks."""
+    problems = password_problems(password, username=username, email=email, min_length=min_length)
+    if not problems and not hasher.fits(password):
+        problems = ["Password is longer than the bcrypt scheme can hash (72 bytes)"]
+    if problems:
+        raise ValidationException(
+            problems[0], errors=[{"field": field, "message": p} for p in problems]
+        )

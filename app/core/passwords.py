@@ -153,8 +153,11 @@ def imported_hash_problem(hashed: str, *, floor: HashFloor) -> str | None:
     return "not a bcrypt or argon2 hash in standard encoding"
 
 
-def hash_scheme(hashed: str) -> str:
-    """The scheme a stored hash was made with, for operators (`argon2id`, `bcrypt`, ...)."""
+def hash_scheme(hashed: str | None) -> str:
+    """The scheme a stored hash was made with, for operators (`argon2id`, `bcrypt`, ...);
+    `none` for an account without a password."""
+    if hashed is None:
+        return "none"
     if hashed.startswith("$2"):
         return "bcrypt"
     if hashed.startswith("$argon2"):

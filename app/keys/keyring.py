@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from app.core.jwt import LEEWAY, Clock, utc_now
+from app.core.jwt import LEEWAY
 from app.core.signing_keys import (
     KeyCipher,
     KeyDecryptionError,
@@ -39,6 +39,7 @@ from app.keys.store import (
     install_key,
     key_is_usable,
 )
+from app.utils.clock import Clock, utc_now
 from app.utils.logger import get_logger
 
 log = get_logger(__name__)

@@ -44,7 +44,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.log import AuditLog, Event
 from app.config import Settings
 from app.core.errors import CircuitBreakerOpenException, ServiceUnavailableException
-from app.core.jwt import utc_now
 from app.database import Database, is_infrastructure_error
 from app.mail.backends import (
     FileBackend,
@@ -53,14 +52,13 @@ from app.mail.backends import (
     MailServerUnavailable,
     SmtpBackend,
 )
-from app.mail.messages import Content, build_message, sender_domain
+from app.mail.composers import Job, composer_of
+from app.mail.messages import build_message, sender_domain
 from app.mail.outbox import OutboxQueries
 from app.models.mail import MailKind, MailStatus, OutboxMail
-from app.models.one_time_token import TokenPurpose
-from app.models.user import User
 from app.recovery.one_time_tokens import OneTimeTokens
-from app.users.service import UserService
 from app.utils.circuit_breaker import BreakerState, CircuitBreaker
+from app.utils.clock import utc_now
 from app.utils.logger import get_logger
 
 log = get_logger(__name__)
@@ -178,141 +176,16 @@ class MailRenderer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.reset_ttl = timedelta(minutes=settings.password_reset_token_expire_minutes)
-        self.verification_hours = settings.email_verification_token_expire_hours
-        self.verification_ttl = timedelta(hours=self.verification_hours)
 
     async def render(
         self, session: AsyncSession, mail: ClaimedMail, now: datetime
     ) -> tuple[Rendered | None, str]:
         """The message and its token's id, or None and the reason it is dropped."""
-        users = UserService(session)
-        tokens = OneTimeTokens(session)
-        kind = MailKind(mail.kind)
-        user: User | None
-        token_id: int | None = None
-        audit: tuple[Event, int, dict[str, object]] | None = None
-        if kind is MailKind.PASSWORD_RESET:
-            user = await users.get_by_email(mail.recipient)
-            if user is None or not user.is_active:
-                return None, "no_active_account"
-            token, token_id = await tokens.issue(
-                TokenPurpose.PASSWORD_RESET,
-                user_id=user.id,
-                now=now,
-                ttl=self.reset_ttl,
-                email=user.email,
-                epoch=user.token_epoch,
-            )
-            # An admin's request recorded its own event, with the admin and the request;
-            # "forgot password" cannot without a look-up that would time the address.
-            if not mail.data.get("audited"):
-                audit = (Event.PASSWORD_RESET_REQUESTED, user.id, {"via": "forgot"})
-            minutes = self.settings.password_reset_token_expire_minutes
-            content = Content(
-                (
-                    f"Hello {user.username},",
-                    "Somebody (hopefully you) asked to reset the password of your account. "
-                    f"The link below works once, for {minutes} minutes.",
-                ),
-                link=self.settings.link("reset", token),
-                link_label="Choose a new password",
-                closing="If you did not ask for this, ignore this mail: "
-                "your password stays as it is.",
-            )
-        elif kind is MailKind.VERIFY_EMAIL:
-            user = await users.get_by_email(mail.recipient)
-            if user is None or not user.is_active or user.email_verified:
-                return None, "nothing_to_verify"
-            token, token_id = await tokens.issue(
-                TokenPurpose.VERIFY_EMAIL,
-                user_id=user.id,
-                now=now,
-                ttl=self.verification_ttl,
-                email=user.email,
-                epoch=user.token_epoch,
-            )
-            audit = (Event.EMAIL_VERIFICATION_SENT, user.id, {"purpose": "verify"})
-            content = Content(
-                (
-                    f"Hello {user.username},",
-                    "Please confirm that this address belongs to your account. "
-                    f"The link works once, for {self.verification_hours} hours.",
-                ),
-                link=self.settings.link("verify", token),
-                link_label="Confirm this address",
-                closing="If you did not create an account, ignore this mail.",
-            )
-        elif kind is MailKind.EMAIL_CHANGE:
-            user = await users.get_by_id(int(mail.data.get("user_id", 0)))
-            if user is None or not user.is_active:
-                return None, "no_active_account"
-            # The epoch of the request: a newer request, a password change or reset, or
-            # signing out everywhere since then voided it (a job queued before this field
-            # existed has none, and is voided too).
-            if mail.data.get("epoch") != user.token_epoch:
-                return None, "superseded"
-            token, token_id = await tokens.issue(
-                TokenPurpose.EMAIL_CHANGE,
-                user_id=user.id,
-                now=now,
-                ttl=self.verification_ttl,
-                email=mail.recipient,
-                epoch=user.token_epoch,
-            )
-            audit = (Event.EMAIL_VERIFICATION_SENT, user.id, {"purpose": "change"})
-            content = Content(
-                (
-                    f"Hello {user.username},",
-                    "Please confirm that your account should use this address from now on. "
-                    "Until you do, it keeps its current one.",
-                ),
-                link=self.settings.link("verify", token),
-                link_label="Confirm the new address",
-                closing="If you did not ask for this, ignore this mail.",
-            )
-        elif kind is MailKind.EMAIL_CHANGE_NOTICE:
-            hint = str(mail.data.get("new_email_hint", "a new address"))
-            content = Content(
-                (
-                    "Hello,",
-                    f"Somebody signed in to your account asked to change its address to {hint}. "
-                    "The change happens only once the new address is confirmed.",
-                    'If this was not you, reset your password now with the "forgot '
-                    'password" link, or sign out everywhere: either cancels this change. '
-                    "Then choose a new password: whoever asked knows the current one.",
-                )
-            )
-        elif kind is MailKind.EMAIL_CHANGED:
-            hint = str(mail.data.get("new_email_hint", "a new address"))
-            content = Content(
-                (
-                    "Hello,",
-                    f"The address of your account was changed to {hint}. This address no "
-                    "longer signs in to it and gets no more mail about it.",
-                    "If this was not you, contact the service's support at once: whoever "
-                    "did it knew your password.",
-                )
-            )
-        elif kind is MailKind.ACCOUNT_DELETED:
-            content = Content(
-                (
-                    "Hello,",
-                    "The account of this address was deleted, with everything tied to it. "
-                    "It can no longer sign in.",
-                    "If this was not you, contact the service's support.",
-                )
-            )
-        else:
-            content = Content(
-                (
-                    "Hello,",
-                    "The password of your account was just changed, and every device signed "
-                    "in to it was signed out.",
-                    "If this was not you, reset your password at once with the "
-                    '"forgot password" link, and check the address of your account.',
-                )
-            )
+        job = Job(recipient=mail.recipient, data=mail.data)
+        composed = await composer_of(MailKind(mail.kind))(session, self.settings, job, now)
+        if isinstance(composed, str):
+            return None, composed
+        content, token_id, audit = composed.content, composed.token_id, composed.audit
         message = build_message(
             mail_from=self.settings.mail_from,
             to=mail.recipient,

@@ -4,10 +4,11 @@ from app.models.audit import AuditEvent
 from app.models.base import Base
 from app.models.client import OAuthClient
 from app.models.mail import OutboxMail
-from app.models.mfa import MfaChallenge, MfaRecoveryCode, MfaTotp
+from app.models.mfa import MfaRecoveryCode, MfaTotp
 from app.models.one_time_token import OneTimeToken
 from app.models.role import UserRole
 from app.models.session import AuthSession
+from app.models.signin_flow import SignInFlow
 from app.models.signing_key import SigningKey
 from app.models.user import User
 
@@ -15,12 +16,12 @@ __all__ = [
     "AuditEvent",
     "AuthSession",
     "Base",
-    "MfaChallenge",
     "MfaRecoveryCode",
     "MfaTotp",
     "OAuthClient",
     "OneTimeToken",
     "OutboxMail",
+    "SignInFlow",
     "SigningKey",
     "User",
     "UserRole",

@@ -130,6 +130,7 @@ _USER_EXAMPLE: JsonDict = {
     "last_login": None,
     "roles": [],
     "mfa_enabled": False,
+    "has_password": True,
 }
 
 
@@ -151,6 +152,9 @@ class UserRead(BaseModel):
     last_login: Timestamp | None
     roles: list[str] = Field(description="The account's roles (`admin` opens /admin)")
     mfa_enabled: bool
+    has_password: bool = Field(
+        description="Whether the account has a password (else it signs in another way)"
+    )
 
 
 _TOKEN_EXAMPLE: JsonDict = {
@@ -291,7 +295,10 @@ class MfaRequiredResponse(BaseModel):
     mfa_required: Literal[True] = True
     mfa_token: str = Field(description="Single-use; send it with a code to /auth/login/mfa")
     expires_in: int = Field(description="Seconds the mfa_token stays valid")
-    methods: list[Literal["totp", "recovery_code"]]
+    methods: list[str] = Field(
+        description="The second factors the account can use, by their method's id "
+        "(`totp`, `recovery_code`)"
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -335,6 +342,19 @@ class MfaCode(RequestModel):
     ]
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"code": "123456"}]})
+
+
+class Reauthenticate(RequestModel):
+    """Optional proof of presence for a sensitive change: without it, the session's
+    sign-in must be recent (REAUTH_MAX_AGE_SECONDS)."""
+
+    current_password: Annotated[str | None, Field(min_length=1, max_length=PASSWORD_INPUT_MAX)] = (
+        None
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"current_password": "correct horse battery staple"}]}
+    )
 
 
 class MfaDisable(RequestModel):

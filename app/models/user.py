@@ -54,7 +54,8 @@ class User(Base):
     # SQLite and PostgreSQL alike, without relying on collations or functional indexes.
     username_normalized: Mapped[str] = mapped_column(String(50), unique=True)
     email: Mapped[str] = mapped_column(String(100), unique=True)
-    hashed_password: Mapped[str] = mapped_column(String(255))
+    # None: the account signs in without a password (a passkey, another provider).
+    hashed_password: Mapped[str | None] = mapped_column(String(255), default=None)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     # Proven by a link mailed to the address (or by a password reset through it).
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
@@ -83,6 +84,10 @@ class User(Base):
     def roles(self) -> list[str]:
         """The user's roles, sorted (empty for most users)."""
         return parse_roles(self.roles_text)
+
+    @property
+    def has_password(self) -> bool:
+        return self.hashed_password is not None
 
     def __repr__(self) -> str:  # never include the hash
         return f"User(id={self.id!r}, username={self.username!r})"

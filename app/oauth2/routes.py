@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Response, status
 from pydantic import ValidationError
 
 from app.core.errors import (
@@ -12,9 +12,14 @@ from app.core.errors import (
     InvalidRequestException,
     PayloadTooLargeException,
 )
-from app.dependencies import PublicOrRegisteredClient, RegisteredClient, TokenServiceDep
+from app.dependencies import TokenServiceDep
 from app.oauth2.schemas import IntrospectionResponse, TokenForm
-from app.oauth2.token_request import FORM_MEDIA_TYPE
+from app.oauth2.token_request import (
+    FORM_MEDIA_TYPE,
+    OAuth2Form,
+    RegisteredClient,
+    get_client,
+)
 from app.openapi import DATABASE_ERRORS, error_responses
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -32,21 +37,11 @@ _ERRORS = (
 )
 
 
-async def read_token_form(request: Request) -> TokenForm:
+async def read_token_form(form: OAuth2Form) -> TokenForm:
     """The form of revocation and introspection; raises InvalidRequestException (400 in
-    the OAuth2 shape) for another media type, a repeated parameter or a missing token."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != FORM_MEDIA_TYPE:
-        raise InvalidRequestException(f"Content-Type must be {FORM_MEDIA_TYPE}")
-    form = await request.form()
-    fields: dict[str, str] = {}
-    for name, value in form.multi_items():
-        if name in fields:  # RFC 6749 §3.2: no parameter may repeat
-            raise InvalidRequestException(f"Parameter {name} is repeated")
-        if isinstance(value, str) and value:
-            fields[name] = value
+    the OAuth2 shape) for a missing token."""
     try:
-        return TokenForm.model_validate(fields)
+        return TokenForm.model_validate(form)
     except ValidationError as error:
         first = error.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "form"
@@ -58,7 +53,7 @@ Form = Annotated[TokenForm, Depends(read_token_form)]
 
 @router.post(
     "/revoke",
-    dependencies=[PublicOrRegisteredClient],
+    dependencies=[Depends(get_client)],
     status_code=status.HTTP_200_OK,
     response_class=Response,
     summary="Revoke a token (RFC 7009)",

@@ -3,12 +3,9 @@ and the one translation of service failures into OAuth2 errors (§5.2)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
-from urllib.parse import unquote
 
 from fastapi import Depends, Request
 from pydantic import TypeAdapter, ValidationError
@@ -16,17 +13,19 @@ from pydantic import TypeAdapter, ValidationError
 from app.core.errors import (
     AuthException,
     EmailNotVerifiedException,
-    InvalidClientException,
     InvalidGrantException,
     InvalidRequestException,
     UnsupportedGrantTypeException,
     ValidationException,
 )
+from app.dependencies import SessionDep
+from app.models.client import OAuthClient
 from app.models.schemas import (
     PasswordGrant,
     RefreshTokenGrant,
     TokenRequest,
 )
+from app.oauth2.client_auth import authenticate_client, presented_credentials
 
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 GRANT_TYPES = ("password", "refresh_token")
@@ -70,13 +69,14 @@ def oauth2_errors() -> Iterator[None]:
         raise InvalidRequestException(error.detail) from error
 
 
-async def read_token_request(request: Request) -> PasswordGrant | RefreshTokenGrant:
-    """The validated form of `POST /auth/token`; raises OAuth2Exception subclasses."""
+async def read_oauth2_form(request: Request) -> dict[str, str]:
+    """The form of an OAuth2 endpoint (token, revocation, introspection), read once per
+    request; raises InvalidRequestException for another media type or a repeated
+    parameter. §3.2: parameters sent without a value are treated as omitted."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != FORM_MEDIA_TYPE:
         raise InvalidRequestException(f"Content-Type must be {FORM_MEDIA_TYPE}")
     form = await request.form()
-    # §3.2: parameters sent without a value are treated as omitted, and none may repeat.
     seen: set[str] = set()
     fields: dict[str, str] = {}
     for name, value in form.multi_items():
@@ -85,7 +85,38 @@ async def read_token_request(request: Request) -> PasswordGrant | RefreshTokenGr
         seen.add(name)
         if isinstance(value, str) and value:
             fields[name] = value
-    _check_client(request.headers.get("authorization"), fields.get("client_secret"))
+    return fields
+
+
+OAuth2Form = Annotated[dict[str, str], Depends(read_oauth2_form)]
+
+
+async def get_client(request: Request, session: SessionDep, form: OAuth2Form) -> OAuthClient | None:
+    """The registered client that authenticated (HTTP Basic or the form), None for a
+    public client; wrong credentials are 401 `invalid_client` (RFC 6749 §2.3.1)."""
+    credentials = presented_credentials(request.headers.get("authorization"), form)
+    return await authenticate_client(session, credentials, required=False)
+
+
+async def get_registered_client(
+    request: Request, session: SessionDep, form: OAuth2Form
+) -> OAuthClient:
+    """A registered client, authenticated (RFC 7662 §2.1); raises InvalidClientException
+    (401, `WWW-Authenticate: Basic`) for missing or wrong credentials."""
+    credentials = presented_credentials(request.headers.get("authorization"), form)
+    client = await authenticate_client(session, credentials, required=True)
+    assert client is not None
+    return client
+
+
+Client = Annotated[OAuthClient | None, Depends(get_client)]
+RegisteredClient = Annotated[OAuthClient, Depends(get_registered_client)]
+
+
+async def read_token_request(form: OAuth2Form, client: Client) -> PasswordGrant | RefreshTokenGrant:
+    """The validated form of `POST /auth/token`, its client authenticated first; raises
+    OAuth2Exception subclasses."""
+    fields = {k: v for k, v in form.items() if k not in ("client_id", "client_secret")}
     grant_type = fields.get("grant_type")
     if grant_type is None:
         raise InvalidRequestException("grant_type is required")
@@ -97,31 +128,6 @@ async def read_token_request(request: Request) -> PasswordGrant | RefreshTokenGr
         first = error.errors()[0]
         field = ".".join(str(part) for part in first["loc"][1:]) or "form"
         raise InvalidRequestException(f"{field}: {first['msg']}") from None
-
-
-def _check_client(authorization: str | None, body_secret: str | None) -> None:
-    """Clients are public (RFC 6749 §2.1): none has a secret, so presenting one fails.
-
-    Empty credentials in HTTP Basic (§2.3.1) identify no client and are accepted: this is
-    what the Swagger UI sends (`Basic Og==`, i.e. ":").
-    """
-    if body_secret:
-        raise InvalidClientException("Unknown client: no client has a secret")
-    if authorization is None:
-        return
-    scheme, _, encoded = authorization.strip().partition(" ")
-    if scheme.lower() != "basic":
-        raise InvalidClientException("Client authentication must use HTTP Basic")
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        raise InvalidClientException("Malformed client credentials") from None
-    _, colon, secret = decoded.partition(":")
-    if not colon:
-        raise InvalidClientException("Malformed client credentials")
-    # §2.3.1: client id and secret are form-encoded before being joined.
-    if unquote(secret):
-        raise InvalidClientException("Unknown client: no client has a secret")
 
 
 TokenForm = Annotated[PasswordGrant | RefreshTokenGrant, Depends(read_token_request)]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.audit.log import Event
+from app.audit.log import AuditLog, Event
 from app.core.errors import InvalidTokenException
-from app.core.jwt import TokenClaims, TokenType
-from app.signin.service import AuthService
+from app.core.jwt import TokenClaims, TokenCodec, TokenType
+from app.sessions.service import SessionService
 from app.utils.logger import get_logger
 
 log = get_logger(__name__)
@@ -24,16 +24,18 @@ def _search_order(hint: str | None) -> tuple[TokenType, TokenType]:
 
 
 class TokenService:
-    """Works on the collaborators of an AuthService; knows no HTTP."""
+    """Knows no HTTP."""
 
-    def __init__(self, auth: AuthService) -> None:
-        self.auth = auth
+    def __init__(self, codec: TokenCodec, sessions: SessionService, audit: AuditLog) -> None:
+        self.codec = codec
+        self.sessions = sessions
+        self.audit = audit
 
     async def _claims(self, token: str, hint: str | None) -> TokenClaims | None:
         """The verified, unexpired claims of one of our access or refresh tokens."""
         for token_type in _search_order(hint):
             try:
-                return await self.auth.codec.verify(token, token_type)
+                return await self.codec.verify(token, token_type)
             except InvalidTokenException:  # expired, forged, garbage, or the other type
                 continue
         return None
@@ -56,9 +58,9 @@ class TokenService:
         if claims is None or session is None:
             return
         user_id, sid = session
-        if await self.auth.sessions.revoke(sid=sid, user_id=user_id):
+        if await self.sessions.revoke(sid=sid, user_id=user_id):
             # The same event as a logout: to the account's owner both end a sign-in.
-            self.auth.audit.record(
+            self.audit.record(
                 Event.LOGOUT,
                 user_id=user_id,
                 actor_id=user_id,
@@ -76,7 +78,7 @@ class TokenService:
             return {"active": False}
         user_id, sid = session
         refresh_jti = claims.jti if claims.type is TokenType.REFRESH else None
-        user = await self.auth.sessions.user_of(sid=sid, user_id=user_id, refresh_jti=refresh_jti)
+        user = await self.sessions.user_of(sid=sid, user_id=user_id, refresh_jti=refresh_jti)
         if user is None or not user.is_active:
             return {"active": False}
         return {
@@ -86,8 +88,8 @@ class TokenService:
             "token_type": f"{claims.type.value}_token",
             "exp": int(claims.expires_at.timestamp()),
             "iat": int(claims.issued_at.timestamp()),
-            "iss": self.auth.codec.issuer,
-            "aud": self.auth.codec.audience,
+            "iss": self.codec.issuer,
+            "aud": self.codec.audience,
             "sid": sid,
             # The roles the user has now, not those the token was issued with: a resource
             # server that asks is told of a demotion at once.

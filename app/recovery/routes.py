@@ -7,15 +7,12 @@ from fastapi import APIRouter, Response, status
 from app.core.errors import (
     InvalidCurrentPasswordException,
     InvalidResetTokenException,
-    InvalidTokenException,
     InvalidVerificationTokenException,
-    NotAuthenticatedException,
     RateLimitedException,
-    TokenExpiredException,
+    ReauthenticationRequiredException,
     UserAlreadyExistsException,
-    UserInactiveException,
 )
-from app.dependencies import AccountServiceDep, CurrentUser, JSONBody
+from app.dependencies import AccountServiceDep, CurrentPrincipal, JSONBody
 from app.models.schemas import (
     AcceptedResponse,
     EmailChange,
@@ -27,20 +24,14 @@ from app.models.schemas import (
     UserRead,
     VerificationResend,
 )
-from app.openapi import BODY_ERRORS, DATABASE_ERRORS, error_responses
-from app.signin.routes import _token_response
+from app.openapi import BEARER_ERRORS, BODY_ERRORS, DATABASE_ERRORS, error_responses
+from app.sessions.responses import token_response
 
 router = APIRouter()
 
 FORGOT_ANSWER = "If the address belongs to an account, a reset link is on its way"
 RESEND_ANSWER = "If the address belongs to an account that needs it, a link is on its way"
 CHANGE_ANSWER = "A confirmation link is on its way to the new address"
-_BEARER_ERRORS = (
-    NotAuthenticatedException,
-    InvalidTokenException,
-    TokenExpiredException,
-    UserInactiveException,
-)
 
 
 @router.post(
@@ -86,19 +77,22 @@ async def reset_password(body: PasswordReset, accounts: AccountServiceDep) -> Re
     responses=error_responses(
         *BODY_ERRORS,
         InvalidCurrentPasswordException,
-        *_BEARER_ERRORS,
+        ReauthenticationRequiredException,
+        *BEARER_ERRORS,
         RateLimitedException,
         *DATABASE_ERRORS,
     ),
 )
 async def change_password(
-    body: PasswordChange, user: CurrentUser, accounts: AccountServiceDep, response: Response
+    body: PasswordChange, me: CurrentPrincipal, accounts: AccountServiceDep, response: Response
 ) -> TokenResponse:
     """Change the password of the signed-in account. Every session ends, this one too;
     the answer carries the tokens of a new session. A wrong current password counts
     towards the account's login throttle."""
-    result = await accounts.change_password(user, body.current_password, body.new_password)
-    return _token_response(result, response)
+    result = await accounts.change_password(
+        me.user, body.current_password, body.new_password, auth_time=me.auth_time
+    )
+    return token_response(result, response)
 
 
 @router.post(
@@ -149,16 +143,19 @@ async def resend_verification(
     responses=error_responses(
         *BODY_ERRORS,
         InvalidCurrentPasswordException,
-        *_BEARER_ERRORS,
+        ReauthenticationRequiredException,
+        *BEARER_ERRORS,
         UserAlreadyExistsException,
         RateLimitedException,
         *DATABASE_ERRORS,
     ),
 )
 async def change_email(
-    body: EmailChange, user: CurrentUser, accounts: AccountServiceDep
+    body: EmailChange, me: CurrentPrincipal, accounts: AccountServiceDep
 ) -> AcceptedResponse:
     """Mail a confirmation link to the new address and a notice to the current one; the
     address changes only once the link is used (`POST /auth/verify-email`)."""
-    await accounts.request_email_change(user, body.new_email, body.current_password)
+    await accounts.request_email_change(
+        me.user, body.new_email, body.current_password, auth_time=me.auth_time
+    )
     return AcceptedResponse(detail=CHANGE_ANSWER)

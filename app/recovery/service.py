@@ -3,22 +3,30 @@ change. Knows no HTTP; every mail goes through the outbox of the request's trans
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.log import Event
+from app.account.reauth import Reauthentication
+from app.audit.log import AuditLog, Event
 from app.core.errors import (
-    InvalidCurrentPasswordException,
     InvalidResetTokenException,
     InvalidVerificationTokenException,
     UserAlreadyExistsException,
 )
+from app.core.password_policy import check_new_password
+from app.core.passwords import PasswordHasher
 from app.mail.outbox import Outbox
 from app.models.mail import MailKind
 from app.models.one_time_token import TokenPurpose
 from app.models.user import User, normalize_email
+from app.recovery import mails as _mails  # noqa: F401 - registers the composers of its mails
 from app.recovery.one_time_tokens import OneTimeTokens, bound_to
-from app.signin.service import AuthResult, AuthService
+from app.sessions.tokens import AuthResult, SessionTokens
+from app.throttle import Throttle
+from app.users.service import UserService
+from app.utils.clock import Clock, utc_now
 from app.utils.logger import bind_context, get_logger
 
 log = get_logger(__name__)
@@ -31,19 +39,33 @@ def mask_email(email: str) -> str:
 
 
 class AccountService:
-    """The account-lifecycle use cases, on top of AuthService's hasher, sessions and policy."""
+    """The account-lifecycle use cases."""
 
     def __init__(
         self,
-        auth: AuthService,
+        users: UserService,
         *,
-        tokens: OneTimeTokens,
+        hasher: PasswordHasher,
+        session_tokens: SessionTokens,
+        reauth: Reauthentication,
+        one_time_tokens: OneTimeTokens,
         outbox: Outbox,
+        throttle: Throttle | None = None,
+        client_ip: str | None = None,
+        clock: Clock = utc_now,
+        password_min_length: int = 8,
     ) -> None:
-        self.auth = auth
-        self.users = auth.users
-        self.tokens = tokens
+        self.users = users
+        self.hasher = hasher
+        self.session_tokens = session_tokens
+        self.reauth = reauth
+        self.tokens = one_time_tokens
         self.outbox = outbox
+        self.throttle = throttle
+        self.client_ip = client_ip
+        self.clock = clock
+        self.password_min_length = password_min_length
+        self.audit = AuditLog(users.session, clock=clock)
 
     @property
     def session(self) -> AsyncSession:
@@ -79,18 +101,16 @@ class AccountService:
         Raises InvalidResetTokenException (unknown, used, expired, another purpose, or
         a concurrent use won) or ValidationException (a weak new password).
         """
-        now = self.auth.clock()
+        now = self.clock()
         row = await self.tokens.find_live(token, TokenPurpose.PASSWORD_RESET, now=now)
         user = await self.users.get_by_id(row.user_id) if row is not None else None
         if row is None or user is None or not user.is_active or not bound_to(row, user):
             log.warning("password reset refused", reason="invalid_token")
             raise InvalidResetTokenException()
-        self.auth.check_password(
-            new_password, username=user.username, email=user.email, field="new_password"
-        )
-        # End the read transaction before hashing (see AuthService.login).
+        self._check_new_password(user, new_password)
+        # End the read transaction before hashing (see SignIn.login).
         await self.session.commit()
-        hashed = await self.auth.hasher.hash(new_password)
+        hashed = await self.hasher.hash(new_password)
         if not await self.tokens.use(row, now=now):
             log.warning("password reset refused", reason="token_used_concurrently")
             raise InvalidResetTokenException()
@@ -98,29 +118,38 @@ class AccountService:
         # The mail reached its owner: the address is proven.
         user.email_verified = True
         # No actor: whoever held the link was not signed in.
-        self.auth.audit.record(Event.PASSWORD_RESET, user_id=user.id)
+        self.audit.record(Event.PASSWORD_RESET, user_id=user.id)
         await self.session.flush()
         bind_context(user_id=user.id)
         log.info("password reset", user_id=user.id)
 
     async def change_password(
-        self, user: User, current_password: str, new_password: str
+        self,
+        user: User,
+        current_password: str | None,
+        new_password: str,
+        *,
+        auth_time: datetime | None = None,
     ) -> AuthResult:
         """Change the password; every session ends, the caller's too, and a new one starts.
 
         Raises InvalidCurrentPasswordException (counted by the per-account login
         throttle), RateLimitedException or ValidationException.
         """
-        await self._check_current_password(user, current_password)
-        self.auth.check_password(
-            new_password, username=user.username, email=user.email, field="new_password"
+        await self.reauth.confirm(
+            user,
+            current_password=current_password,
+            auth_time=auth_time,
+            during="password_change",
+            password_required=True,
         )
+        self._check_new_password(user, new_password)
         await self.session.commit()
-        hashed = await self.auth.hasher.hash(new_password)
+        hashed = await self.hasher.hash(new_password)
         await self._set_password(user, hashed)
-        self.auth.audit.record(Event.PASSWORD_CHANGED, user_id=user.id, actor_id=user.id)
+        self.audit.record(Event.PASSWORD_CHANGED, user_id=user.id, actor_id=user.id)
         log.info("password changed", user_id=user.id)
-        return AuthResult(user, await self.auth.start_session(user))
+        return AuthResult(user, await self.session_tokens.start_session(user))
 
     async def verify_email(self, token: str) -> User:
         """Mark the address of a verification link verified, or move the account to the
@@ -129,7 +158,7 @@ class AccountService:
         Raises InvalidVerificationTokenException or UserAlreadyExistsException (the new
         address was taken meanwhile).
         """
-        now = self.auth.clock()
+        now = self.clock()
         row = await self.tokens.find_live(
             token, TokenPurpose.VERIFY_EMAIL, TokenPurpose.EMAIL_CHANGE, now=now
         )
@@ -148,7 +177,7 @@ class AccountService:
             # and links of other change requests.
             await self.tokens.void_all(user, now=now)
             # Neither address goes into the trail (a deleted account's must not name it).
-            self.auth.audit.record(Event.EMAIL_CHANGED, user_id=user.id)
+            self.audit.record(Event.EMAIL_CHANGED, user_id=user.id)
             # To the old address: its owner learns of the change even if it was not theirs.
             await self.outbox.enqueue(
                 MailKind.EMAIL_CHANGED,
@@ -156,13 +185,20 @@ class AccountService:
                 {"user_id": user.id, "new_email_hint": mask_email(row.email)},
             )
         else:
-            self.auth.audit.record(Event.EMAIL_VERIFIED, user_id=user.id)
+            self.audit.record(Event.EMAIL_VERIFIED, user_id=user.id)
         user.email_verified = True
         await self.session.flush()
         log.info("email verified", user_id=user.id)
         return user
 
-    async def request_email_change(self, user: User, new_email: str, current_password: str) -> None:
+    async def request_email_change(
+        self,
+        user: User,
+        new_email: str,
+        current_password: str | None,
+        *,
+        auth_time: datetime | None = None,
+    ) -> None:
         """Mail a verification link to the new address and a notice to the current one;
         the address changes only when the link is used.
 
@@ -172,17 +208,20 @@ class AccountService:
         Raises InvalidCurrentPasswordException, RateLimitedException or
         UserAlreadyExistsException (the new address is taken, also by this account).
         """
-        throttle = self.auth.throttle
-        if throttle is not None:
+        if self.throttle is not None:
             # Each request mails an address the caller chose: as many as a "forgot password".
-            await throttle.email_change_request(user.id, self.auth.client_ip)
-        # A right password here is no sign-in: it leaves the login throttle's counts alone,
-        # or a guesser could reset them between rounds from a session of their own.
-        await self._check_current_password(user, current_password, forgive=False)
+            await self.throttle.email_change_request(user.id, self.client_ip)
+        await self.reauth.confirm(
+            user,
+            current_password=current_password,
+            auth_time=auth_time,
+            during="email_change",
+            password_required=True,
+        )
         new = normalize_email(new_email)
         if new == user.email or await self.users.get_by_email(new) is not None:
             raise UserAlreadyExistsException()
-        epoch = await self.tokens.void_all(user, now=self.auth.clock())
+        epoch = await self.tokens.void_all(user, now=self.clock())
         await self.outbox.enqueue(MailKind.EMAIL_CHANGE, new, {"user_id": user.id, "epoch": epoch})
         await self.outbox.enqueue(
             MailKind.EMAIL_CHANGE_NOTICE,
@@ -192,33 +231,26 @@ class AccountService:
         log.info("email change requested", user_id=user.id)
 
     async def _count_request(self, purpose: str, email: str) -> None:
-        throttle = self.auth.throttle
-        if throttle is not None:
-            await throttle.mail_request(purpose, email, self.auth.client_ip)
+        if self.throttle is not None:
+            await self.throttle.mail_request(purpose, email, self.client_ip)
 
-    async def _check_current_password(
-        self, user: User, password: str, *, forgive: bool = True
-    ) -> None:
-        throttle = self.auth.throttle
-        if throttle is not None:
-            # Counted before the check, in the login's per-account bucket: a stolen access
-            # token gives no faster way to guess the password than the login does.
-            await throttle.login_attempt(user.email, self.auth.client_ip)
-        await self.session.commit()
-        valid, _ = await self.auth.hasher.verify(password, user.hashed_password)
-        if not valid:
-            log.warning("current password refused", user_id=user.id)
-            raise InvalidCurrentPasswordException()
-        if throttle is not None and forgive:
-            await throttle.login_succeeded((user.email, user.username), self.auth.client_ip)
+    def _check_new_password(self, user: User, password: str) -> None:
+        check_new_password(
+            password,
+            username=user.username,
+            email=user.email,
+            min_length=self.password_min_length,
+            hasher=self.hasher,
+            field="new_password",
+        )
 
     async def _set_password(self, user: User, hashed: str) -> None:
         """New hash; every session ends, every pending link (reset, verification, email
         change) dies, a notice goes out."""
-        now = self.auth.clock()
+        now = self.clock()
         user.hashed_password = hashed
         await self.tokens.void_all(user, now=now)
-        await self.auth.sessions.revoke_all(user.id)
+        await self.session_tokens.sessions.revoke_all(user.id)
         await self.outbox.enqueue(MailKind.PASSWORD_CHANGED, user.email, {"user_id": user.id})
         await self.session.flush()
 

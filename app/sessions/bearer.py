@@ -3,7 +3,7 @@ one Core statement, or by no statement at all while the database has provably no
 
 `/users/me` is the route every client calls most. An ORM load, a session's COMMIT and the
 services a write route needs cost it more CPU than the look-up itself, so it has this path
-of its own; routes that change the account keep the ORM principal of AuthService.
+of its own; routes that change the account keep the ORM principal of SessionTokens.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from sqlalchemy.engine import make_url
 from app.core.errors import UserInactiveException
 from app.core.jwt import TokenCodec, TokenRejected, TokenType
 from app.database import Database
+from app.metrics import Metrics
 from app.models.schemas import UserRead
 from app.models.session import AuthSession
 from app.models.user import User, parse_roles
-from app.signin.service import session_of, token_rejected, verified_claims
+from app.sessions.tokens import session_of, token_rejected, verified_claims
 from app.utils.logger import bind_context
-from app.utils.metrics import Metrics
 
 _USER_COLUMNS = (
     User.id,
@@ -36,6 +36,8 @@ _USER_COLUMNS = (
     User.last_login,
     User.roles_text.label("roles_text"),
     User.mfa_enabled,
+    # Whether there is a password, never the hash itself.
+    User.hashed_password.is_not(None).label("has_password"),
 )
 
 

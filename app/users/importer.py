@@ -38,7 +38,7 @@ COLUMNS = ("email", "username", "password", "password_hash")
 _SUFFIXES: dict[str, ImportFormat] = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 PasswordCheck = Callable[..., None]
-"""`AuthService.check_password`: (password, *, username, email), raises ValidationException."""
+"""`Registration.check_password`: (password, *, username, email), raises ValidationException."""
 
 
 class ImportFileError(Exception):

@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.core.errors import UserAlreadyExistsException
-from app.core.jwt import utc_now
 from app.models.session import AuthSession
 from app.models.user import User, is_email_identifier, normalize_email, normalize_username
 from app.recovery.one_time_tokens import OneTimeTokens
+from app.utils.clock import utc_now
 
 # Look-ups by key in chunks: SQLite caps the parameters of one statement.
 _KEY_CHUNK = 500

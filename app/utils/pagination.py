@@ -13,8 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from app.core.errors import ValidationException
-
 T = TypeVar("T")
 
 _PREFIX = "v1:"
@@ -56,17 +54,6 @@ def decode_cursor(cursor: str) -> int:
     if value > _MAX_ID:
         raise InvalidCursor("not a cursor")
     return value
-
-
-def cursor_after(cursor: str | None, *, field: str = "cursor") -> int | None:
-    """The id a client's cursor continues after; raises ValidationException naming `field`."""
-    if cursor is None:
-        return None
-    try:
-        return decode_cursor(cursor)
-    except InvalidCursor:
-        message = "Not a cursor this service issued"
-        raise ValidationException(message, errors=[{"field": field, "message": message}]) from None
 
 
 def next_cursor(after: int | None) -> str | None:

@@ -13,12 +13,12 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from app.core.jwt import utc_now
 from app.database import Database
 from app.mail.outbox import SUBJECTS
 from app.mail.sender import purge_mail_and_tokens
 from app.models import AuditEvent, OneTimeToken, OutboxMail
 from app.models.mail import MailKind, MailStatus
+from app.utils.clock import utc_now
 from tests.support import RegisteredUser, UserFactory, assert_error
 from tests.support.admin import audit_events, bearer, grant, sign_in
 from tests.support.mailbox import (

@@ -45,6 +45,7 @@ async def test_register_returns_201_with_tokens_and_user(client: httpx.AsyncClie
         "last_login",
         "roles",
         "mfa_enabled",
+        "has_password",
     }
     assert user["email_verified"] is False
     assert user["mfa_enabled"] is False

@@ -37,7 +37,7 @@ def _write(path: Path, lines: list[str]) -> Path:
 async def _hashes(session: AsyncSession) -> dict[str, str]:
     rows = await session.execute(select(User.username, User.hashed_password))
     await session.commit()  # end the read, so the next call sees later commits
-    return {row[0]: row[1] for row in rows}
+    return {row[0]: row[1] or "" for row in rows}
 
 
 async def _login(client: httpx.AsyncClient, username: str, password: str) -> httpx.Response:

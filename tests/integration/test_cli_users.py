@@ -177,6 +177,7 @@ async def test_show_prints_the_account_and_its_hash_scheme_never_the_hash(
 ) -> None:
     user = await user_factory(username="judy", email="judy@example.com")
     stored = (await db_session.execute(select(User.hashed_password))).scalar_one()
+    assert stored is not None
 
     as_json = await run_cli("users", "show", "judy", "--json")
     as_table = await run_cli("users", "show", "judy@example.com")
@@ -197,6 +198,7 @@ async def test_show_prints_the_account_and_its_hash_scheme_never_the_hash(
         "last_login",
         "roles",
         "mfa_enabled",
+        "has_password",
         "password_scheme",
     }  # fmt: skip
     assert as_table.exit_code == 0

@@ -19,12 +19,12 @@ from fastapi import FastAPI
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth import AuthService
 from app.core.errors import UserInactiveException
 from app.database import Database
 from app.models import AuthSession
 from app.models.user import User
 from app.sessions.service import SessionService
-from app.signin.service import AuthService
 from app.users.service import UserService
 from tests.support import PASSWORD, UserFactory
 

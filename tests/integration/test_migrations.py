@@ -70,14 +70,14 @@ async def test_roles_and_audit_migration_downgrades_and_upgrades_again(
 
 async def test_two_factor_migration_downgrades_and_upgrades_again(tmp_path: Path) -> None:
     engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'mfa-round-trip.db'}")
-    mfa_tables = {"mfa_totp", "mfa_recovery_codes", "mfa_challenges"}
+    mfa_tables = {"mfa_totp", "mfa_recovery_codes", "signin_flows"}
     try:
         async with engine.begin() as connection:
             await connection.run_sync(upgrade_on_connection)
             assert mfa_tables <= await connection.run_sync(_tables)
             assert "mfa_enabled" in await connection.run_sync(_columns, "users")
             await connection.run_sync(downgrade_on_connection, "0007-1")
-            assert not mfa_tables & await connection.run_sync(_tables)
+            assert not (mfa_tables | {"mfa_challenges"}) & await connection.run_sync(_tables)
             assert "mfa_enabled" not in await connection.run_sync(_columns, "users")
             assert "email_verified" in await connection.run_sync(_columns, "users")
             await connection.run_sync(upgrade_on_connection)
@@ -138,5 +138,47 @@ async def test_signing_keys_migration_downgrades_and_upgrades_again(tmp_path: Pa
             assert "auth_sessions" in await connection.run_sync(_tables)
             await connection.run_sync(upgrade_on_connection)
             assert new_tables <= await connection.run_sync(_tables)
+    finally:
+        await engine.dispose()
+
+
+async def test_optional_password_migration_keeps_every_row_and_round_trips(
+    tmp_path: Path,
+) -> None:
+    """0008 drops NOT NULL of users.hashed_password without rebuilding `users` on SQLite:
+    a rebuild would DROP the table and, with foreign keys on, cascade into its sessions."""
+    database_file = tmp_path / "password-round-trip.db"
+    engine = create_async_engine(f"sqlite+aiosqlite:///{database_file}")
+    now = "2026-12-01 00:00:00"
+    try:
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            await connection.run_sync(upgrade_on_connection, "0010")
+            await connection.exec_driver_sql(
+                "INSERT INTO users (id, username, username_normalized, email, hashed_password,"
+                " is_active, created_at, updated_at, email_verified, mfa_enabled)"
+                f" VALUES (1, 'a', 'a', 'a@example.com', 'x', 1, '{now}', '{now}', 0, 0)"
+            )
+            await connection.exec_driver_sql(
+                "INSERT INTO auth_sessions (id, user_id, refresh_jti, created_at, expires_at)"
+                f" VALUES ('s', 1, 'j', '{now}', '{now}')"
+            )
+            await connection.run_sync(upgrade_on_connection)
+            await connection.exec_driver_sql("UPDATE users SET hashed_password = NULL")
+            assert (
+                await connection.exec_driver_sql("SELECT count(*) FROM auth_sessions")
+            ).scalar() == 1
+            await connection.run_sync(downgrade_on_connection, "0010")
+            stored = await connection.exec_driver_sql("SELECT hashed_password FROM users")
+            assert stored.scalar() == "!"  # no hasher knows it: still no password sign-in
+            await connection.run_sync(upgrade_on_connection)
+            assert await connection.run_sync(_diff) == []
+            check = await connection.exec_driver_sql("PRAGMA integrity_check")
+            assert check.scalar() == "ok"
+            assert (
+                await connection.exec_driver_sql("SELECT count(*) FROM auth_sessions")
+            ).scalar() == 1
     finally:
         await engine.dispose()

@@ -17,12 +17,13 @@ from fastapi import FastAPI
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth import AuthService
 from app.core.errors import InvalidTokenException, TokenExpiredException
 from app.core.jwt import TokenCodec, TokenType
 from app.database import Database
 from app.models import AuthSession
 from app.sessions.service import SessionService
-from app.signin.service import AuthResult, AuthService
+from app.sessions.tokens import AuthResult
 from app.users.service import UserService
 from tests.support import PASSWORD, TEST_SECRET, UserFactory
 

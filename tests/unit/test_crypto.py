@@ -6,11 +6,13 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from app.signin.mfa import (
+from app.signin.methods.recovery_code.codes import (
     RECOVERY_ALPHABET,
-    TOTP_KEY_INFO,
     new_recovery_code,
     normalize_recovery_code,
+)
+from app.signin.methods.totp.keys import (
+    TOTP_KEY_INFO,
     totp_box,
 )
 from app.utils.crypto import DecryptionError, SecretBox

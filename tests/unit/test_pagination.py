@@ -7,9 +7,9 @@ import base64
 import pytest
 
 from app.core.errors import ValidationException
+from app.dependencies import cursor_after
 from app.utils.pagination import (
     InvalidCursor,
-    cursor_after,
     decode_cursor,
     encode_cursor,
     next_cursor,

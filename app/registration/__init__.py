@@ -1,0 +1,1 @@
+"""Registration: creating an account (and signing it in, or mailing its verification)."""

@@ -1,0 +1,1 @@
+"""The password: a first factor (`pwd`)."""

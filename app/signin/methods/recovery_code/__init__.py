@@ -1,0 +1,1 @@
+"""Recovery codes: single-use second factors (`otp`) for when the authenticator is lost."""
