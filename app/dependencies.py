@@ -31,6 +31,7 @@ from app.recovery.one_time_tokens import OneTimeTokens
 from app.recovery.service import AccountService
 from app.registration.service import Registration
 from app.sessions.bearer import BearerCheck, SessionUser
+from app.sessions.browser import BrowserSession, BrowserSessions
 from app.sessions.tokens import Principal, SessionTokens
 from app.signin.methods.base import MethodContext
 from app.signin.service import SignIn
@@ -40,6 +41,7 @@ from app.users.service import UserService
 from app.utils.pagination import MAX_CURSOR_LENGTH, MAX_LIMIT, InvalidCursor, decode_cursor
 from app.wiring import (
     build_auth_service,
+    build_browser_sessions,
     build_method_context,
     build_reauthentication,
     build_session_tokens,
@@ -203,6 +205,36 @@ async def get_registration(
 
 SignInDep = Annotated[SignIn, Depends(get_signin)]
 RegistrationDep = Annotated[Registration, Depends(get_registration)]
+
+
+async def get_browser_sessions(
+    request: Request, session: SessionDep, client_ip: ClientIP
+) -> BrowserSessions:
+    state = request.app.state
+    return build_browser_sessions(
+        state.settings,
+        session,
+        client_ip=client_ip,
+        user_agent=request.headers.get("user-agent"),
+        clock=state.wall_clock,
+    )
+
+
+BrowserSessionsDep = Annotated[BrowserSessions, Depends(get_browser_sessions)]
+
+
+async def get_browser_session(
+    request: Request, browser: BrowserSessionsDep
+) -> BrowserSession | None:
+    """The browser's signed-in session (the hosted pages' cookie), or None; asked of the
+    database on every request."""
+    current = await browser.current(request)
+    if current is not None:
+        request.scope.setdefault("state", {})["user_id"] = current.user.id
+    return current
+
+
+CurrentBrowserSession = Annotated[BrowserSession | None, Depends(get_browser_session)]
 
 
 async def get_reauthentication(

@@ -32,6 +32,8 @@ from app.oauth2 import routes as tokens
 from app.oauth2 import token_endpoint
 from app.oauth2.token_request import TOKEN_REQUEST_COMPONENTS
 from app.openapi import install_openapi, operation_id
+from app.pages import routes as hosted_pages
+from app.pages.guards import Csrf
 from app.recovery import routes as account
 from app.registration import routes as registration
 from app.routes import docs, health, metrics, pages
@@ -170,6 +172,9 @@ def create_app(
         _report_takeover(takeover, settings)
         app.state.settings = settings
         app.state.mfa_box = totp_box(resolve_secret_key(settings))
+        app.state.pages_csrf = Csrf(
+            resolve_secret_key(settings), secure=settings.public_url.startswith("https://")
+        )
         app.state.database = Database(settings, clock=clock)
         app_metrics.watch_breaker(app.state.database.breaker)
         # Before the server accepts a connection: the first request meets the current schema.
@@ -285,6 +290,7 @@ def create_app(
     app.include_router(metrics.router)
     app.include_router(account.router)
     app.include_router(pages.router)
+    app.include_router(hosted_pages.router)
     if settings.docs_enabled:
         app.include_router(docs.router)
     install_openapi(app, components=TOKEN_REQUEST_COMPONENTS)

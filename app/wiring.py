@@ -21,6 +21,7 @@ from app.database import Database
 from app.mail.outbox import Outbox
 from app.metrics import Metrics
 from app.sessions.bearer import BearerCheck, LiveSessions, SqliteDataVersion
+from app.sessions.browser import BrowserCookie, BrowserSessions
 from app.sessions.service import SessionService
 from app.sessions.tokens import SessionTokens
 from app.signin.flow import FlowStore
@@ -169,6 +170,27 @@ def build_session_tokens(
         metrics=metrics,
         transaction=Transaction(session),
         session_max_lifetime=settings.session_max_lifetime,
+    )
+
+
+def build_browser_sessions(
+    settings: Settings,
+    session: AsyncSession,
+    *,
+    client_ip: str | None = None,
+    user_agent: str | None = None,
+    clock: Clock = utc_now,
+) -> BrowserSessions:
+    """The hosted pages' sessions: `Secure` cookies whenever PUBLIC_URL is https, and the
+    same absolute lifetime as the JSON API's sessions."""
+    return BrowserSessions(
+        session,
+        cookie=BrowserCookie(secure=settings.public_url.startswith("https://")),
+        lifetime=settings.session_max_lifetime,
+        sessions=SessionService(session, max_per_user=settings.sessions_per_user_max),
+        clock=clock,
+        client_ip=client_ip,
+        user_agent=user_agent,
     )
 
 

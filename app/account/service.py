@@ -28,6 +28,7 @@ class SessionView:
     ip: str | None
     user_agent: str | None
     current: bool
+    browser: bool
 
 
 class SelfService:
@@ -62,6 +63,7 @@ class SelfService:
                 ip=row.ip,
                 user_agent=row.user_agent,
                 current=row.id == me.session_id,
+                browser=row.browser_key is not None,
             )
             for row in rows[:limit]
         ]

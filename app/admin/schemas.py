@@ -23,6 +23,7 @@ _SESSION_EXAMPLE: JsonDict = {
     "ip": "203.0.113.7",
     "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0",
     "current": True,
+    "browser": False,
 }
 _ADMIN_USER_EXAMPLE: JsonDict = {
     "id": 1,
@@ -61,6 +62,9 @@ class SessionRead(BaseModel):
     ip: str | None
     user_agent: str | None
     current: bool = Field(description="The session of the token that made this request")
+    browser: bool = Field(
+        False, description="A browser session of the hosted pages (signed in at /login)"
+    )
 
 
 class SessionList(RootModel[list[SessionRead]]):

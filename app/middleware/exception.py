@@ -155,10 +155,16 @@ async def _app_exception(_: Request, exc: Exception) -> ErrorJSONResponse:
     )
 
 
+def field_errors(raw: Sequence[Any]) -> list[dict[str, str]]:
+    """Pydantic's errors as the contract's `errors` (field and message), also for the
+    hosted pages' forms."""
+    return [{"field": _field_name(e), "message": _message(e)} for e in raw]
+
+
 async def _validation_error(_: Request, exc: Exception) -> ErrorJSONResponse:
     assert isinstance(exc, RequestValidationError)
     raw = list(exc.errors())
-    errors = [{"field": _field_name(e), "message": _message(e)} for e in raw]
+    errors = field_errors(raw)
     if any(e.get("type") == "json_invalid" for e in raw):
         detail = "Request body is not valid JSON"
     elif errors:

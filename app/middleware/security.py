@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import re
+
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -24,13 +26,57 @@ DOCS_CSP = (
     "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
-# The account pages (app/routes/pages.py): their own script and style files, API calls to
-# this origin, nothing inline and nothing from elsewhere.
+# The hosted pages (app/pages): their own script and style files, API calls to this origin,
+# nothing inline and nothing from elsewhere; forms post to this origin only, unless a page
+# allows an application's origin for the redirect its form leads to (allow_form_action).
 PAGES_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
     "img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
-PAGE_PATHS = frozenset({"/reset-password", "/verify-email"})
+PAGE_PATHS = frozenset(
+    {
+        "/reset-password",
+        "/verify-email",
+        "/login",
+        "/register",
+        "/forgot-password",
+        "/logout",
+        "/account",
+        "/consent",
+    }
+)
+# Pages below these too: the account page's forms, other providers' callbacks.
+PAGE_PREFIXES = ("/account/", "/login/")
+_FORM_ACTION_KEY = "form_action_origins"
+# An origin as CSP writes it (scheme://host[:port]), or a native app's private-use scheme
+# (`com.example.app:`, RFC 8252 §7.1): nothing that could end the directive.
+_ORIGIN = re.compile(
+    r"^(?:[a-z][a-z0-9+.-]*://[A-Za-z0-9.\-\[\]:]+|[a-z][a-z0-9-]*(?:\.[a-z0-9-]+)+:)$"
+)
+
+
+def is_page(path: str) -> bool:
+    return path in PAGE_PATHS or path.startswith(PAGE_PREFIXES)
+
+
+def allow_form_action(scope: Scope, *origins: str) -> None:
+    """Let this response's page send a form (and the redirects after it) to `origins`
+    besides its own: for the page that sends the browser on to an application's validated
+    redirect URI (Chrome checks `form-action` on every redirect after a form POST). Only
+    exact origins (`https://app.example:8443`) are taken; anything else raises ValueError."""
+    allowed: list[str] = scope.setdefault("state", {}).setdefault(_FORM_ACTION_KEY, [])
+    for origin in origins:
+        if not _ORIGIN.match(origin):
+            raise ValueError(f"not an origin: {origin!r}")
+        if origin not in allowed:
+            allowed.append(origin)
+
+
+def pages_csp(scope: Scope) -> str:
+    extra = scope.get("state", {}).get(_FORM_ACTION_KEY) or []
+    return PAGES_CSP if not extra else f"{PAGES_CSP} {' '.join(extra)}"
+
+
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
 STATIC_PREFIX = "/static-offline-docs/"
 
@@ -52,15 +98,16 @@ class SecurityHeadersMiddleware:
         path: str = scope["path"]
         static = path.startswith(STATIC_PREFIX)
         csp = DOCS_CSP if path in DOCS_PATHS or static else API_CSP
-        if path in PAGE_PATHS:
-            csp = PAGES_CSP
+        page = is_page(path)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 for name, value in _BASE_HEADERS.items():
                     headers[name] = value
-                headers["Content-Security-Policy"] = csp
+                # A page's policy is decided when it is sent: the page may have allowed an
+                # application's origin meanwhile.
+                headers["Content-Security-Policy"] = pages_csp(scope) if page else csp
                 if not static and "cache-control" not in headers:
                     headers["Cache-Control"] = "no-store"
                 if "server" in headers:

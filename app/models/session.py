@@ -9,13 +9,19 @@ UPDATE, which makes concurrent refreshes with the same token race for one row.
 `ip` and `user_agent` are those of the sign-in, so a user can tell their devices apart;
 `last_used_at` moves when the session is refreshed, never on a bearer request (the read
 path writes nothing).
+
+A browser session (the hosted pages' cookie, app.sessions.browser) is a row like any
+other, so it is listed, ended and purged with the rest; it also has `browser_key`, the
+SHA-256 of its cookie's value (the cookie is never the row's id, which the sessions list
+shows), and it remembers when it signed in (`auth_time`) and how (`amr`, RFC 8176), which
+the OpenID provider needs for `max_age`, `prompt=login` and the ID token.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import JSON, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UTCDateTime
@@ -36,6 +42,10 @@ class AuthSession(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ip: Mapped[str | None] = mapped_column(String(45))
     user_agent: Mapped[str | None] = mapped_column(String(256))
+    # Browser sessions only (null for the JSON API's token sessions).
+    browser_key: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    auth_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    amr: Mapped[list[str] | None] = mapped_column(JSON)
 
     def __repr__(self) -> str:
         return f"AuthSession(user_id={self.user_id!r})"

@@ -136,6 +136,19 @@ class AccountService:
         Raises InvalidCurrentPasswordException (counted by the per-account login
         throttle), RateLimitedException or ValidationException.
         """
+        await self.replace_password(user, current_password, new_password, auth_time=auth_time)
+        return AuthResult(user, await self.session_tokens.start_session(user))
+
+    async def replace_password(
+        self,
+        user: User,
+        current_password: str | None,
+        new_password: str,
+        *,
+        auth_time: datetime | None = None,
+    ) -> None:
+        """Change the password and end every session, starting none (the hosted pages
+        start a browser session instead). Raises as `change_password`."""
         await self.reauth.confirm(
             user,
             current_password=current_password,
@@ -149,7 +162,6 @@ class AccountService:
         await self._set_password(user, hashed)
         self.audit.record(Event.PASSWORD_CHANGED, user_id=user.id, actor_id=user.id)
         log.info("password changed", user_id=user.id)
-        return AuthResult(user, await self.session_tokens.start_session(user))
 
     async def verify_email(self, token: str) -> User:
         """Mark the address of a verification link verified, or move the account to the

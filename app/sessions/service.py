@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import CursorResult, Integer, String, delete, insert, literal, select, update
+from sqlalchemy import JSON, CursorResult, Integer, String, delete, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.base import UTCDateTime
@@ -36,8 +36,12 @@ class SessionService:
         expires_at: datetime,
         ip: str | None = None,
         user_agent: str | None = None,
+        browser_key: str | None = None,
+        amr: Sequence[str] | None = None,
     ) -> bool:
         """Insert the session only while its user is active; False when the user is not.
+        A browser session (app.sessions.browser) also has its cookie's hash and its `amr`;
+        its `auth_time` is `now`.
 
         A login checks `is_active` before hashing, and a deactivation may commit while the
         hash runs; it deletes the user's sessions, but not one inserted after it. So the
@@ -56,6 +60,9 @@ class SessionService:
                 literal(now, UTCDateTime),
                 literal(ip, String),
                 literal(clean_user_agent(user_agent), String),
+                literal(browser_key, String),
+                literal(now if browser_key is not None else None, UTCDateTime),
+                literal(list(amr) if amr is not None else None, JSON),
             )
             .where(User.id == literal(user_id, Integer), User.is_active.is_(True))
             .with_for_update(read=True)
@@ -70,6 +77,9 @@ class SessionService:
                 "last_used_at",
                 "ip",
                 "user_agent",
+                "browser_key",
+                "auth_time",
+                "amr",
             ],
             active_user,
         )

@@ -28,10 +28,12 @@ _TOKEN_BYTES = 32
 
 
 class ContinueWith:
-    """Where a completed sign-in goes. Only JSON today; the OpenID provider's authorization
-    requests and the hosted pages' `return_to` add their kinds here."""
+    """Where a completed sign-in goes: the JSON answer of the request that completes it, or
+    a browser session of the hosted pages (`continue_ref`: the page's `return_to`). A flow
+    is completed only by the kind of request that started it."""
 
     JSON = "json"
+    PAGE = "page"
 
 
 def token_id(token: str) -> str:
@@ -70,6 +72,7 @@ class FlowAttempt:
     next_step: Step
     offered: tuple[str, ...]
     continue_with: str
+    continue_ref: str | None
     credential_stamp: str
     attempts_left: int
 
@@ -139,6 +142,7 @@ class FlowStore:
                 SignInFlow.next_step,
                 SignInFlow.offered,
                 SignInFlow.continue_with,
+                SignInFlow.continue_ref,
                 SignInFlow.credential_stamp,
                 SignInFlow.attempts,
             )
@@ -155,6 +159,7 @@ class FlowStore:
             next_step=Step(row.next_step),
             offered=tuple(row.offered),
             continue_with=row.continue_with,
+            continue_ref=row.continue_ref,
             credential_stamp=row.credential_stamp,
             attempts_left=MAX_ATTEMPTS - row.attempts,
         )

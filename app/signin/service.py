@@ -8,9 +8,10 @@ assurance reached (`amr`), and the session that a completed sign-in starts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import NoReturn
+from typing import Generic, NoReturn, TypeVar
 
 from app.audit.log import AuditLog, Event
 from app.core.errors import (
@@ -25,7 +26,7 @@ from app.metrics import Metrics
 from app.models.user import User, normalize_identifier
 from app.sessions.tokens import AuthResult, SessionTokens
 from app.signin import methods as registry
-from app.signin.flow import FlowStore, PendingFlow, credential_stamp
+from app.signin.flow import ContinueWith, FlowStore, PendingFlow, credential_stamp
 from app.signin.methods.base import MethodContext, SignInMethod, Step, Submission
 from app.signin.methods.password.method import PasswordMethod
 from app.throttle import Bucket, Throttle, ThrottledException
@@ -37,6 +38,22 @@ from app.utils.logger import bind_context, get_logger
 log = get_logger(__name__)
 
 _FLOW_TOKEN_TYPE = "mfa"  # noqa: S105 - a label (the token's name in the API), not a secret
+
+
+_S = TypeVar("_S")
+# What a completed sign-in starts: the JSON API's tokens (SessionTokens.start), a browser
+# session (BrowserSessions.start); None when the user was deactivated meanwhile.
+StartSession = Callable[[User, tuple[str, ...]], Awaitable[_S | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Completed(Generic[_S]):
+    """A completed sign-in: the user, the session it started, and where it goes on
+    (`continue_ref` of its flow: a page's `return_to`; None for a one-step sign-in)."""
+
+    user: User
+    session: _S
+    continue_ref: str | None = None
 
 
 def _merged(*parts: Sequence[str]) -> tuple[str, ...]:
@@ -87,6 +104,23 @@ class SignIn:
         password, and an account without a password alike) or UserInactiveException (right
         password, deactivated account).
         """
+        result = await self.sign_in(identifier, password, start=self.tokens.start)
+        if isinstance(result, PendingFlow):
+            return result
+        return AuthResult(result.user, result.session)
+
+    async def sign_in(
+        self,
+        identifier: str,
+        password: str,
+        *,
+        start: StartSession[_S],
+        continue_with: str = ContinueWith.JSON,
+        continue_ref: str | None = None,
+    ) -> Completed[_S] | PendingFlow:
+        """The password step, for any kind of session: a completed sign-in starts one with
+        `start`; with two-factor on, the pending flow remembers `continue_with` (only that
+        kind of request completes it) and `continue_ref`. Raises as `login`."""
         if self.throttle is not None:
             # Counted before the look-up, for unknown accounts too: a 429 then says
             # nothing about whether the account exists.
@@ -129,7 +163,9 @@ class SignIn:
         if user.mfa_enabled:
             # The password alone does not clear the account's failures: else whoever knows
             # it could guess codes without end, five per fresh mfa_token.
-            flow = await self._continue(user, identifier, *first, Step.SECOND_FACTOR)
+            flow = await self._continue(
+                user, identifier, *first, Step.SECOND_FACTOR, continue_with, continue_ref
+            )
             # Kept even when the caller answers with an error (the password grant's
             # `mfa_required`), which would otherwise roll the flow back.
             await self.transaction.commit_before_raising()
@@ -137,7 +173,7 @@ class SignIn:
             return flow
         if self.throttle is not None:
             await self.throttle.login_succeeded((user.email, user.username), self.client_ip)
-        return await self._signed_in(user, *first)
+        return Completed(user, await self._signed_in(user, *first, start))
 
     async def login_mfa(self, mfa_token: str, code: str) -> AuthResult:
         """The second step of a sign-in: the flow's `mfa_token` and a TOTP code or a
@@ -153,10 +189,28 @@ class SignIn:
         account's password changed since the first step), MfaCodeRejectedException,
         UserInactiveException or RateLimitedException.
         """
+        done = await self.complete(flow_token, submission, start=self.tokens.start)
+        return AuthResult(done.user, done.session)
+
+    async def complete(
+        self,
+        flow_token: str,
+        submission: Submission,
+        *,
+        start: StartSession[_S],
+        continue_with: str = ContinueWith.JSON,
+    ) -> Completed[_S]:
+        """The second step for any kind of session: only a flow started for
+        `continue_with` completes here (a page's flow never yields tokens, nor a JSON flow
+        a browser session). Raises as `second_factor`."""
         attempt = await self.flows.reserve_attempt(flow_token)
         # The attempt counts whatever follows: a failure below must not roll it back.
         await self.transaction.commit_before_raising()
-        if attempt is None or attempt.next_step is not Step.SECOND_FACTOR:
+        if (
+            attempt is None
+            or attempt.next_step is not Step.SECOND_FACTOR
+            or attempt.continue_with != continue_with
+        ):
             if self.throttle is not None:
                 # Guessing tokens costs a statement each: bounded per client.
                 await self.throttle.client_attempt(Bucket.SIGNIN_FLOW_IP, self.client_ip)
@@ -189,7 +243,9 @@ class SignIn:
         if self.throttle is not None:
             await self.throttle.login_succeeded((user.email, user.username), self.client_ip)
         methods = _merged(attempt.methods_done, (method.id,))
-        return await self._signed_in(user, methods, _merged(attempt.amr, method.amr))
+        amr = _merged(attempt.amr, method.amr)
+        session = await self._signed_in(user, methods, amr, start)
+        return Completed(user, session, attempt.continue_ref)
 
     async def _continue(
         self,
@@ -198,6 +254,8 @@ class SignIn:
         methods_done: tuple[str, ...],
         amr: tuple[str, ...],
         step: Step,
+        continue_with: str,
+        continue_ref: str | None,
     ) -> PendingFlow:
         self._require_second_factors()
         offered = [
@@ -213,6 +271,8 @@ class SignIn:
             amr=amr,
             next_step=step,
             offered=offered,
+            continue_with=continue_with,
+            continue_ref=continue_ref,
         )
 
     async def _method_for(
@@ -249,11 +309,11 @@ class SignIn:
         raise TokenRejected("mfa_token_invalid")
 
     async def _signed_in(
-        self, user: User, methods: tuple[str, ...], amr: tuple[str, ...]
-    ) -> AuthResult:
+        self, user: User, methods: tuple[str, ...], amr: tuple[str, ...], start: StartSession[_S]
+    ) -> _S:
         self.users.record_login(user, self.clock(), None)
-        tokens = await self.tokens.start(user, amr)
-        if tokens is None:
+        session = await start(user, amr)
+        if session is None:
             # Deactivated while the password was being checked (the session insert re-reads
             # is_active): no session, so nothing comes back to life at a reactivation.
             await self._login_failed("inactive", user.id)
@@ -267,7 +327,7 @@ class SignIn:
         )
         log.info("login succeeded", user_id=user.id, methods=list(methods))
         self.metrics.login_successes.inc()
-        return AuthResult(user, tokens)
+        return session
 
     async def _login_failed(self, reason: str, user_id: int | None, **fields: object) -> None:
         if user_id is not None:

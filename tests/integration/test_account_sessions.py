@@ -51,7 +51,9 @@ async def test_sessions_are_listed_newest_first_with_device_and_the_current_one(
         "ip",
         "user_agent",
         "current",
+        "browser",
     }
+    assert not any(s["browser"] for s in sessions)  # signed in through the JSON API
     assert laptop["access_token"] != phone["access_token"]
 
 

@@ -1,0 +1,583 @@
+"""The hosted pages: sign-in (password, then the second step), registration, forgotten
+password, sign-out and the account page, as server-rendered forms.
+
+Every rule of signing in comes from the sign-in flow (app.signin.service): the throttles,
+inactive accounts, the flow's attempts, `amr`. These routes only turn its answers into pages
+and its completed sign-ins into a browser session (app.sessions.browser). Every form POST
+checks the anti-CSRF token before it reads anything else (app.pages.guards); a refused one
+gets a 403 page and changes nothing. An error of the service rolls the request's transaction
+back before the page is shown again, exactly as the JSON API's error would.
+
+Sending the browser on to an application: a sign-in that serves an authorization request
+returns to `/oauth2/authorize?...` on this origin (its `return_to`), which then redirects to
+the application. Chrome checks the page's CSP `form-action` against every redirect that
+follows a form POST, so the page whose form starts such a chain must allow the
+application's origin: the OpenID provider sets `app.state.return_to_origins`, a callable
+`(return_to) -> awaitable list of origins` (the validated redirect URI's origin of the
+authorization request that `return_to` names, or none), and the pages pass what it returns
+to `allow_form_action` (app.middleware.security) when they render a form with that
+`return_to`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import FormData
+
+from app.account.service import SelfService
+from app.core.errors import AppException, RateLimitedException, UserInactiveException
+from app.core.jwt import TokenRejected
+from app.dependencies import (
+    AccountServiceDep,
+    BrowserSessionsDep,
+    CurrentBrowserSession,
+    RegistrationDep,
+    SelfServiceDep,
+    SessionDep,
+    SettingsDep,
+    SignInDep,
+    TwoFactorDep,
+)
+from app.middleware.exception import field_errors
+from app.middleware.security import allow_form_action
+from app.models.schemas import PasswordForgot, UserRegister
+from app.pages.guards import Csrf, return_to_or_default, safe_return_to
+from app.pages.rendering import Page
+from app.sessions.browser import BrowserSessions, StartedBrowserSession
+from app.sessions.tokens import AMR_PASSWORD
+from app.signin.flow import ContinueWith, PendingFlow
+from app.signin.two_factor import TwoFactor
+from app.utils.pagination import MAX_LIMIT
+
+router = APIRouter(include_in_schema=False)
+
+ReturnToOrigins = Callable[[str], Awaitable[Sequence[str]]]
+
+
+async def get_page(request: Request, browser: CurrentBrowserSession) -> Page:
+    csrf: Csrf = request.app.state.pages_csrf
+    return Page(request, csrf, browser)
+
+
+PageDep = Annotated[Page, Depends(get_page)]
+
+
+def _text(form: FormData, name: str, *, limit: int = 1024) -> str:
+    value = form.get(name)
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def _see_other(location: str) -> RedirectResponse:
+    # 303: the browser follows a POST's answer with a GET (RFC 9110 §15.4.4).
+    return RedirectResponse(location, status_code=303)
+
+
+async def _roll_back(page: Page, db: AsyncSession) -> None:
+    """Undo what the refused request wrote, as the JSON API's error answer would, and
+    reload the signed-in user the page still shows (a rollback expires it)."""
+    await db.rollback()
+    if page.browser is not None:
+        await db.refresh(page.browser.user)
+
+
+def _error_of(error: AppException) -> tuple[str, int, dict[str, str]]:
+    """A service's refusal as a page shows it: its message, status and headers."""
+    headers = {k: v for k, v in error.headers.items() if k.lower() == "retry-after"}
+    message = error.detail
+    if isinstance(error, RateLimitedException):
+        message = "Too many attempts. Wait a moment and try again."
+    return message, error.status_code, headers
+
+
+async def _allow_return(request: Request, return_to: str | None) -> None:
+    """Let this page's form lead, through `return_to`, to the application it serves."""
+    hook: ReturnToOrigins | None = getattr(request.app.state, "return_to_origins", None)
+    if hook is not None and return_to is not None:
+        allow_form_action(request.scope, *(await hook(return_to)))
+
+
+async def _signed_in(
+    page: Page, browser: BrowserSessions, started: StartedBrowserSession, return_to: str | None
+) -> RedirectResponse:
+    """Hand the browser its new session: the one it had before ends (a new sign-in never
+    keeps a session id that somebody could have planted or seen)."""
+    if page.browser is not None:
+        await browser.sessions.revoke(sid=page.browser.session_id, user_id=page.browser.user.id)
+    response = _see_other(return_to_or_default(return_to))
+    browser.cookie.set(response, started, now=browser.clock())
+    return response
+
+
+# --- sign-in -------------------------------------------------------------------------
+
+
+@router.get("/login")
+async def login_page(page: PageDep, return_to: str | None = None) -> Response:
+    """The sign-in form; also shown to a signed-in person (signing in again replaces the
+    session: how an application's `prompt=login` or `max_age` gets a fresh sign-in)."""
+    target = safe_return_to(return_to)
+    await _allow_return(page.request, target)
+    return page.render("login.html", title="Sign in", return_to=target, identifier=None)
+
+
+@router.post("/login")
+async def login(
+    page: PageDep, signin: SignInDep, browser: BrowserSessionsDep, db: SessionDep
+) -> Response:
+    form = await page.request.form()
+    if not page.csrf_ok(form):
+        return page.forbidden()
+    identifier = _text(form, "identifier", limit=320).strip()
+    password = _text(form, "password", limit=4096)
+    target = safe_return_to(form.get("return_to"))
+    if not identifier or not password:
+        return page.render(
+            "login.html",
+            title="Sign in",
+            status_code=400,
+            error="Enter your email or username and your password.",
+            return_to=target,
+            identifier=identifier,
+        )
+    try:
+        result = await signin.sign_in(
+            identifier,
+            password,
+            start=browser.start,
+            continue_with=ContinueWith.PAGE,
+            continue_ref=target,
+        )
+    except AppException as error:
+        await _roll_back(page, db)
+        message, status_code, headers = _error_of(error)
+        await _allow_return(page.request, target)
+        return page.render(
+            "login.html",
+            title="Sign in",
+            status_code=status_code,
+            headers=headers,
+            error=message,
+            return_to=target,
+            identifier=identifier,
+        )
+    if isinstance(result, PendingFlow):
+        return _second_step(page, result.token, result.offered)
+    return await _signed_in(page, browser, result.session, target)
+
+
+def _second_step(
+    page: Page,
+    flow: str,
+    offered: Sequence[str],
+    *,
+    error: str | None = None,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    return page.render(
+        "login_second_step.html",
+        title="Enter your code",
+        status_code=status_code,
+        headers=headers,
+        error=error,
+        flow=flow,
+        offered=list(offered),
+    )
+
+
+@router.post("/login/mfa")
+async def login_second_step(
+    page: PageDep, signin: SignInDep, browser: BrowserSessionsDep, db: SessionDep
+) -> Response:
+    form = await page.request.form()
+    if not page.csrf_ok(form):
+        return page.forbidden()
+    flow = _text(form, "flow", limit=128)
+    code = _text(form, "code", limit=64).strip()
+    try:
+        done = await signin.complete(
+            flow, {"code": code}, start=browser.start, continue_with=ContinueWith.PAGE
+        )
+    except TokenRejected:
+        await _roll_back(page, db)
+        return page.render(
+            "login.html",
+            title="Sign in",
+            status_code=401,
+            error="That sign-in has expired or had too many attempts. Sign in again.",
+            identifier=None,
+        )
+    except AppException as error:
+        await _roll_back(page, db)
+        message, status_code, headers = _error_of(error)
+        return _second_step(page, flow, (), error=message, status_code=status_code, headers=headers)
+    return await _signed_in(page, browser, done.session, safe_return_to(done.continue_ref))
+
+
+# --- signing out ---------------------------------------------------------------------
+
+
+@router.get("/logout")
+async def logout_page(page: PageDep) -> Response:
+    """The confirmation: a GET changes nothing (links are followed by scanners and
+    prefetchers); the button POSTs."""
+    title = "Sign out" if page.browser is not None else "You are signed out"
+    return page.render("logout.html", title=title)
+
+
+@router.post("/logout")
+async def logout(page: PageDep, browser: BrowserSessionsDep) -> Response:
+    form = await page.request.form()
+    if not page.csrf_ok(form):
+        return page.forbidden()
+    await browser.end(page.request)
+    response = page.render("logout.html", title="You are signed out", signed_in=None)
+    browser.cookie.clear(response)
+    return response
+
+
+# --- registration and a forgotten password -------------------------------------------
+
+
+@router.get("/register")
+async def register_page(
+    page: PageDep, settings: SettingsDep, return_to: str | None = None
+) -> Response:
+    return page.render(
+        "register.html",
+        title="Create an account",
+        return_to=safe_return_to(return_to),
+        email=None,
+        username=None,
+        errors=[],
+        password_min_length=settings.password_min_length,
+    )
+
+
+@router.post("/register")
+async def register(
+    page: PageDep,
+    registration: RegistrationDep,
+    browser: BrowserSessionsDep,
+    settings: SettingsDep,
+    db: SessionDep,
+) -> Response:
+    """Create the account with the JSON API's rules, then sign it in (unless addresses
+    must be confirmed first)."""
+    form = await page.request.form()
+    if not page.csrf_ok(form):
+        return page.forbidden()
+    fields = {
+        "email": _text(form, "email", limit=1024).strip(),
+        "username": _text(form, "username", limit=1024).strip(),
+        "password": _text(form, "password", limit=4096),
+    }
+    target = safe_return_to(form.get("return_to"))
+
+    def again(error: str, errors: list[str], status_code: int, headers: dict[str, str]) -> Response:
+        return page.render(
+            "register.html",
+            title="Create an account",
+            status_code=status_code,
+            headers=headers,
+            error=error,
+            errors=errors,
+            return_to=target,
+            email=fields["email"],
+            username=fields["username"],
+            password_min_length=settings.password_min_length,
+        )
+
+    try:
+        body = UserRegister.model_validate(fields)
+    except ValidationError as invalid:
+        found = field_errors(invalid.errors())
+        messages = [f"{_LABELS.get(e['field'], e['field'])}: {e['message']}" for e in found]
+        return again("The account was not created.", messages, 400, {})
+    try:
+        user = await registration.create_account(
+            email=body.email, username=body.username, password=body.password
+        )
+        if settings.email_verification_required:
+            return page.render(
+                "message.html",
+                title="Check your mail",
+                notice="Account created. Confirm your address with the link we mailed you, "
+                "then sign in.",
+            )
+        started = await browser.start(user, AMR_PASSWORD)
+    except AppException as error:
+        await _roll_back(page, db)
+        message, status_code, headers = _error_of(error)
+        messages = [f"{_LABELS.get(e['field'], e['field'])}: {e['message']}" for e in error.errors]
+        return again(message, messages, status_code, headers)
+    if started is None:  # a user created in this transaction is active
+        raise UserInactiveException()
+    return await _signed_in(page, browser, started, target)
+
+
+# The form's labels, for messages about its fields.
+_LABELS = {"email": "Email", "username": "Username", "password": "Password"}
+_FORGOT_ANSWER = (
+    "If an account uses that address, a link to choose a new password is on its way. "
+    "It works once and for a limited time."
+)
+
+
+@router.get("/forgot-password")
+async def forgot_password_page(page: PageDep) -> Response:
+    return page.render("forgot_password.html", title="Forgot your password?", sent=False)
+
+
+@router.post("/forgot-password")
+async def forgot_password(page: PageDep, accounts: AccountServiceDep, db: SessionDep) -> Response:
+    """The same answer whatever the address, as `POST /auth/password/forgot`."""
+    form = await page.request.form()
+    if not page.csrf_ok(form):
+        return page.forbidden()
+    try:
+        body = PasswordForgot.model_validate({"email": _text(form, "email", limit=1024).strip()})
+        await accounts.request_password_reset(body.email)
+    except ValidationError:
+        return page.render(
+            "forgot_password.html",
+            title="Forgot your password?",
+            status_code=400,
+            error="Enter the email address of your account.",
+            sent=False,
+        )
+    except AppException as error:
+        await _roll_back(page, db)
+        message, status_code, headers = _error_of(error)
+        return page.render(
+            "forgot_password.html",
+            title="Forgot your password?",
+            status_code=status_code,
+            headers=headers,
+            error=message,
+            sent=False,
+        )
+    return page.render(
+        "forgot_password.html", title="Check your mail", notice=_FORGOT_ANSWER, sent=True
+    )
+
+
+# --- the account page ----------------------------------------------------------------
+
+_DONE = {
+    "password": "Your password was changed. Other sessions were signed out.",
+    "mfa-off": "Two-factor authentication is off.",
+    "session": "The session was ended.",
+    "others": "Every other session was ended.",
+}
+_SIGN_IN_FIRST = "/login?return_to=/account"
+
+
+async def _account(
+    page: Page,
+    self_service: SelfService,
+    two_factor: TwoFactor,
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> Response:
+    assert page.browser is not None
+    me = page.browser.principal()
+    sessions = await self_service.list_sessions(me, limit=MAX_LIMIT)
+    values: dict[str, Any] = {
+        "user": me.user,
+        "sessions": sessions.items,
+        "enrolment": None,
+        "recovery_codes": None,
+        "remaining_codes": (
+            await two_factor.remaining_recovery_codes(me.user.id) if me.user.mfa_enabled else 0
+        ),
+    }
+    values.update(context)
+    return page.render(
+        "account.html", title="Your account", status_code=status_code, headers=headers, **values
+    )
+
+
+@router.get("/account")
+async def account_page(
+    page: PageDep,
+    self_service: SelfServiceDep,
+    two_factor: TwoFactorDep,
+    done: str | None = None,
+) -> Response:
+    if page.browser is None:
+        return RedirectResponse(_SIGN_IN_FIRST, status_code=303)
+    return await _account(page, self_service, two_factor, notice=_DONE.get(done or ""))
+
+
+async def _account_form(page: Page) -> FormData | Response:
+    """The form of an account action, or the page to answer instead (403: not this
+    browser's form; signed out: to the sign-in page)."""
+    form = await page.request.form()
+    if not page.csrf_ok(form):
+        return page.forbidden()
+    if page.browser is None:
+        return RedirectResponse(_SIGN_IN_FIRST, status_code=303)
+    return form
+
+
+async def _refused(
+    page: Page,
+    db: AsyncSession,
+    self_service: SelfService,
+    two_factor: TwoFactor,
+    error: AppException,
+) -> Response:
+    await _roll_back(page, db)
+    message, status_code, headers = _error_of(error)
+    messages = [e["message"] for e in error.errors]
+    if messages:
+        message = f"{message}: {' '.join(messages)}" if message not in messages else message
+    return await _account(
+        page, self_service, two_factor, status_code=status_code, headers=headers, error=message
+    )
+
+
+@router.post("/account/password")
+async def change_password(
+    page: PageDep,
+    accounts: AccountServiceDep,
+    browser: BrowserSessionsDep,
+    self_service: SelfServiceDep,
+    two_factor: TwoFactorDep,
+    db: SessionDep,
+) -> Response:
+    """A new password: every session ends (this one too), and this browser gets a new one."""
+    form = await _account_form(page)
+    if not isinstance(form, FormData):
+        return form
+    assert page.browser is not None
+    user = page.browser.user
+    try:
+        await accounts.replace_password(
+            user,
+            _text(form, "current_password", limit=4096) or None,
+            _text(form, "new_password", limit=4096),
+            auth_time=page.browser.auth_time,
+        )
+        started = await browser.start(user, AMR_PASSWORD)
+    except AppException as error:
+        return await _refused(page, db, self_service, two_factor, error)
+    if started is None:
+        raise UserInactiveException()
+    response = _see_other("/account?done=password")
+    browser.cookie.set(response, started, now=browser.clock())
+    return response
+
+
+@router.post("/account/mfa")
+async def start_two_factor(
+    page: PageDep,
+    self_service: SelfServiceDep,
+    two_factor: TwoFactorDep,
+    db: SessionDep,
+) -> Response:
+    """Turn on, step one: a new key, shown as a QR code and as text; nothing is on yet."""
+    form = await _account_form(page)
+    if not isinstance(form, FormData):
+        return form
+    assert page.browser is not None
+    try:
+        enrolment = await two_factor.start(
+            page.browser.user,
+            current_password=_text(form, "current_password", limit=4096) or None,
+            auth_time=page.browser.auth_time,
+        )
+    except AppException as error:
+        return await _refused(page, db, self_service, two_factor, error)
+    return await _account(page, self_service, two_factor, enrolment=enrolment)
+
+
+@router.post("/account/mfa/confirm")
+async def confirm_two_factor(
+    page: PageDep,
+    self_service: SelfServiceDep,
+    two_factor: TwoFactorDep,
+    db: SessionDep,
+) -> Response:
+    """Turn on, step two: a code of the new key; the recovery codes are shown once."""
+    form = await _account_form(page)
+    if not isinstance(form, FormData):
+        return form
+    assert page.browser is not None
+    try:
+        codes = await two_factor.confirm(page.browser.user, _text(form, "code", limit=64).strip())
+    except AppException as error:
+        return await _refused(page, db, self_service, two_factor, error)
+    return await _account(
+        page,
+        self_service,
+        two_factor,
+        recovery_codes=codes,
+        notice="Two-factor authentication is on.",
+    )
+
+
+@router.post("/account/mfa/off")
+async def turn_off_two_factor(
+    page: PageDep,
+    self_service: SelfServiceDep,
+    two_factor: TwoFactorDep,
+    db: SessionDep,
+) -> Response:
+    form = await _account_form(page)
+    if not isinstance(form, FormData):
+        return form
+    assert page.browser is not None
+    try:
+        await two_factor.disable_by_owner(
+            page.browser.user,
+            current_password=_text(form, "current_password", limit=4096) or None,
+            auth_time=page.browser.auth_time,
+        )
+    except AppException as error:
+        return await _refused(page, db, self_service, two_factor, error)
+    return _see_other("/account?done=mfa-off")
+
+
+@router.post("/account/sessions/{session_id}/end")
+async def end_session(
+    session_id: str,
+    page: PageDep,
+    self_service: SelfServiceDep,
+    two_factor: TwoFactorDep,
+    browser: BrowserSessionsDep,
+    db: SessionDep,
+) -> Response:
+    """End one session; ending this browser's own signs it out."""
+    form = await _account_form(page)
+    if not isinstance(form, FormData):
+        return form
+    assert page.browser is not None
+    try:
+        await self_service.end_session(page.browser.principal(), session_id)
+    except AppException as error:
+        return await _refused(page, db, self_service, two_factor, error)
+    if session_id == page.browser.session_id:
+        response = _see_other("/login")
+        browser.cookie.clear(response)
+        return response
+    return _see_other("/account?done=session")
+
+
+@router.post("/account/sessions/end-others")
+async def end_other_sessions(page: PageDep, self_service: SelfServiceDep) -> Response:
+    form = await _account_form(page)
+    if not isinstance(form, FormData):
+        return form
+    assert page.browser is not None
+    await self_service.end_other_sessions(page.browser.principal())
+    return _see_other("/account?done=others")
