@@ -78,6 +78,14 @@ def _see_other(location: str) -> RedirectResponse:
     return RedirectResponse(location, status_code=303)
 
 
+async def _roll_back(page: Page, db: AsyncSession) -> None:
+    """Undo what the refused request wrote, as the JSON API's error answer would, and
+    reload the signed-in user the page still shows (a rollback expires it)."""
+    await db.rollback()
+    if page.browser is not None:
+        await db.refresh(page.browser.user)
+
+
 def _error_of(error: AppException) -> tuple[str, int, dict[str, str]]:
     """A service's refusal as a page shows it: its message, status and headers."""
     headers = {k: v for k, v in error.headers.items() if k.lower() == "retry-after"}
@@ -146,7 +154,7 @@ async def login(
             continue_ref=target,
         )
     except AppException as error:
-        await db.rollback()
+        await _roll_back(page, db)
         message, status_code, headers = _error_of(error)
         await _allow_return(page.request, target)
         return page.render(
@@ -197,7 +205,7 @@ async def login_second_step(
             flow, {"code": code}, start=browser.start, continue_with=ContinueWith.PAGE
         )
     except TokenRejected:
-        await db.rollback()
+        await _roll_back(page, db)
         return page.render(
             "login.html",
             title="Sign in",
@@ -206,7 +214,7 @@ async def login_second_step(
             identifier=None,
         )
     except AppException as error:
-        await db.rollback()
+        await _roll_back(page, db)
         message, status_code, headers = _error_of(error)
         return _second_step(page, flow, (), error=message, status_code=status_code, headers=headers)
     return await _signed_in(page, browser, done.session, safe_return_to(done.continue_ref))
@@ -305,7 +313,7 @@ async def register(
             )
         started = await browser.start(user, AMR_PASSWORD)
     except AppException as error:
-        await db.rollback()
+        await _roll_back(page, db)
         message, status_code, headers = _error_of(error)
         messages = [f"{_LABELS.get(e['field'], e['field'])}: {e['message']}" for e in error.errors]
         return again(message, messages, status_code, headers)
@@ -345,7 +353,7 @@ async def forgot_password(page: PageDep, accounts: AccountServiceDep, db: Sessio
             sent=False,
         )
     except AppException as error:
-        await db.rollback()
+        await _roll_back(page, db)
         message, status_code, headers = _error_of(error)
         return page.render(
             "forgot_password.html",
@@ -428,7 +436,7 @@ async def _refused(
     two_factor: TwoFactor,
     error: AppException,
 ) -> Response:
-    await db.rollback()
+    await _roll_back(page, db)
     message, status_code, headers = _error_of(error)
     messages = [e["message"] for e in error.errors]
     if messages:

@@ -19,6 +19,7 @@ from app.core.jwt import (
     TokenRejected,
     TokenType,
 )
+from app.metrics import Metrics
 from app.models.user import User
 from app.sessions.service import SessionService
 from app.throttle import Bucket, Throttle
@@ -26,7 +27,6 @@ from app.transaction import Transaction
 from app.users.service import UserService
 from app.utils.clock import Clock, utc_now
 from app.utils.logger import bind_context, get_logger
-from app.utils.metrics import Metrics
 
 log = get_logger(__name__)
 

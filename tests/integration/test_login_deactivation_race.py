@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 import httpx
@@ -49,6 +49,8 @@ class SessionsWithAHook(SessionService):
         expires_at: datetime,
         ip: str | None = None,
         user_agent: str | None = None,
+        browser_key: str | None = None,
+        amr: Sequence[str] | None = None,
     ) -> bool:
         await self.before_start(user_id)
         return await super().start(
@@ -59,6 +61,8 @@ class SessionsWithAHook(SessionService):
             expires_at=expires_at,
             ip=ip,
             user_agent=user_agent,
+            browser_key=browser_key,
+            amr=amr,
         )
 
 

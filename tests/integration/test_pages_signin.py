@@ -428,3 +428,16 @@ async def test_the_pages_send_a_strict_csp_and_an_application_origin_can_be_allo
     )
     plain = await browser.get("/login", params={"return_to": "/account"})
     assert plain.headers["content-security-policy"].endswith("form-action 'self'")
+
+
+async def test_a_signed_in_person_who_mistypes_a_new_sign_in_stays_signed_in(
+    browser: httpx.AsyncClient, user_factory: UserFactory
+) -> None:
+    """The refused attempt's transaction is rolled back and the page still names the
+    signed-in person (the rollback expired what it had loaded)."""
+    user = await user_factory()
+    await _signed_in(browser, user)
+    refused = await sign_in(browser, user.username, "not the password")
+    assert refused.status_code == 401
+    assert f"You are signed in as {user.username}" in refused.text
+    assert (await _account(browser)).status_code == 200
