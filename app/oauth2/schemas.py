@@ -181,3 +181,28 @@ class IntrospectionResponse(BaseModel):
     sid: str | None = None
     roles: list[str] | None = None
     scope: str | None = None
+
+
+class UserInfo(BaseModel):
+    """OIDC Core §5.3.2: `sub` and the claims the access token's scopes allow (`email`,
+    `email_verified` with `email`; `preferred_username`, `updated_at` with `profile`)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "sub": "42",
+                    "email": "alice@example.com",
+                    "email_verified": True,
+                    "preferred_username": "alice",
+                    "updated_at": 1765000000,
+                }
+            ]
+        }
+    )
+
+    sub: str
+    email: str | None = None
+    email_verified: bool | None = None
+    preferred_username: str | None = None
+    updated_at: int | None = None

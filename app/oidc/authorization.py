@@ -40,6 +40,8 @@ PROMPTS = frozenset({"none", "login", "consent", "select_account"})
 # RFC 7636 §4.1/§4.2: 43-128 unreserved characters (a verifier; an S256 challenge is 43).
 _PKCE = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
 _MAX_PARAM = 2048
+# What the kept request's columns hold (app.models.oidc).
+_LIMITS = {"state": 2048, "nonce": 512, "login_hint": 320}
 
 
 def digest(token: str) -> str:
@@ -150,6 +152,10 @@ async def check_request(session: AsyncSession, params: Mapping[str, list[str]]) 
         }
     except ValueError as error:
         raise fail("invalid_request", str(error)) from None
+    for name, limit in _LIMITS.items():
+        value = state if name == "state" else values[name]
+        if value is not None and len(value) > limit:
+            raise fail("invalid_request", f"{name} is longer than {limit} characters")
     if values["request"] is not None:
         raise fail("request_not_supported", "Request objects are not supported")
     if values["request_uri"] is not None:

@@ -6,6 +6,7 @@ returns to), the consent page, userinfo, and end session. Discovery is with the 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
 
 from fastapi import APIRouter, Request, Response, status
@@ -23,6 +24,7 @@ from app.dependencies import (
 from app.middleware.exception import error_response
 from app.middleware.security import allow_form_action
 from app.oauth2.clients import ClientService
+from app.oauth2.schemas import UserInfo
 from app.oidc.authorization import (
     CONSENT_PATH,
     RESUME_PATH,
@@ -41,11 +43,12 @@ from app.oidc.service import (
     end_browser_session,
     post_logout_target,
 )
+from app.openapi import DATABASE_ERRORS, error_responses
 from app.pages.rendering import Page
 from app.sessions.browser import BrowserSession
 from app.sessions.tokens import session_of, verified_claims
 
-router = APIRouter(tags=["openid"])
+router = APIRouter(tags=["auth"])
 
 SCOPE_TEXT = {
     "openid": "Know who you are (your account's id)",
@@ -197,11 +200,31 @@ async def _bearer_token(request: Request) -> str | None:
     return None
 
 
-@router.api_route("/oauth2/userinfo", methods=["GET", "POST"], include_in_schema=False)
+_USERINFO: dict[str, Any] = {
+    "response_model": UserInfo,
+    "response_model_exclude_none": True,
+    "responses": error_responses(InvalidTokenException, ForbiddenException, *DATABASE_ERRORS),
+}
+
+
+@router.get("/oauth2/userinfo", summary="UserInfo (OpenID Connect Core §5.3)", **_USERINFO)
 async def userinfo(request: Request, tokens: SessionTokensDep) -> Response:
-    """OIDC Core §5.3: the person's claims for an access token with the `openid` scope, in
-    the header or (POST) the form's `access_token`; 401 `invalid_token` without a valid
-    one, 403 `insufficient_scope` without `openid`."""
+    """The signed-in person's claims for an access token with the `openid` scope
+    (`Authorization: Bearer`): `sub`, and `email`, `email_verified` (scope `email`),
+    `preferred_username`, `updated_at` (scope `profile`). No or a bad token: 401 with
+    `WWW-Authenticate: Bearer error="invalid_token"`; a token without `openid`: 403
+    `error="insufficient_scope"`."""
+    return await _userinfo(request, tokens)
+
+
+@router.post("/oauth2/userinfo", summary="UserInfo by POST", **_USERINFO)
+async def userinfo_in_form(request: Request, tokens: SessionTokensDep) -> Response:
+    """As the GET; the token also in the form-encoded body's `access_token` (RFC 6750
+    §2.2)."""
+    return await _userinfo(request, tokens)
+
+
+async def _userinfo(request: Request, tokens: SessionTokensDep) -> Response:
     token = await _bearer_token(request)
     if token is None:
         return _bearer_error(401, "invalid_token", "An access token is required")

@@ -170,6 +170,8 @@ async def test_an_unregistered_redirect_uri_gets_an_error_page(
         ({"prompt": "none login"}, "invalid_request"),
         ({"prompt": "sometimes"}, "invalid_request"),
         ({"max_age": "-1"}, "invalid_request"),
+        ({"nonce": "n" * 513}, "invalid_request"),
+        ({"login_hint": "a" * 321}, "invalid_request"),
         ({"request": "eyJhbGciOiJub25lIn0.e30."}, "request_not_supported"),
         ({"request_uri": "https://app.example.com/r"}, "request_uri_not_supported"),
     ],
