@@ -786,3 +786,19 @@ async def test_the_clean_up_drops_expired_requests_and_long_expired_codes(
     wall_clock.advance(60 * 60)
     assert await purge_authorizations(database, wall_clock()) == 1
     assert (await exchange(client, flow, code)).json()["error"] == "invalid_grant"
+
+
+async def test_end_session_takes_a_hint_whatever_its_times_say(
+    client: httpx.AsyncClient,
+    app_client: Application,
+    person: RegisteredUser,
+    wall_clock: WallClock,
+) -> None:
+    # Issued an hour "ahead" of the system clock, expired by the service's: still a hint.
+    wall_clock.advance(3600)
+    tokens = await tokens_for(client, Flow(app_client), "alice")
+    wall_clock.advance(24 * 3600)
+    query = urlencode({"id_token_hint": tokens["id_token"], "post_logout_redirect_uri": LOGOUT_URI})
+    response = await client.get(f"/oauth2/logout?{query}")
+    assert response.status_code == 302
+    assert response.headers["location"] == LOGOUT_URI
