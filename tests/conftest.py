@@ -12,6 +12,7 @@ import io
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -23,6 +24,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from playwright.async_api import Browser, async_playwright
 from sqlalchemy.ext.asyncio import AsyncSession
 from typer.testing import CliRunner, Result
 
@@ -47,7 +49,74 @@ from tests.support import (
     truncate,
 )
 from tests.support.apps import CLI_THREAD
+from tests.support.browsers import CHROMIUM, CHROMIUM_FLAGS
+from tests.support.databases import worker_database_url
 from tests.support.mailbox import Mailbox
+from tests.support.markers import MAY_START_PROCESSES, PROCESS_EVENTS, started_by, starts
+
+# The test being run (set for its setup, call and teardown), for the process guard below.
+_running: list[pytest.Item] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Under pytest-xdist every worker gets a PostgreSQL database of its own (`<name>_gw0`,
+    # ...), so parallel tests never empty or migrate each other's tables. Everything that
+    # reads TEST_DATABASE_URL (fixtures, modules' own servers) then reads the worker's.
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    url = os.environ.get("TEST_DATABASE_URL")
+    if worker and url and not os.environ.get("AUTHSVC_TEST_WORKER_DB"):
+        os.environ["TEST_DATABASE_URL"] = worker_database_url(url, worker)
+        os.environ["AUTHSVC_TEST_WORKER_DB"] = worker
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # tests.support.backends: a test whose subject cannot differ by backend runs on SQLite.
+    if "database_url" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "backend_independent"
+    ):
+        # As a parametrize mark, which the fixture's own parameters give way to.
+        metafunc.definition.add_marker(
+            pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+        )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with what its fixtures start (tests.support.markers.starts)."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        for name in item.fixturenames:
+            fixturedefs = info.name2fixturedefs.get(name)
+            if fixturedefs:  # the last definition is the one in force (overrides)
+                kind = started_by(fixturedefs[-1].func)
+                if kind is not None:
+                    item.add_marker(kind)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> object:
+    _running.append(item)
+    try:
+        return (yield)
+    finally:
+        _running.pop()
+
+
+def _process_guard(event: str, args: tuple[object, ...]) -> None:
+    """A test that starts a process must say so (`make test-fast` leaves those out)."""
+    if event in PROCESS_EVENTS and _running:
+        item = _running[-1]
+        if not any(item.get_closest_marker(kind) for kind in MAY_START_PROCESSES):
+            raise RuntimeError(
+                f"{item.nodeid} starts a process ({event}) but is not marked: use"
+                " @pytest.mark.process, or a fixture decorated with"
+                " @starts('process') from tests.support.markers"
+            )
+
+
+sys.addaudithook(_process_guard)
 
 
 @pytest.fixture(scope="session")
@@ -237,6 +306,20 @@ def smtp_server() -> Iterator[Mailbox]:
         yield box
     finally:
         box.stop()
+
+
+@pytest.fixture
+@starts("browser")
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's headless Chromium (tests.support.browsers), closed after the test."""
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS
+        )
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
 
 
 @pytest.fixture

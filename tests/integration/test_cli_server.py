@@ -292,6 +292,7 @@ def _free_port() -> int:
         return port
 
 
+@pytest.mark.process
 def test_serve_with_two_workers_shares_one_signing_key(environment: Path) -> None:
     """Tokens issued by one worker are accepted by the other: the key is settled before fork."""
     port = _free_port()

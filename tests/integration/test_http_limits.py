@@ -24,6 +24,7 @@ import uvicorn
 from app.http_protocol import BoundedHeadProtocol, HeadLimits
 from app.main import create_app
 from tests.support import build_settings
+from tests.support.markers import starts
 from tests.support.processes import ServerProcess, serve_argv, server_env, spawn, wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -74,7 +75,7 @@ def in_process_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InPr
         sock.close()
 
 
-@pytest.fixture(params=["serve", "in-process"])
+@pytest.fixture(params=[pytest.param("serve", marks=pytest.mark.process), "in-process"])
 def server(request: pytest.FixtureRequest) -> AnyServer:
     name = "serve_process" if request.param == "serve" else "in_process_server"
     running: AnyServer = request.getfixturevalue(name)
@@ -82,6 +83,7 @@ def server(request: pytest.FixtureRequest) -> AnyServer:
 
 
 @pytest.fixture(scope="module")
+@starts("process")
 def serve_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     workdir = tmp_path_factory.mktemp("http-limits")
     env = server_env(

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.models import OutboxMail
 from tests.support import BACKENDS, PASSWORD, prepare_schema, prepared
 from tests.support.mailbox import RESET_SUBJECT, VERIFY_SUBJECT, Mailbox
+from tests.support.markers import starts
 from tests.support.processes import ServerProcess, serve_pair
 
 pytestmark = pytest.mark.timeout(300)
@@ -50,6 +51,7 @@ async def _all_sent(url: str, count: int, within: float = 30.0) -> None:
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
+@starts("process")
 def pair(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Pair]:

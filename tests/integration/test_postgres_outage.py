@@ -33,12 +33,14 @@ from tests.support import (
     running_app,
     truncate,
 )
+from tests.support.markers import starts
 
 BREAKER_TIMEOUT = 30.0
 THRESHOLD = 3
 
 
 @pytest.fixture(scope="module")
+@starts("process")
 def cluster() -> Iterator[ThrowawayPostgres]:
     bindir = find_bindir()
     if bindir is None:

@@ -23,6 +23,7 @@ import pytest
 import redis
 
 from tests.support import BACKENDS, PASSWORD, prepare_schema, prepared
+from tests.support.markers import starts
 from tests.support.mfa import enable_mfa, password_step, second_step, totp_code
 from tests.support.processes import ServerProcess, serve_pair
 
@@ -58,6 +59,7 @@ class Cluster:
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
+@starts("process")
 def cluster(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:

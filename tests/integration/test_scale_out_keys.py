@@ -20,6 +20,7 @@ import jwt
 import pytest
 
 from tests.support import BACKENDS, PASSWORD, prepare_schema, prepared
+from tests.support.markers import starts
 from tests.support.processes import ServerProcess, serve_pair
 
 pytestmark = pytest.mark.timeout(300)
@@ -38,6 +39,7 @@ class Pair:
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
+@starts("process")
 def pair(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Pair]:

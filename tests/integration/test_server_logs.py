@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.markers import starts
+
 SECRET = "server-canary-signing-key-5b0d1c7e9a3f42e8b6d0"
 PASSWORD = "Saffron-Walrus-Harbour-9e21"
 START_DEADLINE_SECONDS = 30.0
@@ -51,6 +53,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture
+@starts("process")
 def server(tmp_path: Path) -> Iterator[Server]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "LOG_"))}
     env.update(

@@ -124,6 +124,7 @@ def _login(client: httpx.Client, n: int, forwarded_for: str) -> httpx.Response:
     )
 
 
+@pytest.mark.process
 def test_plain_uvicorn_ignores_a_spoofed_forwarded_for_and_sends_no_server_header(
     tmp_path: Path,
 ) -> None:
@@ -144,6 +145,7 @@ def test_plain_uvicorn_ignores_a_spoofed_forwarded_for_and_sends_no_server_heade
     assert any("FORWARDED_ALLOW_IPS ignored" in message for message in messages)
 
 
+@pytest.mark.process
 def test_plain_uvicorn_believes_forwarded_for_from_trusted_proxies_only(tmp_path: Path) -> None:
     args = ["uvicorn", "app.main:app", "--host", "127.0.0.1"]
     with serving(tmp_path, args, None, TRUSTED_PROXIES="127.0.0.1") as server, server.client() as c:
@@ -158,6 +160,7 @@ def test_plain_uvicorn_believes_forwarded_for_from_trusted_proxies_only(tmp_path
     ]
 
 
+@pytest.mark.process
 def test_over_a_unix_socket_every_client_shares_one_bucket_and_start_up_warns(
     tmp_path: Path,
 ) -> None:
@@ -174,6 +177,7 @@ def test_over_a_unix_socket_every_client_shares_one_bucket_and_start_up_warns(
     assert {line["client_ip"] for line in server.requests()} == {None}
 
 
+@pytest.mark.process
 def test_over_a_unix_socket_with_unix_trusted_the_forwarded_client_counts(
     tmp_path: Path,
 ) -> None:
