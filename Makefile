@@ -6,9 +6,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+# pytest-xdist workers: one per core, at most four (each has its own databases).
+WORKERS ?= auto
+XDIST   := -n $(WORKERS) --maxprocesses=4 --dist loadgroup
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format typecheck check docs bench bench-peer wrk lock clean
+.PHONY: help run test test-fast lint format typecheck check docs bench bench-peer wrk lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -34,7 +37,10 @@ test: $(VENV)/.dev  ## lint, type-check and run the whole suite with coverage (f
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest --cov=app --cov-report=term-missing:skip-covered --cov-fail-under=90 $(PYTEST_ARGS)
+	$(BIN)/pytest $(XDIST) --cov=app --cov-report=term-missing:skip-covered --cov-fail-under=90 $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.dev  ## the quick loop: SQLite only, no processes, browsers or fuzzing
+	TEST_DATABASE_URL= TEST_REDIS_URL= $(BIN)/pytest $(XDIST) -m "not process and not browser and not slow" $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev  ## ruff check + format check
 	$(BIN)/ruff check .

@@ -13,8 +13,6 @@ import logging
 import os
 import socket
 import sys
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -22,7 +20,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from playwright.async_api import Browser, async_playwright
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -53,6 +50,7 @@ from tests.support.browsers import CHROMIUM, CHROMIUM_FLAGS
 from tests.support.databases import worker_database_url
 from tests.support.mailbox import Mailbox
 from tests.support.markers import MAY_START_PROCESSES, PROCESS_EVENTS, started_by, starts
+from tests.support.servers import serve_in_thread
 
 # The test being run (set for its setup, call and teardown), for the process guard below.
 _running: list[pytest.Item] = []
@@ -81,8 +79,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         )
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark each test with what its fixtures start (tests.support.markers.starts)."""
+    """Mark each test with what its fixtures start (tests.support.markers.starts), and keep
+    a module's process tests on one xdist worker (`--dist loadgroup`): the servers of its
+    module-scoped fixtures then start once, not once per worker."""
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
         if info is None:
@@ -93,6 +94,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 kind = started_by(fixturedefs[-1].func)
                 if kind is not None:
                     item.add_marker(kind)
+        if item.get_closest_marker("process"):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -277,24 +280,9 @@ def live_server(settings: Settings, live_socket: socket.socket) -> Iterator[str]
     The app runs its own lifespan in the server's event loop; the URL is returned once
     uvicorn reports it started, polled with a deadline.
     """
-    sock = live_socket
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(settings), log_config=None, access_log=False, lifespan="on", workers=1
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the live server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    app = create_app(settings)
+    with serve_in_thread(app, live_socket, access_log=False, workers=1) as server:
+        yield server.url
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import httpx
 import pytest
 
 from tests.support.markers import starts
+from tests.support.servers import free_port
 
 SECRET = "server-canary-signing-key-5b0d1c7e9a3f42e8b6d0"
 PASSWORD = "Saffron-Walrus-Harbour-9e21"
@@ -45,13 +45,6 @@ class Server:
         return [json.loads(line) for line in text.split("\n") if line]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 @starts("process")
 def server(tmp_path: Path) -> Iterator[Server]:
@@ -66,7 +59,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
     )
     command = [sys.executable, "-m", "app"]
     subprocess.run([*command, "migrate"], cwd=tmp_path, env=env, check=True, capture_output=True)
-    port = _free_port()
+    port = free_port()
     stdout, stderr = tmp_path / "stdout.log", tmp_path / "stderr.log"
     with stdout.open("wb") as out, stderr.open("wb") as err:
         process = subprocess.Popen(

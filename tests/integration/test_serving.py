@@ -10,10 +10,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,10 +21,10 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from app.config import Settings
 from app.main import create_app
+from tests.support.servers import free_port, serve_in_thread
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -64,13 +62,6 @@ class Server:
         return [line for line in self.lines() if line["message"] == "request completed"]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @contextmanager
 def serving(tmp_path: Path, args: list[str], uds: Path | None, **env_vars: str) -> Iterator[Server]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(_SERVER_SETTINGS)}
@@ -89,7 +80,7 @@ def serving(tmp_path: Path, args: list[str], uds: Path | None, **env_vars: str) 
         [*python, "app", "migrate"], cwd=tmp_path, env=env, check=True, capture_output=True
     )
     if uds is None:
-        port = _free_port()
+        port = free_port()
         args = [*args, "--port", str(port)]
         transport, base_url = httpx.HTTPTransport(), f"http://127.0.0.1:{port}"
     else:
@@ -200,23 +191,8 @@ def test_over_a_unix_socket_with_unix_trusted_the_forwarded_client_counts(
 @contextmanager
 def uvicorn_in_process(settings: Settings, **options: Any) -> Iterator[str]:
     """uvicorn with its defaults (proxy headers on) serving the app object, in a thread."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(create_app(settings), log_config=None, lifespan="on", **options)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped"
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
+    with serve_in_thread(create_app(settings), **options) as server:
+        yield server.url
 
 
 @pytest.mark.parametrize("settings_overrides", [{"rate_limit_login_ip": "3/minute"}])

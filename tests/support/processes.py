@@ -6,7 +6,6 @@ Everything waits by polling a condition with a deadline; nothing sleeps to synch
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
+from tests.support.servers import free_port
 from tests.support.settings import TEST_SECRET
 
 BIN = Path(sys.executable).parent
@@ -34,13 +34,6 @@ _SERVER_SETTINGS = (
     "DB_AUTO_MIGRATE",
     "LOG_LEVEL",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def server_env(database_url: str, **settings: str) -> dict[str, str]:
