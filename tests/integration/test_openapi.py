@@ -15,6 +15,9 @@ from app import __version__
 from app.cli.openapi import standalone_document
 from app.utils import exceptions
 from tests.support import CliInvoker
+from tests.support.backends import backend_independent
+
+pytestmark = backend_independent
 
 DOCUMENT: dict[str, Any] = json.loads(standalone_document())
 COMMITTED = Path(__file__).parents[2] / "docs" / "openapi.json"
