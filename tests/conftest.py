@@ -45,6 +45,7 @@ from tests.support import (
     prepared,
     truncate,
 )
+from tests.support.admin import grant, sign_in
 from tests.support.apps import CLI_THREAD
 from tests.support.browsers import CHROMIUM, CHROMIUM_FLAGS
 from tests.support.databases import worker_database_url
@@ -236,6 +237,17 @@ def user_factory(client: httpx.AsyncClient) -> UserFactory:
         )
 
     return make
+
+
+@pytest.fixture
+async def admin(
+    user_factory: UserFactory, database: Database, client: httpx.AsyncClient
+) -> RegisteredUser:
+    """An account with the admin role, signed in after the grant."""
+    user = await user_factory(username="root", email="root@example.com")
+    await grant(database, user.id, "admin")
+    user.access_token = (await sign_in(client, user.username))["access_token"]
+    return user
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import httpx
 import pytest
 
 from tests.support.markers import starts
+from tests.support.processes import runner_env
 from tests.support.servers import free_port
 
 SECRET = "server-canary-signing-key-5b0d1c7e9a3f42e8b6d0"
@@ -48,7 +48,7 @@ class Server:
 @pytest.fixture
 @starts("process")
 def server(tmp_path: Path) -> Iterator[Server]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "LOG_"))}
+    env = runner_env()
     env.update(
         DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}",
         SECRET_KEY=SECRET,

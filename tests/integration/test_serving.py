@@ -8,7 +8,6 @@ adds `server: uvicorn`; app/serving.py undoes both at start-up.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -24,14 +23,13 @@ import pytest
 
 from app.config import Settings
 from app.main import create_app
+from tests.support.processes import runner_env
 from tests.support.servers import free_port, serve_in_thread
 
 pytestmark = pytest.mark.timeout(180)
 
 START_DEADLINE_SECONDS = 30.0
 WRONG = {"password": "not the right password"}
-# Variables of the test runner's own environment that must not leak into the servers.
-_SERVER_SETTINGS = ("DATABASE_", "SECRET_KEY", "REDIS_", "ENVIRONMENT", "TRUSTED_", "RATE_")
 
 
 @dataclass
@@ -64,7 +62,7 @@ class Server:
 
 @contextmanager
 def serving(tmp_path: Path, args: list[str], uds: Path | None, **env_vars: str) -> Iterator[Server]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_SERVER_SETTINGS)}
+    env = runner_env()
     env.update(
         DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}",
         SECRET_KEY="serving-test-signing-key-0f3c9b1e7d5a4c28",
