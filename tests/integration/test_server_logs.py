@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support import prepare_schema
 from tests.support.markers import starts
 from tests.support.processes import runner_env
 from tests.support.servers import free_port
@@ -58,7 +60,8 @@ def server(tmp_path: Path) -> Iterator[Server]:
         ARGON2_TIME_COST="1",
     )
     command = [sys.executable, "-m", "app"]
-    subprocess.run([*command, "migrate"], cwd=tmp_path, env=env, check=True, capture_output=True)
+    # Migrated here, not by `authsvc migrate` in a process of its own (tested elsewhere).
+    asyncio.run(prepare_schema(env["DATABASE_URL"]))
     port = free_port()
     stdout, stderr = tmp_path / "stdout.log", tmp_path / "stderr.log"
     with stdout.open("wb") as out, stderr.open("wb") as err:
