@@ -47,6 +47,7 @@ from tests.support import (
 )
 from tests.support.admin import grant, sign_in
 from tests.support.apps import CLI_THREAD
+from tests.support.backends import store_pairs
 from tests.support.browsers import CHROMIUM, CHROMIUM_FLAGS
 from tests.support.databases import worker_database_url
 from tests.support.mailbox import Mailbox
@@ -77,6 +78,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         # As a parametrize mark, which the fixture's own parameters give way to.
         metafunc.definition.add_marker(
             pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+        )
+    fixtures = {"database_url", "throttle_redis_url"}
+    if fixtures <= set(metafunc.fixturenames) and metafunc.definition.get_closest_marker(
+        "stores_paired"
+    ):
+        pairs = store_pairs()
+        metafunc.definition.add_marker(
+            pytest.mark.parametrize(
+                ("database_url", "throttle_redis_url"),
+                pairs,
+                indirect=True,
+                ids=[f"{backend}-{store}" for backend, store in pairs],
+            )
         )
 
 

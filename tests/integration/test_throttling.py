@@ -23,7 +23,10 @@ from app.services.throttle import Throttle
 from app.utils.keyed_hash import KeyedHash
 from app.wiring import THROTTLE_KEY_INFO, build_identifier_hash
 from tests.support import PASSWORD, LogCapture, UserFactory, assert_error
+from tests.support.backends import stores_paired
 from tests.support.servers import free_port
+
+pytestmark = stores_paired
 
 WRONG = "not the right password"
 ClientFrom = Callable[[str], AbstractAsyncContextManager[httpx.AsyncClient]]

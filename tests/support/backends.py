@@ -11,5 +11,22 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.databases import BACKENDS, THROTTLE_STORES
+
 # `pytestmark = backend_independent` in a module, or `@backend_independent` on a test.
 backend_independent = pytest.mark.backend_independent
+
+# `pytestmark = stores_paired`: the throttling tests' counters live in the throttle store
+# (memory or Redis) and their accounts in the database, and nothing ties the two, so the
+# two matrices are paired rather than crossed: each backend and each store runs at least
+# once, PostgreSQL with Redis as deployed at scale (tests/conftest.py applies it).
+stores_paired = pytest.mark.stores_paired
+
+
+def store_pairs() -> list[tuple[str, str]]:
+    """(database backend, throttle store) pairs covering each of both configured lists."""
+    n = max(len(BACKENDS), len(THROTTLE_STORES))
+    return [
+        (BACKENDS[min(i, len(BACKENDS) - 1)], THROTTLE_STORES[min(i, len(THROTTLE_STORES) - 1)])
+        for i in range(n)
+    ]
