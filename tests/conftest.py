@@ -103,7 +103,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         info = getattr(item, "_fixtureinfo", None)
         if info is None:
             continue
-        for name in item.fixturenames:
+        for name in info.names_closure:
             fixturedefs = info.name2fixturedefs.get(name)
             if fixturedefs:  # the last definition is the one in force (overrides)
                 kind = started_by(fixturedefs[-1].func)

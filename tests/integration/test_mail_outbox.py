@@ -23,7 +23,8 @@ from app.models.mail import MailKind
 from app.services.outbox import Outbox
 from app.utils.circuit_breaker import BreakerState
 from tests.support import FakeClock, LogCapture, UserFactory, build_settings, running_app
-from tests.support.mailbox import VERIFY_SUBJECT, Mailbox, free_port, read_eml_dir, smtp_overrides
+from tests.support.mailbox import VERIFY_SUBJECT, Mailbox, read_eml_dir, smtp_overrides
+from tests.support.servers import free_port
 
 
 class WallClock:
