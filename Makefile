@@ -30,10 +30,22 @@ $(VENV)/.dev: requirements-dev.lock pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(VENV)/.runtime $@
 
+# The interoperability tests drive real peers written in JavaScript (a certified relying
+# party, a certified provider, a browser application): each folder of tests/interop with a
+# package-lock.json is installed by `npm ci`, with the Node.js that the dev lock pins.
+NODE_LOCKS := $(wildcard tests/interop/*/package-lock.json)
+
+$(VENV)/.node: $(NODE_LOCKS) | $(VENV)/.dev
+	@for lock in $(NODE_LOCKS); do \
+	  echo "npm ci in $$(dirname $$lock)"; \
+	  (cd "$$(dirname $$lock)" && PATH="$(abspath $(BIN)):$$PATH" npm ci --no-audit --no-fund --ignore-scripts) || exit 1; \
+	done
+	touch $@
+
 run: $(VENV)/.runtime  ## serve on 127.0.0.1:8000 with SQLite (migrated at start-up)
 	$(BIN)/authsvc serve --host $(HOST) --port $(PORT)
 
-test: $(VENV)/.dev  ## lint, type-check and run the whole suite with coverage (floor: 90%)
+test: $(VENV)/.dev $(VENV)/.node  ## lint, type-check and run the whole suite with coverage (floor: 90%)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -59,7 +71,7 @@ docs: $(VENV)/.runtime  ## write the OpenAPI document to docs/openapi.json (a te
 bench: $(VENV)/.dev wrk  ## load-test with wrk against the hashing limit (BENCH_ARGS="--duration 5")
 	$(BIN)/python bench/run.py $(if $(PEER),--peer) $(BENCH_ARGS)
 
-bench-peer: $(VENV)/.dev wrk  ## the peer from ../shared/peer and ours in one run, with the ratios of issue 16
+bench-peer: $(VENV)/.dev wrk  ## the fastapi-users peer and ours in one run, with the ratios between them
 	$(BIN)/python bench/run.py --peer $(BENCH_ARGS)
 
 wrk:

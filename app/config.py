@@ -16,6 +16,7 @@ from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from limits import parse_many
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -81,10 +82,13 @@ class Settings(BaseSettings):
 
     access_token_expire_minutes: int = Field(30, ge=1, le=24 * 60)
     refresh_token_expire_days: int = Field(7, ge=1, le=365)
+    # Live sessions one account may hold; a sign-in beyond it ends the least recently used.
+    sessions_per_user_max: int = Field(100, ge=1, le=10_000)
     # The absolute end of a session, counted from its sign-in; unset: REFRESH_TOKEN_EXPIRE_DAYS.
     session_max_lifetime_days: int | None = Field(None, ge=1, le=365)
     jwt_algorithm: Literal["HS256", "HS384", "HS512", "EdDSA", "ES256", "RS256"] = "HS256"
-    jwt_issuer: str = "authsvc"
+    # Empty (the default): PUBLIC_URL, so tokens and the RFC 8414 metadata name one issuer.
+    jwt_issuer: str = ""
     jwt_audience: str = "authsvc"
 
     password_scheme: Literal["argon2id", "bcrypt"] = "argon2id"  # noqa: S105
@@ -164,7 +168,8 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_timeout: float = Field(10.0, gt=0)
     # Where the service is reached from outside: absolute URLs (metadata, links) start here.
-    public_url: str = "http://127.0.0.1:8000"
+    # localhost, not 127.0.0.1: browsers refuse passkeys on an IP address.
+    public_url: str = "http://localhost:8000"
     password_reset_url: str | None = None
     email_verification_url: str | None = None
     password_reset_token_expire_minutes: int = Field(30, ge=1, le=24 * 60)
@@ -172,6 +177,8 @@ class Settings(BaseSettings):
     email_verification_required: bool = False
     rate_limit_password_reset: str = "3/hour"  # noqa: S105
     rate_limit_password_reset_ip: str = "20/hour"  # noqa: S105
+    # `PUT /users/me/email`, per account; its client counts in RATE_LIMIT_PASSWORD_RESET_IP.
+    rate_limit_email_change: str = "3/hour"
     mail_sender_enabled: bool = True
     mail_poll_interval_seconds: float = Field(1.0, gt=0, le=60)
     mail_retry_base_seconds: float = Field(1.0, gt=0)
@@ -215,6 +222,7 @@ class Settings(BaseSettings):
         "rate_limit_refresh_ip",
         "rate_limit_password_reset",
         "rate_limit_password_reset_ip",
+        "rate_limit_email_change",
     )
     @classmethod
     def _parse_limits(cls, value: str) -> str:
@@ -224,8 +232,13 @@ class Settings(BaseSettings):
     @field_validator("public_url")
     @classmethod
     def _parse_public_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("PUBLIC_URL must be an absolute http(s) URL")
+        if parts.query or parts.fragment or "?" in value or "#" in value:
+            raise ValueError("PUBLIC_URL must have no query or fragment: links are built on it")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("PUBLIC_URL must not carry credentials")
         return value.rstrip("/")
 
     @field_validator("log_level", mode="before")
@@ -246,6 +259,15 @@ class Settings(BaseSettings):
                 raise ConfigurationError(problem)
         if "*" in self.cors_origins:
             raise ConfigurationError("CORS_ORIGINS must list origins; '*' is not allowed")
+        if self.environment == "production" and not self.public_url.startswith("https://"):
+            # Tokens, links in mails and the metadata all name PUBLIC_URL; over http they
+            # travel in clear text (http://localhost is for development only).
+            raise ConfigurationError(
+                f"PUBLIC_URL must be an https:// URL when ENVIRONMENT=production, "
+                f"not {self.public_url}"
+            )
+        if not self.jwt_issuer:
+            self.jwt_issuer = self.public_url
         return self
 
     @field_validator("password_reset_url", "email_verification_url")

@@ -25,9 +25,9 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.config import Settings
+from app.core.errors import DatabaseException
 from app.migrate import SchemaStatus, schema_state
 from app.utils.circuit_breaker import BreakerState, CircuitBreaker
-from app.utils.exceptions import DatabaseException
 from app.utils.logger import get_logger
 
 log = get_logger(__name__)

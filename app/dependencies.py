@@ -9,30 +9,30 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.account.service import SelfService
+from app.admin.service import AdminService
 from app.config import Settings
-from app.database import Database
-from app.models.client import OAuthClient
-from app.models.role import ADMIN_ROLE
-from app.models.user import User
-from app.services.account_service import AccountService
-from app.services.admin_service import AdminService
-from app.services.auth_service import AuthService, Principal
-from app.services.bearer import BearerCheck, SessionUser
-from app.services.client_service import ClientService
-from app.services.keyring import KeyRing
-from app.services.mfa_service import MfaService
-from app.services.one_time_tokens import OneTimeTokens
-from app.services.outbox import Outbox
-from app.services.self_service import SelfService
-from app.services.throttle import Throttle
-from app.services.token_service import TokenService
-from app.utils.basic_auth import MalformedCredentials, parse_basic
-from app.utils.exceptions import (
+from app.core.errors import (
     ForbiddenException,
     InvalidClientException,
     NotAuthenticatedException,
     UnsupportedMediaTypeException,
 )
+from app.database import Database
+from app.keys.keyring import KeyRing
+from app.mail.outbox import Outbox
+from app.models.client import OAuthClient
+from app.models.role import ADMIN_ROLE
+from app.models.user import User
+from app.oauth2.client_auth import MalformedCredentials, parse_basic
+from app.oauth2.clients import ClientService
+from app.oauth2.token_service import TokenService
+from app.recovery.one_time_tokens import OneTimeTokens
+from app.recovery.service import AccountService
+from app.sessions.bearer import BearerCheck, SessionUser
+from app.signin.mfa import MfaService
+from app.signin.service import AuthService, Principal
+from app.throttle import Throttle
 from app.utils.metrics import Metrics
 from app.utils.pagination import MAX_CURSOR_LENGTH, MAX_LIMIT
 from app.wiring import build_auth_service, build_mfa_service

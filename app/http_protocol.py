@@ -32,13 +32,13 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from app.middleware.exception import error_body
-from app.utils.exceptions import (
+from app.core.errors import (
     AppException,
     RequestHeadersTooLargeException,
     RequestTimeoutException,
     ValidationException,
 )
+from app.middleware.exception import error_body
 from app.utils.logger import get_logger
 
 log = get_logger(__name__)

@@ -13,37 +13,33 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from app import __version__
+from app.account import me as users
+from app.account import routes as sessions
+from app.admin import routes as admin
+from app.audit.log import AuditLog
 from app.config import Settings, get_settings, resolve_secret_key
+from app.core.jwt import Clock, utc_now
 from app.database import Database
+from app.keys import routes as well_known
+from app.keys.keyring import max_token_lifetime, open_keyring, purge_retired_keys
 from app.mail.sender import MailMetrics, MailSender, purge_mail_and_tokens
 from app.middleware.cors import ContractCORSMiddleware
 from app.middleware.exception import register_exception_handlers
 from app.middleware.head import HeadAsGetMiddleware
 from app.middleware.logging import RequestContextMiddleware
 from app.middleware.security import BodyLimitMiddleware, SecurityHeadersMiddleware
-from app.openapi import install_openapi
-from app.routes import (
-    account,
-    admin,
-    auth,
-    docs,
-    health,
-    metrics,
-    mfa,
-    pages,
-    sessions,
-    tokens,
-    users,
-    well_known,
-)
-from app.routes.oauth2 import TOKEN_REQUEST_COMPONENTS
-from app.services.audit import AuditLog
-from app.services.keyring import max_token_lifetime, open_keyring, purge_retired_keys
-from app.services.mfa_service import purge_expired_challenges, totp_box
-from app.services.session_service import SessionService
+from app.oauth2 import routes as tokens
+from app.oauth2.token_request import TOKEN_REQUEST_COMPONENTS
+from app.openapi import install_openapi, operation_id
+from app.recovery import routes as account
+from app.routes import docs, health, metrics, pages
 from app.serving import Takeover, take_over_from_uvicorn
+from app.sessions.bearer import SqliteDataVersion
+from app.sessions.service import SessionService
+from app.signin import mfa_routes as mfa
+from app.signin import routes as auth
+from app.signin.mfa import purge_expired_challenges, totp_box
 from app.startup import start_schema
-from app.utils.jwt import Clock, utc_now
 from app.utils.logger import get_logger, setup_logging
 from app.utils.metrics import Metrics
 from app.wiring import (
@@ -175,6 +171,8 @@ def create_app(
         background = [] if migrator is None else [migrator]
         app.state.hasher = build_hasher(settings)
         keyring = None
+        # On a SQLite file: lets the key ring skip its revocation check while nothing changed.
+        key_version = SqliteDataVersion.for_url(settings.database_url)
         if settings.uses_key_pairs:
             # Signing needs the keys, so with key pairs the database must answer at start.
             try:
@@ -184,11 +182,14 @@ def create_app(
                     secret_key=resolve_secret_key(settings),
                     max_lifetime=key_lifetime(settings),
                     clock=wall_clock,
+                    version=key_version,
                 )
             except BaseException as error:
                 log.error("signing keys unavailable", error=str(error))
                 for task in background:
                     task.cancel()
+                if key_version is not None:
+                    key_version.close()
                 await app.state.database.dispose()
                 raise
             background.append(
@@ -229,6 +230,8 @@ def create_app(
             await app.state.database.dispose()
             app.state.bearer.close()
             app.state.hasher.close()
+            if key_version is not None:
+                key_version.close()
             log.info("service stopped")
 
     # FastAPIOffline serves the Swagger UI and ReDoc assets from the package itself (no CDN);
@@ -237,6 +240,7 @@ def create_app(
     app: FastAPI = factory(
         # `/users/me/` is an unknown route (404), not a 307 to a URL built from Host.
         redirect_slashes=False,
+        generate_unique_id_function=operation_id,
         title="Authentication Service",
         version=__version__,
         summary="Registration, login and JWT access/refresh tokens",

@@ -16,11 +16,10 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from app.middleware.exception import error_body, oauth2_error_body
-from app.models.schemas import ErrorResponse, OAuth2ErrorResponse
-from app.utils.exceptions import (
+from app.core.errors import (
     AppException,
     CircuitBreakerOpenException,
     DatabaseException,
@@ -36,6 +35,8 @@ from app.utils.exceptions import (
     UserInactiveException,
     ValidationException,
 )
+from app.middleware.exception import error_body, oauth2_error_body
+from app.models.schemas import ErrorResponse, OAuth2ErrorResponse
 
 Responses = dict[int | str, dict[str, Any]]
 
@@ -145,6 +146,28 @@ def error_responses(*errors: type[AppException] | int) -> Responses:
     return result
 
 
+def operation_id(route: APIRoute) -> str:
+    """The operationId of a route: its function's name (`get_user`), which generated clients
+    turn into a method name; FastAPI's default appends the path and method
+    (`get_user_admin_users__user_id__get`). `install_openapi` checks that they are unique."""
+    return route.name
+
+
+def _check_unique_operation_ids(schema: Mapping[str, Any]) -> None:
+    seen: dict[str, str] = {}
+    for path, item in schema.get("paths", {}).items():
+        for method, operation in item.items():
+            if not isinstance(operation, dict) or "operationId" not in operation:
+                continue
+            where = f"{method.upper()} {path}"
+            earlier = seen.setdefault(operation["operationId"], where)
+            if earlier != where:
+                raise RuntimeError(
+                    f"operationId {operation['operationId']!r} of {where} is also {earlier}'s:"
+                    " rename one route function, or give it operation_id="
+                )
+
+
 def install_openapi(app: FastAPI, *, components: Mapping[str, Any] | None = None) -> None:
     """Replace `app.openapi` with a generator that documents 400 instead of 422.
 
@@ -166,6 +189,7 @@ def install_openapi(app: FastAPI, *, components: Mapping[str, Any] | None = None
             contact=app.contact,
             license_info=app.license_info,
         )
+        _check_unique_operation_ids(schema)
         for path_item in schema.get("paths", {}).values():
             for operation in path_item.values():
                 if isinstance(operation, dict):

@@ -12,20 +12,20 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings, resolve_secret_key
+from app.core.jwt import Clock, KeySet, TokenCodec, utc_now
+from app.core.passwords import PasswordHasher
 from app.database import Database
-from app.services.auth_service import AuthService
-from app.services.bearer import BearerCheck, LiveSessions, SqliteDataVersion
-from app.services.mfa_service import MfaService
-from app.services.outbox import Outbox
-from app.services.session_service import SessionService
-from app.services.throttle import Throttle, ThrottleRules, build_storage
-from app.services.transaction import Transaction
-from app.services.user_service import UserService
+from app.mail.outbox import Outbox
+from app.sessions.bearer import BearerCheck, LiveSessions, SqliteDataVersion
+from app.sessions.service import SessionService
+from app.signin.mfa import MfaService
+from app.signin.service import AuthService
+from app.throttle import Throttle, ThrottleRules, build_storage
+from app.transaction import Transaction
+from app.users.service import UserService
 from app.utils.crypto import SecretBox
-from app.utils.jwt import Clock, KeySet, TokenCodec, utc_now
 from app.utils.keyed_hash import KeyedHash
 from app.utils.metrics import Metrics
-from app.utils.password import PasswordHasher
 
 
 def build_hasher(settings: Settings) -> PasswordHasher:
@@ -83,6 +83,7 @@ def build_throttle(settings: Settings) -> Throttle:
         refresh_ip=settings.rate_limit_refresh_ip,
         mail_address=settings.rate_limit_password_reset,
         mail_ip=settings.rate_limit_password_reset_ip,
+        email_change_account=settings.rate_limit_email_change,
     )
     account_hash = KeyedHash.from_secret(resolve_secret_key(settings), THROTTLE_KEY_INFO)
     return Throttle(storage, rules, account_hash=account_hash, enabled=settings.rate_limit_enabled)
@@ -123,7 +124,7 @@ def build_auth_service(
         UserService(session),
         hasher=hasher,
         codec=codec,
-        sessions=SessionService(session),
+        sessions=SessionService(session, max_per_user=settings.sessions_per_user_max),
         throttle=throttle,
         client_ip=client_ip,
         user_agent=user_agent,

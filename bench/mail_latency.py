@@ -41,6 +41,7 @@ async def main(samples: int, database_url: str | None) -> None:
             **{"rate_limit_password_reset": "100000/hour"},
             **{"rate_limit_password_reset_ip": "100000/hour"},
             environment="production",
+            public_url="https://auth.example.com",
             log_level="WARNING",
         )
         try:

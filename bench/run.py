@@ -19,10 +19,11 @@ with the configured parameters on one thread, limit = cores / median (logins per
 Results: a table on stdout, bench/results/<timestamp>.json and a PNG of latency percentiles
 per scenario (bench/results/<timestamp>.png; `latest.*` copies of both).
 
-With `--peer` (`make bench-peer`) the same run then measures the fastapi-users app of
-../shared/peer (one worker, a fresh SQLite file, the same wrk settings; its own venv in
-bench/.peer-venv) on the scenarios it has (me, login, register), and prints the ratios of
-issue 16 between the two, computed from the runs with one worker.
+With `--peer` (`make bench-peer`) the same run then measures the fastapi-users app of the
+peer's folder (default: shared/peer beside the checkout; one worker, a fresh SQLite
+file, the same wrk settings; its own venv in bench/.peer-venv) on the scenarios it has
+(me, login, register), and prints the ratios of the goals against the peer, computed from
+the runs with one worker.
 
 Throttling stays enabled with its limits raised out of reach, by name, in BENCH_ENVIRONMENT:
 the load comes from one address and logs into a few hundred accounts many times a second,
@@ -68,9 +69,10 @@ PERCENTILES = ("50", "75", "90", "99", "99.9")
 # Unknown names are ignored by Settings, so this list can name limits of any version.
 BENCH_ENVIRONMENT = {
     "ENVIRONMENT": "production",
+    "PUBLIC_URL": "https://auth.example.com",  # production refuses http
     "LOG_LEVEL": "INFO",
     "LOG_FORMAT": "json",
-    # Throttling (issue 6) stays on, so its counters cost what they cost in production, but
+    # Throttling stays on, so its counters cost what they cost in production, but
     # with limits out of reach: all load comes from 127.0.0.1 and reuses a few hundred
     # accounts, which the real limits would rightly answer with 429s.
     "RATE_LIMIT_LOGIN_ACCOUNT": "1000000/minute",
@@ -80,7 +82,7 @@ BENCH_ENVIRONMENT = {
     "RATE_LIMIT_REFRESH_IP": "1000000/minute",
 }
 
-# Targets of issue 7 (ratios measured within one run, so they hold on any machine).
+# Targets against the hashing limit (ratios measured within one run, so they hold on any machine).
 LOGIN_FRACTION_OF_LIMIT = 0.90
 ME_FRACTION_OF_LIVE = 0.40
 LIVE_P99_UNDER_LOGIN_MS = 50.0
@@ -88,7 +90,7 @@ RSS_LIMIT_MB = 150.0
 # Allocators keep freed arenas; growth below this between two identical runs is not a leak.
 RSS_GROWTH_TOLERANCE_MB = 5.0
 
-# Goals of issue 16, against the peer in the same run (one worker each).
+# Goals against the peer in the same run (one worker each).
 ME_OVER_PEER_ME = 2.0
 REFRESH_OVER_PEER_ME = 2.0
 
@@ -141,7 +143,7 @@ def hashing_limit(env: dict[str, str], samples: int) -> dict[str, Any]:
     os.environ.update(env)
     try:
         from app.config import Settings
-        from app.utils.password import PasswordHasher
+        from app.core.passwords import PasswordHasher
 
         settings = Settings(_env_file=None)
     finally:
@@ -226,10 +228,10 @@ def token_costs(algorithm: str, samples: int = 2000) -> dict[str, Any]:
     import asyncio as _asyncio
     from datetime import timedelta
 
-    from app.services.keyring import KeyRing
-    from app.services.signing_key_service import StoredKey
-    from app.utils.jwt import TokenCodec, TokenType, utc_now
-    from app.utils.signing_keys import KeyCipher, generate_private_key, public_jwk, thumbprint
+    from app.core.jwt import TokenCodec, TokenType, utc_now
+    from app.core.signing_keys import KeyCipher, generate_private_key, public_jwk, thumbprint
+    from app.keys.keyring import KeyRing
+    from app.keys.store import StoredKey
 
     secret = secrets.token_urlsafe(48)
     ring = None
@@ -711,7 +713,7 @@ def drive(
 
 
 def targets(results: list[Result], hashing: dict[str, Any]) -> list[dict[str, Any]]:
-    """The figures of issue 7's targets for one run; `met` is None when not measured."""
+    """The figures of the targets for one run; `met` is None when not measured."""
     by_name = {r.name: r for r in results}
     limit = hashing["limit_per_s"]
     checks: list[dict[str, Any]] = []
@@ -787,7 +789,7 @@ def targets(results: list[Result], hashing: dict[str, Any]) -> list[dict[str, An
 
 
 def main_checkout_peer() -> Path | None:
-    """../shared/peer beside the main checkout, when this project is one of its worktrees."""
+    """The peer's folder shared/peer beside the main checkout (also from a worktree)."""
     common = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "--path-format=absolute", "--git-common-dir"],
         capture_output=True,
@@ -1171,8 +1173,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         const=DEFAULT_PEER,
         type=Path,
         metavar="PATH",
-        help="then run the fastapi-users peer of PATH (../shared/peer) the same way and print"
-        " the ratios of issue 16 (one worker each)",
+        help="then run the fastapi-users peer of PATH the same way and print"
+        " the ratios of the goals against it (one worker each)",
     )
     parser.add_argument(
         "--peer-python",
@@ -1284,7 +1286,7 @@ def main(argv: list[str] | None = None) -> int:
     if "peer" in report:
         print(f"the peer: {report['peer']['path']}, 1 worker\n")
         print(table(report["peer"]) + "\n")
-        print("ratios (issue 16), one worker each:\n")
+        print("ratios against the peer, one worker each:\n")
         print(ratios_table(report["peer"]["ratios"]) + "\n")
     print(f"results: {json_path}\nplot:    {png_path}")
     return 0

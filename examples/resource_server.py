@@ -7,14 +7,15 @@ audience and algorithm are pinned. With `AUTHSVC_INTROSPECT=true` it also asks a
 `/auth/introspect` about every token, so a token whose session was revoked (logout) is
 refused at once instead of living until its `exp`; that costs one call per request.
 
-    AUTHSVC_URL=http://127.0.0.1:8000 AUTHSVC_ALGORITHM=EdDSA \\
+    AUTHSVC_URL=http://localhost:8000 AUTHSVC_ALGORITHM=EdDSA \\
         uvicorn examples.resource_server:app --port 9000
 
 | variable | default | meaning |
 |---|---|---|
-| `AUTHSVC_URL` | `http://127.0.0.1:8000` | where authsvc answers (its `PUBLIC_URL`) |
+| `AUTHSVC_URL` | `http://localhost:8000` | where authsvc answers (its `PUBLIC_URL`) |
 | `AUTHSVC_JWKS_URL` | `{AUTHSVC_URL}/.well-known/jwks.json` | |
-| `AUTHSVC_ISSUER`, `AUTHSVC_AUDIENCE` | `authsvc` | its `JWT_ISSUER`, `JWT_AUDIENCE` |
+| `AUTHSVC_ISSUER` | `{AUTHSVC_URL}` | its `JWT_ISSUER` (which defaults to its `PUBLIC_URL`) |
+| `AUTHSVC_AUDIENCE` | `authsvc` | its `JWT_AUDIENCE` |
 | `AUTHSVC_ALGORITHM` | `EdDSA` | authsvc's `JWT_ALGORITHM` (only this one is accepted) |
 | `AUTHSVC_JWKS_REFETCH_COOLDOWN` | `5` | seconds between refetches for unknown kids |
 | `AUTHSVC_INTROSPECT` | `false` | also ask `/auth/introspect` (needs the two below) |
@@ -40,9 +41,9 @@ REQUIRED_CLAIMS = ["sub", "exp", "iat", "iss", "aud", "type"]
 
 @dataclass(frozen=True)
 class Config:
-    authsvc_url: str = "http://127.0.0.1:8000"
+    authsvc_url: str = "http://localhost:8000"
     jwks_url: str = ""
-    issuer: str = "authsvc"
+    issuer: str = ""  # empty: authsvc_url, as authsvc's JWT_ISSUER defaults to its PUBLIC_URL
     audience: str = "authsvc"
     algorithm: str = "EdDSA"
     # After any fetch, an unknown kid refetches the JWKS only once this many seconds passed
@@ -59,7 +60,7 @@ class Config:
         return cls(
             authsvc_url=url,
             jwks_url=env.get("AUTHSVC_JWKS_URL", f"{url}/.well-known/jwks.json"),
-            issuer=env.get("AUTHSVC_ISSUER", cls.issuer),
+            issuer=env.get("AUTHSVC_ISSUER", url),
             audience=env.get("AUTHSVC_AUDIENCE", cls.audience),
             algorithm=env.get("AUTHSVC_ALGORITHM", cls.algorithm),
             jwks_refetch_cooldown=float(
@@ -106,7 +107,7 @@ class TokenVerifier:
                 token,
                 signing_key.key,
                 algorithms=[self.config.algorithm],  # pinned: no alg confusion, no `none`
-                issuer=self.config.issuer,
+                issuer=self.config.issuer or self.config.authsvc_url,
                 audience=self.config.audience,
                 options={"require": REQUIRED_CLAIMS},
             )

@@ -29,7 +29,7 @@ from app.cli import cli as authsvc_cli
 from app.config import Settings
 from app.database import Database
 from app.main import create_app
-from app.services.throttle import build_storage
+from app.throttle import build_storage
 from app.utils.logger import setup_logging
 from app.wiring import log_secrets
 from tests.support import (

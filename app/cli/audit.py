@@ -9,12 +9,12 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from app.admin.schemas import AuditEventRead
+from app.audit.log import EVENT_PATTERN, AuditLog
 from app.cli.context import configure_logging, run, settings_of
 from app.cli.output import err, fail, print_json, print_table
 from app.database import Database
-from app.models.admin_schemas import AuditEventRead
-from app.services.audit import EVENT_PATTERN, AuditLog
-from app.services.user_service import UserService
+from app.users.service import UserService
 from app.utils.pagination import MAX_LIMIT
 
 _AGO = re.compile(r"^(\d{1,6})([mhd])$")

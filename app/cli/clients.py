@@ -9,11 +9,11 @@ from rich.table import Table
 
 from app.cli.context import configure_logging, run, settings_of
 from app.cli.output import err, fail, out, print_json, print_table, say
+from app.core.jwt import utc_now
 from app.database import Database
 from app.models.client import OAuthClient
 from app.models.schemas import format_timestamp
-from app.services.client_service import ClientService, NewClient
-from app.utils.jwt import utc_now
+from app.oauth2.clients import ClientService, NewClient
 from app.utils.logger import get_logger
 
 log = get_logger(__name__)

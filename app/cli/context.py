@@ -14,11 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cli.output import EXIT_FAILURE, fail, say
 from app.config import ConfigurationError, Settings
+from app.core.errors import CircuitBreakerOpenException, DatabaseException
+from app.core.passwords import PasswordHasher
 from app.database import Database, describe_database_error
-from app.services.auth_service import AuthService
-from app.utils.exceptions import CircuitBreakerOpenException, DatabaseException
+from app.signin.service import AuthService
 from app.utils.logger import setup_logging
-from app.utils.password import PasswordHasher
 from app.wiring import build_auth_service, build_codec
 
 T = TypeVar("T")

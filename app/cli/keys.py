@@ -1,4 +1,4 @@
-"""`keys ...`: list and rotate the asymmetric JWT signing keys (docs/tokens.md)."""
+"""`keys ...`: list, rotate and revoke the asymmetric JWT signing keys (docs/tokens.md)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,24 @@ from rich.table import Table
 from app.cli.context import configure_logging, run, settings_of
 from app.cli.output import err, fail, print_json, print_table, say
 from app.config import Settings, resolve_secret_key
+from app.core.jwt import utc_now
+from app.core.signing_keys import KeyCipher
 from app.database import Database
+from app.keys.store import (
+    Revocation,
+    SigningKeyService,
+    StoredKey,
+    UnknownSigningKey,
+    install_key,
+    revoke_key,
+)
 from app.models.schemas import format_timestamp
-from app.services.signing_key_service import SigningKeyService, StoredKey, install_key
-from app.utils.jwt import utc_now
 from app.utils.logger import get_logger
-from app.utils.signing_keys import KeyCipher
 
 log = get_logger(__name__)
 
 app = typer.Typer(
-    help="List and rotate the JWT signing keys (EdDSA, ES256, RS256).",
+    help="List, rotate and revoke the JWT signing keys (EdDSA, ES256, RS256).",
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
@@ -33,7 +40,7 @@ def key_entry(key: StoredKey) -> dict[str, Any]:
     return {
         "kid": key.kid,
         "alg": key.algorithm,
-        "status": "current" if key.current else "retired",
+        "status": "revoked" if key.revoked_at else "current" if key.current else "retired",
         "created_at": format_timestamp(key.created_at),
     }
 
@@ -87,6 +94,58 @@ def rotate(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         print_json(entry)
         return
     say("rotated", f"new current key {key.kid} ({key.algorithm})", style="bold green")
+
+
+@app.command()
+def revoke(
+    ctx: typer.Context,
+    kid: Annotated[str, typer.Argument(help="The key id, as `keys list` shows it.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Withdraw a (compromised) key at once: it leaves the JWKS and every token it signed is
+    refused by every worker, without waiting for SIGNING_KEY_REFRESH_SECONDS. If it is the
+    current key, a new key of JWT_ALGORITHM becomes current in the same step, so signing
+    never stops; everyone signed in with its tokens must sign in again."""
+    settings = settings_of(ctx)
+    _require_key_pairs(settings)
+    configure_logging(settings)
+    cipher = KeyCipher(resolve_secret_key(settings))
+
+    async def work(database: Database) -> Revocation | None:
+        try:
+            return await revoke_key(
+                database,
+                kid,
+                algorithm=settings.jwt_algorithm,
+                cipher=cipher,
+                clock=utc_now,
+                audit_via="cli",
+            )
+        except UnknownSigningKey:
+            return None
+
+    result = run(settings, work)
+    if result is None:
+        fail(f"no signing key {kid} (see `authsvc keys list`)")
+    entry = {
+        **key_entry(result.key),
+        "already_revoked": result.already_revoked,
+        "replaced_by": result.replacement.kid if result.replacement else None,
+    }
+    if as_json:
+        print_json(entry)
+        return
+    if result.already_revoked:
+        say("unchanged", f"key {kid} was revoked already")
+        return
+    say("revoked", f"key {kid}: unpublished, its tokens refused", style="bold green")
+    if result.replacement is not None:
+        replacement = result.replacement
+        say(
+            "rotated",
+            f"new current key {replacement.kid} ({replacement.algorithm})",
+            style="bold green",
+        )
 
 
 def _require_key_pairs(settings: Settings) -> None:

@@ -10,11 +10,11 @@ from rich.table import Table
 
 from app.cli.context import configure_logging, run, settings_of
 from app.cli.output import err, fail, out, print_json, print_table
+from app.core.jwt import utc_now
 from app.database import Database
+from app.mail.outbox import OutboxQueries
 from app.models.mail import MailStatus, OutboxMail
 from app.models.schemas import format_timestamp
-from app.services.outbox import OutboxQueries
-from app.utils.jwt import utc_now
 from app.utils.logger import get_logger
 
 log = get_logger(__name__)

@@ -1,6 +1,6 @@
 """`users import`: bring accounts over from another system, with a progress bar.
 
-Reading, checking and writing the rows is `app.services.user_import`; this is the command
+Reading, checking and writing the rows is `app.users.importer`; this is the command
 line around it.
 """
 
@@ -27,7 +27,7 @@ from rich.progress import (
 from app.cli.context import auth_service, configure_logging, run, settings_of
 from app.cli.output import EXIT_FAILURE, err, fail, out, say
 from app.database import Database
-from app.services.user_import import (
+from app.users.importer import (
     ImportFileError,
     ImportSummary,
     OnDuplicate,

@@ -10,22 +10,22 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
+from app.admin.service import AdminService, UserChanges
+from app.audit.log import AuditLog, Event
 from app.cli.context import auth_service, configure_logging, run, settings_of
 from app.cli.output import EXIT_FAILURE, err, fail, out, print_json, print_table, say
-from app.database import Database
-from app.models.schemas import UserRead, UserRegister
-from app.models.user import User
-from app.services.admin_service import AdminService, UserChanges
-from app.services.audit import AuditLog, Event
-from app.services.roles import RoleService, check_roles
-from app.services.user_service import UserService
-from app.utils.exceptions import (
+from app.core.errors import (
     LastAdminException,
     UserAlreadyExistsException,
     ValidationException,
 )
+from app.core.passwords import hash_scheme
+from app.database import Database
+from app.models.schemas import UserRead, UserRegister
+from app.models.user import User
+from app.users.roles import RoleService, check_roles
+from app.users.service import UserService
 from app.utils.logger import get_logger
-from app.utils.password import hash_scheme
 from app.wiring import build_hasher
 
 log = get_logger(__name__)

@@ -12,8 +12,8 @@ from app.config import resolve_secret_key
 from app.database import Database
 from app.models.schemas import UserRead
 from app.models.user import User
-from app.services.mfa_service import totp_box
-from app.services.user_service import UserService
+from app.signin.mfa import totp_box
+from app.users.service import UserService
 from app.utils.logger import get_logger
 from app.wiring import build_hasher, build_mfa_service
 

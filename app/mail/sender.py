@@ -34,7 +34,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy import CursorResult, and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.log import AuditLog, Event
 from app.config import Settings
+from app.core.errors import CircuitBreakerOpenException
+from app.core.jwt import utc_now
 from app.database import Database
 from app.mail.backends import (
     FileBackend,
@@ -44,16 +47,13 @@ from app.mail.backends import (
     SmtpBackend,
 )
 from app.mail.messages import Content, build_message, sender_domain
+from app.mail.outbox import OutboxQueries
 from app.models.mail import MailKind, MailStatus, OutboxMail
 from app.models.one_time_token import TokenPurpose
 from app.models.user import User
-from app.services.audit import AuditLog, Event
-from app.services.one_time_tokens import OneTimeTokens
-from app.services.outbox import OutboxQueries
-from app.services.user_service import UserService
+from app.recovery.one_time_tokens import OneTimeTokens
+from app.users.service import UserService
 from app.utils.circuit_breaker import BreakerState, CircuitBreaker
-from app.utils.exceptions import CircuitBreakerOpenException
-from app.utils.jwt import utc_now
 from app.utils.logger import get_logger
 
 log = get_logger(__name__)
@@ -70,7 +70,8 @@ def retry_delay(
     return min(cap, step / 2 + step / 2 * rand())
 
 
-# Sent mails are kept this long for `authsvc mail list`; failed ones until retried.
+# Sent mails are kept this long for `authsvc mail list`; failed ones until retried. A sent
+# notice of a deletion goes at the next purge: it is the last copy of a deleted address.
 SENT_RETENTION = timedelta(days=7)
 
 
@@ -82,7 +83,8 @@ async def purge_mail_and_tokens(database: Database, *, now: datetime) -> None:
             delete(OutboxMail)
             .where(
                 OutboxMail.status == MailStatus.SENT.value,
-                OutboxMail.sent_at < now - SENT_RETENTION,
+                (OutboxMail.sent_at < now - SENT_RETENTION)
+                | (OutboxMail.kind == MailKind.ACCOUNT_DELETED.value),
             )
             .execution_options(synchronize_session=False)
         )
@@ -178,7 +180,12 @@ class MailRenderer:
             if user is None or not user.is_active:
                 return None, "no_active_account"
             token, token_id = await tokens.issue(
-                TokenPurpose.PASSWORD_RESET, user_id=user.id, now=now, ttl=self.reset_ttl
+                TokenPurpose.PASSWORD_RESET,
+                user_id=user.id,
+                now=now,
+                ttl=self.reset_ttl,
+                email=user.email,
+                epoch=user.token_epoch,
             )
             # An admin's request recorded its own event, with the admin and the request;
             # "forgot password" cannot without a look-up that would time the address.
@@ -206,6 +213,7 @@ class MailRenderer:
                 now=now,
                 ttl=self.verification_ttl,
                 email=user.email,
+                epoch=user.token_epoch,
             )
             audit = (Event.EMAIL_VERIFICATION_SENT, user.id, {"purpose": "verify"})
             content = Content(
@@ -222,12 +230,18 @@ class MailRenderer:
             user = await users.get_by_id(int(mail.data.get("user_id", 0)))
             if user is None or not user.is_active:
                 return None, "no_active_account"
+            # The epoch of the request: a newer request, a password change or reset, or
+            # signing out everywhere since then voided it (a job queued before this field
+            # existed has none, and is voided too).
+            if mail.data.get("epoch") != user.token_epoch:
+                return None, "superseded"
             token, token_id = await tokens.issue(
                 TokenPurpose.EMAIL_CHANGE,
                 user_id=user.id,
                 now=now,
                 ttl=self.verification_ttl,
                 email=mail.recipient,
+                epoch=user.token_epoch,
             )
             audit = (Event.EMAIL_VERIFICATION_SENT, user.id, {"purpose": "change"})
             content = Content(
@@ -247,7 +261,29 @@ class MailRenderer:
                     "Hello,",
                     f"Somebody signed in to your account asked to change its address to {hint}. "
                     "The change happens only once the new address is confirmed.",
-                    "If this was not you, change your password now: whoever asked knows it.",
+                    'If this was not you, reset your password now with the "forgot '
+                    'password" link, or sign out everywhere: either cancels this change. '
+                    "Then choose a new password: whoever asked knows the current one.",
+                )
+            )
+        elif kind is MailKind.EMAIL_CHANGED:
+            hint = str(mail.data.get("new_email_hint", "a new address"))
+            content = Content(
+                (
+                    "Hello,",
+                    f"The address of your account was changed to {hint}. This address no "
+                    "longer signs in to it and gets no more mail about it.",
+                    "If this was not you, contact the service's support at once: whoever "
+                    "did it knew your password.",
+                )
+            )
+        elif kind is MailKind.ACCOUNT_DELETED:
+            content = Content(
+                (
+                    "Hello,",
+                    "The account of this address was deleted, with everything tied to it. "
+                    "It can no longer sign in.",
+                    "If this was not you, contact the service's support.",
                 )
             )
         else:

@@ -13,8 +13,8 @@ from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
+from app.core.errors import ForbiddenException
 from app.middleware.exception import error_response
-from app.utils.exceptions import ForbiddenException
 
 _BODY_HEADERS = frozenset({"content-type", "content-length"})
 

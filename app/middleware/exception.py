@@ -10,10 +10,13 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
+from app.core.errors import AppException, OAuth2Exception
 from app.models.schemas import format_timestamp
-from app.utils.exceptions import AppException, OAuth2Exception
 from app.utils.logger import get_logger
 from app.utils.request_context import current_request_id
 
@@ -165,8 +168,34 @@ async def _validation_error(_: Request, exc: Exception) -> ErrorJSONResponse:
     return error_response(400, detail=detail, error_code="VALIDATION_ERROR", errors=errors)
 
 
-async def _http_exception(_: Request, exc: Exception) -> ErrorJSONResponse:
+# RFC 9110's order of the methods it defines, PATCH (RFC 5789) after PUT.
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
+
+
+def allowed_methods(routes: Sequence[BaseRoute], scope: Scope) -> list[str]:
+    """Every method some route answers at the request's path, HEAD wherever GET is.
+
+    A route answers one method or a few, and one path often has several routes
+    (`GET /users/me`, `DELETE /users/me`); the router's 405 names only the first route's
+    methods, while `Allow` must list all the resource's methods (RFC 9110 §10.2.1).
+    """
+    methods: set[str] = set()
+    for route in iter_route_contexts(routes):
+        if route.methods and route.matches(scope)[0] is not Match.NONE:
+            methods |= route.methods
+    if "GET" in methods:
+        methods.add("HEAD")  # app.middleware.head answers HEAD as GET on every route
+    rank = {method: index for index, method in enumerate(_METHOD_ORDER)}
+    return sorted(methods, key=lambda m: (rank.get(m, len(rank)), m))
+
+
+async def _http_exception(request: Request, exc: Exception) -> ErrorJSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        methods = allowed_methods(request.app.routes, request.scope)
+        if methods:
+            headers["Allow"] = ", ".join(methods)
     code, default_detail = _CODES_BY_STATUS.get(exc.status_code, ("HTTP_ERROR", "Error"))
     if exc.status_code >= 500:
         code, default_detail = "INTERNAL_ERROR", "Internal server error"
@@ -179,7 +208,7 @@ async def _http_exception(_: Request, exc: Exception) -> ErrorJSONResponse:
         detail = _UNPARSABLE_BODY if detail == _FASTAPI_PARSE_ERROR else detail
         errors = [{"field": "body", "message": detail}]
     return error_response(
-        exc.status_code, detail=detail, error_code=code, headers=exc.headers or None, errors=errors
+        exc.status_code, detail=detail, error_code=code, headers=headers, errors=errors
     )
 
 

@@ -3,13 +3,13 @@
 FastAPI routes answer only the methods they declare, so `HEAD /users/me` would be a 405.
 Here a HEAD request runs as GET through the whole application (same checks, status and
 headers, `Content-Length` included, §8.6) and the body is dropped on the way out; a route
-without GET still answers 405. Every 405 whose `Allow` names GET also names HEAD. Declaring
+without GET still answers 405, whose `Allow` (built by the exception handler,
+`app.middleware.exception.allowed_methods`) names HEAD wherever it names GET. Declaring
 HEAD per route instead would put a HEAD operation beside each GET in the OpenAPI document.
 """
 
 from __future__ import annotations
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -25,12 +25,7 @@ class HeadAsGetMiddleware:
         inner = {**scope, "method": "GET"} if head else scope
 
         async def send_as_head(message: Message) -> None:
-            if message["type"] == "http.response.start" and message["status"] == 405:
-                headers = MutableHeaders(scope=message)
-                allowed = [m.strip() for m in headers.get("allow", "").split(",") if m.strip()]
-                if "GET" in allowed and "HEAD" not in allowed:
-                    headers["Allow"] = ", ".join([*allowed, "HEAD"])
-            elif head and message["type"] == "http.response.body" and message.get("body"):
+            if head and message["type"] == "http.response.body" and message.get("body"):
                 message = {**message, "body": b""}
             await send(message)
 

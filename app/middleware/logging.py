@@ -95,13 +95,14 @@ class RequestContextMiddleware:
 
         request_id = self._request_id(scope)
         token = request_id_var.set(request_id)
-        client_token = client_var.set(self._client(scope))
+        # Resolved once, here: the log line, the throttle, the session and the audit trail
+        # all use this one.
+        address = client_ip(scope, self.trusted_proxies, trust_unix_socket=self.trust_unix_socket)
+        scope.setdefault("state", {})["client_ip"] = address
+        client_token = client_var.set(self._client(scope, address))
         # Restored afterwards, including fields bound deeper in the request (`user_id`):
         # nothing of this request leaks into whatever runs next in the same context.
         outer_context = structlog.contextvars.get_contextvars()
-        # Resolved once, here: the log line, the throttle and the session all use this one.
-        address = client_ip(scope, self.trusted_proxies, trust_unix_socket=self.trust_unix_socket)
-        scope.setdefault("state", {})["client_ip"] = address
         if address is None and not self.trust_unix_socket and not self._warned_no_address:
             self._warned_no_address = True
             log.warning(
@@ -165,17 +166,14 @@ class RequestContextMiddleware:
                 break
         return str(uuid.uuid4())
 
-    def _client(self, scope: Scope) -> ClientInfo:
-        """The client as the audit trail records it (the address TRUSTED_PROXIES allow)."""
-        forwarded: list[str] = []
+    @staticmethod
+    def _client(scope: Scope, address: str | None) -> ClientInfo:
+        """The client as the audit trail records it: the address the request log shows."""
         user_agent: str | None = None
         for name, value in scope.get("headers", ()):
-            if name == b"x-forwarded-for":
-                forwarded.append(value.decode("latin-1"))
-            elif name == b"user-agent":
+            if name == b"user-agent":
                 user_agent = value.decode("latin-1")
-        ip = resolve_client_ip(client_ip(scope), forwarded, self.trusted_proxies)
-        return ClientInfo(ip=ip, user_agent=clean_user_agent(user_agent))
+        return ClientInfo(ip=address, user_agent=clean_user_agent(user_agent))
 
     def _quiet(self, path: str) -> bool:
         return path in self.quiet_paths or path.startswith(self.quiet_prefixes)

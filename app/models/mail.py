@@ -32,6 +32,8 @@ class MailKind(StrEnum):
     EMAIL_CHANGE = "email_change"  # verification link to a new address
     EMAIL_CHANGE_NOTICE = "email_change_notice"  # to the old address
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 — notice after a reset or a change
+    EMAIL_CHANGED = "email_changed"  # notice to the old address once the change is done
+    ACCOUNT_DELETED = "account_deleted"  # notice to the address of a deleted account
 
 
 class OutboxMail(Base):

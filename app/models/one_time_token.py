@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import ForeignKey, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UTCDateTime
@@ -32,9 +32,14 @@ class OneTimeToken(Base):
     user_id: Mapped[int] = mapped_column(
         Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
-    # The address the token proves: the account's for a verification, the new one for a
-    # change. A verification link stops working once the account's address has changed.
+    # The address the token was mailed to: the account's for a reset or a verification,
+    # the new one for a change. A reset or verification link stops working once the
+    # account's address is no longer this one.
     email: Mapped[str | None] = mapped_column(String(100), default=None)
+    # The user's `token_epoch` when the link was asked for: a password change or reset,
+    # signing out everywhere, a deactivation, an address change or a newer email-change
+    # request moves the user's, and a reset or email-change link of an older one is refused.
+    epoch: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -1,9 +1,10 @@
 """`signing_keys`: the service's asymmetric JWT keys, current and retired.
 
 The public JWK is stored as is (it is published); the private key only encrypted
-(`app.utils.signing_keys.KeyCipher`). `current` is TRUE on the one key that signs and NULL
+(`app.core.signing_keys.KeyCipher`). `current` is TRUE on the one key that signs and NULL
 on every other: its unique constraint lets only one key be current, so two workers that
 create or rotate at the same moment cannot both win (the loser's INSERT fails and retries).
+A revoked key (`revoked_at`) is never current, never published and verifies nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class SigningKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     activated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None, index=True)
+    # Set by `authsvc keys revoke`: unpublished and refused at once, whatever the lifetimes.
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     def __repr__(self) -> str:  # never the key material
         return f"SigningKey(kid={self.kid!r}, algorithm={self.algorithm!r})"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 from datetime import UTC, datetime
 
-from sqlalchemy import Boolean, Integer, String, false, func, select, true
+from sqlalchemy import Boolean, Integer, String, false, func, select, text, true
 from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from app.models.base import Base, UTCDateTime
@@ -63,6 +63,10 @@ class User(Base):
     last_login: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     # On once a TOTP enrolment is confirmed (app.models.mfa holds the key and the codes).
     mfa_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Moved by every change that must void the account's pending links (reset,
+    # verification, email change): a one-time token carries the value it was issued
+    # under and is refused once they differ (app/services/one_time_tokens.py).
+    token_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
     # The user's roles, comma-joined, read by the same SELECT that loads the user: the
     # bearer check gets them without a second round trip. Role names hold no comma.

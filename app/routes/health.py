@@ -8,6 +8,7 @@ import time
 from fastapi import APIRouter, Response, status
 
 from app import __version__
+from app.core.errors import AppException
 from app.dependencies import DatabaseDep, MetricsDep, SettingsDep, ThrottleDep
 from app.models.schemas import (
     BreakerCheck,
@@ -19,7 +20,6 @@ from app.models.schemas import (
 )
 from app.openapi import error_responses
 from app.utils.circuit_breaker import BreakerState
-from app.utils.exceptions import AppException
 
 router = APIRouter(tags=["health"])
 

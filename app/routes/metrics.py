@@ -7,13 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 
-from app.dependencies import MetricsDep, SettingsDep
-from app.utils.client_ip import is_loopback
-from app.utils.exceptions import (
+from app.core.errors import (
     ForbiddenException,
     InvalidTokenException,
     NotAuthenticatedException,
 )
+from app.dependencies import MetricsDep, SettingsDep
+from app.utils.client_ip import is_loopback
 
 router = APIRouter()
 

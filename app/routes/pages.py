@@ -14,7 +14,7 @@ from importlib.resources import files
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
-from app.utils.exceptions import NotFoundException
+from app.core.errors import NotFoundException
 
 router = APIRouter(include_in_schema=False)
 

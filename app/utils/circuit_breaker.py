@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from enum import StrEnum
 from typing import TypeVar
 
-from app.utils.exceptions import CircuitBreakerOpenException
+from app.core.errors import CircuitBreakerOpenException
 
 T = TypeVar("T")
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from app.utils.exceptions import ValidationException
+from app.core.errors import ValidationException
 
 T = TypeVar("T")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -169,6 +170,67 @@ async def test_sign_out_everywhere_else_keeps_only_the_callers_session(
     sessions = (await client.get("/users/me/sessions", headers=user.auth)).json()
     assert [s["current"] for s in sessions] == [True]
     assert (await client.get("/users/me", headers=bystander.auth)).status_code == 200
+
+
+class TestTheCap:
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, Any]:
+        return {"sessions_per_user_max": 3}
+
+    async def test_a_sign_in_beyond_the_cap_ends_the_least_recently_used_session(
+        self, client: httpx.AsyncClient, user_factory: UserFactory, database: Database
+    ) -> None:
+        user, bystander = await user_factory(), await user_factory()
+        second, third = [await sign_in(client, user.username) for _ in range(2)]
+        # The first session (the registration's) is refreshed: used more recently.
+        refreshed = await client.post("/auth/refresh", json={"refresh_token": user.refresh_token})
+        assert refreshed.status_code == 200
+
+        fourth = await sign_in(client, user.username)
+
+        assert (
+            await client.get("/users/me", headers=bearer(second["access_token"]))
+        ).status_code == 401
+        for kept in (refreshed.json(), third, fourth):
+            assert (
+                await client.get("/users/me", headers=bearer(kept["access_token"]))
+            ).status_code == 200
+        listed = (
+            await client.get("/users/me/sessions", headers=bearer(fourth["access_token"]))
+        ).json()
+        assert len(listed) == 3
+        (event,) = [
+            e for e in await audit_events(database, "session.revoked") if e.user_id == user.id
+        ]
+        assert event.details == {"scope": "cap", "count": 1}
+        assert (await client.get("/users/me", headers=bystander.auth)).status_code == 200
+
+
+async def test_the_sessions_list_pages_with_a_link_to_the_next_page(
+    client: httpx.AsyncClient, user_factory: UserFactory
+) -> None:
+    user = await user_factory()
+    for _ in range(4):
+        await sign_in(client, user.username)
+    everything = (await client.get("/users/me/sessions", headers=user.auth)).json()
+    assert len(everything) == 5
+
+    seen: list[str] = []
+    url: str | None = "/users/me/sessions?limit=2"
+    while url is not None:
+        page = await client.get(url, headers=user.auth)
+        assert page.status_code == 200, page.text
+        assert len(page.json()) <= 2
+        seen += [s["id"] for s in page.json()]
+        link = page.headers.get("Link")
+        url = link[1 : link.index(">")] if link else None
+        if link:
+            assert link.endswith('; rel="next"')
+
+    assert seen == [s["id"] for s in everything]
+    bad = await client.get("/users/me/sessions?cursor=nonsense", headers=user.auth)
+    assert bad.status_code == 400
+    assert bad.json()["error_code"] == "VALIDATION_ERROR"
 
 
 async def test_session_routes_need_a_bearer_token(client: httpx.AsyncClient) -> None:

@@ -13,8 +13,12 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from app.core.jwt import utc_now
 from app.database import Database
+from app.mail.outbox import SUBJECTS
+from app.mail.sender import purge_mail_and_tokens
 from app.models import AuditEvent, OneTimeToken, OutboxMail
+from app.models.mail import MailKind, MailStatus
 from tests.support import RegisteredUser, UserFactory, assert_error
 from tests.support.admin import audit_events, bearer
 from tests.support.mailbox import (
@@ -211,6 +215,21 @@ async def test_deleting_an_account_removes_its_tokens_and_mail(
 
     assert deleted.status_code == 204, deleted.text
     assert await _count(database, OneTimeToken, OneTimeToken.user_id == user.id) == 0
+    # Only the notice of the deletion names the address, and only until it is sent.
+    notice = await smtp_server.one(user.email, SUBJECTS[MailKind.ACCOUNT_DELETED])
+    assert "deleted" in notice.text
+    assert "http" not in notice.text
+    await _wait_until_sent(database, MailKind.ACCOUNT_DELETED)
+    await purge_mail_and_tokens(database, now=utc_now())
     assert await _count(database, OutboxMail, OutboxMail.recipient == user.email) == 0
     again = await user_factory(email=user.email)  # the address is free again
     assert again.email == user.email
+
+
+async def _wait_until_sent(database: Database, kind: MailKind) -> None:
+    """The sender records a delivery just after the SMTP server took the message."""
+    deadline = time.monotonic() + DEADLINE_S
+    sent = (OutboxMail.kind == kind.value) & (OutboxMail.status == MailStatus.SENT.value)
+    while await _count(database, OutboxMail, sent) == 0:
+        assert time.monotonic() < deadline, f"no {kind.value} mail recorded as sent"
+        await asyncio.sleep(0.02)

@@ -10,14 +10,22 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import select
+from starlette.types import Receive, Scope, Send
 
+from app.audit.log import AuditLog, Event
 from app.config import Settings
 from app.database import Database
 from app.main import purge_old_audit_events
 from app.models import User
-from app.services.audit import AuditLog, Event
-from tests.support import TEST_SECRET, UserFactory, build_settings, running_app
+from tests.support import (
+    TEST_SECRET,
+    LogCapture,
+    UserFactory,
+    build_settings,
+    running_app,
+)
 from tests.support.admin import audit_events, bearer, grant, sign_in
 
 ROTATION = pytest.mark.parametrize("settings_overrides", [{"refresh_token_rotation": True}])
@@ -51,6 +59,29 @@ async def test_sign_up_and_sign_in_events_carry_user_actor_ip_agent_and_request_
         assert event.request_id == response.headers["X-Request-ID"]
         assert event.at.tzinfo is not None
     assert events[0].request_id == "req-register-1"
+
+
+@pytest.mark.parametrize("settings_overrides", [{"trusted_proxies": "unix"}])
+async def test_behind_a_trusted_unix_socket_proxy_events_record_the_forwarded_client(
+    app: FastAPI, database: Database, logs: LogCapture
+) -> None:
+    async def over_a_unix_socket(scope: Scope, receive: Receive, send: Send) -> None:
+        await app({**scope, "client": None}, receive, send)  # a Unix socket has no peer address
+
+    transport = httpx.ASGITransport(app=over_a_unix_socket)
+    async with httpx.AsyncClient(transport=transport, base_url="http://authsvc") as client:
+        registered = await client.post(
+            "/auth/register",
+            json={"email": "uds@example.com", "username": "uds", "password": "correct horse 42"},
+            headers={"X-Forwarded-For": "198.51.100.23"},
+        )
+    assert registered.status_code == 201, registered.text
+
+    [event] = await audit_events(database)
+    assert event.event == "user.registered"
+    assert event.ip == "198.51.100.23"
+    lines = logs.of_request(registered.headers["X-Request-ID"])
+    assert {line["client_ip"] for line in lines} == {"198.51.100.23"}
 
 
 async def test_failed_logins_are_recorded_with_their_reason_although_the_answer_is_401(

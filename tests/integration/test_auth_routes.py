@@ -10,9 +10,9 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import update
 
+from app.core.jwt import TokenCodec, TokenType
 from app.database import Database
 from app.models import User
-from app.utils.jwt import TokenCodec, TokenType
 from tests.support import PASSWORD, TIMESTAMP, UserFactory, assert_error, codec_at
 
 
@@ -376,7 +376,7 @@ async def test_token_signed_with_another_key_is_401(
     user = await user_factory()
     forged = TokenCodec(
         key="x" * 64,
-        issuer="authsvc",
+        issuer=app.state.settings.jwt_issuer,
         audience="authsvc",
         access_ttl=timedelta(minutes=30),
         refresh_ttl=timedelta(days=7),

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.database import Database
 from app.models.user import User
-from app.services.user_import import ImportRow, ImportSummary, OnDuplicate, write_users
+from app.users.importer import ImportRow, ImportSummary, OnDuplicate, write_users
 from app.wiring import build_hasher
 from tests.support import PASSWORD, CliInvoker, UserFactory
 

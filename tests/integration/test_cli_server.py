@@ -22,7 +22,15 @@ from tests.support import PASSWORD, TEST_SECRET, CliInvoker
 from tests.support.servers import free_port
 
 STRONG_SECRET = "Vq3xW8pZr2Lm9TgYb6NcJ4hKd7FsA1eU0oRiQ5wXy"  # random, as production needs
-_ENV_NAMES = ("DATABASE_URL", "SECRET_KEY", "SECRET_KEY_FILE", "ENVIRONMENT", "REDIS_URL")
+_ENV_NAMES = (
+    "DATABASE_URL",
+    "SECRET_KEY",
+    "SECRET_KEY_FILE",
+    "ENVIRONMENT",
+    "REDIS_URL",
+    "PUBLIC_URL",
+)
+PUBLIC_URL = "https://auth.example.com"
 
 
 @pytest.fixture
@@ -123,6 +131,7 @@ def test_check_config_masks_secrets_and_passes_a_production_ready_setup(
     environment: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SECRET_KEY", STRONG_SECRET)
+    monkeypatch.setenv("PUBLIC_URL", PUBLIC_URL)
     monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://authsvc:db-pass-123@db:5432/auth")
     monkeypatch.setenv("REDIS_URL", "redis://:redis-pass-456@cache:6379/0")
 
@@ -134,6 +143,17 @@ def test_check_config_masks_secrets_and_passes_a_production_ready_setup(
         assert secret not in result.output
     assert "postgresql+asyncpg://authsvc:********@db:5432/auth" in result.stdout
     assert "redis://:********@cache:6379/0" in result.stdout
+
+
+def test_check_config_says_production_would_refuse_the_default_public_url(
+    environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SECRET_KEY", STRONG_SECRET)
+
+    result = invoke("check-config")
+
+    assert result.exit_code == 1
+    assert "PUBLIC_URL must be an https:// URL" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -157,6 +177,7 @@ def test_check_config_in_production_with_a_bad_setting_names_it(
 ) -> None:
     monkeypatch.setenv("ENVIRONMENT", "production")
     monkeypatch.setenv("SECRET_KEY", STRONG_SECRET)
+    monkeypatch.setenv("PUBLIC_URL", PUBLIC_URL)
     monkeypatch.setenv("ACCESS_TOKEN_EXPIRE_MINUTES", "0")
 
     result = invoke("check-config")
@@ -192,6 +213,7 @@ def test_serve_in_production_refuses_several_workers_without_redis(
 ) -> None:
     monkeypatch.setenv("ENVIRONMENT", "production")
     monkeypatch.setenv("SECRET_KEY", STRONG_SECRET)
+    monkeypatch.setenv("PUBLIC_URL", PUBLIC_URL)
 
     result = invoke("serve", "--workers", "3")
 
@@ -205,6 +227,7 @@ def test_serve_in_production_refuses_reload(
 ) -> None:
     monkeypatch.setenv("ENVIRONMENT", "production")
     monkeypatch.setenv("SECRET_KEY", STRONG_SECRET)
+    monkeypatch.setenv("PUBLIC_URL", PUBLIC_URL)
 
     result = invoke("serve", "--reload")
 
@@ -258,7 +281,11 @@ def test_several_workers_need_shared_throttling_state(
     environment_name: str, redis_url: str | None, refused: bool, warned: bool
 ) -> None:
     settings = Settings(
-        _env_file=None, environment=environment_name, secret_key=TEST_SECRET, redis_url=redis_url
+        _env_file=None,
+        environment=environment_name,
+        secret_key=TEST_SECRET,
+        redis_url=redis_url,
+        public_url=PUBLIC_URL,
     )
 
     refusals, warnings = serve_problems(settings, workers=2, reload=False)

@@ -31,7 +31,7 @@ async def test_registration_mails_a_link_that_verifies_the_address(
 ) -> None:
     user = await user_factory()
     mail = await smtp_server.one(user.email, VERIFY_SUBJECT)
-    assert mail.link.startswith("http://127.0.0.1:8000/verify-email?token=")
+    assert mail.link.startswith("http://localhost:8000/verify-email?token=")
 
     verified = await _verify(client, mail.token)
 

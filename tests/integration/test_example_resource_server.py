@@ -4,6 +4,7 @@ the JWKS across a rotation without a restart, and introspection for instant revo
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,7 +14,7 @@ import httpx
 import jwt
 import pytest
 
-from app.utils.signing_keys import generate_private_key
+from app.core.signing_keys import generate_private_key
 from examples.resource_server import Config, create_app
 from tests.support import PASSWORD, CliInvoker
 
@@ -22,8 +23,10 @@ COOLDOWN_S = 1.0
 
 
 @pytest.fixture
-def settings_overrides() -> dict[str, Any]:
-    return {"jwt_algorithm": "EdDSA", "signing_key_refresh_seconds": 0.2}
+def settings_overrides(live_socket: socket.socket) -> dict[str, Any]:
+    # PUBLIC_URL is where the live server answers: the issuer the resource server expects.
+    public_url = f"http://127.0.0.1:{live_socket.getsockname()[1]}"
+    return {"jwt_algorithm": "EdDSA", "signing_key_refresh_seconds": 0.2, "public_url": public_url}
 
 
 @asynccontextmanager
@@ -153,5 +156,6 @@ def test_the_configuration_is_read_from_the_environment() -> None:
     )
 
     assert config.jwks_url == "https://auth.example.com/.well-known/jwks.json"
+    assert config.issuer == "https://auth.example.com"
     assert config.introspect is True
     assert config.algorithm == "EdDSA"

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from collections import defaultdict
+
 import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 
 from tests.support import LogCapture, UserFactory, assert_error
 from tests.support.backends import backend_independent
@@ -67,6 +72,48 @@ async def test_other_methods_on_a_get_route_are_405_allowing_get_and_head(
     response = await client.request(method, "/users/me/audit")
     assert_error(response, 405, "METHOD_NOT_ALLOWED")
     assert response.headers["Allow"] == "GET, HEAD"
+
+
+def _methods_by_path(app: FastAPI) -> dict[str, set[str]]:
+    """The routes table: every path template and the methods its routes declare."""
+    table: dict[str, set[str]] = defaultdict(set)
+    for route in iter_route_contexts(app.routes):
+        if route.methods and route.path:
+            table[route.path] |= route.methods
+    return table
+
+
+async def test_every_405_allows_every_method_of_its_path_and_head_with_get(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    table = _methods_by_path(app)
+    assert len(table) > 30
+    for template, declared in table.items():
+        path = re.sub(r"\{[^}]+\}", "1", template)
+        allowed = declared | {"HEAD"} if "GET" in declared else declared
+        for method in {"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} - allowed:
+            response = await client.request(method, path)
+            assert_error(response, 405, "METHOD_NOT_ALLOWED")
+            listed = response.headers["Allow"].split(", ")
+            assert sorted(listed) == sorted(allowed), f"{method} {path}"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("OPTIONS", "/users/me", "GET, HEAD, DELETE"),
+        ("PUT", "/users/me/mfa/totp", "POST, DELETE"),
+        ("POST", "/users/me/sessions", "GET, HEAD, DELETE"),
+        ("POST", "/admin/users/7", "GET, HEAD, PATCH, DELETE"),
+        ("HEAD", "/users/me/mfa/totp", "POST, DELETE"),
+    ],
+)
+async def test_405_on_a_path_of_several_routes_lists_them_all(
+    client: httpx.AsyncClient, method: str, path: str, allow: str
+) -> None:
+    response = await client.request(method, path)
+    assert response.status_code == 405
+    assert response.headers["Allow"] == allow
 
 
 async def test_head_is_logged_as_head(client: httpx.AsyncClient, logs: LogCapture) -> None:

@@ -19,7 +19,7 @@ from joserfc import jwt as jose_jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from app.utils.signing_keys import generate_private_key
+from app.core.signing_keys import generate_private_key
 from tests.support import CliInvoker, UserFactory, assert_error
 
 # joserfc follows RFC 9864, which prefers "Ed25519" to the older "EdDSA" of the contract.
@@ -39,9 +39,13 @@ def algorithm(request: pytest.FixtureRequest) -> str:
     return value
 
 
+# JWT_ISSUER is left to its default: PUBLIC_URL.
+ISSUER = "https://auth.example.com"
+
+
 @pytest.fixture
 def settings_overrides(algorithm: str) -> dict[str, Any]:
-    return {"jwt_algorithm": algorithm, "public_url": "https://auth.example.com"}
+    return {"jwt_algorithm": algorithm, "public_url": ISSUER}
 
 
 def _b64(data: bytes) -> str:
@@ -82,7 +86,7 @@ async def test_a_token_verifies_with_pyjwkclient_against_the_jwks_over_http(
     keys = jwt.PyJWKClient(f"{live_server}/.well-known/jwks.json")
     signing_key = keys.get_signing_key_from_jwt(token)
     claims = jwt.decode(
-        token, signing_key.key, algorithms=[algorithm], audience="authsvc", issuer="authsvc"
+        token, signing_key.key, algorithms=[algorithm], audience="authsvc", issuer=ISSUER
     )
 
     assert claims["type"] == "access"
@@ -99,7 +103,7 @@ async def test_a_token_verifies_with_joserfc_against_the_jwks(
     key_set = KeySet.import_key_set(jwks)
     token = jose_jwt.decode(registered["access_token"], key_set, algorithms=[algorithm])
     jose_jwt.JWTClaimsRegistry(
-        iss={"essential": True, "value": "authsvc"},
+        iss={"essential": True, "value": ISSUER},
         aud={"essential": True, "value": "authsvc"},
         sub={"essential": True, "value": str(registered["user"]["id"])},
     ).validate(token.claims)
@@ -257,7 +261,7 @@ async def test_the_metadata_names_absolute_endpoints_from_public_url(
     assert response.status_code == 200
     body = response.json()
     base = "https://auth.example.com"
-    assert body["issuer"] == "authsvc"
+    assert body["issuer"] == base
     assert body["jwks_uri"] == f"{base}/.well-known/jwks.json"
     assert body["token_endpoint"] == f"{base}/auth/token"
     assert body["revocation_endpoint"] == f"{base}/auth/revoke"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import jwt
+import pytest
 
 from tests.support import CliInvoker, UserFactory
 
@@ -19,14 +20,24 @@ async def test_with_a_shared_secret_the_jwks_is_empty(
     assert "kid" not in jwt.get_unverified_header(user.access_token)
 
 
-async def test_rotating_keys_with_a_shared_secret_is_refused(run_cli: CliInvoker) -> None:
-    result = await run_cli("keys", "rotate")
+@pytest.mark.parametrize("command", [["rotate"], ["revoke", "some-kid"]])
+async def test_rotating_or_revoking_keys_with_a_shared_secret_is_refused(
+    run_cli: CliInvoker, command: list[str]
+) -> None:
+    result = await run_cli("keys", *command)
 
     assert result.exit_code == 1
     assert "JWT_ALGORITHM is HS256" in result.stderr
 
 
-async def test_the_metadata_defaults_to_the_local_public_url(client: httpx.AsyncClient) -> None:
+async def test_the_metadata_and_the_tokens_default_to_the_local_public_url(
+    client: httpx.AsyncClient, user_factory: UserFactory
+) -> None:
+    user = await user_factory()
     body = (await client.get("/.well-known/oauth-authorization-server")).json()
 
-    assert body["jwks_uri"] == "http://127.0.0.1:8000/.well-known/jwks.json"
+    claims = jwt.decode(user.access_token, options={"verify_signature": False})
+    assert claims["iss"] == body["issuer"]
+
+    assert body["jwks_uri"] == "http://localhost:8000/.well-known/jwks.json"
+    assert body["issuer"] == "http://localhost:8000"

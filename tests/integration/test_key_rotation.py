@@ -16,10 +16,10 @@ import pytest
 from fastapi import FastAPI
 
 from app.config import Settings
+from app.core.jwt import utc_now
 from app.database import Database
+from app.keys.keyring import purge_retired_keys
 from app.main import create_app, key_lifetime
-from app.services.keyring import purge_retired_keys
-from app.utils.jwt import utc_now
 from tests.support import PASSWORD, CliInvoker, UserFactory, assert_error
 from tests.support.admin import audit_events
 

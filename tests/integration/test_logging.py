@@ -23,10 +23,10 @@ from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from app.cli import cli as authsvc_cli
+from app.core.signing_keys import KeyCipher
 from app.database import Database
 from app.models import SigningKey, User
 from app.utils.logger import get_logger, setup_logging
-from app.utils.signing_keys import KeyCipher
 from tests.support import (
     TEST_SECRET,
     TIMESTAMP,
@@ -196,7 +196,7 @@ async def test_each_application_event_has_its_stable_message_and_fields(
     events = [
         {k: v for k, v in line.items() if k in {"message", "reason", "token_type", "user_id"}}
         for line in logs.lines()
-        if line["logger"] == "app.services.auth_service"
+        if line["logger"] == "app.signin.service"
     ]
     assert events == [
         {"message": "user registered", "user_id": user.id},

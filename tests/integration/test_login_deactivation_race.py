@@ -19,13 +19,13 @@ from fastapi import FastAPI
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.errors import UserInactiveException
 from app.database import Database
 from app.models import AuthSession
 from app.models.user import User
-from app.services.auth_service import AuthService
-from app.services.session_service import SessionService
-from app.services.user_service import UserService
-from app.utils.exceptions import UserInactiveException
+from app.sessions.service import SessionService
+from app.signin.service import AuthService
+from app.users.service import UserService
 from tests.support import PASSWORD, UserFactory
 
 Hook = Callable[[int], Awaitable[None]]

@@ -17,10 +17,10 @@ from sqlalchemy import select
 
 from app.config import Settings
 from app.database import Database
+from app.mail.outbox import Outbox
 from app.mail.sender import MailMetrics, MailSender
 from app.models import OutboxMail
 from app.models.mail import MailKind
-from app.services.outbox import Outbox
 from app.utils.circuit_breaker import BreakerState
 from tests.support import FakeClock, LogCapture, UserFactory, build_settings, running_app
 from tests.support.mailbox import VERIFY_SUBJECT, Mailbox, read_eml_dir, smtp_overrides

@@ -11,9 +11,9 @@ from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.config import Settings
+from app.core.errors import DatabaseException
 from app.database import Database
 from app.main import create_app
-from app.utils.exceptions import DatabaseException
 from tests.support import UserFactory
 
 Labels = dict[str, str]

@@ -14,7 +14,7 @@ from tests.support import UserFactory
 from tests.support.backends import backend_independent
 from tests.support.browsers import requires_chromium
 
-SCALE, BORDER = 4, 4  # pixels per module, modules of quiet zone (app.utils.totp.qr_svg)
+SCALE, BORDER = 4, 4  # pixels per module, modules of quiet zone (app.core.totp.qr_svg)
 
 pytestmark = [requires_chromium, backend_independent]
 

@@ -86,6 +86,26 @@ async def test_two_factor_migration_downgrades_and_upgrades_again(tmp_path: Path
         await engine.dispose()
 
 
+async def test_key_revocation_migration_downgrades_and_upgrades_again(
+    database_url: str, tmp_path: Path
+) -> None:
+    url = (
+        database_url if "postgresql" in database_url else f"sqlite+aiosqlite:///{tmp_path / 'k.db'}"
+    )
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(upgrade_on_connection)
+            assert "revoked_at" in await connection.run_sync(_columns, "signing_keys")
+            await connection.run_sync(downgrade_on_connection, "0009")
+            assert "revoked_at" not in await connection.run_sync(_columns, "signing_keys")
+            await connection.run_sync(upgrade_on_connection)
+            assert "revoked_at" in await connection.run_sync(_columns, "signing_keys")
+            assert await connection.run_sync(_diff) == []
+    finally:
+        await engine.dispose()
+
+
 async def test_mail_migration_downgrades_and_upgrades_again(tmp_path: Path) -> None:
     engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'mail-round-trip.db'}")
     try:

@@ -4,16 +4,19 @@ catalogue, and identical to the committed docs/openapi.json."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from openapi_spec_validator import validate
 
 from app import __version__
 from app.cli.openapi import standalone_document
-from app.utils import exceptions
+from app.core import errors as exceptions
+from app.openapi import install_openapi, operation_id
 from tests.support import CliInvoker
 from tests.support.backends import backend_independent
 
@@ -195,3 +198,39 @@ def test_protected_operations_reference_the_declared_bearer_schemes() -> None:
         assert bool(operation.get("security")) == challenged, name
         for requirement in operation.get("security", []):
             assert set(requirement) <= set(schemes), name
+
+
+# snake_case words, short enough to read as a method name of a generated client.
+OPERATION_ID = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+){0,3}")
+_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+
+
+def test_op_ids_are_short_unique_names_without_path_or_method() -> None:
+    ids = {name: operation["operationId"] for name, operation in OPERATIONS}
+    assert len(set(ids.values())) == len(ids)
+    for name, op_id in ids.items():
+        method, path = name.split(" ", 1)
+        assert OPERATION_ID.fullmatch(op_id), (name, op_id)
+        assert len(op_id) <= 32, (name, op_id)
+        words = op_id.split("_")
+        assert words[-1] not in _METHODS or method.lower() != words[-1], (name, op_id)
+        # FastAPI's default id carries the path flattened: `_admin_users__user_id_`.
+        assert re.sub(r"\W", "_", path) not in op_id, (name, op_id)
+        assert "__" not in op_id, (name, op_id)
+    assert ids["GET /admin/users/{user_id}"] == "get_user"
+    assert ids["DELETE /users/me"] == "delete_me"
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate Operation ID")
+def test_two_routes_of_one_function_name_are_refused_when_documenting() -> None:
+    app = FastAPI(generate_unique_id_function=operation_id)
+
+    @app.get("/a")
+    async def show() -> None: ...
+
+    @app.get("/b", name="show")
+    async def show_b() -> None: ...
+
+    install_openapi(app)
+    with pytest.raises(RuntimeError, match="operationId 'show'"):
+        app.openapi()

@@ -18,9 +18,9 @@ import pytest
 from sqlalchemy import text
 
 from app.config import Settings
+from app.core.errors import DatabaseException
 from app.database import Database
 from app.utils.circuit_breaker import BreakerState
-from app.utils.exceptions import DatabaseException
 from tests.support import (
     FakeClock,
     ThrowawayPostgres,

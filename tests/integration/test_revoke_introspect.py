@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from app.database import Database
 from app.models import OAuthClient, User
 from tests.support import TEST_SECRET, CliInvoker, RegisteredUser, UserFactory
+from tests.support.admin import audit_events
 
 FORM = "application/x-www-form-urlencoded"
 ACTIVE_KEYS = {
@@ -69,6 +70,22 @@ async def test_revoking_either_token_ends_its_whole_session(
     refreshed = await client.post("/auth/refresh", json={"refresh_token": user.refresh_token})
     assert refreshed.status_code == 401
     assert await me(client, other) == 200
+
+
+async def test_revoking_a_token_records_a_logout_in_the_audit_trail(
+    client: httpx.AsyncClient, user_factory: UserFactory, database: Database
+) -> None:
+    user = await user_factory()
+    sid = jwt.decode(user.refresh_token, options={"verify_signature": False})["sid"]
+
+    response = await client.post("/auth/revoke", data={"token": user.refresh_token})
+    again = await client.post("/auth/revoke", data={"token": user.refresh_token})
+
+    assert (response.status_code, again.status_code) == (200, 200)
+    # One event: the second call found nothing to end.
+    (event,) = await audit_events(database, "logout")
+    assert (event.user_id, event.actor_id) == (user.id, user.id)
+    assert event.details == {"session_id": sid, "via": "revoke"}
 
 
 @pytest.mark.parametrize("token", ["garbage", "a.b.c", "eyJhbGciOiJIUzI1NiJ9.e30.sig", "x" * 5000])
@@ -168,9 +185,32 @@ async def test_an_active_access_token_introspects_with_its_facts(
     assert body["username"] == user.username
     assert body["token_type"] == "access_token"
     assert (body["exp"], body["iat"], body["sid"]) == (claims["exp"], claims["iat"], claims["sid"])
-    assert (body["iss"], body["aud"]) == ("authsvc", "authsvc")
+    assert (body["iss"], body["aud"]) == ("http://localhost:8000", "authsvc")
     assert body["roles"] == []
     assert body["scope"] == ""
+
+
+async def test_introspection_reports_the_users_roles_of_now_not_of_the_token(
+    client: httpx.AsyncClient,
+    user_factory: UserFactory,
+    credentials: dict[str, str],
+    run_cli: CliInvoker,
+) -> None:
+    user = await user_factory()
+    assert (await introspect(client, credentials, user.access_token))["roles"] == []
+
+    granted = await run_cli("users", "roles", user.username, "--add", "billing", "--add", "ops")
+    assert granted.exit_code == 0, granted.output
+    assert (await introspect(client, credentials, user.access_token))["roles"] == [
+        "billing",
+        "ops",
+    ]
+
+    revoked = await run_cli("users", "roles", user.username, "--remove", "billing")
+    assert revoked.exit_code == 0, revoked.output
+    # The token still claims nothing, then both; a resource server asking is told "ops".
+    body = await introspect(client, credentials, user.access_token)
+    assert (body["active"], body["roles"]) == (True, ["ops"])
 
 
 async def test_a_refresh_token_introspects_as_a_refresh_token(

@@ -1,7 +1,8 @@
 """Signing keys across processes: two real `authsvc serve` processes on one database with
 EdDSA, started at the same moment on an empty key table, make one key and both sign with
 it; after `authsvc keys rotate` both switch within the refresh interval; a revocation or
-introspection at one holds at the other."""
+introspection at one holds at the other; a key revoked with `authsvc keys revoke` is
+refused by both at once."""
 
 from __future__ import annotations
 
@@ -164,3 +165,26 @@ def test_a_token_revoked_at_one_is_refused_and_inactive_at_the_other(pair: Pair)
         f"{pair.b.url}/auth/introspect", data={"token": tokens["refresh_token"]}, headers=basic
     )
     assert introspected.json() == {"active": False}
+
+
+def test_a_key_revoked_through_the_cli_is_refused_and_unpublished_at_both_at_once(
+    pair: Pair,
+) -> None:
+    tokens = _register(pair.a, "echo")
+    kid = _kid(tokens["access_token"])
+    assert httpx.get(f"{pair.b.url}/users/me", headers=_bearer(tokens["access_token"])).is_success
+
+    revoked = json.loads(_cli(pair, "keys", "revoke", kid, "--json"))
+
+    # No waiting for the refresh interval: each worker asks the database.
+    for node in (pair.b, pair.a):
+        me = httpx.get(f"{node.url}/users/me", headers=_bearer(tokens["access_token"]))
+        assert me.status_code == 401
+        assert me.json()["error_code"] == "INVALID_TOKEN"
+    for node in (pair.a, pair.b):
+        published = httpx.get(f"{node.url}/.well-known/jwks.json").json()["keys"]
+        assert kid not in {key["kid"] for key in published}
+        assert revoked["replaced_by"] in {key["kid"] for key in published}
+        fresh = _sign_in(node, "echo")["access_token"]
+        assert _kid(fresh) == revoked["replaced_by"]
+        assert httpx.get(f"{pair.b.url}/users/me", headers=_bearer(fresh)).status_code == 200

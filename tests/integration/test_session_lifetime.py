@@ -17,13 +17,13 @@ from fastapi import FastAPI
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.errors import InvalidTokenException, TokenExpiredException
+from app.core.jwt import TokenCodec, TokenType
 from app.database import Database
 from app.models import AuthSession
-from app.services.auth_service import AuthResult, AuthService
-from app.services.session_service import SessionService
-from app.services.user_service import UserService
-from app.utils.exceptions import InvalidTokenException, TokenExpiredException
-from app.utils.jwt import TokenCodec, TokenType
+from app.sessions.service import SessionService
+from app.signin.service import AuthResult, AuthService
+from app.users.service import UserService
 from tests.support import PASSWORD, TEST_SECRET, UserFactory
 
 SIGN_IN = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -79,7 +79,7 @@ async def world(app: FastAPI, database: Database, user_factory: UserFactory) -> 
     clock = Clock()
     codec = TokenCodec(
         key=TEST_SECRET,
-        issuer="authsvc",
+        issuer=app.state.settings.jwt_issuer,
         audience="authsvc",
         access_ttl=timedelta(minutes=30),
         refresh_ttl=REFRESH_TTL,

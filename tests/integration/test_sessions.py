@@ -11,12 +11,12 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
+from app.core.jwt import TokenType
 from app.database import Database
 from app.main import purge_expired_sessions
 from app.models import AuthSession
-from app.services.session_service import SessionService
-from app.services.user_service import UserService
-from app.utils.jwt import TokenType
+from app.sessions.service import SessionService
+from app.users.service import UserService
 from tests.support import UserFactory, assert_error, codec_at
 
 ROTATION = pytest.mark.parametrize("settings_overrides", [{"refresh_token_rotation": True}])

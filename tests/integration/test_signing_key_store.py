@@ -11,12 +11,12 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from app.config import Settings
+from app.core.jwt import utc_now
+from app.core.signing_keys import KeyCipher, KeyDecryptionError
 from app.database import Database
+from app.keys.store import install_key
 from app.main import create_app
 from app.models import SigningKey
-from app.services.signing_key_service import install_key
-from app.utils.jwt import utc_now
-from app.utils.signing_keys import KeyCipher, KeyDecryptionError
 from tests.support import TEST_SECRET, build_settings
 
 

@@ -19,7 +19,7 @@ import time_machine
 from fastapi import FastAPI
 
 from app.config import Settings
-from app.services.throttle import Throttle
+from app.throttle import Throttle
 from app.utils.keyed_hash import KeyedHash
 from app.wiring import THROTTLE_KEY_INFO, build_identifier_hash
 from tests.support import PASSWORD, LogCapture, UserFactory, assert_error

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from app.database import Database
 from app.models import AuditEvent
-from app.services.roles import RoleService
-from app.services.user_service import UserService
+from app.users.roles import RoleService
+from app.users.service import UserService
 from tests.support import PASSWORD
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from app.utils.jwt import TokenCodec
+from app.core.jwt import TokenCodec
 from tests.support.settings import TEST_SECRET
 
 
@@ -26,7 +26,7 @@ def codec_on(clock: Callable[[], datetime], *, key: str = TEST_SECRET) -> TokenC
     """A token codec with the default issuer, audience and lifetimes, on the given clock."""
     return TokenCodec(
         key=key,
-        issuer="authsvc",
+        issuer="http://localhost:8000",  # the default JWT_ISSUER: PUBLIC_URL
         audience="authsvc",
         access_ttl=timedelta(minutes=30),
         refresh_ttl=timedelta(days=7),

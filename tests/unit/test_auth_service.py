@@ -8,11 +8,7 @@ import pytest
 from fastapi import FastAPI
 from limits.aio.storage import MemoryStorage
 
-from app.database import Database
-from app.services.auth_service import AuthResult, AuthService
-from app.services.throttle import Throttle, ThrottleRules
-from app.services.user_service import UserService
-from app.utils.exceptions import (
+from app.core.errors import (
     AppException,
     InvalidCredentialsException,
     InvalidTokenException,
@@ -21,7 +17,11 @@ from app.utils.exceptions import (
     UserInactiveException,
     ValidationException,
 )
-from app.utils.jwt import TokenType
+from app.core.jwt import TokenType
+from app.database import Database
+from app.signin.service import AuthResult, AuthService
+from app.throttle import Throttle, ThrottleRules
+from app.users.service import UserService
 from app.utils.keyed_hash import KeyedHash
 
 PASSWORD = "correct horse battery staple"

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
+from app.core.errors import CircuitBreakerOpenException
 from app.utils.circuit_breaker import BreakerState, CircuitBreaker
-from app.utils.exceptions import CircuitBreakerOpenException
 
 
 class Infra(Exception):

@@ -50,7 +50,9 @@ def test_production_refuses_unsafe_secret_keys(secret: str | None, message: str)
 
 
 def test_production_accepts_a_long_random_key() -> None:
-    settings = _settings(environment="production", secret_key=RANDOM_KEY)
+    settings = _settings(
+        environment="production", secret_key=RANDOM_KEY, public_url="https://auth.example.com"
+    )
     assert resolve_secret_key(settings) == RANDOM_KEY
 
 
@@ -203,3 +205,60 @@ def test_the_account_ceiling_defaults_to_nists_hundred_a_day() -> None:
     assert _settings().rate_limit_login_account_ceiling == "100/day"
     with pytest.raises(ValidationError, match="rate_limit_login_account_ceiling"):
         _settings(rate_limit_login_account_ceiling="lots")
+
+
+def test_public_url_defaults_to_localhost_and_names_the_issuer() -> None:
+    settings = _settings()
+
+    assert settings.public_url == "http://localhost:8000"
+    assert settings.jwt_issuer == "http://localhost:8000"
+
+
+def test_the_issuer_is_public_url_without_its_trailing_slash_unless_set() -> None:
+    assert _settings(public_url="https://auth.example.com/id/").jwt_issuer == (
+        "https://auth.example.com/id"
+    )
+    set_apart = _settings(public_url="https://auth.example.com", jwt_issuer="urn:authsvc")
+    assert set_apart.jwt_issuer == "urn:authsvc"
+
+
+@pytest.mark.parametrize(
+    "url", ["http://localhost:8000", "http://127.0.0.1:8000", "http://auth.example.com"]
+)
+def test_production_refuses_a_public_url_over_http(url: str) -> None:
+    with pytest.raises(ValidationError, match="PUBLIC_URL must be an https:// URL"):
+        _settings(environment="production", secret_key=RANDOM_KEY, public_url=url)
+
+
+def test_production_refuses_the_default_public_url() -> None:
+    with pytest.raises(ValidationError, match="PUBLIC_URL must be an https:// URL"):
+        _settings(environment="production", secret_key=RANDOM_KEY)
+
+
+@pytest.mark.parametrize("environment", ["development", "production"])
+@pytest.mark.parametrize(
+    "url", ["https://auth.example.com/?next=1", "https://auth.example.com/#top", "https://a.b/?"]
+)
+def test_a_public_url_with_a_query_or_fragment_is_refused(environment: str, url: str) -> None:
+    with pytest.raises(ValidationError, match="no query or fragment"):
+        _settings(environment=environment, secret_key=RANDOM_KEY, public_url=url)
+
+
+@pytest.mark.parametrize("url", ["auth.example.com", "ftp://auth.example.com", "https://"])
+def test_a_public_url_that_is_not_an_absolute_http_url_is_refused(url: str) -> None:
+    with pytest.raises(ValidationError, match="absolute http"):
+        _settings(public_url=url)
+
+
+def test_production_accepts_an_https_public_url_with_a_path() -> None:
+    settings = _settings(
+        environment="production", secret_key=RANDOM_KEY, public_url="https://example.com/auth/"
+    )
+
+    assert settings.public_url == "https://example.com/auth"
+    assert settings.jwt_issuer == "https://example.com/auth"
+
+
+@pytest.mark.parametrize("url", ["http://localhost:8000", "http://127.0.0.1:8000"])
+def test_development_accepts_a_local_http_public_url(url: str) -> None:
+    assert _settings(environment="development", public_url=url).public_url == url

@@ -6,7 +6,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from app.services.mfa_service import (
+from app.signin.mfa import (
     RECOVERY_ALPHABET,
     TOTP_KEY_INFO,
     new_recovery_code,

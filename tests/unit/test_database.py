@@ -11,9 +11,9 @@ import asyncpg
 import pytest
 from sqlalchemy import exc
 
+from app.core.errors import DatabaseException
 from app.database import Database, is_infrastructure_error
 from app.utils.circuit_breaker import BreakerState
-from app.utils.exceptions import DatabaseException
 from app.utils.logger import setup_logging
 from tests.support import FakeClock, build_settings
 

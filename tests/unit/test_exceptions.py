@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.utils import exceptions as exc
+from app.core import errors as exc
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import argon2
 import bcrypt
 import pytest
 
-from app.utils.password import HashFloor, PasswordHasher, hash_scheme, imported_hash_problem
+from app.core.passwords import HashFloor, PasswordHasher, hash_scheme, imported_hash_problem
 
 # The floor of a service configured like the test suite's (argon2 m=1 MiB, t=1).
 FLOOR = HashFloor(argon2_memory_kib=1024, argon2_time_cost=1)

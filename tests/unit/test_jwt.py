@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import jwt as pyjwt
 import pytest
 
-from app.utils.exceptions import InvalidTokenException, TokenExpiredException
-from app.utils.jwt import TokenCodec, TokenRejected, TokenType
+from app.core.errors import InvalidTokenException, TokenExpiredException
+from app.core.jwt import TokenCodec, TokenRejected, TokenType
 from tests.support import codec_on
 
 KEY = "unit-test-key-" + "0123456789abcdef" * 4

@@ -7,12 +7,13 @@ import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+import jwt
 import pytest
 
-from app.services.keyring import KeyRing, NoSigningKeyError
-from app.services.signing_key_service import StoredKey
-from app.utils.jwt import TokenCodec, TokenExpired, TokenType, UnknownKeyId
-from app.utils.signing_keys import KeyCipher, generate_private_key, public_jwk, thumbprint
+from app.core.jwt import TokenCodec, TokenExpired, TokenRejected, TokenType, UnknownKeyId
+from app.core.signing_keys import KeyCipher, generate_private_key, public_jwk, thumbprint
+from app.keys.keyring import KeyRing, NoSigningKeyError
+from app.keys.store import StoredKey
 
 SECRET = "unit-test-secret-" + "x" * 40
 LIFETIME = timedelta(days=7)
@@ -65,7 +66,7 @@ def clock() -> Clock:
     return Clock()
 
 
-def ring_of(table: Table, clock: Clock) -> KeyRing:
+def ring_of(table: Table, clock: Clock, revocations: Revocations | None = None) -> KeyRing:
     return KeyRing(
         loader=table.load,
         cipher=KeyCipher(SECRET),
@@ -73,6 +74,8 @@ def ring_of(table: Table, clock: Clock) -> KeyRing:
         clock=clock,
         monotonic=clock.monotonic,
         unknown_kid_cooldown=5.0,
+        usable=revocations.usable if revocations else None,
+        version=(lambda: revocations.version) if revocations else None,
     )
 
 
@@ -223,3 +226,79 @@ async def test_a_key_refreshes_periodically(clock: Clock) -> None:
     finally:
         task.cancel()
     assert ring.verification_key(first.kid) is None
+
+
+class Revocations:
+    """The `revoked_at` column as the ring reads it, how often it was asked, and the
+    database's data version (moved by every commit)."""
+
+    def __init__(self) -> None:
+        self.revoked: set[str] = set()
+        self.asked = 0
+        self.version: int | None = 1
+
+    async def usable(self, kid: str) -> bool:
+        self.asked += 1
+        return kid not in self.revoked
+
+    def revoke(self, kid: str) -> None:
+        self.revoked.add(kid)
+        if self.version is not None:
+            self.version += 1
+
+
+async def test_a_key_revoked_elsewhere_is_refused_on_the_next_verification(clock: Clock) -> None:
+    current = stored("EdDSA", current=True)
+    revocations = Revocations()
+    ring = ring_of(Table([current]), clock, revocations)
+    await ring.reload()
+    codec = codec_of(ring, clock)
+    token = codec.issue("1", TokenType.ACCESS).token
+    assert (await codec.verify(token, TokenType.ACCESS)).subject == "1"
+
+    revocations.revoke(current.kid)
+
+    with pytest.raises(TokenRejected) as refused:
+        await codec.verify(token, TokenType.ACCESS)
+    assert refused.value.reason == "revoked_key"
+
+
+async def test_while_the_database_version_stands_still_no_question_is_asked(
+    clock: Clock,
+) -> None:
+    current = stored("EdDSA", current=True)
+    revocations = Revocations()
+    ring = ring_of(Table([current]), clock, revocations)
+    await ring.reload()
+    codec = codec_of(ring, clock)
+    token = codec.issue("1", TokenType.ACCESS).token
+
+    for _ in range(3):
+        await codec.verify(token, TokenType.ACCESS)
+    assert revocations.asked == 1
+
+    revocations.version = None  # unknown (PostgreSQL, or the file unreadable): always ask
+    for _ in range(3):
+        await codec.verify(token, TokenType.ACCESS)
+    assert revocations.asked == 4
+
+
+async def test_before_signing_a_revoked_current_key_is_replaced_without_a_cool_down(
+    clock: Clock,
+) -> None:
+    old = stored("EdDSA", current=True)
+    table = Table([old])
+    revocations = Revocations()
+    ring = ring_of(table, clock, revocations)
+    await ring.reload()
+    await ring.reload_for_unknown_kid()  # the cool-down now runs: it must not matter
+    new = stored("EdDSA", current=True)
+    table.rows = [new]  # what `revoke_key` leaves: the old key gone from the live set
+    revocations.revoke(old.kid)
+    codec = codec_of(ring, clock)
+
+    await codec.prepare_to_sign()
+
+    token = codec.issue("1", TokenType.ACCESS).token
+    assert jwt.get_unverified_header(token)["kid"] == new.kid
+    assert ring.jwks() == {"keys": [new.public_jwk]}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.services.bearer import LiveSessions, SessionUser, SqliteDataVersion
+from app.sessions.bearer import LiveSessions, SessionUser, SqliteDataVersion
 
 
 class Version:

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from app.config import Settings
 from app.mail.messages import sender_domain
-from app.services.account_service import mask_email
+from app.recovery.service import mask_email
 
 
 def _settings(**values: Any) -> Settings:

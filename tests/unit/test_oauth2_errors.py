@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.middleware.exception import oauth2_error_body
-from app.openapi import error_responses
-from app.routes.oauth2 import oauth2_errors
-from app.utils.exceptions import (
+from app.core.errors import (
     DatabaseException,
     InvalidGrantException,
     InvalidRequestException,
@@ -17,6 +14,9 @@ from app.utils.exceptions import (
     UserInactiveException,
     ValidationException,
 )
+from app.middleware.exception import oauth2_error_body
+from app.oauth2.token_request import oauth2_errors
+from app.openapi import error_responses
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from limits import parse
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
-from app.services.throttle import PacedMemoryStorage
+from app.throttle import PacedMemoryStorage
 
 
 async def test_the_paced_store_decides_as_the_moving_window_does() -> None:

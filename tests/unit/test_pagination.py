@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from app.utils.exceptions import ValidationException
+from app.core.errors import ValidationException
 from app.utils.pagination import (
     InvalidCursor,
     cursor_after,

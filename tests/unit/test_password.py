@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from app.utils.password import HASH_THREAD_NICENESS, PasswordHasher, normalize_password
+from app.core.passwords import HASH_THREAD_NICENESS, PasswordHasher, normalize_password
 from tests.support import FAST_HASHING
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.utils.password_policy import password_problems
+from app.core.password_policy import password_problems
 
 
 def test_good_passphrase_passes() -> None:
@@ -58,7 +58,7 @@ def test_password_containing_the_email_local_part_is_refused() -> None:
 
 
 def test_common_password_list_is_shipped_complete_and_lower_case() -> None:
-    from app.utils.password_policy import _common_passwords
+    from app.core.password_policy import _common_passwords
 
     common = _common_passwords()
     assert len(common) == 30_000

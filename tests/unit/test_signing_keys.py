@@ -8,7 +8,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from app.utils.signing_keys import (
+from app.core.signing_keys import (
     KeyCipher,
     KeyDecryptionError,
     generate_private_key,

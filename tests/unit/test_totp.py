@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.utils import totp
+from app.core import totp
 
 RFC_SECRET = b"12345678901234567890"  # RFC 6238 Appendix B, SHA-1
 

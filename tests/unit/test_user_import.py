@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from app.services.user_import import (
+from app.core.errors import ValidationException
+from app.core.passwords import HashFloor
+from app.users.importer import (
     ImportFileError,
     RawRecord,
     check_records,
     detect_format,
     read_records,
 )
-from app.utils.exceptions import ValidationException
-from app.utils.password import HashFloor
 
 HASH = "$2b$10$" + "a" * 53
 FLOOR = HashFloor(argon2_memory_kib=19_456, argon2_time_cost=2)

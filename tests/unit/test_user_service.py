@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from app.core.errors import UserAlreadyExistsException
 from app.database import Database
-from app.services.user_service import UserService
-from app.utils.exceptions import UserAlreadyExistsException
+from app.users.service import UserService
 
 
 async def _create(database: Database, email: str, username: str) -> int:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from app.core.errors import UserAlreadyExistsException
 from app.database import Database
 from app.models.user import User
-from app.services.user_service import NewUser, UserService
-from app.utils.exceptions import UserAlreadyExistsException
+from app.users.service import NewUser, UserService
 
 HASH = "$2b$04$" + "a" * 53
 

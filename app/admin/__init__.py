@@ -1,0 +1,1 @@
+"""The admin API: users, their sessions and two-factor, the audit trail."""

@@ -1,0 +1,1 @@
+"""Signing keys: the keyring, their rows, the JWKS and the discovery metadata."""

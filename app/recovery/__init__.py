@@ -1,0 +1,1 @@
+"""Account recovery and verification: password reset, email verification and change."""

@@ -1,0 +1,1 @@
+"""Sessions: their rows, refresh, logout and the bearer check of access tokens."""

@@ -1,0 +1,236 @@
+"""Sessions in the database: start, look up with their user, rotate, revoke, purge."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import CursorResult, Integer, String, delete, insert, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models.base import UTCDateTime
+from app.models.session import AuthSession
+from app.models.user import User
+from app.utils.request_context import clean_user_agent
+
+# Session ids are uuid4 hex; anything else names no session (and never reaches the driver).
+_SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class SessionService:
+    """Data access for `auth_sessions`; flushes or executes, never commits."""
+
+    def __init__(self, session: AsyncSession, *, max_per_user: int | None = None) -> None:
+        self.session = session
+        # SESSIONS_PER_USER_MAX; None: no cap (a session service that starts none).
+        self.max_per_user = max_per_user
+
+    async def start(
+        self,
+        *,
+        sid: str,
+        user_id: int,
+        refresh_jti: str,
+        now: datetime,
+        expires_at: datetime,
+        ip: str | None = None,
+        user_agent: str | None = None,
+    ) -> bool:
+        """Insert the session only while its user is active; False when the user is not.
+
+        A login checks `is_active` before hashing, and a deactivation may commit while the
+        hash runs; it deletes the user's sessions, but not one inserted after it. So the
+        INSERT ... SELECT re-reads `is_active` in the statement that writes the row, under
+        a share lock on the user row (PostgreSQL; SQLite has one writer at a time): a
+        deactivation either commits first and no row is written, or waits for this
+        transaction and then deletes the new row with the others.
+        """
+        active_user = (
+            select(
+                literal(sid, String),
+                User.id,
+                literal(refresh_jti, String),
+                literal(now, UTCDateTime),
+                literal(expires_at, UTCDateTime),
+                literal(now, UTCDateTime),
+                literal(ip, String),
+                literal(clean_user_agent(user_agent), String),
+            )
+            .where(User.id == literal(user_id, Integer), User.is_active.is_(True))
+            .with_for_update(read=True)
+        )
+        stmt = insert(AuthSession).from_select(
+            [
+                "id",
+                "user_id",
+                "refresh_jti",
+                "created_at",
+                "expires_at",
+                "last_used_at",
+                "ip",
+                "user_agent",
+            ],
+            active_user,
+        )
+        result = await self.session.execute(stmt)
+        assert isinstance(result, CursorResult)
+        return result.rowcount == 1
+
+    async def touch(self, *, sid: str, user_id: int, now: datetime) -> None:
+        """Record a refresh as the session's last use (the refresh path's one write)."""
+        await self.session.execute(
+            update(AuthSession)
+            .where(AuthSession.id == sid, AuthSession.user_id == user_id)
+            .values(last_used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def trim(self, *, user_id: int, keep_sid: str, now: datetime) -> int:
+        """End the user's least recently used sessions beyond `max_per_user`, never
+        `keep_sid` (the one just started); returns how many ended.
+
+        Least recently used rather than oldest sign-in: a device in daily use for months
+        keeps its session, one abandoned last week goes first. Two sign-ins that race may
+        each not see the other's row and leave one session over the cap; the next sign-in
+        trims it.
+        """
+        if self.max_per_user is None:
+            return 0
+        others = (AuthSession.user_id == user_id) & (AuthSession.id != keep_sid)
+        kept = (
+            select(AuthSession.id)
+            .where(others, AuthSession.expires_at > now)
+            .order_by(
+                AuthSession.last_used_at.desc(),
+                AuthSession.created_at.desc(),
+                AuthSession.id.desc(),
+            )
+            .limit(self.max_per_user - 1)
+        )
+        stmt = (
+            delete(AuthSession)
+            .where(others, AuthSession.id.not_in(kept.scalar_subquery()))
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.execute(stmt)
+        assert isinstance(result, CursorResult)
+        return int(result.rowcount)
+
+    async def live_of(
+        self, user_id: int, now: datetime, *, limit: int | None = None, offset: int = 0
+    ) -> Sequence[AuthSession]:
+        """The user's sessions whose refresh token has not expired, newest first; a slice
+        of them with `limit` and `offset`."""
+        stmt = (
+            select(AuthSession)
+            .where(AuthSession.user_id == user_id, AuthSession.expires_at > now)
+            .order_by(AuthSession.created_at.desc(), AuthSession.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def revoke_others(self, *, user_id: int, keep_sid: str) -> int:
+        """End every session of a user but one (sign out everywhere else); returns how many."""
+        stmt = (
+            delete(AuthSession)
+            .where(AuthSession.user_id == user_id, AuthSession.id != keep_sid)
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.execute(stmt)
+        assert isinstance(result, CursorResult)
+        return int(result.rowcount)
+
+    async def user_of(
+        self, *, sid: str, user_id: int, refresh_jti: str | None = None
+    ) -> User | None:
+        """The user of a live session, or None when the session is gone (revoked or purged).
+
+        This is the per-request cost of revocation: the session is joined into the user
+        look-up every bearer request already made, so it is still one round trip, on two
+        primary keys. `refresh_jti`, when given, must also be the session's current one.
+        """
+        stmt = (
+            select(User)
+            .join(AuthSession, AuthSession.user_id == User.id)
+            .where(User.id == user_id, AuthSession.id == sid)
+        )
+        if refresh_jti is not None:
+            stmt = stmt.where(AuthSession.refresh_jti == refresh_jti)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def rotate(
+        self,
+        *,
+        sid: str,
+        user_id: int,
+        old_jti: str,
+        new_jti: str,
+        expires_at: datetime,
+        started_after: datetime | None = None,
+        now: datetime | None = None,
+    ) -> bool:
+        """Swap the session's refresh token if `old_jti` is still the current one.
+
+        One conditional UPDATE checked by its row count: of several concurrent refreshes
+        with the same token exactly one matches the row, on SQLite and PostgreSQL alike
+        (the row lock, or SQLite's single writer, serialises them; the later ones re-check
+        the WHERE clause and find the new jti). With `started_after`, a session that began
+        at or before it (past its absolute lifetime) is not rotated either.
+        """
+        conditions = [
+            AuthSession.id == sid,
+            AuthSession.user_id == user_id,
+            AuthSession.refresh_jti == old_jti,
+        ]
+        if started_after is not None:
+            conditions.append(AuthSession.created_at > started_after)
+        stmt = (
+            update(AuthSession)
+            .where(*conditions)
+            .values(
+                refresh_jti=new_jti,
+                expires_at=expires_at,
+                **({"last_used_at": now} if now is not None else {}),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.execute(stmt)
+        assert isinstance(result, CursorResult)
+        return result.rowcount == 1
+
+    async def revoke(self, *, sid: str, user_id: int) -> bool:
+        """End a session and with it every token it issued; False when it was already gone."""
+        if not _SESSION_ID.match(sid):
+            return False
+        stmt = (
+            delete(AuthSession)
+            .where(AuthSession.id == sid, AuthSession.user_id == user_id)
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.execute(stmt)
+        assert isinstance(result, CursorResult)
+        return result.rowcount > 0
+
+    async def revoke_all(self, user_id: int) -> int:
+        """End every session of a user (deactivation); returns how many there were."""
+        stmt = (
+            delete(AuthSession)
+            .where(AuthSession.user_id == user_id)
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.execute(stmt)
+        assert isinstance(result, CursorResult)
+        return int(result.rowcount)
+
+    async def purge_expired(self, before: datetime) -> int:
+        """Delete sessions whose refresh token expired before `before`; returns the count."""
+        stmt = (
+            delete(AuthSession)
+            .where(AuthSession.expires_at < before)
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.execute(stmt)
+        assert isinstance(result, CursorResult)
+        return int(result.rowcount)

@@ -1,0 +1,1 @@
+"""User accounts: their rows, roles and bulk import."""
