@@ -51,7 +51,7 @@ test: $(VENV)/.dev $(VENV)/.node  ## lint, type-check and run the whole suite wi
 	$(BIN)/mypy
 	$(BIN)/pytest $(XDIST) --cov=app --cov-report=term-missing:skip-covered --cov-fail-under=90 $(PYTEST_ARGS)
 
-test-fast: $(VENV)/.dev  ## the quick loop: SQLite only, no processes, browsers or fuzzing
+test-fast: $(VENV)/.dev $(VENV)/.node  ## the quick loop: SQLite only, no processes, browsers or fuzzing
 	env -u TEST_DATABASE_URL -u TEST_REDIS_URL $(BIN)/pytest $(XDIST) -m "not process and not browser and not slow" $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev  ## ruff check + format check
