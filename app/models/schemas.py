@@ -583,3 +583,21 @@ class LiveResponse(BaseModel):
     status: Literal["ok"] = "ok"
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
+
+class IdentityRead(BaseModel):
+    """A provider linked to the account: the pair (provider, subject) is what signs in."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    provider: str = Field(description="The provider's `name` in UPSTREAM_PROVIDERS")
+    subject: str = Field(description="The account's id at the provider")
+    email: str | None = Field(description="The address the provider reported (display only)")
+    created_at: Timestamp
+
+
+class IdentityUnlink(RequestModel):
+    current_password: Annotated[str | None, Field(min_length=1, max_length=PASSWORD_INPUT_MAX)] = (
+        None
+    )

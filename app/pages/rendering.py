@@ -60,6 +60,8 @@ class Page:
             "error": None,
             "notice": None,
             "return_to": None,
+            # "Continue with {provider}" on the sign-in pages (app.signin.upstream_routes).
+            "providers": self.request.app.state.settings.upstream_providers,
         }
         values.update(context)
         html = _templates.get_template(template).render(values)
