@@ -421,9 +421,13 @@ async def _account(
     values: dict[str, Any] = {
         "user": me.user,
         "providers": settings.upstream_providers,
-        "identities": await IdentityStore(self_service.session, clock=self_service.clock).of_user(
-            me.user.id
-        ),
+        # The linked identity of each provider (one per provider and account).
+        "identities": {
+            identity.provider: identity
+            for identity in await IdentityStore(
+                self_service.session, clock=self_service.clock
+            ).of_user(me.user.id)
+        },
         "sessions": sessions.items,
         "enrolment": None,
         "recovery_codes": None,
