@@ -30,7 +30,7 @@ from app.dependencies import (
     TwoFactorDep,
     UpstreamSignInDep,
 )
-from app.models.schemas import IdentityRead, IdentityUnlink
+from app.models.schemas import IdentityList, IdentityRead, IdentityUnlink
 from app.openapi import BEARER_ERRORS, BODY_ERRORS, error_responses
 from app.pages.guards import safe_return_to
 from app.pages.rendering import Page
@@ -234,13 +234,13 @@ async def _account_form(page: Page) -> FormData | Response:
 
 @api.get(
     "/me/identities",
-    response_model=list[IdentityRead],
+    response_model=IdentityList,
     summary="Linked providers",
     responses=error_responses(*BEARER_ERRORS),
 )
-async def list_identities(me: CurrentPrincipal, upstream: UpstreamSignInDep) -> list[IdentityRead]:
+async def list_identities(me: CurrentPrincipal, upstream: UpstreamSignInDep) -> IdentityList:
     """The other providers that sign this account in."""
-    return [IdentityRead.model_validate(i) for i in await upstream.list(me.user)]
+    return IdentityList([IdentityRead.model_validate(i) for i in await upstream.list(me.user)])
 
 
 @api.delete(
@@ -262,7 +262,15 @@ async def unlink_identity(
     identity_id: Annotated[str, Path(max_length=64, description="The `id` of a linked provider")],
     me: CurrentPrincipal,
     upstream: UpstreamSignInDep,
-    body: Annotated[IdentityUnlink | None, Body()] = None,
+    body: Annotated[
+        IdentityUnlink | None,
+        Body(
+            openapi_examples={
+                "password": {"value": {"current_password": "correct horse battery staple"}},
+                "recent sign-in": {"value": {}},
+            }
+        ),
+    ] = None,
 ) -> Response:
     """Unlink a provider: with `current_password` where the account has one, or within
     REAUTH_MAX_AGE_SECONDS of a sign-in. The last way into an account without a password
