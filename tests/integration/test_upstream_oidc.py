@@ -22,6 +22,8 @@ from tests.support.pages import alert_of, browser_client, sign_in
 from tests.support.processes import ServerProcess
 from tests.support.upstream import CLIENT_ID, CLIENT_SECRET, oidc_provider, person_at_provider
 
+pytestmark = pytest.mark.process
+
 CALLBACK = "http://testserver/login/local/callback"
 ACCOUNTS = {
     "alice-sub": {
