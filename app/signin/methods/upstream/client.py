@@ -18,7 +18,7 @@ import hmac
 import json
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import jwt
@@ -94,6 +94,22 @@ class UpstreamClient:
     clock: Clock = utc_now
     _endpoints: Endpoints | None = None
     _jwks: dict[str, Any] = field(default_factory=dict)
+
+    def form_origins(self) -> list[str]:
+        """Where a page's "Continue with" or "Link" form leads, through the redirect to the
+        provider: Chrome checks a page's CSP `form-action` against every redirect after a
+        form, so those pages allow these origins (the issuer's, and the authorization
+        endpoint's once discovery named it)."""
+        urls = [self.provider.issuer or self.provider.authorize_url or GITHUB_AUTHORIZE_URL]
+        if self._endpoints is not None:
+            urls.append(self._endpoints.authorization)
+        origins = []
+        for url in urls:
+            parts = urlsplit(url)
+            origin = f"{parts.scheme}://{parts.netloc}"
+            if parts.scheme in ("http", "https") and parts.netloc and origin not in origins:
+                origins.append(origin)
+        return origins
 
     async def endpoints(self) -> Endpoints:
         if self.provider.kind == "github":
