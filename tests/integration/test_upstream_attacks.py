@@ -245,3 +245,26 @@ class TestProviderDown:
         assert int(shed.headers["retry-after"]) >= 1
         # The other provider is not affected.
         assert app.state.upstream_clients["github"].breaker.state is BreakerState.CLOSED
+
+
+async def test_a_refusal_at_the_provider_is_a_page_and_uses_the_state_up(
+    app: FastAPI, fake: FakeUpstream, db_session: AsyncSession
+) -> None:
+    async with browser_client(app) as browser:
+        leave = await browser.get("/login/idp")
+        state = httpx.URL(leave.headers["location"]).params["state"]
+        denied = await browser.get(
+            "/login/idp/callback", params={"error": "access_denied", "state": state}
+        )
+        assert denied.status_code == 400
+        assert "cancelled or refused" in (alert_of(denied) or "")
+        code = fake.authorize(leave.headers["location"])
+        later = await browser.get("/login/idp/callback", params={"code": code, "state": state})
+        assert later.status_code == 400
+    assert await nobody_signed_in(db_session)
+
+
+async def test_an_unknown_provider_is_a_404_page(app: FastAPI) -> None:
+    async with browser_client(app) as browser:
+        assert (await browser.get("/login/nope")).status_code == 404
+        assert (await browser.get("/login/nope/callback?state=x&code=y")).status_code == 404
