@@ -84,6 +84,7 @@ class LinkOffered:
 
     provider: UpstreamProvider
     email: str
+    return_to: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,7 +331,7 @@ class UpstreamSignIn:
                 email=identity.email,
             )
             log.info("upstream link offered", provider=provider.name, user_id=existing.id)
-            return LinkOffered(provider, identity.email)
+            return LinkOffered(provider, identity.email, return_to)
         if not provider.allow_signup:
             return Refused(
                 f"No account here is linked to this {provider.display_name} account, and new "

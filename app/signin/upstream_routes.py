@@ -149,6 +149,7 @@ async def provider_callback(
             f"it here; your {outcome.provider.display_name} account is then linked to it, "
             f"and {outcome.provider.display_name} signs you in from then on.",
             identifier=outcome.email,
+            return_to=safe_return_to(outcome.return_to),
         )
     assert isinstance(outcome, Linked)
     return RedirectResponse("/account?done=linked", status_code=303)

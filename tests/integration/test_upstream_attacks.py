@@ -195,6 +195,19 @@ async def test_github_verified_primary_address_signs_up(
     assert (identity.provider, identity.subject) == ("github", "4242")
 
 
+async def test_a_taken_username_is_made_unique(
+    app: FastAPI, fake: FakeUpstream, user_factory: UserFactory, db_session: AsyncSession
+) -> None:
+    await user_factory(email="someone@example.com", username="Octo-Cat")
+    fake.github_emails = [{"email": "octo@example.com", "primary": True, "verified": True}]
+    async with browser_client(app) as browser:
+        assert (await round_trip(browser, fake, "github")).status_code == 303
+    user = (
+        await db_session.execute(select(User).where(User.email == "octo@example.com"))
+    ).scalar_one()
+    assert user.username.startswith("octo-cat-")
+
+
 async def test_github_unverified_primary_address_matches_no_account(
     app: FastAPI, fake: FakeUpstream, user_factory: UserFactory, db_session: AsyncSession
 ) -> None:

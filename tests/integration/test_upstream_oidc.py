@@ -5,6 +5,8 @@ never enough to link."""
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -90,6 +92,12 @@ async def come_back(browser: httpx.AsyncClient, callback: str) -> httpx.Response
 async def through_provider(browser: httpx.AsyncClient, login: str) -> httpx.Response:
     location = await leave(browser)
     return await come_back(browser, await person_at_provider(location, login, stop_at=CALLBACK))
+
+
+def return_to_of(page: httpx.Response) -> str:
+    found = re.search(r'name="return_to" value="([^"]+)"', page.text)
+    assert found is not None, page.text
+    return html.unescape(found.group(1))
 
 
 async def identities(db: AsyncSession) -> list[tuple[str, int]]:
@@ -197,13 +205,18 @@ async def test_verified_address_of_an_account_links_only_after_signing_in_to_it(
 ) -> None:
     victim = await user_factory(email="victim@example.com", username="victim")
     async with browser_client(app) as browser:
-        offered = await through_provider(browser, "victim-sub")
+        location = await leave(browser, return_to="/account?from=link")
+        callback = await person_at_provider(location, "victim-sub", stop_at=CALLBACK)
+        offered = await come_back(browser, callback)
         assert offered.status_code == 200
         assert "exists already" in offered.text
         assert (await browser.get("/account")).status_code == 303  # not signed in
         assert await identities(db_session) == []  # not linked
-        signed_in = await sign_in(browser, "victim@example.com", PASSWORD)
+        signed_in = await sign_in(
+            browser, "victim@example.com", PASSWORD, return_to=return_to_of(offered)
+        )
         assert signed_in.status_code == 303
+        assert signed_in.headers["location"] == "/account?from=link"
     db_session.expire_all()
     assert await identities(db_session) == [("victim-sub", victim.id)]
     # From now on the provider signs in to that account.
