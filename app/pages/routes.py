@@ -89,7 +89,7 @@ async def _roll_back(page: Page, db: AsyncSession) -> None:
         await db.refresh(page.browser.user)
 
 
-def _error_of(error: AppException) -> tuple[str, int, dict[str, str]]:
+def error_of(error: AppException) -> tuple[str, int, dict[str, str]]:
     """A service's refusal as a page shows it: its message, status and headers."""
     headers = {k: v for k, v in error.headers.items() if k.lower() == "retry-after"}
     message = error.detail
@@ -171,7 +171,7 @@ async def login(
         )
     except AppException as error:
         await _roll_back(page, db)
-        message, status_code, headers = _error_of(error)
+        message, status_code, headers = error_of(error)
         await _allow_return(page.request, target)
         return page.render(
             "login.html",
@@ -235,7 +235,7 @@ async def loginsecond_step(
         )
     except AppException as error:
         await _roll_back(page, db)
-        message, status_code, headers = _error_of(error)
+        message, status_code, headers = error_of(error)
         return second_step(page, flow, (), error=message, status_code=status_code, headers=headers)
     return await signed_in_response(
         page, browser, done.session, safe_return_to(done.continue_ref), upstream
@@ -336,7 +336,7 @@ async def register(
         started = await browser.start(user, AMR_PASSWORD)
     except AppException as error:
         await _roll_back(page, db)
-        message, status_code, headers = _error_of(error)
+        message, status_code, headers = error_of(error)
         messages = [f"{_LABELS.get(e['field'], e['field'])}: {e['message']}" for e in error.errors]
         return again(message, messages, status_code, headers)
     if started is None:  # a user created in this transaction is active
@@ -378,7 +378,7 @@ async def forgot_password(page: PageDep, accounts: AccountServiceDep, db: Sessio
         )
     except AppException as error:
         await _roll_back(page, db)
-        message, status_code, headers = _error_of(error)
+        message, status_code, headers = error_of(error)
         return page.render(
             "forgot_password.html",
             title="Forgot your password?",
@@ -472,7 +472,7 @@ async def account_refused(
     error: AppException,
 ) -> Response:
     await _roll_back(page, db)
-    message, status_code, headers = _error_of(error)
+    message, status_code, headers = error_of(error)
     messages = [e["message"] for e in error.errors]
     if messages:
         message = f"{message}: {' '.join(messages)}" if message not in messages else message

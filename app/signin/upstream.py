@@ -53,6 +53,7 @@ from app.signin.methods.upstream.identities import IdentityStore
 from app.signin.methods.upstream.method import UpstreamMethod
 from app.signin.methods.upstream.states import Purpose, StateStore
 from app.signin.service import Completed, SignIn
+from app.throttle import Bucket
 from app.transaction import Transaction
 from app.users.service import UserService
 from app.utils.clock import Clock, utc_now
@@ -158,7 +159,11 @@ class UpstreamSignIn:
         return_to: str | None = None,
     ) -> str:
         """The provider's authorization URL for a new sign-in (or link) of this browser.
-        Raises ProviderUnavailable."""
+        Raises ProviderUnavailable, RateLimitedException."""
+        throttle = self.methods.throttle
+        if throttle is not None:
+            # Each start writes a row: counted as a sign-in attempt of the client.
+            await throttle.client_attempt(Bucket.LOGIN_IP, self.methods.client_ip)
         client = self.clients[provider.name]
         endpoints = await self._endpoints(client)
         started = await self.states.start(

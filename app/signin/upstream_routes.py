@@ -37,6 +37,7 @@ from app.pages.rendering import Page
 from app.pages.routes import (
     PageDep,
     account_refused,
+    error_of,
     second_step,
     signed_in_response,
     text_field,
@@ -98,6 +99,15 @@ async def leave_for_provider(
         )
     except ProviderUnavailable as failure:
         return _unavailable(page, failure)
+    except AppException as error:
+        message, status_code, headers = error_of(error)
+        return page.render(
+            "message.html",
+            title=f"Sign-in with {provider.display_name}",
+            status_code=status_code,
+            headers=headers,
+            error=message,
+        )
     return _leave_for(page, location, browser_id, new)
 
 

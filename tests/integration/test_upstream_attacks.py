@@ -281,3 +281,18 @@ async def test_an_unknown_provider_is_a_404_page(app: FastAPI) -> None:
     async with browser_client(app) as browser:
         assert (await browser.get("/login/nope")).status_code == 404
         assert (await browser.get("/login/nope/callback?state=x&code=y")).status_code == 404
+
+
+class TestStartsAreThrottled:
+    @pytest.fixture
+    def settings_overrides(self, fake: FakeUpstream) -> dict[str, Any]:
+        return providers(fake, rate_limit_login_ip="2/minute")
+
+    async def test_each_start_counts_as_a_sign_in_attempt_of_the_client(self, app: FastAPI) -> None:
+        async with browser_client(app) as browser:
+            for _ in range(2):
+                assert (await browser.get("/login/idp")).status_code == 303
+            refused = await browser.get("/login/idp")
+        assert refused.status_code == 429
+        assert int(refused.headers["retry-after"]) >= 1
+        assert "Too many attempts" in (alert_of(refused) or "")
