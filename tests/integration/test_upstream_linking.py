@@ -18,6 +18,7 @@ from app.config import Settings
 from app.main import create_app
 from app.models.audit import AuditEvent
 from app.models.mail import OutboxMail
+from app.models.session import AuthSession
 from app.models.upstream import UpstreamIdentity
 from tests.support.accounts import PASSWORD, UserFactory
 from tests.support.asserts import assert_error
@@ -149,6 +150,12 @@ async def test_with_two_factor_on_the_link_waits_for_the_second_step_and_so_does
     )
     assert event is not None
     assert event.details == {"methods": ["fed", "totp"], "provider": "idp"}
+    amr = (
+        (await db_session.execute(select(AuthSession.amr).order_by(AuthSession.created_at.desc())))
+        .scalars()
+        .first()
+    )
+    assert amr == ["fed", "otp"]
 
 
 async def test_link_and_unlink_from_the_account_page(

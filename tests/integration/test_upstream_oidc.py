@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.audit import AuditEvent
+from app.models.session import AuthSession
 from app.models.upstream import UpstreamIdentity
 from app.models.user import User
 from tests.support.accounts import PASSWORD, UserFactory
@@ -141,6 +142,8 @@ async def test_new_identity_signs_up_without_password_and_signs_in_again(
         .all()
     )
     assert [e.details for e in events] == [{"methods": ["fed"], "provider": "local"}] * 2
+    sessions = (await db_session.execute(select(AuthSession.amr))).scalars().all()
+    assert sessions == [["fed"], ["fed"]]
 
 
 async def test_return_to_is_followed_after_the_provider(app: FastAPI) -> None:
