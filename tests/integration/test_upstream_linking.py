@@ -336,3 +336,20 @@ async def test_json_identities(
     )
     assert gone.status_code == 204
     assert (await client.get("/users/me/identities", headers=alice.auth)).json() == []
+
+
+async def test_a_state_expires_with_the_flow(
+    app: FastAPI, clock: WallClock, fake: FakeUpstream, db_session: AsyncSession
+) -> None:
+    async with browser_client(app) as browser:
+        leave = await browser.get("/login/idp")
+        location = leave.headers["location"]
+        code = fake.authorize(location, "late")
+        clock.advance(601)  # UPSTREAM_FLOW_EXPIRE_SECONDS: 600
+        late = await browser.get(
+            "/login/idp/callback",
+            params={"code": code, "state": httpx.URL(location).params["state"]},
+        )
+    assert late.status_code == 400
+    assert "has expired" in (alert_of(late) or "")
+    assert await linked(db_session) == []
