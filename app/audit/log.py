@@ -59,6 +59,8 @@ class Event(StrEnum):
     USER_DELETED = "user.deleted"
     KEY_ROTATED = "key.rotated"
     KEY_REVOKED = "key.revoked"
+    IDENTITY_LINKED = "identity.linked"
+    IDENTITY_UNLINKED = "identity.unlinked"
 
 
 class AuditLog:
