@@ -15,7 +15,8 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 
-from tests.support.processes import BIN, ServerProcess, free_port
+from tests.support.processes import BIN, ServerProcess
+from tests.support.servers import free_port
 
 PROVIDER_DIR = Path(__file__).resolve().parents[1] / "interop" / "oidc-provider"
 CLIENT_ID = "authsvc"
