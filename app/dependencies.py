@@ -40,6 +40,7 @@ from app.sessions.tokens import Principal, SessionTokens
 from app.signin.methods.base import MethodContext
 from app.signin.service import SignIn
 from app.signin.two_factor import TwoFactor
+from app.signin.upstream import UpstreamSignIn
 from app.throttle import Throttle
 from app.users.service import UserService
 from app.utils.pagination import MAX_CURSOR_LENGTH, MAX_LIMIT, InvalidCursor, decode_cursor
@@ -438,3 +439,27 @@ async def get_openid_provider(
 
 
 OpenIdProviderDep = Annotated[OpenIdProvider, Depends(get_openid_provider)]
+
+
+async def get_upstream_signin(
+    request: Request,
+    signin: SignInDep,
+    browser: BrowserSessionsDep,
+    methods: MethodContextDep,
+    reauth: ReauthenticationDep,
+    outbox: OutboxDep,
+) -> UpstreamSignIn:
+    state = request.app.state
+    return UpstreamSignIn(
+        settings=state.settings,
+        clients=state.upstream_clients,
+        signin=signin,
+        browser=browser,
+        methods=methods,
+        reauth=reauth,
+        outbox=outbox,
+        clock=state.wall_clock,
+    )
+
+
+UpstreamSignInDep = Annotated[UpstreamSignIn, Depends(get_upstream_signin)]

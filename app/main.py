@@ -48,9 +48,11 @@ from app.sessions.bearer import SqliteDataVersion
 from app.sessions.service import SessionService
 from app.signin import routes as auth
 from app.signin import two_factor_routes as mfa
+from app.signin import upstream_routes
 from app.signin.flow import purge_expired_flows
 from app.signin.method_routes import method_routers
 from app.signin.methods.totp.keys import totp_box
+from app.signin.methods.upstream.states import purge_expired_states
 from app.startup import start_schema
 from app.utils.clock import Clock, utc_now
 from app.utils.logger import get_logger, setup_logging
@@ -61,6 +63,7 @@ from app.wiring import (
     build_identifier_hash,
     build_keyed_hashes,
     build_throttle,
+    build_upstream_clients,
     log_secrets,
 )
 
@@ -106,6 +109,8 @@ async def purge_expired_sessions(database: Database, settings: Settings) -> int:
         purged = await SessionService(session).purge_expired(utc_now() - grace)
         # Sign-ins abandoned before their second factor (their mfa_token has expired).
         challenges = await purge_expired_flows(session, utc_now())
+        # Sign-ins abandoned at another provider.
+        await purge_expired_states(session, utc_now())
     if purged:
         log.info("expired sessions purged", count=purged)
     if challenges:
@@ -248,6 +253,11 @@ def create_app(
         app.state.identifier_hash = build_identifier_hash(settings)
         app.state.keyed_hashes = build_keyed_hashes(settings)
         app.state.wall_clock = wall_clock
+        app.state.upstream_clients = build_upstream_clients(
+            settings, monotonic=clock, clock=wall_clock
+        )
+        for upstream in app.state.upstream_clients.values():
+            app_metrics.watch_breaker(upstream.breaker)
         app.state.mail_sender = MailSender(
             app.state.database, settings, metrics=mail_metrics, clock=wall_clock, monotonic=clock
         )
@@ -269,6 +279,8 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await app.state.mail_sender.stop()
+            for upstream in app.state.upstream_clients.values():
+                await upstream.http.aclose()
             await app.state.throttle.close()
             await app.state.database.dispose()
             app.state.bearer.close()
@@ -324,6 +336,8 @@ def create_app(
     app.include_router(account.router)
     app.include_router(pages.router)
     app.include_router(hosted_pages.router)
+    app.include_router(upstream_routes.pages)
+    app.include_router(upstream_routes.api)
     if settings.docs_enabled:
         app.include_router(docs.router)
     install_openapi(app, components=TOKEN_REQUEST_COMPONENTS)

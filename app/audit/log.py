@@ -65,6 +65,8 @@ class Event(StrEnum):
     CONSENT_GRANTED = "oauth2.consent_granted"
     CONSENT_DENIED = "oauth2.consent_denied"
     CODE_REUSED = "oauth2.code_reused"
+    IDENTITY_LINKED = "identity.linked"
+    IDENTITY_UNLINKED = "identity.unlinked"
 
 
 class AuditLog:

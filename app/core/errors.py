@@ -174,6 +174,16 @@ class LastAdminException(AppException):
     default_detail = "The last active admin cannot be deactivated, demoted or deleted"
 
 
+class LastSignInMethodException(AppException):
+    """Removing the last way into an account (its last linked provider, with no password)."""
+
+    status_code = 409
+    error_code = "LAST_SIGN_IN_METHOD"
+    default_detail = (
+        "This is the account's last way to sign in: set a password or link another first"
+    )
+
+
 class MfaAlreadyEnabledException(AppException):
     status_code = 409
     error_code = "MFA_ALREADY_ENABLED"

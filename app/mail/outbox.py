@@ -26,6 +26,8 @@ SUBJECTS: dict[MailKind, str] = {
     MailKind.PASSWORD_CHANGED: "Your password was changed",
     MailKind.MFA_ENABLED: "Two-factor authentication was turned on",
     MailKind.MFA_DISABLED: "Two-factor authentication was turned off",
+    MailKind.IDENTITY_LINKED: "A sign-in provider was linked to your account",
+    MailKind.IDENTITY_UNLINKED: "A sign-in provider was unlinked from your account",
     MailKind.EMAIL_CHANGED: "Your email address was changed",
     MailKind.ACCOUNT_DELETED: "Your account was deleted",
 }

@@ -11,6 +11,7 @@ from app.models.role import UserRole
 from app.models.session import AuthSession
 from app.models.signin_flow import SignInFlow
 from app.models.signing_key import SigningKey
+from app.models.upstream import UpstreamIdentity, UpstreamState
 from app.models.user import User
 
 __all__ = [
@@ -27,6 +28,8 @@ __all__ = [
     "OutboxMail",
     "SignInFlow",
     "SigningKey",
+    "UpstreamIdentity",
+    "UpstreamState",
     "User",
     "UserRole",
 ]

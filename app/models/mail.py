@@ -36,6 +36,8 @@ class MailKind(StrEnum):
     MFA_DISABLED = "mfa_disabled"  # notice: two-factor turned off (by the user or an admin)
     EMAIL_CHANGED = "email_changed"  # notice to the old address once the change is done
     ACCOUNT_DELETED = "account_deleted"  # notice to the address of a deleted account
+    IDENTITY_LINKED = "identity_linked"  # notice: another provider can now sign in
+    IDENTITY_UNLINKED = "identity_unlinked"  # notice: a provider was unlinked
 
 
 class OutboxMail(Base):

@@ -11,6 +11,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    RootModel,
     WithJsonSchema,
     model_validator,
 )
@@ -612,3 +613,40 @@ class LiveResponse(BaseModel):
     status: Literal["ok"] = "ok"
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
+
+_IDENTITY_EXAMPLE: JsonDict = {
+    "id": "4f0c1e9a2b7d4c58a3e6f1b2c3d4e5f6",
+    "provider": "google",
+    "subject": "110248495921238986420",
+    "email": "alice@example.com",
+    "created_at": "2026-12-08T09:30:00Z",
+}
+
+
+class IdentityRead(BaseModel):
+    """A provider linked to the account: the pair (provider, subject) is what signs in."""
+
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_extra={"examples": [_IDENTITY_EXAMPLE]}
+    )
+
+    id: str
+    provider: str = Field(description="The provider's `name` in UPSTREAM_PROVIDERS")
+    subject: str = Field(description="The account's id at the provider")
+    email: str | None = Field(description="The address the provider reported (display only)")
+    created_at: Timestamp
+
+
+class IdentityList(RootModel[list[IdentityRead]]):
+    model_config = ConfigDict(json_schema_extra={"examples": [[_IDENTITY_EXAMPLE]]})
+
+
+class IdentityUnlink(RequestModel):
+    current_password: Annotated[str | None, Field(min_length=1, max_length=PASSWORD_INPUT_MAX)] = (
+        None
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"current_password": "correct horse battery staple"}]}
+    )

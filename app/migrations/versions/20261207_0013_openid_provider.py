@@ -2,7 +2,7 @@
 consents, application sessions as children of a browser session, ID-token keys
 
 Revision ID: 0013
-Revises: 0012
+Revises: 0015
 Create Date: 2026-12-06
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from app.models.base import UTCDateTime
 
 revision: str = "0013"
-down_revision: str | None = "0012"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

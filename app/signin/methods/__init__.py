@@ -12,9 +12,15 @@ from app.signin.methods.base import SignInMethod, Step
 from app.signin.methods.password.method import PasswordMethod
 from app.signin.methods.recovery_code.method import RecoveryCodeMethod
 from app.signin.methods.totp.method import TotpMethod
+from app.signin.methods.upstream.method import UpstreamMethod
 
 # Order matters where two methods could claim one submission: the first one asked wins.
-METHODS: tuple[type[SignInMethod], ...] = (PasswordMethod, TotpMethod, RecoveryCodeMethod)
+METHODS: tuple[type[SignInMethod], ...] = (
+    PasswordMethod,
+    TotpMethod,
+    RecoveryCodeMethod,
+    UpstreamMethod,
+)
 
 
 def for_step(step: Step) -> tuple[type[SignInMethod], ...]:
