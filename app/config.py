@@ -1,4 +1,4 @@
-"""Settings, read from the environment (and a `.env` file) under the names of API.md."""
+"""Settings, read from the environment (and a `.env` file) under the contract's names."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bodies of the sessions, administration and audit routes (API.md, Version 2)."""
+"""Bodies of the sessions, administration and audit routes (the contract, version 2)."""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ _SECRET_KEY = re.compile(r"password|passwd|secret|token|hash|otp|totp|recovery|c
 
 
 class Event(StrEnum):
-    """The event names of API.md; `record` takes any of these (or a plain string)."""
+    """The event names of the contract; `record` takes any of these (or a plain string)."""
 
     USER_REGISTERED = "user.registered"
     LOGIN_SUCCEEDED = "login.succeeded"

@@ -38,7 +38,7 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts."
 
 
 def key_entry(key: StoredKey) -> dict[str, Any]:
-    """`{"kid", "alg", "status", "created_at"}`, as API.md names them."""
+    """`{"kid", "alg", "status", "created_at"}`, as the contract names them."""
     return {
         "kid": key.kid,
         "alg": key.algorithm,

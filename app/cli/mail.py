@@ -28,12 +28,12 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts."
 
 
 def _status(mail: OutboxMail) -> str:
-    # A mail in a sender's hands is still on its way: "pending" to the outside (API.md).
+    # A mail in a sender's hands is still on its way: "pending" to the outside (the contract).
     return MailStatus.PENDING.value if mail.status == MailStatus.SENDING.value else mail.status
 
 
 def mail_json(mail: OutboxMail) -> dict[str, Any]:
-    """The shape of API.md "The command line, for scripts" (never the body)."""
+    """The shape of the contract's "The command line, for scripts" (never the body)."""
     return {
         "id": mail.id,
         "to": mail.recipient,

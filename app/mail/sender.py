@@ -586,8 +586,8 @@ class MailSender:
         reason = (str(error) or type(error).__name__)[:_ERROR_CHARS]
         attempts, deferrals = mail.attempts, mail.deferrals
         if isinstance(error, MailServerUnavailable):
-            # The server was not reached: the mail waits for it, however long (API.md: an
-            # outage loses no mail). Only refusals count towards MAIL_MAX_ATTEMPTS.
+            # The server was not reached: the mail waits for it, however long (the contract:
+            # an outage loses no mail). Only refusals count towards MAIL_MAX_ATTEMPTS.
             deferrals += 1
             give_up = False
         else:

@@ -28,7 +28,7 @@ log = get_logger("app.request")
 # A path is the client's to choose: log enough of it to recognise, not kilobytes.
 _MAX_LOGGED_PATH = 256
 
-# A printable token of at most 128 characters (API.md); anything else is replaced.
+# A printable token of at most 128 characters (the contract); anything else is replaced.
 _VALID_REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 DEFAULT_QUIET_PATHS = frozenset(
     {"/health", "/health/live", "/docs", "/redoc", "/openapi.json", "/metrics", "/favicon.ico"}

@@ -1,4 +1,4 @@
-"""Request and response bodies of the HTTP contract (API.md)."""
+"""Request and response bodies of the HTTP contract (docs/contract.md)."""
 
 from __future__ import annotations
 

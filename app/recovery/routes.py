@@ -1,4 +1,4 @@
-"""Password reset and change, email verification and change (API.md, Version 2)."""
+"""Password reset and change, email verification and change (the contract, version 2)."""
 
 from __future__ import annotations
 

@@ -52,7 +52,7 @@ async def require_scraper(
 
 
 # Left out of the OpenAPI document on purpose: it is an operator's endpoint scraped by
-# Prometheus, not part of the client contract (API.md), and its body is the Prometheus text
+# Prometheus, not part of the client contract, and its body is the Prometheus text
 # format, which an OpenAPI schema cannot describe. docs/security.md "Metrics access".
 @router.get("/metrics", include_in_schema=False, dependencies=[Depends(require_scraper)])
 async def metrics(metrics: MetricsDep, accept: str | None = Header(default=None)) -> Response:

@@ -9,7 +9,7 @@
    name (`Name <addr>`), no comments, no quoted local part, no IP-literal domain;
 3. the domain through IDNA (UTS #46 mapping, IDNA2008 validity) and kept as its Unicode
    form, so `bücher.example` and `xn--bcher-kva.example` are one domain;
-4. lower case (API.md: addresses compare case-insensitively);
+4. lower case (the contract: addresses compare case-insensitively);
 5. a confusable check: a local part or domain label mixing scripts (Latin with Cyrillic
    or Greek, ...) is refused, following UTS #39's "highly restrictive" level.
 
