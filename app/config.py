@@ -117,8 +117,12 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = Field(5_000, ge=0)
     db_auto_migrate: bool = True
 
+    # Open periods start at the initial timeout and double per failed trial up to the
+    # timeout (app/utils/circuit_breaker.py): a blip costs a second, an outage one trial
+    # a minute. docs/operating.md, "Circuit breakers".
     circuit_breaker_threshold: int = Field(5, ge=1)
     circuit_breaker_timeout: float = Field(60.0, gt=0)
+    circuit_breaker_initial_timeout: float = Field(1.0, gt=0)
     circuit_breaker_half_open_max_calls: int = Field(1, ge=1)
 
     redis_url: str | None = None
@@ -188,10 +192,13 @@ class Settings(BaseSettings):
     mail_retry_base_seconds: float = Field(1.0, gt=0)
     mail_retry_max_seconds: float = Field(60.0, gt=0)
     mail_max_attempts: int = Field(10, ge=1, le=100)
-    mail_lease_seconds: float = Field(120.0, gt=0)
+    mail_lease_seconds: float = Field(30.0, gt=0)
     mail_batch_size: int = Field(20, ge=1, le=500)
+    # The sender's breaker grows like the database's; it never waits longer than the
+    # retry policy would (MAIL_RETRY_MAX_SECONDS), so mail leaves soon after an outage.
     mail_circuit_breaker_threshold: int = Field(5, ge=1)
-    mail_circuit_breaker_timeout: float = Field(30.0, gt=0)
+    mail_circuit_breaker_timeout: float = Field(5.0, gt=0)
+    mail_circuit_breaker_initial_timeout: float = Field(1.0, gt=0)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

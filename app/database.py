@@ -190,6 +190,7 @@ class Database:
             "database",
             failure_threshold=settings.circuit_breaker_threshold,
             recovery_timeout=settings.circuit_breaker_timeout,
+            initial_timeout=settings.circuit_breaker_initial_timeout,
             half_open_max_calls=settings.circuit_breaker_half_open_max_calls,
             is_failure=lambda error: isinstance(error, DatabaseException),
             clock=clock,

@@ -14,7 +14,10 @@ import tempfile
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    import aiosmtplib
 
 
 class MailServerUnavailable(Exception):
@@ -31,7 +34,13 @@ class MailRejected(Exception):
 
 class MailBackend(Protocol):
     async def send(self, message: EmailMessage, *, name: str) -> None:
-        """Deliver `message`; `name` is stable per outbox row (a repeat overwrites)."""
+        """Deliver `message`; `name` is stable per outbox row (a repeat overwrites).
+
+        Returns as soon as the message is accepted, so that the sender records it at once.
+        """
+
+    async def close(self) -> None:
+        """Finish what `send` left running (an SMTP goodbye); called when the sender stops."""
 
 
 class FileBackend:
@@ -63,6 +72,9 @@ class FileBackend:
                 os.unlink(tmp)
             raise
 
+    async def close(self) -> None:
+        return None
+
 
 class SmtpBackend:
     """Delivery over SMTP: STARTTLS (required, not opportunistic), implicit TLS or none."""
@@ -83,22 +95,28 @@ class SmtpBackend:
         self.username = username
         self.password = password
         self.timeout = timeout
+        self._goodbyes: set[asyncio.Task[None]] = set()
 
     async def send(self, message: EmailMessage, *, name: str) -> None:
         # Imported here: a worker on the default file backend never loads aiosmtplib.
         import aiosmtplib
 
+        client = aiosmtplib.SMTP(
+            hostname=self.host,
+            port=self.port,
+            use_tls=self.tls == "tls",
+            start_tls=self.tls == "starttls",
+            username=self.username or None,
+            password=self.password if self.username else None,
+            timeout=self.timeout,
+        )
         try:
-            await aiosmtplib.send(
-                message,
-                hostname=self.host,
-                port=self.port,
-                use_tls=self.tls == "tls",
-                start_tls=self.tls == "starttls",
-                username=self.username or None,
-                password=self.password if self.username else None,
-                timeout=self.timeout,
-            )
+            await client.connect()
+            try:
+                await client.send_message(message)
+            except BaseException:
+                await self._goodbye(client)
+                raise
         except aiosmtplib.SMTPRecipientsRefused as error:
             codes = [r.code for r in error.recipients]
             raise MailRejected(
@@ -116,3 +134,21 @@ class SmtpBackend:
         except (aiosmtplib.SMTPException, OSError) as error:
             # Connection refused or lost, timeouts, TLS not offered or failing.
             raise MailServerUnavailable(type(error).__name__) from error
+        # The server's 250 to the message delivered it, whatever QUIT meets. The sender
+        # records it now and the goodbye runs beside that: a process that dies between the
+        # answer and the record sends the mail again (RFC 1047), so that time is kept short.
+        goodbye = asyncio.create_task(self._goodbye(client))
+        self._goodbyes.add(goodbye)
+        goodbye.add_done_callback(self._goodbyes.discard)
+
+    async def close(self) -> None:
+        await asyncio.gather(*self._goodbyes, return_exceptions=True)
+
+    async def _goodbye(self, client: aiosmtplib.SMTP) -> None:
+        try:
+            async with asyncio.timeout(self.timeout):
+                await client.quit()
+        except Exception:  # noqa: S110 (the outcome is decided; a goodbye lost is harmless)
+            pass
+        finally:
+            client.close()

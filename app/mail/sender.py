@@ -1,15 +1,22 @@
 """The outbox's background sender: claims due mails, renders them, delivers, records.
 
-Exactly once across processes and hosts: a sender claims rows with one conditional UPDATE
-(only rows still due match; on PostgreSQL the candidates are picked `FOR UPDATE SKIP
-LOCKED`, so concurrent senders take different rows instead of queueing on the same ones).
-A claim is a lease: the sender renews it before each mail, and a row whose lease expired
-(its sender crashed) is due again and taken over. Marking a mail sent is conditional on
-the claim too, so a sender that lost its lease cannot overwrite the new owner's outcome.
+Exactly once across processes and hosts: a sender claims one row at a time with one
+conditional UPDATE (only a row still due matches; on PostgreSQL the candidate is picked
+`FOR UPDATE SKIP LOCKED`, so concurrent senders take different rows instead of queueing on
+the same one). A claim is a lease (MAIL_LEASE_SECONDS): the sender renews it before it
+renders and every third of a lease while the SMTP conversation runs, so only a sender that
+died leaves a row behind, and that row is due again once its lease expired. Nothing else
+is held: a sender claims the next mail only when the previous one is recorded, so a crash
+or a database error strands at most the mail in hand.
 
-A sender that crashes after the server accepted a message but before recording it sends
-it again once the lease expires: delivery is at-least-once in that one window, and the
-repeat carries the same Message-ID, by which receiving systems drop duplicates.
+An outcome the sender could not write (the database went away after the SMTP server had
+answered) is kept in memory and written before anything else is claimed, as soon as the
+database answers again; a "sent" mark wins over any claim, so a sender that took the row
+over in between finds it sent when it renews and never sends it. Delivery is at-least-once
+in the windows that remain: the process dies between the server's answer and the record,
+or the database stays away for longer than the rest of the lease and another sender
+reaches it first. The repeat carries the same Message-ID, by which receiving systems drop
+duplicates (RFC 1047 describes why no SMTP client can close the first window).
 
 Mails with a link get their one-time token here, at rendering time: the outbox never holds
 a token, and the link's lifetime starts when the mail leaves rather than when it was
@@ -24,7 +31,7 @@ import asyncio
 import contextlib
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -36,8 +43,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.log import AuditLog, Event
 from app.config import Settings
-from app.core.errors import CircuitBreakerOpenException
-from app.database import Database
+from app.core.errors import CircuitBreakerOpenException, ServiceUnavailableException
+from app.database import Database, is_infrastructure_error
 from app.mail.backends import (
     FileBackend,
     MailBackend,
@@ -134,6 +141,16 @@ class ClaimedMail:
 
 
 @dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What became of a mail, to be written: `write` is idempotent, and conditional on the
+    row being the one the outcome is about."""
+
+    mail_id: int
+    name: str
+    write: Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
 class Rendered:
     message: EmailMessage
     token_id: int | None
@@ -204,15 +221,23 @@ class MailSender:
         self.clock = clock
         self.rand = rand
         self.lease = timedelta(seconds=settings.mail_lease_seconds)
+        # Three renewals per lease: one lost to a slow database still leaves time for the next.
+        self.heartbeat_seconds = settings.mail_lease_seconds / 3
         breaker_args: dict[str, Any] = {} if monotonic is None else {"clock": monotonic}
         # Its own breaker: a mail server outage must never shed the API's database calls.
+        # Never open longer than the retry policy would hold one mail.
         self.breaker = CircuitBreaker(
             "mail",
             failure_threshold=settings.mail_circuit_breaker_threshold,
-            recovery_timeout=settings.mail_circuit_breaker_timeout,
+            recovery_timeout=min(
+                settings.mail_circuit_breaker_timeout, settings.mail_retry_max_seconds
+            ),
+            initial_timeout=settings.mail_circuit_breaker_initial_timeout,
             is_failure=lambda error: isinstance(error, MailServerUnavailable),
             **breaker_args,
         )
+        # Outcomes decided but not yet written (the database was away), oldest first.
+        self._unrecorded: list[_Outcome] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -223,23 +248,38 @@ class MailSender:
         self._task = asyncio.create_task(self._run(), name="mail-sender")
 
     async def stop(self) -> None:
-        """Stop after the mail in hand (the rest of a batch is given back at once).
+        """Stop after the mail in hand, and write what is still unrecorded if the database
+        lets us.
 
         Cancelled only if that mail takes longer than a send may (SMTP_TIMEOUT plus a
         margin); a mail cut short that way is taken over when its lease expires.
         """
         task, self._task = self._task, None
-        if task is None:
-            return
         self._stopping = True
         self._wake.set()
-        try:
-            async with asyncio.timeout(self.settings.smtp_timeout + 5):
-                await asyncio.shield(task)
-        except TimeoutError:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if task is not None:
+            try:
+                async with asyncio.timeout(self.settings.smtp_timeout + 5):
+                    await asyncio.shield(task)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._unrecorded:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self.settings.smtp_timeout):
+                    await self.record_pending()
+        await self.backend.close()
+        for outcome in self._unrecorded:
+            # Its lease will expire and the mail go out again: say which one, and why.
+            log.error(
+                "mail outcome lost at shutdown", mail_id=outcome.mail_id, outcome=outcome.name
+            )
+
+    @property
+    def unrecorded(self) -> int:
+        """Outcomes waiting for the database (mails sent or tried, not yet written)."""
+        return len(self._unrecorded)
 
     def wake(self) -> None:
         """A mail was committed in this process: look now rather than at the next poll."""
@@ -269,21 +309,24 @@ class MailSender:
     # -- one cycle ---------------------------------------------------------------------
 
     async def run_once(self) -> int:
-        """Claim the due mails and deliver them; returns how many were claimed."""
-        state = self.breaker.state
-        if state is BreakerState.OPEN:
-            await self.update_pending()
-            return 0
-        # Half-open: one mail is the trial; the rest wait for its verdict.
-        limit = 1 if state is BreakerState.HALF_OPEN else self.settings.mail_batch_size
-        batch = await self.claim(limit)
-        for index, mail in enumerate(batch):
-            if self._stopping or self.breaker.state is BreakerState.OPEN:
-                await self._release(batch[index:])
+        """Write what is unrecorded, then claim and deliver due mails one by one, up to
+        MAIL_BATCH_SIZE; returns how many were claimed."""
+        await self.record_pending()
+        handled = 0
+        # One at a time: a crash or a database error strands at most the mail in hand.
+        # While half-open, each mail is a trial; its verdict decides whether the next goes.
+        while (
+            handled < self.settings.mail_batch_size
+            and not self._stopping
+            and self.breaker.state is not BreakerState.OPEN
+        ):
+            claimed = await self.claim(1)
+            if not claimed:
                 break
-            await self.deliver(mail)
+            handled += 1
+            await self.deliver(claimed[0])
         await self.update_pending()
-        return len(batch)
+        return handled
 
     async def claim(self, limit: int) -> list[ClaimedMail]:
         """Take up to `limit` due mails under a new lease (see the module's docstring)."""
@@ -296,7 +339,15 @@ class MailSender:
         async with self.database.session() as session:
             candidates = select(OutboxMail.id).where(due).order_by(OutboxMail.id).limit(limit)
             if session.get_bind().dialect.name == "postgresql":
-                candidates = candidates.with_for_update(skip_locked=True)
+                # A materialised CTE runs once. As a plain IN subquery PostgreSQL may run it
+                # again for each row it updates, and SKIP LOCKED then passes over the rows
+                # this very statement just changed: one claim took every due row.
+                found = (
+                    candidates.with_for_update(skip_locked=True)
+                    .cte("due_mail")
+                    .prefix_with("MATERIALIZED")
+                )
+                candidates = select(found.c.id)
             stmt = (
                 update(OutboxMail)
                 .where(OutboxMail.id.in_(candidates.scalar_subquery()), due)
@@ -333,46 +384,146 @@ class MailSender:
         return sorted(claimed, key=lambda mail: mail.id)
 
     async def deliver(self, mail: ClaimedMail) -> None:
-        """Render, send and record one claimed mail."""
+        """Render, send and record one claimed mail.
+
+        A database error before the send gives the mail back to the queue as soon as the
+        database answers; one after it keeps the outcome until it can be written. Either
+        way the error propagates, and the cycle ends.
+        """
         now = self.clock()
-        async with self.database.session() as session:
-            if not await self._renew(session, mail, now):
-                log.warning("mail claim lost", mail_id=mail.id)
-                return
-            try:
-                rendered, reason = await self.renderer.render(session, mail, now)
-            except Exception as error:
-                log.error("mail rendering failed", mail_id=mail.id, exc_info=error)
-                await session.rollback()
-                await self._record_failure(mail, None, MailRejected("render", permanent=False))
-                return
-            if rendered is None:
-                await session.execute(
-                    delete(OutboxMail).where(
-                        OutboxMail.id == mail.id, OutboxMail.claim_id == mail.claim_id
-                    )
-                )
-                log.info("mail dropped", mail_id=mail.id, kind=mail.kind, reason=reason)
-                self.metrics.dropped.inc()
-                return
+        try:
+            async with self.database.session() as session:
+                if not await self._renew(session, mail, now):
+                    log.warning("mail claim lost", mail_id=mail.id)
+                    return
+                try:
+                    rendered, reason = await self.renderer.render(session, mail, now)
+                except Exception as error:
+                    if is_infrastructure_error(error):
+                        raise  # the session turns it into DatabaseException
+                    log.error("mail rendering failed", mail_id=mail.id, exc_info=error)
+                    await session.rollback()
+                    rendered, reason = None, "render"
+                else:
+                    if rendered is None:
+                        await session.execute(
+                            delete(OutboxMail).where(
+                                OutboxMail.id == mail.id, OutboxMail.claim_id == mail.claim_id
+                            )
+                        )
+                        log.info("mail dropped", mail_id=mail.id, kind=mail.kind, reason=reason)
+                        self.metrics.dropped.inc()
+                        return
+        except ServiceUnavailableException:
+            # Nothing left: the render rolled back, so no token exists for it either.
+            self._unrecorded.append(_Outcome(mail.id, "release", lambda: self._release([mail])))
+            raise
+        if rendered is None:
+            await self._settle(
+                mail.id,
+                "failure",
+                lambda: self._record_failure(mail, None, MailRejected("render", permanent=False)),
+            )
+            return
         # The token is committed before the message leaves: its link works on arrival.
         try:
             async with self.breaker.guard():
-                await self.backend.send(rendered.message, name=f"mail-{mail.id:010d}")
+                await self._send_holding_lease(mail, rendered.message)
         except CircuitBreakerOpenException:
-            await self._release([mail], token_id=rendered.token_id)
+            token_id = rendered.token_id
+            await self._settle(mail.id, "release", lambda: self._release([mail], token_id=token_id))
             return
         except Exception as error:
-            await self._record_failure(mail, rendered.token_id, error)
-            return
-        async with self.database.session() as session:
-            recorded = await self._finish(
-                session, mail, status=MailStatus.SENT, sent_at=self.clock(), last_error=None
+            token_id, failure = rendered.token_id, error
+            await self._settle(
+                mail.id, "failure", lambda: self._record_failure(mail, token_id, failure)
             )
+            return
+        sent_at = self.clock()  # now, not when a database outage lets it be written
+        await self._settle(mail.id, "sent", lambda: self._record_sent(mail, rendered, sent_at))
+
+    async def record_pending(self) -> None:
+        """Write the outcomes kept while the database was away, oldest first; raises (and
+        keeps the rest) if it is still away."""
+        while self._unrecorded:
+            outcome = self._unrecorded[0]
+            try:
+                await outcome.write()
+            except ServiceUnavailableException:
+                raise
+            except Exception as error:  # not the database being away: retrying will not help
+                log.error(
+                    "mail outcome not recorded",
+                    mail_id=outcome.mail_id,
+                    outcome=outcome.name,
+                    exc_info=error,
+                )
+            self._unrecorded.pop(0)
+
+    async def _settle(self, mail_id: int, name: str, write: Callable[[], Awaitable[None]]) -> None:
+        """Write an outcome now, or keep it for when the database answers again."""
+        try:
+            await write()
+        except ServiceUnavailableException:
+            log.warning(
+                "mail outcome kept until the database answers", mail_id=mail_id, outcome=name
+            )
+            self._unrecorded.append(_Outcome(mail_id, name, write))
+            raise
+
+    async def _send_holding_lease(self, mail: ClaimedMail, message: EmailMessage) -> None:
+        """Send, renewing the lease while the SMTP conversation runs: a slow server must
+        not let another sender take over a mail that is on its way."""
+        sending = asyncio.ensure_future(self.backend.send(message, name=f"mail-{mail.id:010d}"))
+        try:
+            while True:
+                done, _ = await asyncio.wait({sending}, timeout=self.heartbeat_seconds)
+                if done:
+                    sending.result()
+                    return
+                try:
+                    async with self.database.session() as session:
+                        await self._renew(session, mail, self.clock())
+                except Exception as error:  # the lease runs on; the send must not stop
+                    log.warning(
+                        "mail lease not renewed", mail_id=mail.id, error_type=type(error).__name__
+                    )
+        finally:
+            if not sending.done():
+                sending.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sending
+
+    async def _record_sent(self, mail: ClaimedMail, rendered: Rendered, sent_at: datetime) -> None:
+        async with self.database.session() as session:
+            # Not conditional on the claim: the mail has left, whoever holds the row now.
+            # A sender that took it over meanwhile finds it sent when it renews. The row is
+            # named as its Message-ID names it (id and creation): SQLite reuses the id of a
+            # deleted row, and a deleted job's new neighbour must not be marked sent.
+            result = await session.execute(
+                update(OutboxMail)
+                .where(
+                    OutboxMail.id == mail.id,
+                    OutboxMail.created_at == mail.created_at,
+                    OutboxMail.status != MailStatus.SENT.value,
+                )
+                .values(
+                    status=MailStatus.SENT.value,
+                    sent_at=sent_at,
+                    last_error=None,
+                    lease_until=None,
+                    claim_id=None,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            assert isinstance(result, CursorResult)
+            recorded = result.rowcount == 1
             if recorded and rendered.audit is not None:
                 # Once, when the mail has left (not per failed attempt), with the sent mark.
                 event, user_id, details = rendered.audit
-                AuditLog(session, clock=self.clock).record(event, user_id=user_id, details=details)
+                AuditLog(session, clock=lambda: sent_at).record(
+                    event, user_id=user_id, details=details
+                )
         if recorded:
             self.metrics.sent.inc()
             log.info("mail sent", mail_id=mail.id, kind=mail.kind)
@@ -419,7 +570,8 @@ class MailSender:
         return True
 
     async def _release(self, mails: list[ClaimedMail], *, token_id: int | None = None) -> None:
-        """Give claimed mails back untried (the breaker opened): no attempt is counted."""
+        """Give claimed mails back untried (the breaker opened, the database failed before
+        the send): no attempt is counted, and they are due at once."""
         now = self.clock()
         async with self.database.session() as session:
             if token_id is not None:

@@ -1,5 +1,13 @@
 """An asyncio circuit breaker: Closed → Open → Half-Open → Closed (or Open again).
 
+Open periods grow: the first lasts `initial_timeout` (a second by default), each failed
+trial doubles it, up to `recovery_timeout`. A blip therefore costs about a second of
+refusals, while a sustained outage is tried once per `recovery_timeout`, as with a fixed
+period. A breaker that reopens soon after closing (within `recovery_timeout`) resumes from
+the period it had reached instead of starting over: a dependency that answers one trial
+and then fails again is not healthy, and must not draw a burst of hung calls every second.
+`initial_timeout == recovery_timeout` is the classic breaker with one fixed period.
+
 State changes happen synchronously between awaits, so on one event loop there is nothing
 to lock: concurrent coroutines can neither lose a count nor slip an extra trial call
 through. Time comes from an injected monotonic clock, so tests never sleep.
@@ -39,6 +47,7 @@ class CircuitBreaker:
         *,
         failure_threshold: int = 5,
         recovery_timeout: float = 60.0,
+        initial_timeout: float | None = None,
         half_open_max_calls: int = 1,
         is_failure: Callable[[BaseException], bool] = lambda exc: True,
         clock: Callable[[], float] = time.monotonic,
@@ -46,9 +55,13 @@ class CircuitBreaker:
     ) -> None:
         if failure_threshold < 1 or half_open_max_calls < 1 or recovery_timeout <= 0:
             raise ValueError("threshold and half-open calls must be >= 1, timeout > 0")
+        if initial_timeout is not None and initial_timeout <= 0:
+            raise ValueError("initial timeout must be > 0")
         self.name = name
         self.failure_threshold = failure_threshold
         self.recovery_timeout = recovery_timeout
+        # None: one fixed period. Never longer than the longest one.
+        self.initial_timeout = min(recovery_timeout, initial_timeout or recovery_timeout)
         self.half_open_max_calls = half_open_max_calls
         self._is_failure = is_failure
         self._clock = clock
@@ -56,6 +69,8 @@ class CircuitBreaker:
         self._state = BreakerState.CLOSED
         self._failures = 0
         self._opened_at = 0.0
+        self._open_for = self.initial_timeout
+        self._closed_at: float | None = None
         self._trials_in_flight = 0
 
     def add_listener(self, listener: StateListener) -> None:
@@ -63,11 +78,8 @@ class CircuitBreaker:
 
     @property
     def state(self) -> BreakerState:
-        """The current state; an open breaker turns half-open once its timeout has passed."""
-        if (
-            self._state is BreakerState.OPEN
-            and self._clock() - self._opened_at >= self.recovery_timeout
-        ):
+        """The current state; an open breaker turns half-open once its period has passed."""
+        if self._state is BreakerState.OPEN and self._clock() - self._opened_at >= self._open_for:
             self._transition(BreakerState.HALF_OPEN)
         return self._state
 
@@ -75,11 +87,16 @@ class CircuitBreaker:
     def failure_count(self) -> int:
         return self._failures
 
+    @property
+    def open_period(self) -> float:
+        """Seconds the current (or the next) open period lasts."""
+        return self._open_for
+
     def retry_after(self) -> float:
         """Seconds until an open breaker lets a trial call through (0 when not open)."""
         if self.state is not BreakerState.OPEN:
             return 0.0
-        return max(0.0, self.recovery_timeout - (self._clock() - self._opened_at))
+        return max(0.0, self._open_for - (self._clock() - self._opened_at))
 
     def reset(self) -> None:
         """Close the breaker and forget the failures (operator action).
@@ -88,6 +105,8 @@ class CircuitBreaker:
         would let each of them free a slot it no longer holds.
         """
         self._failures = 0
+        self._open_for = self.initial_timeout
+        self._closed_at = None
         self._transition(BreakerState.CLOSED)
 
     @asynccontextmanager
@@ -133,15 +152,25 @@ class CircuitBreaker:
 
     def _record_failure(self) -> None:
         self._failures += 1
-        if self._state is BreakerState.HALF_OPEN or (
-            self._state is BreakerState.CLOSED and self._failures >= self.failure_threshold
-        ):
-            self._opened_at = self._clock()
-            self._transition(BreakerState.OPEN)
+        if self._state is BreakerState.HALF_OPEN:
+            self._open(longer=True)
+        elif self._state is BreakerState.CLOSED and self._failures >= self.failure_threshold:
+            now = self._clock()
+            # Closed only briefly: the trial that closed it was a fluke, keep growing.
+            relapse = self._closed_at is not None and now - self._closed_at < self.recovery_timeout
+            self._open(longer=relapse)
+
+    def _open(self, *, longer: bool) -> None:
+        self._open_for = (
+            min(self.recovery_timeout, self._open_for * 2) if longer else self.initial_timeout
+        )
+        self._opened_at = self._clock()
+        self._transition(BreakerState.OPEN)
 
     def _record_success(self) -> None:
         self._failures = 0
         if self._state is BreakerState.HALF_OPEN:
+            self._closed_at = self._clock()
             self._transition(BreakerState.CLOSED)
 
     def _transition(self, new: BreakerState) -> None:

@@ -96,6 +96,7 @@ async def test_sqlite_outage_opens_the_breaker_and_recovers_without_restart(
         tmp_path,
         circuit_breaker_threshold=2,
         circuit_breaker_timeout=30,
+        circuit_breaker_initial_timeout=30,  # a sustained outage: one fixed period
     )
     async with running_app(settings, clock=clock) as (app, client):
         database: Database = app.state.database

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -88,8 +89,13 @@ async def test_metrics_count_sent_failed_and_pending_mail(
     await user_factory(email="fine@example.com")
     await _settled(app, run_cli, 2)
 
-    # /metrics answers loopback peers only (no METRICS_TOKEN set here).
-    text = (await loopback_client.get("/metrics")).text
+    # /metrics answers loopback peers only (no METRICS_TOKEN set here). The pending gauge
+    # is refreshed at the end of each sender cycle: the one that recorded the last mail
+    # may still be finishing.
+    deadline = time.monotonic() + 20
+    while "authsvc_mail_pending 0.0" not in (text := (await loopback_client.get("/metrics")).text):
+        assert time.monotonic() < deadline, text
+        await asyncio.sleep(0.02)
 
     assert "authsvc_mail_sent_total 1.0" in text
     assert "authsvc_mail_failed_total 1.0" in text

@@ -4,6 +4,7 @@ retries, failures, the breaker, and what the request side leaves behind."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -16,13 +17,21 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 
 from app.config import Settings
+from app.core.errors import CircuitBreakerOpenException, DatabaseException
 from app.database import Database
 from app.mail.outbox import Outbox
 from app.mail.sender import MailMetrics, MailSender
 from app.models import OutboxMail
 from app.models.mail import MailKind
-from app.utils.circuit_breaker import BreakerState
-from tests.support import FakeClock, LogCapture, UserFactory, build_settings, running_app
+from app.utils.circuit_breaker import BreakerState, CircuitBreaker
+from tests.support import (
+    FakeClock,
+    LogCapture,
+    UserFactory,
+    build_settings,
+    register,
+    running_app,
+)
 from tests.support.mailbox import VERIFY_SUBJECT, Mailbox, free_port, read_eml_dir, smtp_overrides
 
 
@@ -87,6 +96,21 @@ async def test_concurrent_senders_never_claim_the_same_mail(
     assert len(claimed) == len(set(claimed)) == 30
 
 
+async def test_a_claim_takes_no_more_mails_than_asked(
+    database: Database, settings: Settings
+) -> None:
+    clock = WallClock()
+    await _enqueue(database, clock, *(f"limit{n}@example.com" for n in range(5)))
+    sender = _sender(database, settings, clock)
+
+    assert [m.recipient for m in await sender.claim(1)] == ["limit0@example.com"]
+    assert [m.recipient for m in await sender.claim(2)] == [
+        "limit1@example.com",
+        "limit2@example.com",
+    ]
+    assert [row.status for row in await _rows(database)].count("pending") == 2
+
+
 async def test_an_abandoned_claim_is_taken_over_once_its_lease_expires(
     database: Database, settings: Settings, smtp_server: Mailbox
 ) -> None:
@@ -109,6 +133,161 @@ async def test_an_abandoned_claim_is_taken_over_once_its_lease_expires(
     assert len(delivered) == 1
     (row,) = await _rows(database)
     assert row.status == "sent"
+
+
+async def _away(breaker: CircuitBreaker) -> None:
+    """The database goes away for one process: its breaker counts failures and opens."""
+    for _ in range(breaker.failure_threshold):
+        with contextlib.suppress(DatabaseException):
+            async with breaker.guard():
+                raise DatabaseException()
+    assert breaker.state is BreakerState.OPEN
+
+
+@contextlib.asynccontextmanager
+async def _own_database(settings: Settings, monotonic: FakeClock) -> Any:
+    """A second process's view of the same database, with a breaker of its own."""
+    database = Database(settings, clock=monotonic)
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+async def test_a_slow_server_does_not_let_another_sender_take_the_mail_over(
+    database: Database, settings: Settings, smtp_server: Mailbox
+) -> None:
+    clock = WallClock()
+    slow = settings.model_copy(update={"mail_lease_seconds": 0.3})  # renewed every 0.1 s
+    await _enqueue(database, clock, "slow@example.com")
+    sending, other = _sender(database, slow, clock), _sender(database, slow, clock)
+    smtp_server.hold()
+    (mail,) = await sending.claim(1)
+    delivery = asyncio.create_task(sending.deliver(mail))
+    await smtp_server.wait_until_held()
+
+    clock.advance(10 * slow.mail_lease_seconds)  # far past the lease taken at the claim
+    deadline = time.monotonic() + 20
+    while (await _rows(database))[0].lease_until != clock.now + sending.lease:
+        assert time.monotonic() < deadline, "the lease was never renewed during the send"
+        await asyncio.sleep(0.02)
+    assert await other.claim(1) == []  # still held: its sender is alive and talking
+
+    smtp_server.release()
+    await delivery
+    assert len(await smtp_server.wait_for(lambda m: m.to == "slow@example.com")) == 1
+    (row,) = await _rows(database)
+    assert row.status == "sent"
+
+
+async def test_a_mail_is_recorded_as_soon_as_the_server_accepts_it(
+    database: Database, settings: Settings, smtp_server: Mailbox
+) -> None:
+    """The record does not wait for the goodbye (QUIT): the time in which a crash sends a
+    mail twice is as short as the record itself."""
+    clock = WallClock()
+    await _enqueue(database, clock, "quick@example.com")
+    patient = settings.model_copy(update={"smtp_timeout": 60})  # a goodbye may take that long
+    sender = _sender(database, patient, clock)
+    smtp_server.hold(at="QUIT")
+    try:
+        cycle = asyncio.create_task(sender.run_once())
+        await smtp_server.wait_until_held()
+        deadline = time.monotonic() + 10
+        while (await _rows(database))[0].status != "sent":
+            assert time.monotonic() < deadline, "not recorded while the goodbye is pending"
+            await asyncio.sleep(0.02)
+        assert len(smtp_server.received()) == 1
+    finally:
+        smtp_server.release()
+    assert await cycle == 1
+    await sender.stop()  # the goodbye finishes
+
+
+async def test_a_mail_sent_while_the_database_is_away_is_recorded_once_it_answers(
+    database: Database, settings: Settings, smtp_server: Mailbox
+) -> None:
+    """The SMTP server accepted the mail, then the sender's database went away: the sender
+    keeps the outcome and writes it first thing when the database answers, even after
+    another sender took the expired lease over, which then sends nothing."""
+    clock, monotonic = WallClock(), FakeClock()
+    await _enqueue(database, clock, "once@example.com")
+    async with _own_database(settings, monotonic) as elsewhere:
+        sending = _sender(elsewhere, settings, clock, monotonic)
+        other = _sender(database, settings, clock)
+        smtp_server.hold()
+        (mail,) = await sending.claim(1)
+        delivery = asyncio.create_task(sending.deliver(mail))
+        await smtp_server.wait_until_held()
+        await _away(elsewhere.breaker)
+        smtp_server.release()
+        with pytest.raises(CircuitBreakerOpenException):
+            await delivery
+        assert len(await smtp_server.wait_for(lambda m: m.to == "once@example.com")) == 1
+        sent_at = clock.now
+
+        clock.advance(settings.mail_lease_seconds + 1)
+        (taken,) = await other.claim(1)  # the lease expired: taken over ...
+        monotonic.advance(settings.circuit_breaker_timeout)
+        assert await sending.run_once() == 0  # ... but the outcome is written first
+        await other.deliver(taken)  # finds the mail sent when it renews
+
+    assert len(smtp_server.received(lambda m: m.to == "once@example.com")) == 1
+    assert sending.unrecorded == 0
+    (row,) = await _rows(database)
+    assert (row.status, row.sent_at) == ("sent", sent_at)  # when it left, not when written
+    assert sending.metrics.sent._value.get() == 1
+    assert other.metrics.sent._value.get() == 0
+
+
+async def test_a_database_error_strands_only_the_mail_in_hand(
+    database: Database, settings: Settings, smtp_server: Mailbox
+) -> None:
+    clock, monotonic = WallClock(), FakeClock()
+    await _enqueue(database, clock, *(f"batch{n}@example.com" for n in range(3)))
+    async with _own_database(settings, monotonic) as elsewhere:
+        sending = _sender(elsewhere, settings, clock, monotonic)
+        other = _sender(database, settings, clock)
+        smtp_server.hold()
+        cycle = asyncio.create_task(sending.run_once())
+        await smtp_server.wait_until_held()
+        await _away(elsewhere.breaker)
+        smtp_server.release()
+        with pytest.raises(CircuitBreakerOpenException):
+            await cycle
+
+        # The rest of the batch was never claimed: another sender delivers it right away.
+        rest = await other.claim(10)
+        assert sorted(m.recipient for m in rest) == ["batch1@example.com", "batch2@example.com"]
+        for mail in rest:
+            await other.deliver(mail)
+        monotonic.advance(settings.circuit_breaker_timeout)
+        await sending.run_once()
+
+    statuses = [row.status for row in await _rows(database)]
+    assert statuses == ["sent", "sent", "sent"]
+    assert len(smtp_server.received()) == 3
+
+
+async def test_a_mail_the_database_failed_before_sending_goes_back_at_once(
+    database: Database, settings: Settings, smtp_server: Mailbox
+) -> None:
+    clock, monotonic = WallClock(), FakeClock()
+    await _enqueue(database, clock, "back@example.com")
+    async with _own_database(settings, monotonic) as elsewhere:
+        sending = _sender(elsewhere, settings, clock, monotonic)
+        other = _sender(database, settings, clock)
+        (mail,) = await sending.claim(1)
+        await _away(elsewhere.breaker)
+        with pytest.raises(CircuitBreakerOpenException):
+            await sending.deliver(mail)
+        assert await other.claim(1) == []  # still under the lease ...
+        monotonic.advance(settings.circuit_breaker_timeout)
+        # ... until the database answers: given back and sent at once, no lease to wait out.
+        assert await sending.run_once() == 1
+    assert len(await smtp_server.wait_for(lambda m: m.to == "back@example.com")) == 1
+    (row,) = await _rows(database)
+    assert (row.status, row.attempts, row.deferrals) == ("sent", 0, 0)
 
 
 async def test_a_refused_mail_is_retried_with_backoff_then_failed_and_logged(
@@ -231,6 +410,60 @@ async def test_smtp_outage_answers_at_once_and_delivers_when_the_server_comes_up
                 [VERIFY_SUBJECT, "Reset your password"]
             )
             assert len(mails) == 2
+        finally:
+            box.stop()
+
+
+async def test_after_a_long_smtp_outage_mail_leaves_within_seconds_of_the_server_return(
+    settings: Settings,
+) -> None:
+    """The sender's breaker with its default timing: open periods of 1, 2, 4, then at most
+    MAIL_CIRCUIT_BREAKER_TIMEOUT (5) seconds, so the first mail after an outage waits for
+    no more than that, whatever the outage's length."""
+    defaults = {
+        name: Settings.model_fields[name].default
+        for name in (
+            "mail_circuit_breaker_threshold",
+            "mail_circuit_breaker_timeout",
+            "mail_circuit_breaker_initial_timeout",
+        )
+    }
+    port = free_port()
+    outage = settings.model_copy(
+        update={
+            **defaults,
+            "smtp_port": port,
+            "mail_sender_enabled": True,
+            "mail_retry_max_seconds": 10,
+        }
+    )
+    box = Mailbox(port)
+    async with running_app(outage) as (app, client):
+        failed_trials: list[BreakerState] = []
+        app.state.mail_sender.breaker.add_listener(
+            lambda _, old, new: (
+                failed_trials.append(new)
+                if (old, new) == (BreakerState.HALF_OPEN, BreakerState.OPEN)
+                else None
+            )
+        )
+        for n in range(6):
+            assert (await register(client, f"back{n}")).status_code == 201
+        deadline = time.monotonic() + 30
+        while len(failed_trials) < 2:  # open, and two trials met the outage: 3 s or more
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+
+        box.start()
+        back = time.monotonic()
+        try:
+            mine = {f"back{n}@example.com" for n in range(6)}
+            first = await box.wait_for(lambda m: m.to in mine, within=30)
+            assert first[0].received_at - back < outage.mail_circuit_breaker_timeout + 2
+            every = await box.wait_for(
+                lambda m: m.to in mine, count=6, within=outage.mail_retry_max_seconds + 10
+            )
+            assert sorted(m.to for m in every) == sorted(mine)
         finally:
             box.stop()
 

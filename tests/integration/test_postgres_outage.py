@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from app.audit.log import Event
 from app.config import Settings
 from app.core.errors import DatabaseException
 from app.database import Database
+from app.mail.sender import MailSender
+from app.models import OutboxMail
+from app.models.audit import AuditEvent
 from app.utils.circuit_breaker import BreakerState
 from tests.support import (
     FakeClock,
@@ -33,6 +39,7 @@ from tests.support import (
     running_app,
     truncate,
 )
+from tests.support.mailbox import Mailbox, smtp_overrides
 
 BREAKER_TIMEOUT = 30.0
 THRESHOLD = 3
@@ -72,6 +79,8 @@ def outage_settings(cluster: ThrowawayPostgres, tmp_path: Path, **overrides: Any
         tmp_path,
         circuit_breaker_threshold=THRESHOLD,
         circuit_breaker_timeout=BREAKER_TIMEOUT,
+        # One fixed open period: these tests follow a sustained outage through it.
+        circuit_breaker_initial_timeout=BREAKER_TIMEOUT,
         db_connect_timeout=2.0,
         db_pool_timeout=2.0,
         db_health_timeout=1.0,
@@ -215,3 +224,88 @@ async def test_a_statement_over_the_timeout_is_a_503_and_counts(
         assert database.breaker.failure_count == 0
     finally:
         await database.dispose()
+
+
+async def test_a_blip_costs_seconds_of_refusals_with_the_default_breaker(
+    running_cluster: ThrowawayPostgres, tmp_path: Path
+) -> None:
+    """A restart opens the breaker; the database's return is noticed within seconds, not
+    after CIRCUIT_BREAKER_TIMEOUT (60 s by default). Real time: the breaker's own clock."""
+    settings = build_settings(
+        running_cluster.url, tmp_path, db_connect_timeout=2.0, db_pool_timeout=2.0
+    )
+    assert settings.circuit_breaker_timeout == 60
+    async with running_app(settings) as (app, client):
+        database: Database = app.state.database
+        registered = await register(client, "blip")
+        assert registered.status_code == 201
+        bearer = {"Authorization": f"Bearer {registered.json()['access_token']}"}
+        await asyncio.to_thread(running_cluster.stop, "fast")
+        async with asyncio.timeout(bound(settings) * settings.circuit_breaker_threshold):
+            while database.breaker.state is not BreakerState.OPEN:
+                assert_unavailable(await client.get("/users/me", headers=bearer))
+        await asyncio.to_thread(running_cluster.start)
+        await running_cluster.wait_until_accepting()
+
+        back = time.monotonic()
+        while (response := await client.get("/users/me", headers=bearer)).status_code != 200:
+            assert_unavailable(response, "CIRCUIT_BREAKER_OPEN")
+            assert int(response.headers["Retry-After"]) <= 10
+            assert time.monotonic() - back < 10, "still refusing 10 s after the database is back"
+            await asyncio.sleep(0.05)  # a polling interval, as a client's retry
+        assert database.breaker.state.value == "closed"  # read afresh: mypy narrowed it
+
+
+async def test_a_mail_accepted_while_postgres_restarts_is_recorded_and_sent_once(
+    running_cluster: ThrowawayPostgres, tmp_path: Path
+) -> None:
+    """The SMTP server answers 250 while the database is down: the sender keeps the outcome
+    and writes it when the database is back, instead of sending the mail again after its
+    lease."""
+    box = Mailbox()
+    box.start()
+    settings = build_settings(
+        running_cluster.url, tmp_path, db_connect_timeout=2.0, **smtp_overrides(box)
+    )
+    try:
+        async with running_app(settings) as (app, client):
+            sender: MailSender = app.state.mail_sender
+            box.hold()
+            assert (await register(client, "restart")).status_code == 201
+            await box.wait_until_held()  # the verification mail is on its way
+            await asyncio.to_thread(running_cluster.stop, "fast")
+            box.release()
+            await box.wait_for(lambda m: m.to == "restart@example.com")
+            deadline = time.monotonic() + 20
+            # The server said 250; recording it met the database away.
+            while app.state.database.breaker.failure_count == 0:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.02)
+
+            await asyncio.to_thread(running_cluster.start)
+            await running_cluster.wait_until_accepting()
+            engine = create_async_engine(running_cluster.url)
+            try:
+                while (await _statuses(engine)) != ["sent"]:
+                    assert time.monotonic() < deadline + 20, await _statuses(engine)
+                    await asyncio.sleep(0.05)
+                async with engine.connect() as connection:
+                    events = (
+                        await connection.execute(
+                            select(AuditEvent.event).where(
+                                AuditEvent.event == Event.EMAIL_VERIFICATION_SENT.value
+                            )
+                        )
+                    ).all()
+            finally:
+                await engine.dispose()
+        assert len(events) == 1  # recorded once, with the sent mark
+        assert len(box.received(lambda m: m.to == "restart@example.com")) == 1
+        assert sender.unrecorded == 0
+    finally:
+        box.stop()
+
+
+async def _statuses(engine: AsyncEngine) -> list[str]:
+    async with engine.connect() as connection:
+        return list((await connection.execute(select(OutboxMail.status))).scalars())

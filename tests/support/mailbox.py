@@ -88,11 +88,18 @@ class _Handler:
     async def handle_RCPT(  # noqa: N802 (aiosmtpd's hook name)
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
     ) -> str:
+        await asyncio.to_thread(self.box.wait_at_gate, "RCPT")
         reply = self.box.rcpt_replies.get(address.lower())
         if reply is not None:
             return reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
+
+    async def handle_QUIT(  # noqa: N802 (aiosmtpd's hook name)
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        await asyncio.to_thread(self.box.wait_at_gate, "QUIT")
+        return "221 Bye"
 
     async def handle_DATA(  # noqa: N802 (aiosmtpd's hook name)
         self, server: SMTP, session: Session, envelope: Envelope
@@ -116,6 +123,13 @@ class Mailbox:
         self.rcpt_replies: dict[str, str] = {}
         self.lock = threading.Lock()
         self._controller: Controller | None = None
+        # `hold()`: RCPT (or QUIT) waits here, mid-conversation, until `release()` (a slow
+        # server, or one that answers while the sender's database is away). None: nobody
+        # waits.
+        self._gate = threading.Condition()
+        self._gate_at = "RCPT"
+        self._passes: int | None = None
+        self.held = 0  # conversations that have waited at the gate so far
 
     def _authenticate(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
@@ -140,7 +154,41 @@ class Mailbox:
         )
         self._controller.start()
 
+    def hold(self, *, after: int = 0, at: str = "RCPT") -> None:
+        """Let the next `after` conversations through, then hold each at `at` (RCPT: before
+        the message; QUIT: after the server accepted it)."""
+        with self._gate:
+            self._passes, self._gate_at = after, at
+            self._gate.notify_all()
+
+    def release(self) -> None:
+        with self._gate:
+            self._passes = None
+            self._gate.notify_all()
+
+    def wait_at_gate(self, command: str) -> None:
+        """Called by the server for each RCPT and QUIT (in a thread); bounded so no thread
+        outlives a failed test by long."""
+        with self._gate:
+            if self._passes is None or command != self._gate_at:
+                return
+            if self._passes == 0:
+                self.held += 1
+                self._gate.wait_for(
+                    lambda: self._passes is None or self._passes > 0, timeout=DEFAULT_WAIT_S * 3
+                )
+            if self._passes:
+                self._passes -= 1
+
+    async def wait_until_held(self, count: int = 1, *, within: float = DEFAULT_WAIT_S) -> None:
+        """Until `count` conversations in all have waited at the gate."""
+        deadline = time.monotonic() + within
+        while self.held < count:
+            assert time.monotonic() < deadline, f"{self.held} of {count} held within {within}s"
+            await asyncio.sleep(0.02)
+
     def stop(self) -> None:
+        self.release()
         if self._controller is not None:
             self._controller.stop()
             self._controller = None

@@ -339,3 +339,94 @@ async def test_a_late_success_of_an_old_call_does_not_close_an_open_breaker(
     release.set()
     assert await straggler == "late"
     assert breaker.state is BreakerState.OPEN
+
+
+@pytest.fixture
+def growing(clock: FakeClock) -> CircuitBreaker:
+    """The database breaker with its default settings: open 1 s at first, at most 60 s."""
+    return CircuitBreaker(
+        "db",
+        failure_threshold=3,
+        recovery_timeout=60,
+        initial_timeout=1,
+        is_failure=lambda e: isinstance(e, Infra),
+        clock=clock,
+    )
+
+
+async def test_a_blip_costs_about_a_second_of_refusals(
+    growing: CircuitBreaker, clock: FakeClock
+) -> None:
+    await _open(growing)
+    with pytest.raises(CircuitBreakerOpenException) as caught:
+        await _succeed(growing)
+    assert caught.value.headers["Retry-After"] == "1"
+    clock.now += 1
+    assert await _succeed(growing) == "ok"  # the trial: the dependency is back
+    assert growing.state is BreakerState.CLOSED
+
+
+async def test_each_failed_trial_doubles_the_open_period_up_to_the_timeout(
+    growing: CircuitBreaker, clock: FakeClock
+) -> None:
+    await _open(growing)
+    periods = []
+    for _ in range(9):
+        periods.append(growing.retry_after())
+        clock.now += growing.retry_after()
+        assert _state(growing) is BreakerState.HALF_OPEN
+        await _fail(growing)  # the trial meets the outage
+    assert periods == [1, 2, 4, 8, 16, 32, 60, 60, 60]
+    # A sustained outage: one trial per timeout, everything else refused without a call.
+    clock.now += 59
+    with pytest.raises(CircuitBreakerOpenException) as caught:
+        await _succeed(growing)
+    assert caught.value.headers["Retry-After"] == "1"
+
+
+async def test_after_recovery_the_next_outage_starts_short_again(
+    growing: CircuitBreaker, clock: FakeClock
+) -> None:
+    await _open(growing)
+    for _ in range(3):
+        clock.now += growing.retry_after()
+        await _fail(growing)
+    clock.now += growing.retry_after()
+    await _succeed(growing)
+    clock.now += 60  # a whole timeout closed: healthy
+    await _open(growing)
+    assert growing.retry_after() == 1
+
+
+async def test_a_relapse_soon_after_closing_keeps_growing(
+    growing: CircuitBreaker, clock: FakeClock
+) -> None:
+    """A dependency that answers each trial and fails right after does not draw a burst of
+    failing calls every second: its open periods grow as if the trials had failed."""
+    await _open(growing)
+    periods = []
+    for _ in range(8):
+        periods.append(growing.retry_after())
+        clock.now += growing.retry_after()
+        await _succeed(growing)  # the trial passes ...
+        clock.now += 0.5
+        await _open(growing)  # ... and the next calls fail again
+    assert periods == [1, 2, 4, 8, 16, 32, 60, 60]
+
+
+async def test_reset_starts_the_next_outage_short(
+    growing: CircuitBreaker, clock: FakeClock
+) -> None:
+    await _open(growing)
+    for _ in range(4):
+        clock.now += growing.retry_after()
+        await _fail(growing)
+    growing.reset()
+    await _open(growing)
+    assert growing.retry_after() == 1
+
+
+def test_the_initial_period_is_never_longer_than_the_timeout(clock: FakeClock) -> None:
+    assert CircuitBreaker("db", recovery_timeout=0.5, initial_timeout=1).initial_timeout == 0.5
+    with pytest.raises(ValueError, match="initial"):
+        CircuitBreaker("db", initial_timeout=0)
