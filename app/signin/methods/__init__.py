@@ -9,12 +9,18 @@ step's answer and the two-factor switch find it there.
 from __future__ import annotations
 
 from app.signin.methods.base import SignInMethod, Step
+from app.signin.methods.passkey.method import PasskeyMethod
 from app.signin.methods.password.method import PasswordMethod
 from app.signin.methods.recovery_code.method import RecoveryCodeMethod
 from app.signin.methods.totp.method import TotpMethod
 
 # Order matters where two methods could claim one submission: the first one asked wins.
-METHODS: tuple[type[SignInMethod], ...] = (PasswordMethod, TotpMethod, RecoveryCodeMethod)
+METHODS: tuple[type[SignInMethod], ...] = (
+    PasswordMethod,
+    TotpMethod,
+    RecoveryCodeMethod,
+    PasskeyMethod,
+)
 
 
 def for_step(step: Step) -> tuple[type[SignInMethod], ...]:
