@@ -12,6 +12,7 @@ from starlette.responses import HTMLResponse
 
 from app.pages.guards import Csrf
 from app.sessions.browser import BrowserSession
+from app.signin.methods.passkey.relying_party import RelyingParty
 
 SERVICE_NAME = "authsvc"
 
@@ -60,6 +61,10 @@ class Page:
             "error": None,
             "notice": None,
             "return_to": None,
+            "passkeys_available": RelyingParty.from_settings(
+                self.request.app.state.settings
+            ).unavailable_reason
+            is None,
         }
         values.update(context)
         html = _templates.get_template(template).render(values)

@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -75,6 +76,22 @@ class FlowAttempt:
     continue_ref: str | None
     credential_stamp: str
     attempts_left: int
+
+
+def _attempt_of(row: Any) -> FlowAttempt:
+    """A flow's row (or the columns of it a statement returned) as the attempt it allows."""
+    return FlowAttempt(
+        user_id=row.user_id,
+        throttle_key=row.throttle_key,
+        methods_done=tuple(row.methods_done),
+        amr=tuple(row.amr),
+        next_step=Step(row.next_step),
+        offered=tuple(row.offered),
+        continue_with=row.continue_with,
+        continue_ref=row.continue_ref,
+        credential_stamp=row.credential_stamp,
+        attempts_left=MAX_ATTEMPTS - row.attempts,
+    )
 
 
 class FlowStore:
@@ -151,18 +168,7 @@ class FlowStore:
         row = (await self.session.execute(stmt)).one_or_none()
         if row is None:
             return None
-        return FlowAttempt(
-            user_id=row.user_id,
-            throttle_key=row.throttle_key,
-            methods_done=tuple(row.methods_done),
-            amr=tuple(row.amr),
-            next_step=Step(row.next_step),
-            offered=tuple(row.offered),
-            continue_with=row.continue_with,
-            continue_ref=row.continue_ref,
-            credential_stamp=row.credential_stamp,
-            attempts_left=MAX_ATTEMPTS - row.attempts,
-        )
+        return _attempt_of(row)
 
     async def live(self, token: str) -> FlowAttempt | None:
         """The flow of a token, unexpired and with attempts left, without counting one
@@ -176,18 +182,7 @@ class FlowStore:
         )
         if row is None:
             return None
-        return FlowAttempt(
-            user_id=row.user_id,
-            throttle_key=row.throttle_key,
-            methods_done=tuple(row.methods_done),
-            amr=tuple(row.amr),
-            next_step=Step(row.next_step),
-            offered=tuple(row.offered),
-            continue_with=row.continue_with,
-            continue_ref=row.continue_ref,
-            credential_stamp=row.credential_stamp,
-            attempts_left=MAX_ATTEMPTS - row.attempts,
-        )
+        return _attempt_of(row)
 
     async def finish(self, token: str) -> bool:
         """Delete the flow: its token completes a sign-in once. False when it was gone."""

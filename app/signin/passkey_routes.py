@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Response, status
+from fastapi import APIRouter, Body, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
@@ -28,9 +28,7 @@ from app.dependencies import (
     CurrentPrincipal,
     CurrentUser,
     JSONBody,
-    MethodContextDep,
-    OutboxDep,
-    ReauthenticationDep,
+    PasskeysDep,
     SignInDep,
 )
 from app.models.passkey import Passkey
@@ -40,7 +38,6 @@ from app.sessions.responses import no_store, token_response
 from app.sessions.tokens import AuthResult
 from app.signin.methods.base import Step
 from app.signin.methods.passkey.method import PasskeyMethod
-from app.signin.methods.passkey.service import Passkeys
 
 router = APIRouter(tags=["passkeys"])
 
@@ -83,6 +80,14 @@ _REQUEST_EXAMPLE = {
     "rpId": "auth.example.com",
     "allowCredentials": [],
     "userVerification": "required",
+}
+
+
+_REAUTH_EXAMPLES: dict[str, Any] = {
+    "password": {
+        "summary": "With the current password (else a recent sign-in is needed)",
+        "value": {"current_password": "correct horse battery staple"},
+    }
 }
 
 
@@ -154,22 +159,6 @@ class PasskeyResponse(BaseModel):
         )
 
 
-async def get_passkeys(
-    ctx: MethodContextDep, reauth: ReauthenticationDep, outbox: OutboxDep
-) -> Passkeys:
-    return Passkeys(ctx, reauth=reauth, outbox=outbox)
-
-
-_REAUTH_EXAMPLES: dict[str, Any] = {
-    "password": {
-        "summary": "With the current password (else a recent sign-in is needed)",
-        "value": {"current_password": "correct horse battery staple"},
-    }
-}
-
-PasskeysDep = Annotated[Passkeys, Depends(get_passkeys)]
-
-
 @router.post(
     "/users/me/passkeys/registration-options",
     summary="Options to create a passkey",
@@ -238,7 +227,7 @@ async def list_passkeys(user: CurrentUser, passkeys: PasskeysDep) -> list[Passke
 
 
 @router.patch(
-    "/users/me/passkeys/{passkey_id}",
+    "/users/me/passkeys/{passkey_id:int}",
     dependencies=[JSONBody],
     response_model=PasskeyResponse,
     summary="Rename a passkey",
@@ -258,7 +247,7 @@ async def rename_passkey(
 
 
 @router.delete(
-    "/users/me/passkeys/{passkey_id}",
+    "/users/me/passkeys/{passkey_id:int}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Remove a passkey",

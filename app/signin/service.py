@@ -147,14 +147,7 @@ class SignIn:
             reason = "wrong_password" if user.has_password else "no_password"
             await self._login_failed(reason, user.id)
             raise InvalidCredentialsException()
-        if not user.is_active:
-            await self._login_failed("inactive", user.id)
-            # No token was sent, so no error="invalid_token" (RFC 6750 §3).
-            raise UserInactiveException(headers={"WWW-Authenticate": "Bearer"})
-        if self.require_verified_email and not user.email_verified:
-            # Only after the password check: without it nothing about the account shows.
-            await self._login_failed("email_not_verified", user.id)
-            raise EmailNotVerifiedException()
+        await self._require_usable(user)
         bind_context(user_id=user.id)
         if method.upgraded_hash is not None:
             user.hashed_password = method.upgraded_hash
@@ -199,12 +192,7 @@ class SignIn:
         if not await method.consume(proof):
             await self._login_failed(f"{method.id}_replayed", user.id)
             raise InvalidCredentialsException()
-        if not user.is_active:
-            await self._login_failed("inactive", user.id)
-            raise UserInactiveException(headers={"WWW-Authenticate": "Bearer"})
-        if self.require_verified_email and not user.email_verified:
-            await self._login_failed("email_not_verified", user.id)
-            raise EmailNotVerifiedException()
+        await self._require_usable(user)
         bind_context(user_id=user.id)
         amr = method.standalone_amr or method.amr
         return Completed(user, await self._signed_in(user, (method.id,), amr, start))
@@ -298,6 +286,17 @@ class SignIn:
         amr = _merged(attempt.amr, method.amr)
         session = await self._signed_in(user, methods, amr, start)
         return Completed(user, session, attempt.continue_ref)
+
+    async def _require_usable(self, user: User) -> None:
+        """After a valid first factor (never before: without one nothing about the account
+        shows): a deactivated account, or one whose address still needs verifying."""
+        if not user.is_active:
+            await self._login_failed("inactive", user.id)
+            # No token was sent, so no error="invalid_token" (RFC 6750 §3).
+            raise UserInactiveException(headers={"WWW-Authenticate": "Bearer"})
+        if self.require_verified_email and not user.email_verified:
+            await self._login_failed("email_not_verified", user.id)
+            raise EmailNotVerifiedException()
 
     async def _continue(
         self,

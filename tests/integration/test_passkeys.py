@@ -34,7 +34,7 @@ from tests.support.mfa import (
     password_step,
     unverified_claims,
 )
-from tests.support.webauthn import SoftAuthenticator, SoftCredential, from_b64url
+from tests.support.webauthn import SoftAuthenticator, from_b64url
 
 
 @pytest.fixture
@@ -161,15 +161,16 @@ async def test_another_users_passkey_is_not_found(
 
 
 @pytest.mark.parametrize(
-    ("knob", "value"),
-    [("origin", "https://evil.example"), ("rp_id", "evil.example")],
+    ("origin", "rp_id"),
+    [("https://evil.example", None), (None, "evil.example")],
+    ids=["wrong-origin", "wrong-rp-id"],
 )
 async def test_a_registration_from_a_foreign_origin_or_rp_id_is_refused(
-    client: httpx.AsyncClient, user_factory: UserFactory, knob: str, value: str
+    client: httpx.AsyncClient, user_factory: UserFactory, origin: str | None, rp_id: str | None
 ) -> None:
     user = await user_factory()
     options = await _options(client, user)
-    credential = SoftAuthenticator().create(options, **{knob: value})
+    credential = SoftAuthenticator().create(options, origin=origin, rp_id=rp_id)
 
     response = await client.post(
         "/users/me/passkeys", json={"credential": credential}, headers=user.auth
@@ -401,14 +402,8 @@ async def test_unknown_credential_and_bad_signature_get_one_answer(
     user = await user_factory()
     authenticator = SoftAuthenticator()
     await add_passkey(client, user, authenticator)
-    stranger = SoftAuthenticator()
-    stranger.credentials.append(
-        SoftCredential(
-            credential_id=b"\x01" * 32,
-            private_key=ec.generate_private_key(ec.SECP256R1()),
-            rp_id="localhost",
-            user_handle=authenticator.credentials[0].user_handle,
-        )
+    stranger = SoftAuthenticator.holding_unregistered(
+        b"\x01" * 32, authenticator.credentials[0].user_handle
     )
 
     unknown = await passkey_signin(client, stranger.get(await signin_options(client)))
@@ -617,15 +612,7 @@ class TestThrottle:
     async def test_passkey_sign_ins_are_throttled_per_client_address(
         self, client: httpx.AsyncClient
     ) -> None:
-        stranger = SoftAuthenticator()
-        stranger.credentials.append(
-            SoftCredential(
-                credential_id=b"\x02" * 32,
-                private_key=ec.generate_private_key(ec.SECP256R1()),
-                rp_id="localhost",
-                user_handle=b"\x03" * 32,
-            )
-        )
+        stranger = SoftAuthenticator.holding_unregistered(b"\x02" * 32, b"\x03" * 32)
         answers = [
             (await passkey_signin(client, stranger.get(await signin_options(client)))).status_code
             for _ in range(4)
@@ -695,3 +682,28 @@ class TestOnAnIpAddress:
         for response in answers:
             body = assert_error(response, 400, "PASSKEYS_UNAVAILABLE")
             assert "PUBLIC_URL" in str(body["detail"])
+
+
+# The hosted pages' passkey forms
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/login/passkey", "/account/passkeys", "/account/passkeys/1/remove", "/login/mfa"],
+)
+async def test_a_passkey_form_without_the_pages_token_changes_nothing(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    response = await client.post(path, data={"credential": "{}"})
+
+    assert response.status_code == 403
+    assert "text/html" in response.headers["content-type"]
+
+
+async def test_the_pages_options_endpoint_refuses_a_request_without_the_token(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post("/account/passkeys/options", data={})
+
+    assert response.status_code == 403
+    assert response.json()["detail"]

@@ -87,6 +87,17 @@ class SoftAuthenticator:
     origin: str = ORIGIN
     credentials: list[SoftCredential] = field(default_factory=list)
 
+    @classmethod
+    def holding_unregistered(cls, credential_id: bytes, user_handle: bytes) -> SoftAuthenticator:
+        """A device with a credential for this RP that the service never registered."""
+        credential = SoftCredential(
+            credential_id=credential_id,
+            private_key=ec.generate_private_key(ec.SECP256R1()),
+            rp_id=RP_ID,
+            user_handle=user_handle,
+        )
+        return cls(credentials=[credential])
+
     def create(
         self,
         options: dict[str, Any],
