@@ -11,6 +11,7 @@ from app.audit.log import AuditLog
 from app.core.jwt import TokenCodec
 from app.core.passwords import PasswordHasher
 from app.mail.outbox import Outbox
+from app.metrics import Metrics
 from app.models.user import User
 from app.registration.service import Registration
 from app.sessions.service import SessionService
@@ -22,7 +23,6 @@ from app.throttle import Throttle
 from app.transaction import Transaction
 from app.users.service import UserService
 from app.utils.clock import Clock, utc_now
-from app.utils.metrics import Metrics
 
 
 class AuthService:

@@ -23,6 +23,7 @@ from app.core.errors import (
 from app.database import Database
 from app.keys.keyring import KeyRing
 from app.mail.outbox import Outbox
+from app.metrics import Metrics
 from app.models.role import ADMIN_ROLE
 from app.models.user import User
 from app.oauth2.token_service import TokenService
@@ -38,7 +39,6 @@ from app.signin.service import SignIn
 from app.signin.two_factor import TwoFactor
 from app.throttle import Throttle
 from app.users.service import UserService
-from app.utils.metrics import Metrics
 from app.utils.pagination import MAX_CURSOR_LENGTH, MAX_LIMIT, InvalidCursor, decode_cursor
 from app.wiring import (
     build_auth_service,

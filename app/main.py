@@ -22,6 +22,7 @@ from app.database import Database
 from app.keys import routes as well_known
 from app.keys.keyring import max_token_lifetime, open_keyring, purge_retired_keys
 from app.mail.sender import MailMetrics, MailSender, purge_mail_and_tokens
+from app.metrics import Metrics
 from app.middleware.cors import ContractCORSMiddleware
 from app.middleware.exception import register_exception_handlers
 from app.middleware.head import HeadAsGetMiddleware
@@ -50,7 +51,6 @@ from app.signin.methods.totp.keys import totp_box
 from app.startup import start_schema
 from app.utils.clock import Clock, utc_now
 from app.utils.logger import get_logger, setup_logging
-from app.utils.metrics import Metrics
 from app.wiring import (
     build_bearer_check,
     build_codec,

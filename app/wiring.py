@@ -19,6 +19,7 @@ from app.core.jwt import KeySet, TokenCodec
 from app.core.passwords import PasswordHasher
 from app.database import Database
 from app.mail.outbox import Outbox
+from app.metrics import Metrics
 from app.sessions.bearer import BearerCheck, LiveSessions, SqliteDataVersion
 from app.sessions.browser import BrowserCookie, BrowserSessions
 from app.sessions.service import SessionService
@@ -32,7 +33,6 @@ from app.users.service import UserService
 from app.utils.clock import Clock, utc_now
 from app.utils.crypto import SecretBox
 from app.utils.keyed_hash import KeyedHash
-from app.utils.metrics import Metrics
 
 
 def build_hasher(settings: Settings) -> PasswordHasher:

@@ -4,16 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from app.core.errors import (
-    InvalidTokenException,
-    NotAuthenticatedException,
-    PayloadTooLargeException,
-    TokenExpiredException,
-    UserInactiveException,
-)
 from app.dependencies import CurrentSessionUser
 from app.models.schemas import UserRead
-from app.openapi import DATABASE_ERRORS, error_responses
+from app.openapi import BEARER_ERRORS, error_responses
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -23,14 +16,7 @@ router = APIRouter(prefix="/users", tags=["users"])
     status_code=status.HTTP_200_OK,
     response_model=UserRead,
     summary="The signed-in user",
-    responses=error_responses(
-        NotAuthenticatedException,
-        InvalidTokenException,
-        TokenExpiredException,
-        UserInactiveException,
-        PayloadTooLargeException,
-        *DATABASE_ERRORS,
-    ),
+    responses=error_responses(*BEARER_ERRORS),
 )
 async def read_me(user: CurrentSessionUser) -> Response:
     """The account the bearer access token belongs to. A refresh token, an expired or

@@ -99,7 +99,12 @@ def rotate(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 @app.command()
 def revoke(
     ctx: typer.Context,
-    kid: Annotated[str, typer.Argument(help="The key id, as `keys list` shows it.")],
+    kid: Annotated[
+        str,
+        typer.Argument(
+            help="The key id, as `keys list` shows it (after `--` if it starts with -)."
+        ),
+    ],
     as_json: JsonFlag = False,
 ) -> None:
     """Withdraw a (compromised) key at once: it leaves the JWKS and every token it signed is

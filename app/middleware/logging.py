@@ -18,10 +18,10 @@ import structlog
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.metrics import UNMATCHED_ROUTE, Metrics
 from app.middleware.exception import internal_error_response
 from app.utils.client_ip import Network, resolve_client_ip
 from app.utils.logger import get_logger
-from app.utils.metrics import UNMATCHED_ROUTE, Metrics
 from app.utils.request_context import ClientInfo, clean_user_agent, client_var, request_id_var
 
 log = get_logger("app.request")

@@ -7,13 +7,13 @@ from app.core.errors import UserInactiveException
 from app.core.password_policy import check_new_password
 from app.core.passwords import PasswordHasher
 from app.mail.outbox import Outbox
+from app.metrics import Metrics
 from app.models.mail import MailKind
 from app.models.user import User
 from app.sessions.tokens import AuthResult, SessionTokens
 from app.throttle import Bucket, Throttle
 from app.users.service import UserService
 from app.utils.logger import bind_context, get_logger
-from app.utils.metrics import Metrics
 
 log = get_logger(__name__)
 

@@ -19,12 +19,12 @@ from sqlalchemy.engine import make_url
 from app.core.errors import UserInactiveException
 from app.core.jwt import TokenCodec, TokenRejected, TokenType
 from app.database import Database
+from app.metrics import Metrics
 from app.models.schemas import UserRead
 from app.models.session import AuthSession
 from app.models.user import User, parse_roles
 from app.sessions.tokens import session_of, token_rejected, verified_claims
 from app.utils.logger import bind_context
-from app.utils.metrics import Metrics
 
 _USER_COLUMNS = (
     User.id,

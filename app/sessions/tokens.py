@@ -18,6 +18,7 @@ from app.core.jwt import (
     TokenRejected,
     TokenType,
 )
+from app.metrics import Metrics
 from app.models.user import User
 from app.sessions.service import SessionService
 from app.throttle import Bucket, Throttle
@@ -25,7 +26,6 @@ from app.transaction import Transaction
 from app.users.service import UserService
 from app.utils.clock import Clock, utc_now
 from app.utils.logger import bind_context, get_logger
-from app.utils.metrics import Metrics
 
 log = get_logger(__name__)
 

@@ -22,6 +22,7 @@ from app.core.errors import (
     UserInactiveException,
 )
 from app.core.jwt import TokenRejected
+from app.metrics import Metrics
 from app.models.user import User, normalize_identifier
 from app.sessions.tokens import AuthResult, SessionTokens
 from app.signin import methods as registry
@@ -33,7 +34,6 @@ from app.transaction import Transaction
 from app.users.service import UserService
 from app.utils.clock import Clock, utc_now
 from app.utils.logger import bind_context, get_logger
-from app.utils.metrics import Metrics
 
 log = get_logger(__name__)
 

@@ -114,10 +114,11 @@ class TwoFactor:
         checks the authority to do so; `actor_id` is who did it (the user, an admin, None
         for the command line)."""
         was_on = user.mfa_enabled
+        # Each method forgets all it keeps of the user: the TOTP key, pending or confirmed,
+        # and the recovery codes.
         for cls in registry.METHODS:
             if cls.factor is Factor.SECOND:
                 await cls(self.ctx).forget(user)
-        await TotpKeys(self.ctx).delete(user.id)  # a pending enrolment, too
         await self.flows.end_all(user.id)
         user.mfa_enabled = False
         await self.session.flush()

@@ -98,7 +98,7 @@ async def test_swagger_ui_authorizes_with_password_and_calls_users_me(
     page.set_default_timeout(TIMEOUT_MS)
     network = NetworkLog(page, live_server)
     await page.goto(f"{live_server}/docs")
-    me = page.locator("#operations-users-read_me_users_me_get")
+    me = page.locator("#operations-users-read_me")
     await me.wait_for()
     assert await page.locator(".opblock").count() >= 7
 

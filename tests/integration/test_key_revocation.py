@@ -35,8 +35,9 @@ async def published(client: httpx.AsyncClient) -> set[str]:
     return {key["kid"] for key in response.json()["keys"]}
 
 
-async def keys_cli(run_cli: CliInvoker, *args: str) -> Any:
-    result = await run_cli("keys", *args, "--json")
+async def keys_cli(run_cli: CliInvoker, command: str, *kids: str) -> Any:
+    # A key id is a base64url thumbprint and may start with "-": it follows "--".
+    result = await run_cli("keys", command, "--json", *(("--", *kids) if kids else ()))
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -120,12 +121,12 @@ async def test_revoking_twice_changes_nothing_and_an_unknown_kid_is_an_error(
     first = await keys_cli(run_cli, "revoke", kid)
 
     again = await keys_cli(run_cli, "revoke", kid)
-    unknown = await run_cli("keys", "revoke", "no-such-kid")
+    unknown = await run_cli("keys", "revoke", "--", "-no-such-kid")
 
     assert again["already_revoked"] is True
     assert again["replaced_by"] is None
     assert len(await keys_cli(run_cli, "list")) == 2  # no second replacement
     assert first["replaced_by"] is not None
     assert unknown.exit_code == 1
-    assert "no signing key no-such-kid" in unknown.stderr
+    assert "no signing key -no-such-kid" in unknown.stderr
     assert len(await audit_events(database, "key.revoked")) == 1

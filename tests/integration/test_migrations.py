@@ -155,7 +155,7 @@ async def test_optional_password_migration_keeps_every_row_and_round_trips(
             await connection.exec_driver_sql("PRAGMA foreign_keys=ON")
         async with engine.begin() as connection:
             await connection.exec_driver_sql("PRAGMA foreign_keys=ON")
-            await connection.run_sync(upgrade_on_connection, "0009")
+            await connection.run_sync(upgrade_on_connection, "0010")
             await connection.exec_driver_sql(
                 "INSERT INTO users (id, username, username_normalized, email, hashed_password,"
                 " is_active, created_at, updated_at, email_verified, mfa_enabled)"
@@ -170,7 +170,7 @@ async def test_optional_password_migration_keeps_every_row_and_round_trips(
             assert (
                 await connection.exec_driver_sql("SELECT count(*) FROM auth_sessions")
             ).scalar() == 1
-            await connection.run_sync(downgrade_on_connection, "0009")
+            await connection.run_sync(downgrade_on_connection, "0010")
             stored = await connection.exec_driver_sql("SELECT hashed_password FROM users")
             assert stored.scalar() == "!"  # no hasher knows it: still no password sign-in
             await connection.run_sync(upgrade_on_connection)

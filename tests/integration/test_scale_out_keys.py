@@ -173,7 +173,7 @@ def test_a_key_revoked_through_the_cli_is_refused_and_unpublished_at_both_at_onc
     kid = _kid(tokens["access_token"])
     assert httpx.get(f"{pair.b.url}/users/me", headers=_bearer(tokens["access_token"])).is_success
 
-    revoked = json.loads(_cli(pair, "keys", "revoke", kid, "--json"))
+    revoked = json.loads(_cli(pair, "keys", "revoke", "--json", "--", kid))
 
     # No waiting for the refresh interval: each worker asks the database.
     for node in (pair.b, pair.a):

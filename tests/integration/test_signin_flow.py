@@ -20,7 +20,7 @@ from app.database import Database
 from app.main import create_app
 from app.models import User
 from tests.integration.test_mfa import _mfa_user
-from tests.support import UserFactory, assert_error
+from tests.support import PASSWORD, UserFactory, assert_error, running_app
 from tests.support.admin import bearer, grant, sign_in
 from tests.support.mailbox import Mailbox, smtp_overrides
 from tests.support.mfa import WallClock, password_step, second_step, totp_code
@@ -303,3 +303,41 @@ async def test_without_a_password_a_sensitive_change_needs_a_recent_sign_in(
 
     assert recent.status_code == 202, recent.text
     assert_error(old, 403, "REAUTHENTICATION_REQUIRED")
+
+
+# --- one check of the current password ------------------------------------------------------
+
+
+async def test_every_check_of_the_current_password_shares_one_budget_and_clears_none(
+    settings: Settings, wall_clock: WallClock
+) -> None:
+    """Password change, email change, account deletion and two-factor on or off count in the
+    login's per-account bucket, and a right password at any of them clears no count (the
+    password change used to clear them, the deletion never did)."""
+    tight = settings.model_copy(update={"rate_limit_login_account": "4/5 minutes"})
+    async with running_app(tight, wall_clock=wall_clock) as (_, client):
+        registered = await client.post(
+            "/auth/register",
+            json={"email": "quinn@example.com", "username": "quinn", "password": PASSWORD},
+        )
+        auth = bearer(registered.json()["access_token"])
+        wrong = {"current_password": "not the password"}
+
+        deleting = await client.request("DELETE", "/users/me", json=wrong, headers=auth)
+        turning_off = await client.request("DELETE", "/users/me/mfa/totp", json=wrong, headers=auth)
+        new_password = "a brand new passphrase 42"
+        right = await client.put(
+            "/users/me/password",
+            json={"current_password": PASSWORD, "new_password": new_password},
+            headers=auth,
+        )
+        # The checks count on the account's address: so do these.
+        email = "quinn@example.com"
+        mistyped = await client.post("/auth/login", json={"email": email, "password": "x"})
+        login = await client.post("/auth/login", json={"email": email, "password": new_password})
+
+    assert_error(deleting, 400, "INVALID_CURRENT_PASSWORD")
+    assert_error(turning_off, 400, "INVALID_CURRENT_PASSWORD")
+    assert right.status_code == 200, right.text
+    assert_error(mistyped, 401, "INVALID_CREDENTIALS")  # the fourth count of the window
+    assert_error(login, 429, "RATE_LIMITED")

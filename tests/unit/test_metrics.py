@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.metrics import Metrics
 from app.utils.circuit_breaker import CircuitBreaker
-from app.utils.metrics import Metrics
 
 
 class FakeClock:

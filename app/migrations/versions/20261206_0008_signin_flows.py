@@ -2,7 +2,7 @@
 optional password
 
 Revision ID: 0008
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-06
 
 `mfa_challenges` held nothing but sign-ins waiting for a second factor, for five minutes at
@@ -14,12 +14,12 @@ found, the slow way, until the user makes new ones.
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 
 from app.models.base import UTCDateTime
 
 revision: str = "0008"
-# After 0010 (0009 and 0010 were made on other branches at the same time): one line.
+# After 0009 and 0010 (made on other branches at the same time): one line of revisions.
 down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -106,6 +106,7 @@ def _password_nullable(nullable: bool) -> None:
     (ON DELETE CASCADE). Adding or removing NOT NULL changes nothing on disk, so SQLite's
     own procedure for such a change applies instead: edit the table's definition in
     `sqlite_schema` and bump the schema version (sqlite.org, "ALTER TABLE", section 7).
+    The edit is one UPDATE, so `authsvc migrate --sql` prints it too.
     """
     bind = op.get_bind()
     if bind.dialect.name != "sqlite":
@@ -113,26 +114,23 @@ def _password_nullable(nullable: bool) -> None:
             "users", "hashed_password", existing_type=sa.String(length=255), nullable=nullable
         )
         return
-    sql = bind.execute(
-        sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'users'")
-    ).scalar_one()
-    with_constraint, without = (
-        "hashed_password VARCHAR(255) NOT NULL",
-        "hashed_password VARCHAR(255)",
-    )
-    if nullable:
-        new_sql = sql.replace(with_constraint, without)
-    else:
-        new_sql = sql.replace(without + ",", with_constraint + ",").replace(
-            without + "\n", with_constraint + "\n"
-        )
-    if new_sql == sql:
-        raise RuntimeError("users.hashed_password: unexpected table definition")
-    version = bind.execute(sa.text("PRAGMA schema_version")).scalar_one()
-    bind.execute(sa.text("PRAGMA writable_schema = ON"))
-    bind.execute(
-        sa.text("UPDATE sqlite_master SET sql = :sql WHERE type = 'table' AND name = 'users'"),
-        {"sql": new_sql},
-    )
-    bind.execute(sa.text(f"PRAGMA schema_version = {int(version) + 1}"))
-    bind.execute(sa.text("PRAGMA writable_schema = OFF"))
+    without = "hashed_password VARCHAR(255),"
+    constrained = "hashed_password VARCHAR(255) NOT NULL,"
+    old, new = (constrained, without) if nullable else (without, constrained)
+    edit = sa.text(
+        "UPDATE sqlite_master SET sql = replace(sql, :old, :new)"
+        " WHERE type = 'table' AND name = 'users'"
+    ).bindparams(old=old, new=new)
+    op.execute("PRAGMA writable_schema = ON")
+    op.execute(edit)
+    if not context.is_offline_mode():
+        # Open connections reread the schema when its version moves.
+        version = bind.execute(sa.text("PRAGMA schema_version")).scalar_one()
+        bind.execute(sa.text(f"PRAGMA schema_version = {int(version) + 1}"))
+    op.execute("PRAGMA writable_schema = OFF")
+    if not context.is_offline_mode():
+        sql = bind.execute(
+            sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'users'")
+        ).scalar_one()
+        if new not in sql:
+            raise RuntimeError("users.hashed_password: unexpected table definition")
