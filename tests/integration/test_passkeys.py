@@ -160,6 +160,21 @@ async def test_another_users_passkey_is_not_found(
     assert_error(removed, 404, "NOT_FOUND")
 
 
+@pytest.mark.parametrize("passkey_id", ["0", "322962202457940885504"])
+async def test_an_id_out_of_range_is_not_found(
+    client: httpx.AsyncClient, user_factory: UserFactory, passkey_id: str
+) -> None:
+    user = await user_factory()
+
+    renamed = await client.patch(
+        f"/users/me/passkeys/{passkey_id}", json={"name": "x"}, headers=user.auth
+    )
+    removed = await client.delete(f"/users/me/passkeys/{passkey_id}", headers=user.auth)
+
+    assert_error(renamed, 404, "NOT_FOUND")
+    assert_error(removed, 404, "NOT_FOUND")
+
+
 @pytest.mark.parametrize(
     ("origin", "rp_id"),
     [("https://evil.example", None), (None, "evil.example")],
@@ -417,6 +432,21 @@ async def test_unknown_credential_and_bad_signature_get_one_answer(
     first = assert_error(unknown, 401, "INVALID_CREDENTIALS")
     second = assert_error(forged, 401, "INVALID_CREDENTIALS")
     assert first["detail"] == second["detail"]
+
+
+async def test_a_challenge_tried_with_an_unknown_credential_is_used_up(
+    client: httpx.AsyncClient, user_factory: UserFactory
+) -> None:
+    user = await user_factory()
+    authenticator = SoftAuthenticator()
+    await add_passkey(client, user, authenticator)
+    stranger = SoftAuthenticator.holding_unregistered(b"\x04" * 32, b"\x05" * 32)
+    options = await signin_options(client)
+    assert_error(await passkey_signin(client, stranger.get(options)), 401, "INVALID_CREDENTIALS")
+
+    response = await passkey_signin(client, authenticator.get(options))
+
+    assert_error(response, 401, "INVALID_CREDENTIALS")
 
 
 async def test_a_device_bound_counter_that_goes_back_is_refused_and_recorded(

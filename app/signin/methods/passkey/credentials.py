@@ -15,6 +15,7 @@ from app.models.passkey import Passkey, PasskeyUserHandle
 from app.transaction import rowcount
 
 HANDLE_BYTES = 32  # WebAuthn's user.id: at most 64 bytes, random (§14.6.1)
+_MAX_ID = 2**31 - 1  # the id column's range: a larger id in a URL names no passkey
 
 
 class PasskeyStore:
@@ -61,6 +62,8 @@ class PasskeyStore:
         return int(found or 0)
 
     async def get(self, user_id: int, passkey_id: int) -> Passkey | None:
+        if not 0 < passkey_id <= _MAX_ID:
+            return None
         return await self.session.scalar(
             select(Passkey).where(Passkey.id == passkey_id, Passkey.user_id == user_id)
         )

@@ -65,6 +65,17 @@ class PasskeyMethod(SignInMethod):
         passkey = await self.store.by_credential_id(parsed.raw_id)
         return None if passkey is None else passkey.user_id
 
+    async def decoy(self, submission: Submission) -> None:
+        """A credential no account has: its challenge is used up all the same, as for a
+        known credential, so a retry with it is refused just as early."""
+        try:
+            _, challenge = parse_assertion(_credential(submission))
+        except Rejected:
+            return
+        await Challenges(self.ctx.session, clock=self.ctx.clock).take(
+            challenge, Purpose.SIGNIN, user_id=None
+        )
+
     async def verify(self, user: User, submission: Submission) -> Proof | None:
         try:
             return await self._verify(user, submission)
