@@ -6,9 +6,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+# pytest-xdist workers: one per core, at most four (each has its own databases).
+WORKERS ?= auto
+XDIST   := -n $(WORKERS) --maxprocesses=4 --dist loadgroup
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format typecheck check docs bench bench-peer wrk lock clean
+.PHONY: help run test test-fast lint format typecheck check docs bench bench-peer wrk lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -47,7 +50,10 @@ test: $(VENV)/.dev $(VENV)/.node  ## lint, type-check, check the layering and ru
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/pytest --cov=app --cov-report=term-missing:skip-covered --cov-fail-under=90 $(PYTEST_ARGS)
+	$(BIN)/pytest $(XDIST) --cov=app --cov-report=term-missing:skip-covered --cov-fail-under=90 $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.dev $(VENV)/.node  ## the quick loop: SQLite only, no processes, browsers or fuzzing
+	env -u TEST_DATABASE_URL -u TEST_REDIS_URL $(BIN)/pytest $(XDIST) -m "not process and not browser and not slow" $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev  ## ruff check + format check + the layering (.importlinter)
 	$(BIN)/ruff check .

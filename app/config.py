@@ -19,7 +19,7 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from limits import parse_many
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -68,6 +68,54 @@ def _parse_proxy(item: str) -> object:
     if item.lower() == UNIX_SOCKET_PROXY:
         return UNIX_SOCKET_PROXY
     return ip_network(item, strict=False)
+
+
+GITHUB_AUTHORIZE_URL = "https://github.com/login/oauth/authorize"
+GITHUB_TOKEN_URL = "https://github.com/login/oauth/access_token"  # noqa: S105 - a URL
+GITHUB_API_URL = "https://api.github.com"
+
+
+class UpstreamProvider(BaseModel):
+    """One provider people may sign in with (an item of UPSTREAM_PROVIDERS): any OpenID
+    Connect provider (`kind: "oidc"`, found by discovery at its issuer) or GitHub (OAuth2
+    and its REST API: GitHub issues no ID token)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # In the callback URL (`/login/{name}/callback`) and the identities' `provider`.
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    display_name: str = Field(min_length=1, max_length=64)
+    kind: Literal["oidc", "github"]
+    issuer: str | None = None
+    client_id: str = Field(min_length=1, max_length=512)
+    client_secret: SecretStr
+    scopes: list[str] | None = None
+    allow_signup: bool = True
+    authorize_url: str | None = None
+    token_url: str | None = None
+    api_url: str | None = None
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> UpstreamProvider:
+        if self.kind == "oidc":
+            if not self.issuer or urlsplit(self.issuer).scheme not in ("http", "https"):
+                raise ValueError(f"provider {self.name!r}: an oidc provider needs its issuer URL")
+            if self.authorize_url or self.token_url or self.api_url:
+                raise ValueError(
+                    f"provider {self.name!r}: an oidc provider's endpoints come from discovery"
+                )
+        elif self.issuer:
+            raise ValueError(f"provider {self.name!r}: a github provider takes no issuer")
+        return self
+
+    @property
+    def requested_scopes(self) -> list[str]:
+        if self.scopes is not None:
+            return self.scopes
+        if self.kind == "github":
+            # The numeric id and login come with any token; the addresses need user:email.
+            return ["read:user", "user:email"]
+        return ["openid", "email", "profile"]
 
 
 class Settings(BaseSettings):
@@ -153,6 +201,13 @@ class Settings(BaseSettings):
 
     refresh_token_rotation: bool = False
 
+    # OpenID Connect (docs/openid-provider.md). ID tokens are always signed with a key
+    # pair, published in the JWKS, whatever JWT_ALGORITHM is.
+    id_token_algorithm: Literal["RS256", "ES256", "EdDSA"] = "RS256"  # noqa: S105
+    # The password grant (RFC 6749 §4.3) at /auth/token; RFC 9700 §2.4 forbids it for new
+    # clients, so production deployments that serve applications turn it off.
+    oauth2_password_grant: bool = True
+
     # Two-factor authentication: the name authenticator apps show, and how long the
     # `mfa_token` of a sign-in waiting for its second factor lives.
     totp_issuer: str = Field("authsvc", min_length=1, max_length=64)
@@ -205,6 +260,13 @@ class Settings(BaseSettings):
     mail_circuit_breaker_threshold: int = Field(5, ge=1)
     mail_circuit_breaker_timeout: float = Field(5.0, gt=0)
     mail_circuit_breaker_initial_timeout: float = Field(1.0, gt=0)
+
+    # Other providers people sign in with (docs/providers.md), a JSON list.
+    upstream_providers: list[UpstreamProvider] = []
+    # Each call to a provider (discovery, keys, token, user info) gives up after this long.
+    upstream_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    # How long a sign-in at a provider may take, from leaving to coming back.
+    upstream_flow_expire_seconds: int = Field(600, ge=60, le=3600)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -266,6 +328,18 @@ class Settings(BaseSettings):
         if parts.username is not None or parts.password is not None:
             raise ValueError("PUBLIC_URL must not carry credentials")
         return value.rstrip("/")
+
+    @field_validator("upstream_providers")
+    @classmethod
+    def _unique_providers(cls, value: list[UpstreamProvider]) -> list[UpstreamProvider]:
+        names = Counter(provider.name for provider in value)
+        twice = sorted(name for name, count in names.items() if count > 1)
+        if twice:
+            raise ValueError(f"UPSTREAM_PROVIDERS names each provider once: {', '.join(twice)}")
+        return value
+
+    def upstream_provider(self, name: str) -> UpstreamProvider | None:
+        return next((p for p in self.upstream_providers if p.name == name), None)
 
     @field_validator("log_level", mode="before")
     @classmethod

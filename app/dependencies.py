@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
@@ -21,12 +22,15 @@ from app.core.errors import (
     ValidationException,
 )
 from app.database import Database
-from app.keys.keyring import KeyRing
+from app.keys.keyring import KeyRing, LazyKeyRing
 from app.mail.outbox import Outbox
 from app.metrics import Metrics
 from app.models.role import ADMIN_ROLE
 from app.models.user import User
 from app.oauth2.token_service import TokenService
+from app.oidc.authorization import AuthorizationStore
+from app.oidc.id_tokens import IdTokens
+from app.oidc.service import OpenIdProvider
 from app.recovery.one_time_tokens import OneTimeTokens
 from app.recovery.service import AccountService
 from app.registration.service import Registration
@@ -37,6 +41,7 @@ from app.signin.methods.base import MethodContext
 from app.signin.methods.passkey.service import Passkeys
 from app.signin.service import SignIn
 from app.signin.two_factor import TwoFactor
+from app.signin.upstream import UpstreamSignIn
 from app.throttle import Throttle
 from app.users.service import UserService
 from app.utils.pagination import MAX_CURSOR_LENGTH, MAX_LIMIT, InvalidCursor, decode_cursor
@@ -410,3 +415,61 @@ async def get_keyring(request: Request) -> KeyRing | None:
 
 
 KeyRingDep = Annotated[KeyRing | None, Depends(get_keyring)]
+
+
+async def get_id_token_keys(request: Request) -> LazyKeyRing:
+    """The worker's ID-token signing keys (the access keys when they share an algorithm)."""
+    keys: LazyKeyRing = request.app.state.id_token_keys
+    return keys
+
+
+IdTokenKeysDep = Annotated[LazyKeyRing, Depends(get_id_token_keys)]
+
+
+async def get_openid_provider(
+    request: Request, session: SessionDep, tokens: SessionTokensDep
+) -> OpenIdProvider:
+    state = request.app.state
+    settings: Settings = state.settings
+    id_tokens = IdTokens(
+        state.id_token_keys,
+        issuer=settings.jwt_issuer,
+        ttl=timedelta(minutes=settings.access_token_expire_minutes),
+        clock=state.wall_clock,
+    )
+    return OpenIdProvider(
+        AuthorizationStore(session),
+        issuer=settings.jwt_issuer,
+        id_tokens=id_tokens,
+        tokens=tokens,
+        audit=tokens.audit,
+        transaction=tokens.transaction,
+        clock=state.wall_clock,
+    )
+
+
+OpenIdProviderDep = Annotated[OpenIdProvider, Depends(get_openid_provider)]
+
+
+async def get_upstream_signin(
+    request: Request,
+    signin: SignInDep,
+    browser: BrowserSessionsDep,
+    methods: MethodContextDep,
+    reauth: ReauthenticationDep,
+    outbox: OutboxDep,
+) -> UpstreamSignIn:
+    state = request.app.state
+    return UpstreamSignIn(
+        settings=state.settings,
+        clients=state.upstream_clients,
+        signin=signin,
+        browser=browser,
+        methods=methods,
+        reauth=reauth,
+        outbox=outbox,
+        clock=state.wall_clock,
+    )
+
+
+UpstreamSignInDep = Annotated[UpstreamSignIn, Depends(get_upstream_signin)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -20,7 +21,8 @@ from app.audit.log import AuditLog
 from app.config import Settings, get_settings, resolve_secret_key
 from app.database import Database
 from app.keys import routes as well_known
-from app.keys.keyring import max_token_lifetime, open_keyring, purge_retired_keys
+from app.keys.keyring import LazyKeyRing, max_token_lifetime, open_keyring, purge_retired_keys
+from app.keys.store import ID_TOKEN
 from app.mail.sender import MailMetrics, MailSender, purge_mail_and_tokens
 from app.metrics import Metrics
 from app.middleware.cors import ContractCORSMiddleware
@@ -31,6 +33,9 @@ from app.middleware.security import BodyLimitMiddleware, SecurityHeadersMiddlewa
 from app.oauth2 import routes as tokens
 from app.oauth2 import token_endpoint
 from app.oauth2.token_request import TOKEN_REQUEST_COMPONENTS
+from app.oidc import routes as oidc
+from app.oidc.authorization import purge_authorizations, return_to_origins
+from app.oidc.cors import ApplicationCORSMiddleware
 from app.openapi import install_openapi, operation_id
 from app.pages import routes as hosted_pages
 from app.pages.guards import Csrf
@@ -41,13 +46,14 @@ from app.serving import Takeover, take_over_from_uvicorn
 from app.sessions import routes as session_routes
 from app.sessions.bearer import SqliteDataVersion
 from app.sessions.service import SessionService
-from app.signin import passkey_routes
+from app.signin import passkey_routes, upstream_routes
 from app.signin import routes as auth
 from app.signin import two_factor_routes as mfa
 from app.signin.flow import purge_expired_flows
 from app.signin.method_routes import method_routers
 from app.signin.methods.passkey.relying_party import RelyingParty
 from app.signin.methods.totp.keys import totp_box
+from app.signin.methods.upstream.states import purge_expired_states
 from app.startup import start_schema
 from app.utils.clock import Clock, utc_now
 from app.utils.logger import get_logger, setup_logging
@@ -58,6 +64,7 @@ from app.wiring import (
     build_identifier_hash,
     build_keyed_hashes,
     build_throttle,
+    build_upstream_clients,
     log_secrets,
 )
 
@@ -103,6 +110,8 @@ async def purge_expired_sessions(database: Database, settings: Settings) -> int:
         purged = await SessionService(session).purge_expired(utc_now() - grace)
         # Sign-ins abandoned before their second factor (their mfa_token has expired).
         challenges = await purge_expired_flows(session, utc_now())
+        # Sign-ins abandoned at another provider.
+        await purge_expired_states(session, utc_now())
     if purged:
         log.info("expired sessions purged", count=purged)
     if challenges:
@@ -140,6 +149,7 @@ async def _purge_periodically(database: Database, settings: Settings, now: Clock
         "signing_keys": lambda: purge_retired_keys(
             database, max_lifetime=key_lifetime(settings), clock=now
         ),
+        "authorization_requests_and_codes": lambda: purge_authorizations(database, now()),
     }
     while True:
         await asyncio.sleep(settings.session_cleanup_interval_seconds)
@@ -179,6 +189,13 @@ def create_app(
         )
         app.state.database = Database(settings, clock=clock)
         app_metrics.watch_breaker(app.state.database.breaker)
+
+        async def origins_of_return_to(return_to: str) -> list[str]:
+            async with app.state.database.session() as session:
+                return await return_to_origins(session, return_to, wall_clock())
+
+        # The sign-in page's form may lead (through return_to) to an application.
+        app.state.return_to_origins = origins_of_return_to
         # Before the server accepts a connection: the first request meets the current schema.
         migrator = await start_schema(app.state.database, auto_migrate=settings.db_auto_migrate)
         background = [] if migrator is None else [migrator]
@@ -211,6 +228,24 @@ def create_app(
                 )
             )
         app.state.keyring = keyring
+        # ID tokens are signed with a key pair whatever JWT_ALGORITHM is: the access keys
+        # when their algorithm is ID_TOKEN_ALGORITHM, otherwise a set of their own, opened
+        # (and its first key made) when the first ID token or JWKS needs it.
+        same = keyring is not None and settings.jwt_algorithm == settings.id_token_algorithm
+        app.state.id_token_keys = LazyKeyRing(
+            keyring if same else None,
+            opener=functools.partial(
+                open_keyring,
+                app.state.database,
+                algorithm=settings.id_token_algorithm,
+                secret_key=resolve_secret_key(settings),
+                max_lifetime=key_lifetime(settings),
+                clock=wall_clock,
+                version=key_version,
+                purpose=ID_TOKEN,
+            ),
+            refresh_interval=settings.signing_key_refresh_seconds,
+        )
         app.state.codec = build_codec(settings, keys=keyring, clock=wall_clock)
         app.state.bearer = build_bearer_check(
             settings, app.state.database, app.state.codec, app_metrics
@@ -219,6 +254,11 @@ def create_app(
         app.state.identifier_hash = build_identifier_hash(settings)
         app.state.keyed_hashes = build_keyed_hashes(settings)
         app.state.wall_clock = wall_clock
+        app.state.upstream_clients = build_upstream_clients(
+            settings, monotonic=clock, clock=wall_clock
+        )
+        for upstream in app.state.upstream_clients.values():
+            app_metrics.watch_breaker(upstream.breaker)
         app.state.mail_sender = MailSender(
             app.state.database, settings, metrics=mail_metrics, clock=wall_clock, monotonic=clock
         )
@@ -243,9 +283,12 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await app.state.mail_sender.stop()
+            for upstream in app.state.upstream_clients.values():
+                await upstream.http.aclose()
             await app.state.throttle.close()
             await app.state.database.dispose()
             app.state.bearer.close()
+            await app.state.id_token_keys.close()
             app.state.hasher.close()
             if key_version is not None:
                 key_version.close()
@@ -293,10 +336,13 @@ def create_app(
     app.include_router(tokens.router)
     app.include_router(health.router)
     app.include_router(well_known.router)
+    app.include_router(oidc.router)
     app.include_router(metrics.router)
     app.include_router(account.router)
     app.include_router(pages.router)
     app.include_router(hosted_pages.router)
+    app.include_router(upstream_routes.pages)
+    app.include_router(upstream_routes.api)
     if settings.docs_enabled:
         app.include_router(docs.router)
     install_openapi(app, components=TOKEN_REQUEST_COMPONENTS)
@@ -311,6 +357,12 @@ def create_app(
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
+    # Outside the general CORS: the application endpoints answer the applications' origins.
+    app.add_middleware(
+        ApplicationCORSMiddleware,
+        database=lambda: app.state.database,
+        configured=settings.cors_origins,
+    )
     app.add_middleware(HeadAsGetMiddleware)  # inside the request log: it shows HEAD
     app.add_middleware(
         RequestContextMiddleware,

@@ -10,6 +10,7 @@ import functools
 from collections.abc import Callable
 from datetime import timedelta
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.account.reauth import Reauthentication
@@ -26,10 +27,12 @@ from app.sessions.service import SessionService
 from app.sessions.tokens import SessionTokens
 from app.signin.flow import FlowStore
 from app.signin.methods.base import MethodContext
+from app.signin.methods.upstream.client import UpstreamClient
 from app.signin.two_factor import TwoFactor
 from app.throttle import Throttle, ThrottleRules, build_storage
 from app.transaction import Transaction
 from app.users.service import UserService
+from app.utils.circuit_breaker import CircuitBreaker
 from app.utils.clock import Clock, utc_now
 from app.utils.crypto import SecretBox
 from app.utils.keyed_hash import KeyedHash
@@ -263,3 +266,26 @@ def build_auth_service(
         methods=methods,
         flow_ttl=timedelta(seconds=settings.mfa_token_expire_seconds),
     )
+
+
+def build_upstream_clients(
+    settings: Settings, *, monotonic: Callable[[], float], clock: Clock = utc_now
+) -> dict[str, UpstreamClient]:
+    """One protocol client per configured provider, each with its own HTTP connection
+    pool (with timeouts) and circuit breaker: one provider down sheds only its own calls."""
+    timeout = httpx.Timeout(settings.upstream_timeout_seconds)
+    return {
+        provider.name: UpstreamClient(
+            provider,
+            http=httpx.AsyncClient(timeout=timeout, follow_redirects=False),
+            breaker=CircuitBreaker(
+                f"upstream_{provider.name}",
+                failure_threshold=settings.circuit_breaker_threshold,
+                recovery_timeout=settings.circuit_breaker_timeout,
+                half_open_max_calls=settings.circuit_breaker_half_open_max_calls,
+                clock=monotonic,
+            ),
+            clock=clock,
+        )
+        for provider in settings.upstream_providers
+    }

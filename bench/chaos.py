@@ -48,8 +48,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.models import OutboxMail
 from tests.support import PASSWORD, ThrowawayPostgres, find_bindir, prepare_schema
-from tests.support.mailbox import Mailbox, free_port
+from tests.support.mailbox import Mailbox
 from tests.support.processes import serve_argv, server_env
+from tests.support.servers import free_port
 
 REQUEST_TIMEOUT_S = 30.0  # a request slower than this counts as hung
 READY_DEADLINE_S = 60.0

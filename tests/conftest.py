@@ -12,8 +12,7 @@ import io
 import logging
 import os
 import socket
-import threading
-import time
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,8 +20,8 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
+from playwright.async_api import Browser, async_playwright
 from sqlalchemy.ext.asyncio import AsyncSession
 from typer.testing import CliRunner, Result
 
@@ -46,8 +45,96 @@ from tests.support import (
     prepared,
     truncate,
 )
+from tests.support.admin import grant, sign_in
 from tests.support.apps import CLI_THREAD
+from tests.support.backends import store_pairs
+from tests.support.browsers import CHROMIUM, CHROMIUM_FLAGS
+from tests.support.databases import worker_database_url
 from tests.support.mailbox import Mailbox
+from tests.support.markers import MAY_START_PROCESSES, PROCESS_EVENTS, started_by, starts
+from tests.support.servers import serve_in_thread
+
+# The test being run (set for its setup, call and teardown), for the process guard below.
+_running: list[pytest.Item] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Under pytest-xdist every worker gets a PostgreSQL database of its own (`<name>_gw0`,
+    # ...), so parallel tests never empty or migrate each other's tables. Everything that
+    # reads TEST_DATABASE_URL (fixtures, modules' own servers) then reads the worker's.
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    url = os.environ.get("TEST_DATABASE_URL")
+    if worker and url and not os.environ.get("AUTHSVC_TEST_WORKER_DB"):
+        os.environ["TEST_DATABASE_URL"] = worker_database_url(url, worker)
+        os.environ["AUTHSVC_TEST_WORKER_DB"] = worker
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # tests.support.backends: a test whose subject cannot differ by backend runs on SQLite.
+    if "database_url" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "backend_independent"
+    ):
+        # As a parametrize mark, which the fixture's own parameters give way to.
+        metafunc.definition.add_marker(
+            pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+        )
+    fixtures = {"database_url", "throttle_redis_url"}
+    if fixtures <= set(metafunc.fixturenames) and metafunc.definition.get_closest_marker(
+        "stores_paired"
+    ):
+        pairs = store_pairs()
+        metafunc.definition.add_marker(
+            pytest.mark.parametrize(
+                ("database_url", "throttle_redis_url"),
+                pairs,
+                indirect=True,
+                ids=[f"{backend}-{store}" for backend, store in pairs],
+            )
+        )
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with what its fixtures start (tests.support.markers.starts), and keep
+    a module's process tests on one xdist worker (`--dist loadgroup`): the servers of its
+    module-scoped fixtures then start once, not once per worker."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        for name in info.names_closure:
+            fixturedefs = info.name2fixturedefs.get(name)
+            if fixturedefs:  # the last definition is the one in force (overrides)
+                kind = started_by(fixturedefs[-1].func)
+                if kind is not None:
+                    item.add_marker(kind)
+        if item.get_closest_marker("process"):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> object:
+    _running.append(item)
+    try:
+        return (yield)
+    finally:
+        _running.pop()
+
+
+def _process_guard(event: str, args: tuple[object, ...]) -> None:
+    """A test that starts a process must say so (`make test-fast` leaves those out)."""
+    if event in PROCESS_EVENTS and _running:
+        item = _running[-1]
+        if not any(item.get_closest_marker(kind) for kind in MAY_START_PROCESSES):
+            raise RuntimeError(
+                f"{item.nodeid} starts a process ({event}) but is not marked: use"
+                " @pytest.mark.process, or a fixture decorated with"
+                " @starts('process') from tests.support.markers"
+            )
+
+
+sys.addaudithook(_process_guard)
 
 
 @pytest.fixture(scope="session")
@@ -167,6 +254,17 @@ def user_factory(client: httpx.AsyncClient) -> UserFactory:
 
 
 @pytest.fixture
+async def admin(
+    user_factory: UserFactory, database: Database, client: httpx.AsyncClient
+) -> RegisteredUser:
+    """An account with the admin role, signed in after the grant."""
+    user = await user_factory(username="root", email="root@example.com")
+    await grant(database, user.id, "admin")
+    user.access_token = (await sign_in(client, user.username))["access_token"]
+    return user
+
+
+@pytest.fixture
 def run_cli(settings: Settings) -> CliInvoker:
     """Runs `authsvc ARGS...` through Typer's test runner with the test's settings.
 
@@ -208,24 +306,9 @@ def live_server(settings: Settings, live_socket: socket.socket) -> Iterator[str]
     The app runs its own lifespan in the server's event loop; the URL is returned once
     uvicorn reports it started, polled with a deadline.
     """
-    sock = live_socket
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(settings), log_config=None, access_log=False, lifespan="on", workers=1
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the live server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    app = create_app(settings)
+    with serve_in_thread(app, live_socket, access_log=False, workers=1) as server:
+        yield server.url
 
 
 @pytest.fixture
@@ -237,6 +320,20 @@ def smtp_server() -> Iterator[Mailbox]:
         yield box
     finally:
         box.stop()
+
+
+@pytest.fixture
+@starts("browser")
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's headless Chromium (tests.support.browsers), closed after the test."""
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS
+        )
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
 
 
 @pytest.fixture

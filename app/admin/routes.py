@@ -16,10 +16,15 @@ from app.admin.schemas import (
     AdminUserUpdate,
     AuditEventRead,
     AuditPage,
+    ClientCreate,
+    ClientCreated,
+    ClientList,
+    ClientRead,
+    ClientUpdate,
     UserPage,
 )
 from app.admin.service import UserChanges, UserFilter
-from app.audit.log import EVENT_PATTERN, AuditLog
+from app.audit.log import EVENT_PATTERN, AuditLog, Event
 from app.core.errors import (
     AccountInactiveException,
     ForbiddenException,
@@ -39,9 +44,13 @@ from app.dependencies import (
     cursor_after,
     require_admin,
 )
+from app.models.client import OAuthClient
 from app.models.role import ROLE_PATTERN
 from app.models.schemas import AcceptedResponse
+from app.oauth2.clients import ClientService
 from app.openapi import BEARER_ERRORS, BODY_ERRORS, error_responses
+from app.sessions.responses import NO_STORE
+from app.utils.clock import utc_now
 from app.utils.pagination import DEFAULT_LIMIT, next_cursor
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
@@ -212,3 +221,114 @@ async def audit_trail(
         items=[AuditEventRead.model_validate(e) for e in page.items],
         next_cursor=next_cursor(page.next_after),
     )
+
+
+# --- clients ---------------------------------------------------------------------------
+
+
+async def _client(clients: ClientService, client_id: str) -> OAuthClient:
+    client = await clients.get(client_id)
+    if client is None:
+        raise NotFoundException("No client with this id")
+    return client
+
+
+@router.get(
+    "/clients",
+    status_code=status.HTTP_200_OK,
+    response_model=ClientList,
+    summary="List the registered clients",
+    responses=error_responses(*ADMIN_ERRORS),
+)
+async def list_clients(session: SessionDep) -> ClientList:
+    """Every client, oldest first; never a secret."""
+    return ClientList([ClientRead.model_validate(c) for c in await ClientService(session).all()])
+
+
+@router.post(
+    "/clients",
+    dependencies=[JSONBody],
+    status_code=status.HTTP_201_CREATED,
+    response_model=ClientCreated,
+    summary="Register a client",
+    responses=error_responses(*BODY_ERRORS, *ADMIN_ERRORS),
+)
+async def create_client(
+    body: ClientCreate, me: AdminUser, session: SessionDep, response: Response
+) -> ClientCreated:
+    """An OpenID Connect application (`redirect_uris`: https, loopback http or a private-use
+    scheme, never a fragment) or a resource server. A confidential client's
+    `client_secret` is in this answer only; it is kept as a hash."""
+    created = await ClientService(session).create(
+        body.name.strip(),
+        utc_now(),
+        redirect_uris=body.redirect_uris,
+        post_logout_redirect_uris=body.post_logout_redirect_uris,
+        public=body.public,
+        first_party=body.first_party,
+    )
+    AuditLog(session).record(
+        Event.CLIENT_CREATED,
+        user_id=None,
+        actor_id=me.id,
+        details={"client_id": created.client.client_id, "public": body.public},
+    )
+    response.headers.update(NO_STORE)
+    read = ClientRead.model_validate(created.client).model_dump()
+    return ClientCreated(**read, client_secret=created.secret)
+
+
+@router.get(
+    "/clients/{client_id}",
+    status_code=status.HTTP_200_OK,
+    response_model=ClientRead,
+    summary="A registered client",
+    responses=error_responses(*ADMIN_ERRORS, NotFoundException),
+)
+async def get_client(client_id: str, session: SessionDep) -> ClientRead:
+    """The client with this id (never its secret)."""
+    return ClientRead.model_validate(await _client(ClientService(session), client_id))
+
+
+@router.patch(
+    "/clients/{client_id}",
+    dependencies=[JSONBody],
+    status_code=status.HTTP_200_OK,
+    response_model=ClientRead,
+    summary="Change a client: name, redirect URIs, first-party",
+    responses=error_responses(*BODY_ERRORS, *ADMIN_ERRORS, NotFoundException),
+)
+async def update_client(
+    client_id: str, body: ClientUpdate, me: AdminUser, session: SessionDep
+) -> ClientRead:
+    """A redirect URI taken away is refused from the next authorization request on."""
+    client = await _client(ClientService(session), client_id)
+    changed = body.model_dump(exclude_none=True)
+    for field, value in changed.items():
+        setattr(client, field, value.strip() if field == "name" else value)
+    client.updated_at = utc_now()
+    await session.flush()
+    AuditLog(session).record(
+        Event.CLIENT_UPDATED,
+        user_id=None,
+        actor_id=me.id,
+        details={"client_id": client_id, "changed": sorted(changed)},
+    )
+    return ClientRead.model_validate(client)
+
+
+@router.delete(
+    "/clients/{client_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Delete a client",
+    responses=error_responses(*ADMIN_ERRORS, NotFoundException),
+)
+async def delete_client(client_id: str, me: AdminUser, session: SessionDep) -> Response:
+    """Its credentials stop working at once, and every token issued to it ends."""
+    if not await ClientService(session).delete(client_id):
+        raise NotFoundException("No client with this id")
+    AuditLog(session).record(
+        Event.CLIENT_DELETED, user_id=None, actor_id=me.id, details={"client_id": client_id}
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -9,6 +9,7 @@ from pydantic.config import JsonDict
 
 from app.models.role import MAX_ROLES, ROLE_PATTERN
 from app.models.schemas import PASSWORD_INPUT_MAX, RequestModel, Timestamp, UserRead
+from app.oauth2.clients import MAX_URIS, redirect_uri_problem
 
 RoleName = Annotated[str, Field(pattern=ROLE_PATTERN, max_length=32)]
 _TS = "2024-01-15T10:30:45.123Z"
@@ -144,3 +145,106 @@ class AuditPage(BaseModel):
 
     items: list[AuditEventRead]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
+
+
+def _uri_list(values: list[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    if len(values) > MAX_URIS:
+        raise ValueError(f"at most {MAX_URIS} URIs")
+    for uri in values:
+        problem = redirect_uri_problem(uri)
+        if problem is not None:
+            raise ValueError(f"{uri[:100]!r} {problem}")
+    return list(dict.fromkeys(values))
+
+
+_CLIENT_EXAMPLE: JsonDict = {
+    "client_id": "Vb1n0o1PqZ0kQ3q8yYV5uA",
+    "name": "Shop",
+    "redirect_uris": ["https://shop.example.com/callback"],
+    "post_logout_redirect_uris": ["https://shop.example.com/"],
+    "public": False,
+    "first_party": False,
+    "created_at": "2024-01-15T10:30:45.123Z",
+}
+
+
+class ClientCreate(RequestModel):
+    """A new client: an OpenID Connect application (redirect URIs) or, without any, a
+    resource server that calls introspection."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Shop",
+                    "redirect_uris": ["https://shop.example.com/callback"],
+                    "post_logout_redirect_uris": ["https://shop.example.com/"],
+                    "public": False,
+                    "first_party": False,
+                }
+            ]
+        }
+    )
+
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    redirect_uris: list[str] = Field(default_factory=list)
+    post_logout_redirect_uris: list[str] = Field(default_factory=list)
+    public: StrictBool = False
+    first_party: StrictBool = False
+
+    @model_validator(mode="after")
+    def _check_uris(self) -> ClientCreate:
+        self.redirect_uris = _uri_list(self.redirect_uris) or []
+        self.post_logout_redirect_uris = _uri_list(self.post_logout_redirect_uris) or []
+        if self.public and not self.redirect_uris:
+            raise ValueError("a public client needs a redirect URI")
+        return self
+
+
+class ClientUpdate(RequestModel):
+    """Any of the fields; the others stay. A client stays public or confidential."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"redirect_uris": ["https://shop.example.com/cb"]}]}
+    )
+
+    name: Annotated[str | None, Field(None, min_length=1, max_length=100)]
+    redirect_uris: list[str] | None = None
+    post_logout_redirect_uris: list[str] | None = None
+    first_party: StrictBool | None = None
+
+    @model_validator(mode="after")
+    def _check_uris(self) -> ClientUpdate:
+        self.redirect_uris = _uri_list(self.redirect_uris)
+        self.post_logout_redirect_uris = _uri_list(self.post_logout_redirect_uris)
+        return self
+
+
+class ClientRead(BaseModel):
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_extra={"examples": [_CLIENT_EXAMPLE]}
+    )
+
+    client_id: str
+    name: str
+    redirect_uris: list[str]
+    post_logout_redirect_uris: list[str]
+    public: bool
+    first_party: bool
+    created_at: Timestamp
+
+
+class ClientList(RootModel[list[ClientRead]]):
+    model_config = ConfigDict(json_schema_extra={"examples": [[_CLIENT_EXAMPLE]]})
+
+
+class ClientCreated(ClientRead):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{**_CLIENT_EXAMPLE, "client_secret": "kPrK_qmxVW..."}]}
+    )
+
+    client_secret: str | None = Field(
+        description="Shown this once (confidential clients); null for a public client"
+    )

@@ -62,6 +62,14 @@ class Event(StrEnum):
     USER_DELETED = "user.deleted"
     KEY_ROTATED = "key.rotated"
     KEY_REVOKED = "key.revoked"
+    CLIENT_CREATED = "client.created"
+    CLIENT_UPDATED = "client.updated"
+    CLIENT_DELETED = "client.deleted"
+    CONSENT_GRANTED = "oauth2.consent_granted"
+    CONSENT_DENIED = "oauth2.consent_denied"
+    CODE_REUSED = "oauth2.code_reused"
+    IDENTITY_LINKED = "identity.linked"
+    IDENTITY_UNLINKED = "identity.unlinked"
 
 
 class AuditLog:

@@ -13,6 +13,8 @@ from app.config import Settings, resolve_secret_key
 from app.core.signing_keys import KeyCipher
 from app.database import Database
 from app.keys.store import (
+    ACCESS,
+    ID_TOKEN,
     Revocation,
     SigningKeyService,
     StoredKey,
@@ -66,24 +68,40 @@ def list_keys(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     err.print(f"{len(entries)} key(s)")
 
 
+IdTokenFlag = Annotated[
+    bool,
+    typer.Option(
+        "--id-token",
+        help="Rotate the ID tokens' own keys (ID_TOKEN_ALGORITHM), kept apart when it is "
+        "not JWT_ALGORITHM.",
+    ),
+]
+
+
 @app.command()
-def rotate(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+def rotate(ctx: typer.Context, id_token: IdTokenFlag = False, as_json: JsonFlag = False) -> None:
     """Make a new key of JWT_ALGORITHM current at once; the old one stays published until
     its last token has expired. Every worker signs with the new key within
     SIGNING_KEY_REFRESH_SECONDS."""
     settings = settings_of(ctx)
-    _require_key_pairs(settings)
+    own_id_keys = settings.id_token_algorithm != settings.jwt_algorithm
+    if id_token and not own_id_keys:
+        fail("ID tokens share the access tokens' keys here: run `keys rotate` without --id-token")
+    if not id_token:
+        _require_key_pairs(settings)
     configure_logging(settings)
     cipher = KeyCipher(resolve_secret_key(settings))
+    algorithm = settings.id_token_algorithm if id_token else settings.jwt_algorithm
 
     async def work(database: Database) -> StoredKey:
         key, _ = await install_key(
             database,
-            settings.jwt_algorithm,
+            algorithm,
             cipher,
             utc_now,
             only_if_missing=False,
             audit_via="cli",
+            purpose=ID_TOKEN if id_token else ACCESS,
         )
         return key
 

@@ -196,12 +196,15 @@ class LastAdminException(AppException):
 
 
 class LastSignInMethodException(AppException):
-    """Removing the last way an account has to sign in (its last passkey, with no password
-    and no linked provider)."""
+    """Removing the last way into an account: its last passkey or its last linked provider,
+    when it has no password and nothing else of the two left."""
 
     status_code = 409
     error_code = "LAST_SIGN_IN_METHOD"
-    default_detail = "This is the account's last way to sign in: add another one first"
+    default_detail = (
+        "This is the account's last way to sign in: set a password, add a passkey or link "
+        "a provider first"
+    )
 
 
 class MfaAlreadyEnabledException(AppException):

@@ -18,6 +18,7 @@ request, so a revoked key leaves it on every worker at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from app.core.signing_keys import (
 )
 from app.database import Database
 from app.keys.store import (
+    ACCESS,
     SigningKeyService,
     StoredKey,
     install_key,
@@ -243,6 +245,42 @@ class KeyRing:
                 log.warning("signing key refresh failed", error_type=type(error).__name__)
 
 
+class LazyKeyRing:
+    """A key ring opened when first needed (its first key made then), or one shared with
+    the access tokens. The ID tokens' keys: a deployment that never serves an OpenID
+    Connect application never generates one."""
+
+    def __init__(
+        self,
+        ring: KeyRing | None,
+        *,
+        opener: Callable[[], Awaitable[KeyRing]],
+        refresh_interval: float,
+    ) -> None:
+        self._ring = ring
+        self._opener = opener
+        self._interval = refresh_interval
+        self._lock = asyncio.Lock()
+        self._refresher: asyncio.Task[None] | None = None
+
+    async def ring(self) -> KeyRing:
+        """The ring; raises DatabaseException (or KeyDecryptionError) when it cannot open."""
+        if self._ring is not None:
+            return self._ring
+        async with self._lock:
+            if self._ring is None:
+                ring = await self._opener()
+                self._refresher = asyncio.ensure_future(ring.refresh_periodically(self._interval))
+                self._ring = ring
+        return self._ring
+
+    async def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+
+
 def max_token_lifetime(access_ttl: timedelta, refresh_ttl: timedelta) -> timedelta:
     """How long a retired key may still have valid tokens: the longest lifetime plus the
     verification leeway (`app.core.jwt`), so no token outlives its published key."""
@@ -257,6 +295,7 @@ async def open_keyring(
     max_lifetime: timedelta,
     clock: Clock = utc_now,
     version: Version | None = None,
+    purpose: str = ACCESS,
 ) -> KeyRing:
     """Create the first key (once, however many workers start together), then load the set.
 
@@ -264,11 +303,11 @@ async def open_keyring(
     another SECRET_KEY.
     """
     cipher = KeyCipher(secret_key)
-    await install_key(database, algorithm, cipher, clock, only_if_missing=True)
+    await install_key(database, algorithm, cipher, clock, only_if_missing=True, purpose=purpose)
 
     async def load(retired_after: datetime) -> Sequence[StoredKey]:
         async with database.session() as session:
-            return await SigningKeyService(session).live(retired_after)
+            return await SigningKeyService(session, purpose).live(retired_after)
 
     ring = KeyRing(
         loader=load,

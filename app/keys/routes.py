@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response, status
 
-from app.dependencies import KeyRingDep, SettingsDep
+from app.dependencies import IdTokenKeysDep, KeyRingDep, SettingsDep
 from app.oauth2.schemas import AuthorizationServerMetadata, JWKSet
-from app.oauth2.token_request import GRANT_TYPES
+from app.oidc.discovery import provider_metadata
 from app.openapi import error_responses
 
 router = APIRouter(prefix="/.well-known", tags=["discovery"])
@@ -24,12 +26,20 @@ JWKS_CACHE_CONTROL = "public, max-age=300"
     summary="Public signing keys (JWKS)",
     responses=error_responses(),
 )
-async def jwks(keyring: KeyRingDep, response: Response) -> dict[str, list[dict[str, str]]]:
+async def jwks(
+    keyring: KeyRingDep, id_token_keys: IdTokenKeysDep, response: Response
+) -> dict[str, list[dict[str, str]]]:
     """The public keys (RFC 7517) of every signing key that may still have unexpired
-    tokens: the current one and recently retired ones, never a revoked one. Only public
-    parameters. Empty with an HS algorithm: a shared secret is never published."""
+    tokens: the current one and recently retired ones, never a revoked one, of the access
+    tokens and of the ID tokens (always a key pair). Only public parameters: with an HS
+    algorithm for access tokens the shared secret is never published, only the ID-token
+    keys are."""
     response.headers["Cache-Control"] = JWKS_CACHE_CONTROL
-    return await keyring.fresh_jwks() if keyring is not None else {"keys": []}
+    published = await keyring.fresh_jwks() if keyring is not None else {"keys": []}
+    id_ring = await id_token_keys.ring()
+    if id_ring is not keyring:
+        published = {"keys": [*published["keys"], *(await id_ring.fresh_jwks())["keys"]]}
+    return published
 
 
 @router.get(
@@ -40,22 +50,24 @@ async def jwks(keyring: KeyRingDep, response: Response) -> dict[str, list[dict[s
     summary="Authorization server metadata (RFC 8414)",
     responses=error_responses(),
 )
-async def metadata(settings: SettingsDep, response: Response) -> AuthorizationServerMetadata:
+async def metadata(settings: SettingsDep, response: Response) -> dict[str, Any]:
     """Where the service's endpoints and keys are, as absolute URLs built from
-    `PUBLIC_URL`; `issuer` is `JWT_ISSUER`."""
+    `PUBLIC_URL`; `issuer` is `JWT_ISSUER`. The same document as
+    `/.well-known/openid-configuration`."""
     response.headers["Cache-Control"] = "public, max-age=3600"
-    base = settings.public_url
-    return AuthorizationServerMetadata(
-        issuer=settings.jwt_issuer,
-        jwks_uri=f"{base}/.well-known/jwks.json",
-        token_endpoint=f"{base}/auth/token",
-        revocation_endpoint=f"{base}/auth/revoke",
-        introspection_endpoint=f"{base}/auth/introspect",
-        grant_types_supported=list(GRANT_TYPES),
-        response_types_supported=[],
-        token_endpoint_auth_methods_supported=["none"],
-        revocation_endpoint_auth_methods_supported=["none", "client_secret_basic"],
-        introspection_endpoint_auth_methods_supported=["client_secret_basic"],
-        scopes_supported=[],
-        service_documentation=f"{base}/docs" if settings.docs_enabled else None,
-    )
+    return provider_metadata(settings)
+
+
+@router.get(
+    "/openid-configuration",
+    status_code=status.HTTP_200_OK,
+    response_model=AuthorizationServerMetadata,
+    response_model_exclude_none=True,
+    summary="OpenID Provider metadata (OpenID Connect Discovery 1.0)",
+    responses=error_responses(),
+)
+async def openid_configuration(settings: SettingsDep, response: Response) -> dict[str, Any]:
+    """Where the endpoints and keys are (absolute URLs built from `PUBLIC_URL`) and what
+    the provider supports; `issuer` is `JWT_ISSUER`."""
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return provider_metadata(settings)

@@ -42,6 +42,7 @@ class StoredKey:
     activated_at: datetime
     retired_at: datetime | None
     revoked_at: datetime | None = None
+    purpose: str = "access"
 
     @classmethod
     def of(cls, row: SigningKey) -> StoredKey:
@@ -55,6 +56,7 @@ class StoredKey:
             activated_at=row.activated_at,
             retired_at=row.retired_at,
             revoked_at=row.revoked_at,
+            purpose=row.purpose or "access",
         )
 
 
@@ -75,11 +77,18 @@ class Revocation:
     already_revoked: bool
 
 
-class SigningKeyService:
-    """Data access for `signing_keys`; flushes or executes, never commits."""
+# The two sets of keys (app.models.signing_key): the tokens of JWT_ALGORITHM, ID tokens.
+ACCESS = "access"
+ID_TOKEN = "id_token"  # noqa: S105 - a purpose, not a secret
 
-    def __init__(self, session: AsyncSession) -> None:
+
+class SigningKeyService:
+    """Data access for `signing_keys` of one purpose (`all`, `get` and `revoke` see every
+    key); flushes or executes, never commits."""
+
+    def __init__(self, session: AsyncSession, purpose: str = ACCESS) -> None:
         self.session = session
+        self.purpose = purpose
 
     async def all(self) -> list[StoredKey]:
         """Every key, newest first."""
@@ -91,6 +100,7 @@ class SigningKeyService:
         never a revoked one."""
         stmt = (
             select(SigningKey)
+            .where(SigningKey.purpose == self.purpose)
             .where(SigningKey.retired_at.is_(None) | (SigningKey.retired_at > retired_after))
             .where(SigningKey.revoked_at.is_(None))
             .order_by(SigningKey.created_at.desc(), SigningKey.kid)
@@ -118,7 +128,11 @@ class SigningKeyService:
         return result.rowcount == 1
 
     async def current(self) -> StoredKey | None:
-        row = await self.session.scalar(select(SigningKey).where(SigningKey.current.is_(True)))
+        row = await self.session.scalar(
+            select(SigningKey).where(
+                SigningKey.current.is_(True), SigningKey.purpose == self.purpose
+            )
+        )
         return StoredKey.of(row) if row is not None else None
 
     async def install(self, row: SigningKey, now: datetime, *, replaces: str | None) -> None:
@@ -155,7 +169,9 @@ class SigningKeyService:
         return int(result.rowcount)
 
 
-async def new_key_row(algorithm: str, cipher: KeyCipher, now: datetime) -> SigningKey:
+async def new_key_row(
+    algorithm: str, cipher: KeyCipher, now: datetime, purpose: str = ACCESS
+) -> SigningKey:
     """A fresh key pair as a row, generated off the event loop (RSA takes ~0.1 s)."""
     private_key = await asyncio.to_thread(generate_private_key, algorithm)
     public_key = private_key.public_key()
@@ -169,6 +185,7 @@ async def new_key_row(algorithm: str, cipher: KeyCipher, now: datetime) -> Signi
         created_at=now,
         activated_at=now,
         retired_at=None,
+        purpose=purpose,
     )
 
 
@@ -180,6 +197,7 @@ async def install_key(
     *,
     only_if_missing: bool,
     audit_via: str | None = None,
+    purpose: str = ACCESS,
 ) -> tuple[StoredKey, bool]:
     """Make a new key of `algorithm` current, or (`only_if_missing`) keep a current key of
     that algorithm when there is one. Returns the current key and whether it is new.
@@ -190,15 +208,15 @@ async def install_key(
     """
     for attempt in range(_INSTALL_ATTEMPTS):
         async with database.session() as session:
-            current = await SigningKeyService(session).current()
+            current = await SigningKeyService(session, purpose).current()
         if only_if_missing and current is not None and current.algorithm == algorithm:
             return current, False
         # Generated outside any transaction: no lock is held across the CPU work.
-        row = await new_key_row(algorithm, cipher, clock())
+        row = await new_key_row(algorithm, cipher, clock(), purpose)
         try:
             async with database.session() as session:
                 replaces = current.kid if current is not None else None
-                await SigningKeyService(session).install(row, clock(), replaces=replaces)
+                await SigningKeyService(session, purpose).install(row, clock(), replaces=replaces)
                 installed = StoredKey.of(row)
                 if audit_via is not None:
                     details = {
@@ -206,6 +224,7 @@ async def install_key(
                         "kid": installed.kid,
                         "alg": installed.algorithm,
                         "replaces": replaces,
+                        **({"purpose": purpose} if purpose != ACCESS else {}),
                     }
                     AuditLog(session, clock=clock).record(
                         Event.KEY_ROTATED, user_id=None, details=details
@@ -242,11 +261,17 @@ async def revoke_key(
             raise UnknownSigningKey(kid)
         if target.revoked_at is not None:
             return Revocation(key=target, replacement=None, already_revoked=True)
-        # Generated outside any transaction: no lock is held across the CPU work.
-        row = await new_key_row(algorithm, cipher, clock()) if target.current else None
+        # Generated outside any transaction: no lock is held across the CPU work. An ID-token
+        # key is replaced by one of its own algorithm (ID_TOKEN_ALGORITHM).
+        replacement_algorithm = algorithm if target.purpose == ACCESS else target.algorithm
+        row = (
+            await new_key_row(replacement_algorithm, cipher, clock(), target.purpose)
+            if target.current
+            else None
+        )
         try:
             async with database.session() as session:
-                keys = SigningKeyService(session)
+                keys = SigningKeyService(session, target.purpose)
                 now = clock()
                 if not await keys.revoke(kid, now):
                     raise KeyRaceLost()  # revoked meanwhile: read it again

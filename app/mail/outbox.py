@@ -28,6 +28,8 @@ SUBJECTS: dict[MailKind, str] = {
     MailKind.PASSKEY_ADDED: "A passkey was added to your account",
     MailKind.PASSKEY_REMOVED: "A passkey was removed from your account",
     MailKind.MFA_DISABLED: "Two-factor authentication was turned off",
+    MailKind.IDENTITY_LINKED: "A sign-in provider was linked to your account",
+    MailKind.IDENTITY_UNLINKED: "A sign-in provider was unlinked from your account",
     MailKind.EMAIL_CHANGED: "Your email address was changed",
     MailKind.ACCOUNT_DELETED: "Your account was deleted",
 }

@@ -43,6 +43,10 @@ PAGE_PATHS = frozenset(
         "/logout",
         "/account",
         "/consent",
+        # The OpenID provider's pages: its error page, and the end session's confirmation.
+        "/oauth2/authorize",
+        "/oauth2/authorize/resume",
+        "/oauth2/logout",
     }
 )
 # Pages below these too: the account page's forms, other providers' callbacks.

@@ -38,6 +38,8 @@ class MailKind(StrEnum):
     PASSKEY_REMOVED = "passkey_removed"  # notice: a passkey was removed
     EMAIL_CHANGED = "email_changed"  # notice to the old address once the change is done
     ACCOUNT_DELETED = "account_deleted"  # notice to the address of a deleted account
+    IDENTITY_LINKED = "identity_linked"  # notice: another provider can now sign in
+    IDENTITY_UNLINKED = "identity_unlinked"  # notice: a provider was unlinked
 
 
 class OutboxMail(Base):

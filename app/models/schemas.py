@@ -11,6 +11,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    RootModel,
     WithJsonSchema,
     model_validator,
 )
@@ -475,16 +476,45 @@ class RefreshTokenGrant(TokenGrant):
     )
 
 
-TokenRequest = Annotated[PasswordGrant | RefreshTokenGrant, Field(discriminator="grant_type")]
+class AuthorizationCodeGrant(TokenGrant):
+    """RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.5): the code an application received at its
+    redirect URI."""
+
+    grant_type: Literal["authorization_code"]
+    code: Annotated[str, Field(min_length=1, max_length=128)]
+    redirect_uri: Annotated[str | None, Field(None, max_length=2048)]
+    code_verifier: Annotated[str | None, Field(None, max_length=128)]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "grant_type": "authorization_code",
+                    "code": "Qx3v...",
+                    "redirect_uri": "https://app.example.com/callback",
+                    "code_verifier": "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+                    "client_id": "my-app",
+                }
+            ]
+        }
+    )
+
+
+TokenRequest = Annotated[
+    PasswordGrant | RefreshTokenGrant | AuthorizationCodeGrant, Field(discriminator="grant_type")
+]
 
 
 class OAuth2TokenResponse(BaseModel):
     """RFC 6749 §5.1: the successful answer of the token endpoint."""
 
     access_token: str
-    token_type: Literal["bearer"] = "bearer"  # noqa: S105
+    # Case-insensitive (RFC 6749 §5.1); OpenID Connect applications get "Bearer".
+    token_type: Literal["bearer", "Bearer"] = "bearer"  # noqa: S105
     expires_in: int = Field(description="Lifetime of the access token, in seconds")
     refresh_token: str
+    id_token: str | None = Field(None, description="OpenID Connect: the ID token")
+    scope: str | None = Field(None, description="OpenID Connect: the scopes granted")
 
     model_config = ConfigDict(json_schema_extra={"examples": [_TOKEN_EXAMPLE]})
 
@@ -594,3 +624,40 @@ class LiveResponse(BaseModel):
     status: Literal["ok"] = "ok"
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
+
+_IDENTITY_EXAMPLE: JsonDict = {
+    "id": "4f0c1e9a2b7d4c58a3e6f1b2c3d4e5f6",
+    "provider": "google",
+    "subject": "110248495921238986420",
+    "email": "alice@example.com",
+    "created_at": "2026-12-08T09:30:00Z",
+}
+
+
+class IdentityRead(BaseModel):
+    """A provider linked to the account: the pair (provider, subject) is what signs in."""
+
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_extra={"examples": [_IDENTITY_EXAMPLE]}
+    )
+
+    id: str
+    provider: str = Field(description="The provider's `name` in UPSTREAM_PROVIDERS")
+    subject: str = Field(description="The account's id at the provider")
+    email: str | None = Field(description="The address the provider reported (display only)")
+    created_at: Timestamp
+
+
+class IdentityList(RootModel[list[IdentityRead]]):
+    model_config = ConfigDict(json_schema_extra={"examples": [[_IDENTITY_EXAMPLE]]})
+
+
+class IdentityUnlink(RequestModel):
+    current_password: Annotated[str | None, Field(min_length=1, max_length=PASSWORD_INPUT_MAX)] = (
+        None
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"current_password": "correct horse battery staple"}]}
+    )

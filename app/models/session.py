@@ -15,6 +15,11 @@ other, so it is listed, ended and purged with the rest; it also has `browser_key
 SHA-256 of its cookie's value (the cookie is never the row's id, which the sessions list
 shows), and it remembers when it signed in (`auth_time`) and how (`amr`, RFC 8176), which
 the OpenID provider needs for `max_age`, `prompt=login` and the ID token.
+
+A session an application received through OpenID Connect (`client_id` set) is a child of
+the browser session it was signed in with (`parent_id`): deleting the browser session's
+row deletes its children (ON DELETE CASCADE), so every token of that sign-in ends with it.
+Children are not listed or counted as sessions of their own.
 """
 
 from __future__ import annotations
@@ -46,6 +51,12 @@ class AuthSession(Base):
     browser_key: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
     auth_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
     amr: Mapped[list[str] | None] = mapped_column(JSON)
+    parent_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("auth_sessions.id", ondelete="CASCADE"), index=True, default=None
+    )
+    client_id: Mapped[str | None] = mapped_column(
+        String(64), ForeignKey("oauth_clients.client_id", ondelete="CASCADE"), default=None
+    )
 
     def __repr__(self) -> str:
         return f"AuthSession(user_id={self.user_id!r})"

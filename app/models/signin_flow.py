@@ -39,6 +39,8 @@ class SignInFlow(Base):
     # or reset in between makes the flow fail.
     credential_stamp: Mapped[str] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The provider a federated first factor came from, for the sign-in's audit event.
+    provider: Mapped[str | None] = mapped_column(String(32), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 

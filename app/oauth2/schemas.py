@@ -75,23 +75,44 @@ _BASE = "https://auth.example.com"
 
 
 class AuthorizationServerMetadata(BaseModel):
-    """RFC 8414 §2, for the endpoints this service has."""
+    """RFC 8414 §2 and OpenID Connect Discovery 1.0 §3: one document for both."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
                 {
                     "issuer": _BASE,
-                    "jwks_uri": f"{_BASE}/.well-known/jwks.json",
+                    "authorization_endpoint": f"{_BASE}/oauth2/authorize",
                     "token_endpoint": f"{_BASE}/auth/token",
+                    "userinfo_endpoint": f"{_BASE}/oauth2/userinfo",
+                    "jwks_uri": f"{_BASE}/.well-known/jwks.json",
+                    "end_session_endpoint": f"{_BASE}/oauth2/logout",
                     "revocation_endpoint": f"{_BASE}/auth/revoke",
                     "introspection_endpoint": f"{_BASE}/auth/introspect",
-                    "grant_types_supported": ["password", "refresh_token"],
-                    "response_types_supported": [],
-                    "token_endpoint_auth_methods_supported": ["none"],
-                    "revocation_endpoint_auth_methods_supported": ["none", "client_secret_basic"],
+                    "scopes_supported": ["openid", "profile", "email"],
+                    "response_types_supported": ["code"],
+                    "response_modes_supported": ["query"],
+                    "grant_types_supported": ["authorization_code", "refresh_token"],
+                    "subject_types_supported": ["public"],
+                    "id_token_signing_alg_values_supported": ["RS256"],
+                    "token_endpoint_auth_methods_supported": [
+                        "client_secret_basic",
+                        "client_secret_post",
+                        "none",
+                    ],
+                    "revocation_endpoint_auth_methods_supported": [
+                        "client_secret_basic",
+                        "client_secret_post",
+                        "none",
+                    ],
                     "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
-                    "scopes_supported": [],
+                    "code_challenge_methods_supported": ["S256"],
+                    "claims_supported": ["iss", "sub", "aud", "email", "preferred_username"],
+                    "prompt_values_supported": ["none", "login", "consent"],
+                    "authorization_response_iss_parameter_supported": True,
+                    "claims_parameter_supported": False,
+                    "request_parameter_supported": False,
+                    "request_uri_parameter_supported": False,
                     "service_documentation": f"{_BASE}/docs",
                 }
             ]
@@ -99,16 +120,29 @@ class AuthorizationServerMetadata(BaseModel):
     )
 
     issuer: str
-    jwks_uri: str
+    authorization_endpoint: str
     token_endpoint: str
+    userinfo_endpoint: str
+    jwks_uri: str
+    end_session_endpoint: str
     revocation_endpoint: str
     introspection_endpoint: str
-    grant_types_supported: list[str]
+    scopes_supported: list[str]
     response_types_supported: list[str]
+    response_modes_supported: list[str]
+    grant_types_supported: list[str]
+    subject_types_supported: list[str]
+    id_token_signing_alg_values_supported: list[str]
     token_endpoint_auth_methods_supported: list[str]
     revocation_endpoint_auth_methods_supported: list[str]
     introspection_endpoint_auth_methods_supported: list[str]
-    scopes_supported: list[str]
+    code_challenge_methods_supported: list[str]
+    claims_supported: list[str]
+    prompt_values_supported: list[str]
+    authorization_response_iss_parameter_supported: bool
+    claims_parameter_supported: bool
+    request_parameter_supported: bool
+    request_uri_parameter_supported: bool
     service_documentation: str | None = None
 
 
@@ -147,3 +181,28 @@ class IntrospectionResponse(BaseModel):
     sid: str | None = None
     roles: list[str] | None = None
     scope: str | None = None
+
+
+class UserInfo(BaseModel):
+    """OIDC Core §5.3.2: `sub` and the claims the access token's scopes allow (`email`,
+    `email_verified` with `email`; `preferred_username`, `updated_at` with `profile`)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "sub": "42",
+                    "email": "alice@example.com",
+                    "email_verified": True,
+                    "preferred_username": "alice",
+                    "updated_at": 1765000000,
+                }
+            ]
+        }
+    )
+
+    sub: str
+    email: str | None = None
+    email_verified: bool | None = None
+    preferred_username: str | None = None
+    updated_at: int | None = None

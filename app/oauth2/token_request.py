@@ -21,16 +21,22 @@ from app.core.errors import (
 from app.dependencies import SessionDep
 from app.models.client import OAuthClient
 from app.models.schemas import (
+    AuthorizationCodeGrant,
     PasswordGrant,
     RefreshTokenGrant,
     TokenRequest,
 )
-from app.oauth2.client_auth import authenticate_client, presented_credentials
+from app.oauth2.client_auth import (
+    ClientCredentials,
+    authenticate_client,
+    presented_credentials,
+)
 
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
-GRANT_TYPES = ("password", "refresh_token")
+GRANT_TYPES = ("password", "refresh_token", "authorization_code")
 
-_token_request: TypeAdapter[PasswordGrant | RefreshTokenGrant] = TypeAdapter(TokenRequest)
+Grant = PasswordGrant | RefreshTokenGrant | AuthorizationCodeGrant
+_token_request: TypeAdapter[Grant] = TypeAdapter(TokenRequest)
 
 # FastAPI documents only bodies it parses itself; this one is read by `read_token_request`
 # (so that its errors are OAuth2 errors), hence the hand-made request body and components.
@@ -44,8 +50,9 @@ TOKEN_REQUEST_BODY: dict[str, Any] = {
             "examples": {
                 name: {"summary": model.__doc__, "value": model.model_json_schema()["examples"][0]}
                 for name, model in (
-                    ("password", PasswordGrant),
+                    ("authorization_code", AuthorizationCodeGrant),
                     ("refresh_token", RefreshTokenGrant),
+                    ("password", PasswordGrant),
                 )
             },
         }
@@ -113,14 +120,15 @@ Client = Annotated[OAuthClient | None, Depends(get_client)]
 RegisteredClient = Annotated[OAuthClient, Depends(get_registered_client)]
 
 
-async def read_token_request(form: OAuth2Form, client: Client) -> PasswordGrant | RefreshTokenGrant:
+async def read_token_request(request: Request, form: OAuth2Form, client: Client) -> Grant:
     """The validated form of `POST /auth/token`, its client authenticated first; raises
     OAuth2Exception subclasses."""
     fields = {k: v for k, v in form.items() if k not in ("client_id", "client_secret")}
     grant_type = fields.get("grant_type")
     if grant_type is None:
         raise InvalidRequestException("grant_type is required")
-    if grant_type not in GRANT_TYPES:
+    password_off = grant_type == "password" and not request.app.state.settings.oauth2_password_grant
+    if grant_type not in GRANT_TYPES or password_off:
         raise UnsupportedGrantTypeException()
     try:
         return _token_request.validate_python(fields)
@@ -130,4 +138,12 @@ async def read_token_request(form: OAuth2Form, client: Client) -> PasswordGrant 
         raise InvalidRequestException(f"{field}: {first['msg']}") from None
 
 
-TokenForm = Annotated[PasswordGrant | RefreshTokenGrant, Depends(read_token_request)]
+TokenForm = Annotated[Grant, Depends(read_token_request)]
+
+
+async def get_presented_client(request: Request, form: OAuth2Form) -> ClientCredentials | None:
+    """What the request presents as its client (checked by the grant that needs one)."""
+    return presented_credentials(request.headers.get("authorization"), form)
+
+
+PresentedClient = Annotated[ClientCredentials | None, Depends(get_presented_client)]

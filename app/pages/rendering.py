@@ -10,11 +10,14 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from app.middleware.security import allow_form_action
 from app.pages.guards import Csrf
 from app.sessions.browser import BrowserSession
 from app.signin.methods.passkey.relying_party import RelyingParty
 
 SERVICE_NAME = "authsvc"
+# The pages whose forms lead to another provider ("Continue with", "Link").
+_PROVIDER_FORMS = frozenset({"login.html", "account.html"})
 
 _templates = Environment(
     loader=PackageLoader("app.pages", "templates"),
@@ -65,8 +68,13 @@ class Page:
                 self.request.app.state.settings
             ).unavailable_reason
             is None,
+            # "Continue with {provider}" on the sign-in pages (app.signin.upstream_routes).
+            "providers": self.request.app.state.settings.upstream_providers,
         }
         values.update(context)
+        if values["providers"] and template in _PROVIDER_FORMS:
+            for client in self.request.app.state.upstream_clients.values():
+                allow_form_action(self.request.scope, *client.form_origins())
         html = _templates.get_template(template).render(values)
         response = HTMLResponse(html, status_code=status_code, headers=headers)
         if new_browser:

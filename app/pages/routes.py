@@ -50,6 +50,7 @@ from app.dependencies import (
     SettingsDep,
     SignInDep,
     TwoFactorDep,
+    UpstreamSignInDep,
 )
 from app.middleware.exception import field_errors
 from app.middleware.security import allow_form_action
@@ -62,7 +63,9 @@ from app.signin.flow import ContinueWith, PendingFlow
 from app.signin.methods.base import Step, Submission
 from app.signin.methods.passkey.credentials import PasskeyStore
 from app.signin.methods.passkey.method import PasskeyMethod
+from app.signin.methods.upstream.identities import IdentityStore
 from app.signin.two_factor import TwoFactor
+from app.signin.upstream import UpstreamSignIn
 from app.utils.pagination import MAX_LIMIT
 
 router = APIRouter(include_in_schema=False)
@@ -78,7 +81,7 @@ async def get_page(request: Request, browser: CurrentBrowserSession) -> Page:
 PageDep = Annotated[Page, Depends(get_page)]
 
 
-def _text(form: FormData, name: str, *, limit: int = 1024) -> str:
+def text_field(form: FormData, name: str, *, limit: int = 1024) -> str:
     value = form.get(name)
     return value[:limit] if isinstance(value, str) else ""
 
@@ -86,7 +89,7 @@ def _text(form: FormData, name: str, *, limit: int = 1024) -> str:
 def _credential(form: FormData) -> dict[str, Any] | None:
     """The passkey credential a page's script put into the form (its toJSON()), or None."""
     try:
-        value = json.loads(_text(form, "credential", limit=32 * 1024) or "null")
+        value = json.loads(text_field(form, "credential", limit=32 * 1024) or "null")
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
@@ -105,7 +108,7 @@ async def _roll_back(page: Page, db: AsyncSession) -> None:
         await db.refresh(page.browser.user)
 
 
-def _error_of(error: AppException) -> tuple[str, int, dict[str, str]]:
+def error_of(error: AppException) -> tuple[str, int, dict[str, str]]:
     """A service's refusal as a page shows it: its message, status and headers."""
     headers = {k: v for k, v in error.headers.items() if k.lower() == "retry-after"}
     message = error.detail
@@ -121,13 +124,22 @@ async def _allow_return(request: Request, return_to: str | None) -> None:
         allow_form_action(request.scope, *(await hook(return_to)))
 
 
-async def _signed_in(
-    page: Page, browser: BrowserSessions, started: StartedBrowserSession, return_to: str | None
+async def signed_in_response(
+    page: Page,
+    browser: BrowserSessions,
+    started: StartedBrowserSession,
+    return_to: str | None,
+    upstream: UpstreamSignIn | None = None,
 ) -> RedirectResponse:
     """Hand the browser its new session: the one it had before ends (a new sign-in never
     keeps a session id that somebody could have planted or seen)."""
     if page.browser is not None:
         await browser.sessions.revoke(sid=page.browser.session_id, user_id=page.browser.user.id)
+    # An identity of another provider whose address is this account's waits for exactly
+    # this: its person signing in to the account (second factor included), in the browser
+    # that proved it (app.signin.upstream).
+    if upstream is not None:
+        await upstream.link_pending(page.csrf.browser_id(page.request), started.user)
     response = _see_other(return_to_or_default(return_to))
     browser.cookie.set(response, started, now=browser.clock())
     return response
@@ -147,13 +159,17 @@ async def login_page(page: PageDep, return_to: str | None = None) -> Response:
 
 @router.post("/login")
 async def login(
-    page: PageDep, signin: SignInDep, browser: BrowserSessionsDep, db: SessionDep
+    page: PageDep,
+    signin: SignInDep,
+    browser: BrowserSessionsDep,
+    upstream: UpstreamSignInDep,
+    db: SessionDep,
 ) -> Response:
     form = await page.request.form()
     if not page.csrf_ok(form):
         return page.forbidden()
-    identifier = _text(form, "identifier", limit=320).strip()
-    password = _text(form, "password", limit=4096)
+    identifier = text_field(form, "identifier", limit=320).strip()
+    password = text_field(form, "password", limit=4096)
     target = safe_return_to(form.get("return_to"))
     if not identifier or not password:
         return page.render(
@@ -174,7 +190,7 @@ async def login(
         )
     except AppException as error:
         await _roll_back(page, db)
-        message, status_code, headers = _error_of(error)
+        message, status_code, headers = error_of(error)
         await _allow_return(page.request, target)
         return page.render(
             "login.html",
@@ -186,8 +202,8 @@ async def login(
             identifier=identifier,
         )
     if isinstance(result, PendingFlow):
-        return _second_step(page, result.token, result.offered)
-    return await _signed_in(page, browser, result.session, target)
+        return second_step(page, result.token, result.offered)
+    return await signed_in_response(page, browser, result.session, target, upstream)
 
 
 @router.post("/login/passkey")
@@ -197,6 +213,7 @@ async def login_with_passkey(
     passkeys: PasskeysDep,
     browser: BrowserSessionsDep,
     db: SessionDep,
+    upstream: UpstreamSignInDep,
 ) -> Response:
     """A passkey alone: a complete sign-in (no second step), by the same flow as the JSON
     API's `/auth/passkey`."""
@@ -212,7 +229,7 @@ async def login_with_passkey(
         )
     except AppException as error:
         await _roll_back(page, db)
-        message, status_code, headers = _error_of(error)
+        message, status_code, headers = error_of(error)
         if error.error_code == "INVALID_CREDENTIALS":
             message = "That passkey could not sign you in. Try again, or use your password."
         await _allow_return(page.request, target)
@@ -225,10 +242,10 @@ async def login_with_passkey(
             return_to=target,
             identifier=None,
         )
-    return await _signed_in(page, browser, done.session, target)
+    return await signed_in_response(page, browser, done.session, target, upstream)
 
 
-def _second_step(
+def second_step(
     page: Page,
     flow: str,
     offered: Sequence[str],
@@ -249,18 +266,22 @@ def _second_step(
 
 
 @router.post("/login/mfa")
-async def login_second_step(
-    page: PageDep, signin: SignInDep, browser: BrowserSessionsDep, db: SessionDep
+async def loginsecond_step(
+    page: PageDep,
+    signin: SignInDep,
+    browser: BrowserSessionsDep,
+    upstream: UpstreamSignInDep,
+    db: SessionDep,
 ) -> Response:
     form = await page.request.form()
     if not page.csrf_ok(form):
         return page.forbidden()
-    flow = _text(form, "flow", limit=128)
+    flow = text_field(form, "flow", limit=128)
     credential = _credential(form)
     submission: Submission = (
         {"credential": credential}
         if credential is not None
-        else {"code": _text(form, "code", limit=64).strip()}
+        else {"code": text_field(form, "code", limit=64).strip()}
     )
     try:
         done = await signin.complete(
@@ -277,9 +298,11 @@ async def login_second_step(
         )
     except AppException as error:
         await _roll_back(page, db)
-        message, status_code, headers = _error_of(error)
-        return _second_step(page, flow, (), error=message, status_code=status_code, headers=headers)
-    return await _signed_in(page, browser, done.session, safe_return_to(done.continue_ref))
+        message, status_code, headers = error_of(error)
+        return second_step(page, flow, (), error=message, status_code=status_code, headers=headers)
+    return await signed_in_response(
+        page, browser, done.session, safe_return_to(done.continue_ref), upstream
+    )
 
 
 # --- signing out ---------------------------------------------------------------------
@@ -336,9 +359,9 @@ async def register(
     if not page.csrf_ok(form):
         return page.forbidden()
     fields = {
-        "email": _text(form, "email", limit=1024).strip(),
-        "username": _text(form, "username", limit=1024).strip(),
-        "password": _text(form, "password", limit=4096),
+        "email": text_field(form, "email", limit=1024).strip(),
+        "username": text_field(form, "username", limit=1024).strip(),
+        "password": text_field(form, "password", limit=4096),
     }
     target = safe_return_to(form.get("return_to"))
 
@@ -376,12 +399,12 @@ async def register(
         started = await browser.start(user, AMR_PASSWORD)
     except AppException as error:
         await _roll_back(page, db)
-        message, status_code, headers = _error_of(error)
+        message, status_code, headers = error_of(error)
         messages = [f"{_LABELS.get(e['field'], e['field'])}: {e['message']}" for e in error.errors]
         return again(message, messages, status_code, headers)
     if started is None:  # a user created in this transaction is active
         raise UserInactiveException()
-    return await _signed_in(page, browser, started, target)
+    return await signed_in_response(page, browser, started, target)
 
 
 # The form's labels, for messages about its fields.
@@ -404,7 +427,9 @@ async def forgot_password(page: PageDep, accounts: AccountServiceDep, db: Sessio
     if not page.csrf_ok(form):
         return page.forbidden()
     try:
-        body = PasswordForgot.model_validate({"email": _text(form, "email", limit=1024).strip()})
+        body = PasswordForgot.model_validate(
+            {"email": text_field(form, "email", limit=1024).strip()}
+        )
         await accounts.request_password_reset(body.email)
     except ValidationError:
         return page.render(
@@ -416,7 +441,7 @@ async def forgot_password(page: PageDep, accounts: AccountServiceDep, db: Sessio
         )
     except AppException as error:
         await _roll_back(page, db)
-        message, status_code, headers = _error_of(error)
+        message, status_code, headers = error_of(error)
         return page.render(
             "forgot_password.html",
             title="Forgot your password?",
@@ -440,6 +465,8 @@ _DONE = {
     "passkey-added": "The passkey was added: it signs you in on its own.",
     "passkey-renamed": "The passkey was renamed.",
     "passkey-removed": "The passkey was removed.",
+    "linked": "The provider was linked: it signs you in from now on.",
+    "unlinked": "The provider was unlinked.",
 }
 _SIGN_IN_FIRST = "/login?return_to=/account"
 
@@ -456,8 +483,17 @@ async def _account(
     assert page.browser is not None
     me = page.browser.principal()
     sessions = await self_service.list_sessions(me, limit=MAX_LIMIT)
+    settings = page.request.app.state.settings
     values: dict[str, Any] = {
         "user": me.user,
+        "providers": settings.upstream_providers,
+        # The linked identity of each provider (one per provider and account).
+        "identities": {
+            identity.provider: identity
+            for identity in await IdentityStore(
+                self_service.session, clock=self_service.clock
+            ).of_user(me.user.id)
+        },
         "sessions": sessions.items,
         "enrolment": None,
         "recovery_codes": None,
@@ -495,7 +531,7 @@ async def _account_form(page: Page) -> FormData | Response:
     return form
 
 
-async def _refused(
+async def account_refused(
     page: Page,
     db: AsyncSession,
     self_service: SelfService,
@@ -503,7 +539,7 @@ async def _refused(
     error: AppException,
 ) -> Response:
     await _roll_back(page, db)
-    message, status_code, headers = _error_of(error)
+    message, status_code, headers = error_of(error)
     messages = [e["message"] for e in error.errors]
     if messages:
         message = f"{message}: {' '.join(messages)}" if message not in messages else message
@@ -530,13 +566,13 @@ async def change_password(
     try:
         await accounts.replace_password(
             user,
-            _text(form, "current_password", limit=4096) or None,
-            _text(form, "new_password", limit=4096),
+            text_field(form, "current_password", limit=4096) or None,
+            text_field(form, "new_password", limit=4096),
             auth_time=page.browser.auth_time,
         )
         started = await browser.start(user, AMR_PASSWORD)
     except AppException as error:
-        return await _refused(page, db, self_service, two_factor, error)
+        return await account_refused(page, db, self_service, two_factor, error)
     if started is None:
         raise UserInactiveException()
     response = _see_other("/account?done=password")
@@ -559,11 +595,11 @@ async def start_two_factor(
     try:
         enrolment = await two_factor.start(
             page.browser.user,
-            current_password=_text(form, "current_password", limit=4096) or None,
+            current_password=text_field(form, "current_password", limit=4096) or None,
             auth_time=page.browser.auth_time,
         )
     except AppException as error:
-        return await _refused(page, db, self_service, two_factor, error)
+        return await account_refused(page, db, self_service, two_factor, error)
     return await _account(page, self_service, two_factor, enrolment=enrolment)
 
 
@@ -580,9 +616,11 @@ async def confirm_two_factor(
         return form
     assert page.browser is not None
     try:
-        codes = await two_factor.confirm(page.browser.user, _text(form, "code", limit=64).strip())
+        codes = await two_factor.confirm(
+            page.browser.user, text_field(form, "code", limit=64).strip()
+        )
     except AppException as error:
-        return await _refused(page, db, self_service, two_factor, error)
+        return await account_refused(page, db, self_service, two_factor, error)
     return await _account(
         page,
         self_service,
@@ -606,11 +644,11 @@ async def turn_off_two_factor(
     try:
         await two_factor.disable_by_owner(
             page.browser.user,
-            current_password=_text(form, "current_password", limit=4096) or None,
+            current_password=text_field(form, "current_password", limit=4096) or None,
             auth_time=page.browser.auth_time,
         )
     except AppException as error:
-        return await _refused(page, db, self_service, two_factor, error)
+        return await account_refused(page, db, self_service, two_factor, error)
     return _see_other("/account?done=mfa-off")
 
 
@@ -631,7 +669,7 @@ async def end_session(
     try:
         await self_service.end_session(page.browser.principal(), session_id)
     except AppException as error:
-        return await _refused(page, db, self_service, two_factor, error)
+        return await account_refused(page, db, self_service, two_factor, error)
     if session_id == page.browser.session_id:
         response = _see_other("/login")
         browser.cookie.clear(response)
@@ -682,10 +720,10 @@ async def add_passkey(
     assert page.browser is not None
     try:
         await passkeys.add(
-            page.browser.user, _credential(form) or {}, _text(form, "name", limit=64) or None
+            page.browser.user, _credential(form) or {}, text_field(form, "name", limit=64) or None
         )
     except AppException as error:
-        return await _refused(page, db, self_service, two_factor, error)
+        return await account_refused(page, db, self_service, two_factor, error)
     return _see_other("/account?done=passkey-added")
 
 
@@ -702,13 +740,13 @@ async def rename_passkey(
     if not isinstance(form, FormData):
         return form
     assert page.browser is not None
-    name = _text(form, "name", limit=64).strip()
+    name = text_field(form, "name", limit=64).strip()
     try:
         if not name:
             raise ValidationException("Give the passkey a name")
         await passkeys.rename(page.browser.user, passkey_id, name)
     except AppException as error:
-        return await _refused(page, db, self_service, two_factor, error)
+        return await account_refused(page, db, self_service, two_factor, error)
     return _see_other("/account?done=passkey-renamed")
 
 
@@ -729,9 +767,9 @@ async def remove_passkey(
         await passkeys.remove(
             page.browser.user,
             passkey_id,
-            current_password=_text(form, "current_password", limit=4096) or None,
+            current_password=text_field(form, "current_password", limit=4096) or None,
             auth_time=page.browser.auth_time,
         )
     except AppException as error:
-        return await _refused(page, db, self_service, two_factor, error)
+        return await account_refused(page, db, self_service, two_factor, error)
     return _see_other("/account?done=passkey-removed")

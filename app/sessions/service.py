@@ -5,17 +5,32 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, CursorResult, Integer, String, delete, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.expression import ColumnElement, FromClause
 
 from app.models.base import UTCDateTime
 from app.models.session import AuthSession
 from app.models.user import User
+from app.transaction import rowcount
 from app.utils.request_context import clean_user_agent
 
 # Session ids are uuid4 hex; anything else names no session (and never reaches the driver).
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _session_row(sid: str, refresh_jti: str, now: datetime, expires_at: datetime) -> dict[str, Any]:
+    """The columns every new session sets (`user_id` from the user's row)."""
+    return {
+        "id": literal(sid, String),
+        "user_id": User.id,
+        "refresh_jti": literal(refresh_jti, String),
+        "created_at": literal(now, UTCDateTime),
+        "expires_at": literal(expires_at, UTCDateTime),
+        "last_used_at": literal(now, UTCDateTime),
+    }
 
 
 class SessionService:
@@ -50,42 +65,59 @@ class SessionService:
         deactivation either commits first and no row is written, or waits for this
         transaction and then deletes the new row with the others.
         """
-        active_user = (
-            select(
-                literal(sid, String),
-                User.id,
-                literal(refresh_jti, String),
-                literal(now, UTCDateTime),
-                literal(expires_at, UTCDateTime),
-                literal(now, UTCDateTime),
-                literal(ip, String),
-                literal(clean_user_agent(user_agent), String),
-                literal(browser_key, String),
-                literal(now if browser_key is not None else None, UTCDateTime),
-                literal(list(amr) if amr is not None else None, JSON),
-            )
-            .where(User.id == literal(user_id, Integer), User.is_active.is_(True))
-            .with_for_update(read=True)
+        values = {
+            **_session_row(sid, refresh_jti, now, expires_at),
+            "ip": literal(ip, String),
+            "user_agent": literal(clean_user_agent(user_agent), String),
+            "browser_key": literal(browser_key, String),
+            "auth_time": literal(now if browser_key is not None else None, UTCDateTime),
+            "amr": literal(list(amr) if amr is not None else None, JSON),
+        }
+        return await self._insert_while_active(values, User.id == literal(user_id, Integer))
+
+    async def start_child(
+        self,
+        *,
+        sid: str,
+        parent_id: str,
+        client_id: str,
+        user_id: int,
+        refresh_jti: str,
+        now: datetime,
+        expires_at: datetime,
+    ) -> bool:
+        """Insert an application's session under the browser session `parent_id`, only
+        while that session lives and its user is active (one INSERT ... SELECT, as in
+        `start`); False otherwise. Its row goes when the parent's does (ON DELETE CASCADE)."""
+        parent = AuthSession.__table__.alias("parent")
+        values = {
+            **_session_row(sid, refresh_jti, now, expires_at),
+            "ip": parent.c.ip,
+            "user_agent": parent.c.user_agent,
+            "parent_id": parent.c.id,
+            "client_id": literal(client_id, String),
+        }
+        return await self._insert_while_active(
+            values,
+            User.id == literal(user_id, Integer),
+            parent.c.id == literal(parent_id, String),
+            join=(parent, parent.c.user_id == User.id),
         )
-        stmt = insert(AuthSession).from_select(
-            [
-                "id",
-                "user_id",
-                "refresh_jti",
-                "created_at",
-                "expires_at",
-                "last_used_at",
-                "ip",
-                "user_agent",
-                "browser_key",
-                "auth_time",
-                "amr",
-            ],
-            active_user,
-        )
-        result = await self.session.execute(stmt)
-        assert isinstance(result, CursorResult)
-        return result.rowcount == 1
+
+    async def _insert_while_active(
+        self,
+        values: dict[str, Any],
+        *conditions: ColumnElement[bool],
+        join: tuple[FromClause, ColumnElement[bool]] | None = None,
+    ) -> bool:
+        """One INSERT ... SELECT of `values` (column: expression) from the user's row,
+        written only while the user is active, under a share lock on that row."""
+        rows = select(*values.values())
+        if join is not None:
+            rows = rows.join(*join)
+        rows = rows.where(User.is_active.is_(True), *conditions).with_for_update(read=True)
+        result = await self.session.execute(insert(AuthSession).from_select(list(values), rows))
+        return rowcount(result) == 1
 
     async def touch(self, *, sid: str, user_id: int, now: datetime) -> None:
         """Record a refresh as the session's last use (the refresh path's one write)."""
@@ -107,7 +139,12 @@ class SessionService:
         """
         if self.max_per_user is None:
             return 0
-        others = (AuthSession.user_id == user_id) & (AuthSession.id != keep_sid)
+        # Applications' sessions belong to their browser session and end with it.
+        others = (
+            (AuthSession.user_id == user_id)
+            & (AuthSession.id != keep_sid)
+            & AuthSession.parent_id.is_(None)
+        )
         kept = (
             select(AuthSession.id)
             .where(others, AuthSession.expires_at > now)
@@ -134,7 +171,11 @@ class SessionService:
         of them with `limit` and `offset`."""
         stmt = (
             select(AuthSession)
-            .where(AuthSession.user_id == user_id, AuthSession.expires_at > now)
+            .where(
+                AuthSession.user_id == user_id,
+                AuthSession.expires_at > now,
+                AuthSession.parent_id.is_(None),
+            )
             .order_by(AuthSession.created_at.desc(), AuthSession.id.desc())
             .offset(offset)
             .limit(limit)
@@ -142,10 +183,15 @@ class SessionService:
         return (await self.session.execute(stmt)).scalars().all()
 
     async def revoke_others(self, *, user_id: int, keep_sid: str) -> int:
-        """End every session of a user but one (sign out everywhere else); returns how many."""
+        """End every session of a user but one (sign out everywhere else); returns how many.
+        The applications' sessions of the one kept stay; the others' end with them."""
         stmt = (
             delete(AuthSession)
-            .where(AuthSession.user_id == user_id, AuthSession.id != keep_sid)
+            .where(
+                AuthSession.user_id == user_id,
+                AuthSession.id != keep_sid,
+                AuthSession.parent_id.is_(None),
+            )
             .execution_options(synchronize_session=False)
         )
         result = await self.session.execute(stmt)

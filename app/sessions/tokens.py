@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import math
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from app.audit.log import AuditLog, Event
@@ -31,6 +32,8 @@ log = get_logger(__name__)
 
 # The `amr` of a session whose tokens predate the claim: they came from a password sign-in.
 AMR_PASSWORD = ("pwd",)
+# What the tokens of an application's session carry on through refreshes.
+_APPLICATION_CLAIMS = ("client_id", "scope", "browser_sid")
 
 
 def token_rejected(metrics: Metrics, reason: str, token_type: TokenType, **fields: object) -> None:
@@ -84,6 +87,21 @@ class TokenPair:
 class AuthResult:
     user: User
     tokens: TokenPair
+    # The claims the session's tokens carry (sid, auth_time, amr; client_id and scope for an
+    # application's session), for the ID token of a refresh.
+    session: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientGrant:
+    """What an application's session is for: the client, the scopes, and the browser
+    session (its sign-in: when, how) it belongs to."""
+
+    client_id: str
+    scope: str
+    browser_session_id: str
+    auth_time: datetime
+    amr: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,12 +148,14 @@ class SessionTokens:
         # refreshed (with rotation each refresh would otherwise push its end forward).
         self.session_max_lifetime = session_max_lifetime or codec.ttl(TokenType.REFRESH)
 
-    async def refresh(self, refresh_token: str) -> AuthResult:
+    async def refresh(self, refresh_token: str, *, client_id: str | None = None) -> AuthResult:
         """Exchange a refresh token for a new access token of the same session.
 
         Without rotation the refresh token stays valid until it expires or is logged out.
         With rotation a new refresh token replaces it, and presenting a replaced one
         revokes the whole session (RFC 9700 §4.14.2): a replay cannot be told from theft.
+        A refresh token issued to an application (`client_id` claim) is refreshed only by
+        that client (`client_id`: the client the request authenticated as or named).
         Raises RateLimitedException, TokenExpiredException, InvalidTokenException or
         UserInactiveException.
         """
@@ -143,6 +163,10 @@ class SessionTokens:
             await self.throttle.client_attempt(Bucket.REFRESH_IP, self.client_ip)
         claims = await self._decode(refresh_token, TokenType.REFRESH)
         user_id, sid = self._session_of(claims)
+        owner = claims.extra.get("client_id")
+        if owner is not None and owner != client_id:
+            self._token_rejected("other_client", TokenType.REFRESH)
+            raise TokenRejected("other_client")
         extra, session_end = self._session_claims(claims)
         if session_end is not None and self.clock() >= session_end:
             self._token_rejected("session_lifetime", TokenType.REFRESH)
@@ -191,7 +215,9 @@ class SessionTokens:
         )
         log.info("token refreshed", user_id=user.id, rotated=self.rotate_refresh_tokens)
         self.metrics.token_refreshes.inc()
-        return AuthResult(user, TokenPair(access, refresh, self._expires_in(session_end)))
+        return AuthResult(
+            user, TokenPair(access, refresh, self._expires_in(session_end)), session=extra
+        )
 
     async def logout(self, token: str) -> None:
         """Revoke the session of a refresh or an access token: all its tokens fail.
@@ -322,10 +348,47 @@ class SessionTokens:
             )
         return TokenPair(access, refresh, self._expires_in(session_end))
 
+    async def start_for_client(self, user: User, grant: ClientGrant) -> TokenPair | None:
+        """An application's session under a browser session: its tokens carry `client_id`
+        and `scope`, the browser session's `auth_time` and `amr`, and end with it (and at
+        its absolute end). None when the browser session ended or the user is inactive."""
+        await self.codec.prepare_to_sign()
+        sid = uuid.uuid4().hex
+        now = self.clock()
+        session_end = grant.auth_time + self.session_max_lifetime
+        extra: dict[str, object] = {
+            "sid": sid,
+            "auth_time": int(grant.auth_time.timestamp()),
+            "amr": list(grant.amr),
+            "client_id": grant.client_id,
+            "scope": grant.scope,
+            "browser_sid": grant.browser_session_id,
+        }
+        subject = str(user.id)
+        access = self.codec.issue(
+            subject, TokenType.ACCESS, extra={**extra, "roles": user.roles}, not_after=session_end
+        )
+        refresh = self.codec.issue(subject, TokenType.REFRESH, extra=extra, not_after=session_end)
+        started = await self.sessions.start_child(
+            sid=sid,
+            parent_id=grant.browser_session_id,
+            client_id=grant.client_id,
+            user_id=user.id,
+            refresh_jti=refresh.jti,
+            now=now,
+            expires_at=refresh.expires_at,
+        )
+        if not started:
+            return None
+        return TokenPair(access, refresh, self._expires_in(session_end))
+
     def _session_claims(self, claims: TokenClaims) -> tuple[dict[str, object], datetime | None]:
         """The claims a session's new tokens carry on, and the session's absolute end (None
         for a token issued before `auth_time` was: then the session row's start decides)."""
         carried: dict[str, object] = {"sid": claims.extra["sid"], "amr": _amr_of(claims)}
+        for name in _APPLICATION_CLAIMS:
+            if isinstance(claims.extra.get(name), str):
+                carried[name] = claims.extra[name]
         started = auth_time_of(claims)
         if started is None:
             return carried, None

@@ -76,6 +76,7 @@ class FlowAttempt:
     continue_ref: str | None
     credential_stamp: str
     attempts_left: int
+    provider: str | None = None
 
 
 def _attempt_of(row: Any) -> FlowAttempt:
@@ -91,6 +92,7 @@ def _attempt_of(row: Any) -> FlowAttempt:
         continue_ref=row.continue_ref,
         credential_stamp=row.credential_stamp,
         attempts_left=MAX_ATTEMPTS - row.attempts,
+        provider=row.provider,
     )
 
 
@@ -113,6 +115,7 @@ class FlowStore:
         offered: Sequence[str],
         continue_with: str = ContinueWith.JSON,
         continue_ref: str | None = None,
+        provider: str | None = None,
     ) -> PendingFlow:
         token = secrets.token_urlsafe(_TOKEN_BYTES)
         now = self.clock()
@@ -129,6 +132,7 @@ class FlowStore:
                 continue_ref=continue_ref,
                 credential_stamp=credential_stamp(user),
                 attempts=0,
+                provider=provider,
                 created_at=now,
                 expires_at=now + self.ttl,
             )
@@ -162,6 +166,7 @@ class FlowStore:
                 SignInFlow.continue_ref,
                 SignInFlow.credential_stamp,
                 SignInFlow.attempts,
+                SignInFlow.provider,
             )
             .execution_options(synchronize_session=False)
         )

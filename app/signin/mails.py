@@ -1,4 +1,5 @@
-"""The notices of two-factor authentication turned on or off."""
+"""The notices of two-factor authentication turned on or off, and of providers linked or
+unlinked."""
 
 from __future__ import annotations
 
@@ -34,4 +35,32 @@ async def mfa_disabled(
         "in now needs the password alone.",
         "If you did not ask for this, reset your password and turn two-factor "
         "authentication on again.",
+    )
+
+
+def _provider(job: Job) -> str:
+    name = job.data.get("provider_name")
+    return name if isinstance(name, str) and name else "another provider"
+
+
+@composer(MailKind.IDENTITY_LINKED)
+async def identity_linked(
+    session: AsyncSession, settings: Settings, job: Job, now: datetime
+) -> Composed | str:
+    return notice(
+        f"Your {_provider(job)} account was just linked to your account here: it can now "
+        "sign you in.",
+        "If this was not you, unlink it on your account page and reset your password at "
+        'once with the "forgot password" link.',
+    )
+
+
+@composer(MailKind.IDENTITY_UNLINKED)
+async def identity_unlinked(
+    session: AsyncSession, settings: Settings, job: Job, now: datetime
+) -> Composed | str:
+    return notice(
+        f"Your {_provider(job)} account was just unlinked from your account here: it no "
+        "longer signs you in.",
+        'If this was not you, reset your password at once with the "forgot password" link.',
     )

@@ -24,6 +24,7 @@ from app.core.errors import (
 from app.core.jwt import TokenRejected
 from app.metrics import Metrics
 from app.models.user import User, normalize_identifier
+from app.oidc.authorization import client_of_return_to
 from app.sessions.tokens import AuthResult, SessionTokens
 from app.signin import methods as registry
 from app.signin.flow import ContinueWith, FlowStore, PendingFlow, credential_stamp
@@ -166,7 +167,50 @@ class SignIn:
             return flow
         if self.throttle is not None:
             await self.throttle.login_succeeded((user.email, user.username), self.client_ip)
-        return Completed(user, await self._signed_in(user, *first, start))
+        return Completed(user, await self._signed_in(user, *first, start, continue_ref))
+
+    async def sign_in_proven(
+        self,
+        user: User,
+        method: SignInMethod,
+        submission: Submission,
+        *,
+        provider: str,
+        start: StartSession[_S],
+        continue_with: str = ContinueWith.PAGE,
+        continue_ref: str | None = None,
+    ) -> Completed[_S] | PendingFlow:
+        """A first factor proven elsewhere (another provider's checked identity, which
+        `method` verifies against the account's links): the same rules as the password
+        step from there on (inactive accounts, the second step with two-factor on)."""
+        if await method.verify(user, submission) is None:
+            await self._login_failed("identity_not_linked", user.id)
+            raise InvalidCredentialsException()
+        if not user.is_active:
+            await self._login_failed("inactive", user.id)
+            raise UserInactiveException()
+        if self.require_verified_email and not user.email_verified:
+            await self._login_failed("email_not_verified", user.id)
+            raise EmailNotVerifiedException()
+        bind_context(user_id=user.id)
+        first = (method.id,), method.amr
+        if user.mfa_enabled:
+            flow = await self._continue(
+                user,
+                user.email,
+                *first,
+                Step.SECOND_FACTOR,
+                continue_with,
+                continue_ref,
+                provider=provider,
+            )
+            await self.transaction.commit_before_raising()
+            log.info("second factor required", user_id=user.id)
+            return flow
+        if self.throttle is not None:
+            await self.throttle.login_succeeded((user.email, user.username), self.client_ip)
+        session = await self._signed_in(user, *first, start, continue_ref, provider=provider)
+        return Completed(user, session, continue_ref)
 
     async def sign_in_alone(
         self, method: SignInMethod, submission: Submission, *, start: StartSession[_S]
@@ -284,7 +328,9 @@ class SignIn:
             await self.throttle.login_succeeded((user.email, user.username), self.client_ip)
         methods = _merged(attempt.methods_done, (method.id,))
         amr = _merged(attempt.amr, method.amr)
-        session = await self._signed_in(user, methods, amr, start)
+        session = await self._signed_in(
+            user, methods, amr, start, attempt.continue_ref, provider=attempt.provider
+        )
         return Completed(user, session, attempt.continue_ref)
 
     async def _require_usable(self, user: User) -> None:
@@ -307,6 +353,8 @@ class SignIn:
         step: Step,
         continue_with: str,
         continue_ref: str | None,
+        *,
+        provider: str | None = None,
     ) -> PendingFlow:
         self._require_second_factors()
         offered = [
@@ -324,6 +372,7 @@ class SignIn:
             offered=offered,
             continue_with=continue_with,
             continue_ref=continue_ref,
+            provider=provider,
         )
 
     async def _method_for(
@@ -360,7 +409,14 @@ class SignIn:
         raise TokenRejected("mfa_token_invalid")
 
     async def _signed_in(
-        self, user: User, methods: tuple[str, ...], amr: tuple[str, ...], start: StartSession[_S]
+        self,
+        user: User,
+        methods: tuple[str, ...],
+        amr: tuple[str, ...],
+        start: StartSession[_S],
+        continue_ref: str | None = None,
+        *,
+        provider: str | None = None,
     ) -> _S:
         self.users.record_login(user, self.clock(), None)
         session = await start(user, amr)
@@ -370,13 +426,15 @@ class SignIn:
             await self._login_failed("inactive", user.id)
             raise UserInactiveException(headers={"WWW-Authenticate": "Bearer"})
         # With last_login and the session: one transaction, no commit of its own.
-        self.audit.record(
-            Event.LOGIN_SUCCEEDED,
-            user_id=user.id,
-            actor_id=user.id,
-            details={"methods": list(methods)},
-        )
-        log.info("login succeeded", user_id=user.id, methods=list(methods))
+        details: dict[str, object] = {"methods": list(methods)}
+        if provider is not None:
+            details["provider"] = provider
+        # A sign-in that serves an application's authorization request names the client.
+        client_id = await client_of_return_to(self.users.session, continue_ref, self.clock())
+        if client_id is not None:
+            details["client_id"] = client_id
+        self.audit.record(Event.LOGIN_SUCCEEDED, user_id=user.id, actor_id=user.id, details=details)
+        log.info("login succeeded", user_id=user.id, **details)
         self.metrics.login_successes.inc()
         return session
 

@@ -68,7 +68,7 @@ class UserService:
             return await self.get_by_email(identifier)
         return await self.get_by_username(identifier)
 
-    async def create(self, *, email: str, username: str, hashed_password: str) -> User:
+    async def create(self, *, email: str, username: str, hashed_password: str | None) -> User:
         """Insert a user; raises UserAlreadyExistsException when email or username is taken.
 
         No look-up first: the unique indexes decide, so two registrations that race for

@@ -4,20 +4,18 @@ Debian's headless Chromium with links read from mails a real SMTP server receive
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Page, Response, async_playwright
+from playwright.async_api import Browser, ConsoleMessage, Page, Response
 
 from tests.support import PASSWORD, UserFactory, assert_error
+from tests.support.backends import backend_independent
+from tests.support.browsers import TIMEOUT_MS, requires_chromium
 from tests.support.mailbox import RESET_SUBJECT, VERIFY_SUBJECT, Mailbox, smtp_overrides
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
-TIMEOUT_MS = 30_000  # generous: catches a hang, asserts no speed
 NEW_PASSWORD = "a brand new passphrase 42"
 
 
@@ -67,18 +65,6 @@ async def test_opening_a_link_uses_up_nothing(
     assert done.status_code == 204
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
-
-
 class Watch:
     """What a page asked of anything but the service, and every console error (a CSP
     violation shows up there)."""
@@ -117,6 +103,8 @@ async def _register_and_ask_reset(live_server: str, smtp_server: Mailbox) -> tup
     return email, (await smtp_server.one(email, RESET_SUBJECT)).link
 
 
+@requires_chromium
+@backend_independent
 async def test_a_person_resets_the_password_in_the_browser_from_the_mailed_link(
     browser: Browser, live_server: str, smtp_server: Mailbox, tmp_path: Path
 ) -> None:
@@ -142,6 +130,8 @@ async def test_a_person_resets_the_password_in_the_browser_from_the_mailed_link(
     assert watch.errors == []
 
 
+@requires_chromium
+@backend_independent
 async def test_the_form_refuses_two_different_entries_without_calling_the_api(
     browser: Browser, live_server: str, smtp_server: Mailbox
 ) -> None:
@@ -161,6 +151,8 @@ async def test_the_form_refuses_two_different_entries_without_calling_the_api(
     assert watch.errors == []
 
 
+@requires_chromium
+@backend_independent
 async def test_a_dead_link_shows_the_apis_message(
     browser: Browser, live_server: str, smtp_server: Mailbox
 ) -> None:
@@ -183,6 +175,8 @@ async def test_a_dead_link_shows_the_apis_message(
     assert await page.locator("#reset-form").is_hidden()
 
 
+@requires_chromium
+@backend_independent
 async def test_a_person_confirms_the_address_by_pressing_the_button(
     browser: Browser, live_server: str, smtp_server: Mailbox
 ) -> None:

@@ -20,7 +20,7 @@ from app.models import AuditEvent, OneTimeToken, OutboxMail
 from app.models.mail import MailKind, MailStatus
 from app.utils.clock import utc_now
 from tests.support import RegisteredUser, UserFactory, assert_error
-from tests.support.admin import audit_events, bearer, grant, sign_in
+from tests.support.admin import audit_events, bearer
 from tests.support.mailbox import (
     CHANGE_SUBJECT,
     RESET_SUBJECT,
@@ -36,16 +36,6 @@ DEADLINE_S = 10.0
 @pytest.fixture
 def settings_overrides(smtp_server: Mailbox) -> dict[str, Any]:
     return smtp_overrides(smtp_server)
-
-
-@pytest.fixture
-async def admin(
-    user_factory: UserFactory, database: Database, client: httpx.AsyncClient
-) -> RegisteredUser:
-    user = await user_factory(username="root", email="root@example.com")
-    await grant(database, user.id, "admin")
-    user.access_token = (await sign_in(client, user.username))["access_token"]
-    return user
 
 
 async def _events_eventually(database: Database, name: str, count: int) -> list[AuditEvent]:

@@ -5,22 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
 
 from app.database import Database
 from tests.support import RegisteredUser, UserFactory
-from tests.support.admin import audit_events, bearer, grant, sign_in
+from tests.support.admin import audit_events, bearer
 from tests.support.mfa import enable_mfa, password_step, second_step, totp_code
-
-
-@pytest.fixture
-async def admin(
-    user_factory: UserFactory, database: Database, client: httpx.AsyncClient
-) -> RegisteredUser:
-    user = await user_factory(username="root", email="root@example.com")
-    await grant(database, user.id, "admin")
-    user.access_token = (await sign_in(client, user.username))["access_token"]
-    return user
 
 
 async def test_an_admin_turns_a_users_two_factor_off_and_the_trail_names_both(

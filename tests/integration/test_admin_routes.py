@@ -16,17 +16,6 @@ from tests.support.admin import audit_events, bearer, claims_of, grant, sign_in
 from tests.support.databases import statements
 
 
-@pytest.fixture
-async def admin(
-    user_factory: UserFactory, database: Database, client: httpx.AsyncClient
-) -> RegisteredUser:
-    """An account with the admin role, signed in after the grant."""
-    user = await user_factory(username="root", email="root@example.com")
-    await grant(database, user.id, "admin")
-    user.access_token = (await sign_in(client, user.username))["access_token"]
-    return user
-
-
 def _admin_operations(app: FastAPI) -> list[tuple[str, str]]:
     document = app.openapi()
     return [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from app.cli.server import serve_problems
 from app.config import Settings
 from app.migrate import MIGRATIONS
 from tests.support import PASSWORD, TEST_SECRET, CliInvoker
+from tests.support.servers import free_port
 
 STRONG_SECRET = "Vq3xW8pZr2Lm9TgYb6NcJ4hKd7FsA1eU0oRiQ5wXy"  # random, as production needs
 _ENV_NAMES = (
@@ -99,7 +99,7 @@ def test_migrate_into_a_missing_directory_fails_with_a_message(
 def test_an_unreachable_database_fails_with_one_line(
     environment: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
 ) -> None:
-    monkeypatch.setenv("DATABASE_URL", f"postgresql+asyncpg://u:p@127.0.0.1:{_closed_port()}/db")
+    monkeypatch.setenv("DATABASE_URL", f"postgresql+asyncpg://u:p@127.0.0.1:{free_port()}/db")
     monkeypatch.setenv("DB_CONNECT_TIMEOUT", "2")
 
     result = invoke(*command)
@@ -308,20 +308,10 @@ def test_serving_on_a_unix_socket_warns_unless_its_proxy_is_trusted(tmp_path: Pa
     assert serve_problems(trusted, workers=1, reload=False, uds=uds) == ([], [])
 
 
-def _closed_port() -> int:
-    return _free_port()  # nothing listens there once the probe socket is closed
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
+@pytest.mark.process
 def test_serve_with_two_workers_shares_one_signing_key(environment: Path) -> None:
     """Tokens issued by one worker are accepted by the other: the key is settled before fork."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "ARGON2_MEMORY_KIB": "1024",

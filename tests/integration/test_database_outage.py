@@ -97,6 +97,9 @@ async def test_sqlite_outage_opens_the_breaker_and_recovers_without_restart(
         circuit_breaker_threshold=2,
         circuit_breaker_timeout=30,
         circuit_breaker_initial_timeout=30,  # a sustained outage: one fixed period
+        # The operator migrates below; the start-up migration's retry (on a real-time
+        # back-off) would race that on a slow machine: "table alembic_version already exists".
+        db_auto_migrate=False,
     )
     async with running_app(settings, clock=clock) as (app, client):
         database: Database = app.state.database

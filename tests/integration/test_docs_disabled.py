@@ -7,6 +7,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.backends import backend_independent
+
+pytestmark = backend_independent
+
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,6 +15,7 @@ from app import __version__
 from app.config import Settings
 from app.database import Database
 from app.wiring import build_throttle
+from tests.support.servers import free_port
 
 
 async def test_health_reports_ok_with_database_latency(client: httpx.AsyncClient) -> None:
@@ -96,13 +96,6 @@ async def test_head_probe_of_health_is_503_when_the_database_is_unreachable(
     assert response.headers["Retry-After"].isdigit()
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 async def test_without_redis_url_health_has_no_redis_check(client: httpx.AsyncClient) -> None:
     response = await client.get("/health")
     assert response.status_code == 200
@@ -129,7 +122,7 @@ async def test_health_reports_the_redis_latency(
 async def test_health_is_503_when_redis_is_down_as_every_login_is(
     client: httpx.AsyncClient, app: FastAPI, settings: Settings
 ) -> None:
-    async with serving_redis(app, settings, f"redis://127.0.0.1:{_closed_port()}/0"):
+    async with serving_redis(app, settings, f"redis://127.0.0.1:{free_port()}/0"):
         health = await client.get("/health")
         head = await client.head("/health")
         login = await client.post("/auth/login", json={"username": "a", "password": "b"})

@@ -11,7 +11,6 @@ import contextlib
 import json
 import select
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,12 +18,13 @@ from functools import partial
 
 import httpx
 import pytest
-import uvicorn
 
 from app.http_protocol import BoundedHeadProtocol, HeadLimits
 from app.main import create_app
 from tests.support import build_settings
+from tests.support.markers import starts
 from tests.support.processes import ServerProcess, serve_argv, server_env, spawn, wait_until
+from tests.support.servers import serve_in_thread
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -50,31 +50,12 @@ def in_process_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InPr
     workdir = tmp_path_factory.mktemp("http-limits-thread")
     settings = build_settings(f"sqlite+aiosqlite:///{workdir / 'auth.db'}", workdir)
     limits = HeadLimits(MAX_HEADER_BYTES, MAX_HEADERS, HEAD_TIMEOUT_S)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(
-        create_app(settings),
-        http=partial(BoundedHeadProtocol, limits=limits),  # type: ignore[arg-type]
-        log_config=None,
-        lifespan="on",
-    )
-    userver = uvicorn.Server(config)
-    thread = threading.Thread(target=userver.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not userver.started:
-        assert thread.is_alive(), "uvicorn did not start"
-        assert time.monotonic() < deadline, "uvicorn did not start in time"
-        time.sleep(0.02)  # a polling interval, not a synchronisation
-    try:
-        yield InProcessServer(sock.getsockname()[1])
-    finally:
-        userver.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
+    protocol = partial(BoundedHeadProtocol, limits=limits)
+    with serve_in_thread(create_app(settings), http=protocol) as server:
+        yield InProcessServer(server.port)
 
 
-@pytest.fixture(params=["serve", "in-process"])
+@pytest.fixture(params=[pytest.param("serve", marks=pytest.mark.process), "in-process"])
 def server(request: pytest.FixtureRequest) -> AnyServer:
     name = "serve_process" if request.param == "serve" else "in_process_server"
     running: AnyServer = request.getfixturevalue(name)
@@ -82,6 +63,7 @@ def server(request: pytest.FixtureRequest) -> AnyServer:
 
 
 @pytest.fixture(scope="module")
+@starts("process")
 def serve_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     workdir = tmp_path_factory.mktemp("http-limits")
     env = server_env(

@@ -11,6 +11,9 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 
 from tests.support import LogCapture, UserFactory, assert_error
+from tests.support.backends import backend_independent
+
+pytestmark = backend_independent
 
 # Served with GET but not described in the OpenAPI document.
 UNDOCUMENTED_GETS = ["/openapi.json", "/docs", "/redoc", "/docs/redoc.standalone.js", "/metrics"]

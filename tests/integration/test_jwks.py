@@ -45,7 +45,8 @@ ISSUER = "https://auth.example.com"
 
 @pytest.fixture
 def settings_overrides(algorithm: str) -> dict[str, Any]:
-    return {"jwt_algorithm": algorithm, "public_url": ISSUER}
+    # ID tokens share the access keys (same algorithm): the JWKS holds only those.
+    return {"jwt_algorithm": algorithm, "id_token_algorithm": algorithm, "public_url": ISSUER}
 
 
 def _b64(data: bytes) -> str:
@@ -266,6 +267,11 @@ async def test_the_metadata_names_absolute_endpoints_from_public_url(
     assert body["token_endpoint"] == f"{base}/auth/token"
     assert body["revocation_endpoint"] == f"{base}/auth/revoke"
     assert body["introspection_endpoint"] == f"{base}/auth/introspect"
-    assert body["grant_types_supported"] == ["password", "refresh_token"]
-    assert body["token_endpoint_auth_methods_supported"] == ["none"]
-    assert body["response_types_supported"] == []
+    assert body["grant_types_supported"] == ["authorization_code", "refresh_token", "password"]
+    assert body["token_endpoint_auth_methods_supported"] == [
+        "client_secret_basic",
+        "client_secret_post",
+        "none",
+    ]
+    assert body["response_types_supported"] == ["code"]
+    assert body["authorization_endpoint"] == f"{base}/oauth2/authorize"

@@ -1,4 +1,5 @@
-"""With an HS algorithm (the default) nothing is published and tokens carry no `kid`."""
+"""With an HS algorithm (the default) the shared secret is never published and access
+tokens carry no `kid`; only the ID tokens' key pair is in the JWKS."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ import pytest
 from tests.support import CliInvoker, UserFactory
 
 
-async def test_with_a_shared_secret_the_jwks_is_empty(
+async def test_with_a_shared_secret_the_jwks_has_only_the_id_token_key(
     client: httpx.AsyncClient, user_factory: UserFactory
 ) -> None:
     user = await user_factory()
     response = await client.get("/.well-known/jwks.json")
 
     assert response.status_code == 200
-    assert response.json() == {"keys": []}
+    assert [key["alg"] for key in response.json()["keys"]] == ["RS256"]
     assert "kid" not in jwt.get_unverified_header(user.access_token)
 
 

@@ -29,7 +29,12 @@ SWITCH_DEADLINE_S = 10.0
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
-    return {"jwt_algorithm": "EdDSA", "signing_key_refresh_seconds": REFRESH_SECONDS}
+    # ID tokens share the access keys (same algorithm): the JWKS holds only those.
+    return {
+        "jwt_algorithm": "EdDSA",
+        "id_token_algorithm": "EdDSA",
+        "signing_key_refresh_seconds": REFRESH_SECONDS,
+    }
 
 
 class WallClock:

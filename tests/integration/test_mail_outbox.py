@@ -32,7 +32,8 @@ from tests.support import (
     register,
     running_app,
 )
-from tests.support.mailbox import VERIFY_SUBJECT, Mailbox, free_port, read_eml_dir, smtp_overrides
+from tests.support.mailbox import VERIFY_SUBJECT, Mailbox, read_eml_dir, smtp_overrides
+from tests.support.servers import free_port
 
 
 class WallClock:

@@ -18,11 +18,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.models import OutboxMail
 from tests.support import BACKENDS, PASSWORD, prepare_schema, prepared
 from tests.support.mailbox import RESET_SUBJECT, VERIFY_SUBJECT, Mailbox
-from tests.support.processes import ServerProcess, serve_pair
+from tests.support.markers import starts
+from tests.support.processes import ServerProcess, runner_env, serve_pair
 
 pytestmark = pytest.mark.timeout(300)
-
-_SERVER_SETTINGS = ("DATABASE_URL", "SECRET_KEY", "SECRET_KEY_FILE", "REDIS_URL", "ENVIRONMENT")
 USERS = 12
 
 
@@ -50,6 +49,7 @@ async def _all_sent(url: str, count: int, within: float = 30.0) -> None:
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
+@starts("process")
 def pair(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Pair]:
@@ -62,7 +62,7 @@ def pair(
     prepared.add(url)
     mailbox = Mailbox()
     mailbox.start()
-    env = {k: v for k, v in os.environ.items() if k not in _SERVER_SETTINGS}
+    env = runner_env()
     env.update(
         DATABASE_URL=url,
         ENVIRONMENT="development",

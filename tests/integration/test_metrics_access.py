@@ -16,6 +16,9 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from tests.support import LogCapture, assert_error, build_settings
+from tests.support.backends import backend_independent
+
+pytestmark = backend_independent
 
 TOKEN = "metrics-canary-token-6c1f0e2b9d8a4f37"
 PeerClient = Callable[[str], AbstractAsyncContextManager[httpx.AsyncClient]]

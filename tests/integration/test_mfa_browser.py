@@ -4,37 +4,19 @@ the QR code of the `otpauth_uri`, module by module, with its quiet zone on a dar
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
-import pytest
 import segno
 from PIL import Image
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
 from tests.support import UserFactory
+from tests.support.backends import backend_independent
+from tests.support.browsers import requires_chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 SCALE, BORDER = 4, 4  # pixels per module, modules of quiet zone (app.core.totp.qr_svg)
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="Debian's chromium is not installed at /usr/bin/chromium (.ci/run installs it)",
-)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=FLAGS
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
+pytestmark = [requires_chromium, backend_independent]
 
 
 async def test_the_qr_svg_renders_as_the_qr_code_of_the_otpauth_uri(

@@ -10,6 +10,9 @@ import pytest
 from fastapi import APIRouter, FastAPI
 
 from tests.support import assert_error
+from tests.support.backends import backend_independent
+
+pytestmark = backend_independent
 
 
 async def test_every_response_carries_a_generated_uuid4_request_id(

@@ -169,7 +169,7 @@ async def test_refresh_grant_with_a_non_refresh_token_is_invalid_grant(
         ),
         ({"grant_type": "refresh_token"}, "invalid_request"),
         ({"grant_type": "client_credentials"}, "unsupported_grant_type"),
-        ({"grant_type": "authorization_code", "code": "abc"}, "unsupported_grant_type"),
+        ({"grant_type": "implicit"}, "unsupported_grant_type"),
     ],
 )
 async def test_malformed_requests_get_oauth2_errors(

@@ -18,6 +18,9 @@ from app.cli.openapi import standalone_document
 from app.core import errors as exceptions
 from app.openapi import install_openapi, operation_id
 from tests.support import CliInvoker
+from tests.support.backends import backend_independent
+
+pytestmark = backend_independent
 
 DOCUMENT: dict[str, Any] = json.loads(standalone_document())
 COMMITTED = Path(__file__).parents[2] / "docs" / "openapi.json"

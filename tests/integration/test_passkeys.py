@@ -10,7 +10,9 @@ an IP address as RP ID.
 from __future__ import annotations
 
 import io
+import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -22,6 +24,7 @@ from sqlalchemy import update
 from app.config import Settings
 from app.database import Database
 from app.main import create_app
+from app.models.upstream import UpstreamIdentity
 from app.models.user import User
 from tests.support import PASSWORD, RegisteredUser, UserFactory, assert_error
 from tests.support.admin import audit_events
@@ -599,6 +602,55 @@ async def test_the_last_way_to_sign_in_cannot_be_removed(
     assert [p["id"] for p in listed.json()] == [second["id"]]
     events = await audit_events(database, "passkey.removed")
     assert [(e.user_id, e.details) for e in events] == [(user.id, {"passkey_id": first["id"]})]
+
+
+async def _linked_provider(database: Database, user: RegisteredUser) -> str:
+    """An identity of another provider linked to the account, as a callback leaves it."""
+    identity = UpstreamIdentity(
+        id=uuid.uuid4().hex,
+        user_id=user.id,
+        provider="idp",
+        subject=f"{user.id}-at-idp",
+        email=None,
+        created_at=datetime.now(UTC),
+    )
+    async with database.session() as session:
+        session.add(identity)
+    return identity.id
+
+
+async def test_a_linked_provider_lets_the_last_passkey_go_and_not_then_itself(
+    client: httpx.AsyncClient, user_factory: UserFactory, database: Database
+) -> None:
+    user = await user_factory()
+    added = await add_passkey(client, user, SoftAuthenticator())
+    await _without_password(database, user)
+    identity_id = await _linked_provider(database, user)
+
+    removed = await client.delete(f"/users/me/passkeys/{added['id']}", headers=user.auth)
+    unlinked = await client.delete(f"/users/me/identities/{identity_id}", headers=user.auth)
+
+    assert removed.status_code == 204, removed.text
+    assert_error(unlinked, 409, "LAST_SIGN_IN_METHOD")
+    assert len((await client.get("/users/me/identities", headers=user.auth)).json()) == 1
+
+
+async def test_a_passkey_lets_the_last_provider_go_and_not_then_itself(
+    client: httpx.AsyncClient, user_factory: UserFactory, database: Database
+) -> None:
+    user = await user_factory()
+    added = await add_passkey(client, user, SoftAuthenticator())
+    await _without_password(database, user)
+    identity_id = await _linked_provider(database, user)
+
+    unlinked = await client.delete(f"/users/me/identities/{identity_id}", headers=user.auth)
+    removed = await client.delete(f"/users/me/passkeys/{added['id']}", headers=user.auth)
+
+    assert unlinked.status_code == 204, unlinked.text
+    assert (await client.get("/users/me/identities", headers=user.auth)).json() == []
+    assert_error(removed, 409, "LAST_SIGN_IN_METHOD")
+    listed = await client.get("/users/me/passkeys", headers=user.auth)
+    assert [p["id"] for p in listed.json()] == [added["id"]]
 
 
 async def test_with_a_password_the_last_passkey_can_go(

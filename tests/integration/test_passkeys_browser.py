@@ -16,18 +16,9 @@ import pyotp
 import pytest
 from playwright.async_api import Browser, CDPSession, Page
 
-from tests.integration.test_pages_browser import (
-    CHROMIUM,
-    TIMEOUT_MS,
-    Watch,
-    browser,  # noqa: F401 - the fixture
-)
+from tests.integration.test_pages_browser import Watch
 from tests.support import PASSWORD
-
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="Debian's chromium is not installed at /usr/bin/chromium (.ci/run installs it)",
-)
+from tests.support.browsers import TIMEOUT_MS
 
 
 @pytest.fixture
@@ -78,7 +69,7 @@ async def _sign_out(page: Page) -> None:
 
 
 async def test_a_person_adds_a_passkey_and_signs_in_with_it_alone_and_as_second_factor(
-    browser: Browser,  # noqa: F811 - the fixture
+    browser: Browser,
     live_server: str,
 ) -> None:
     origin = _origin(live_server)
@@ -142,7 +133,7 @@ async def test_a_person_adds_a_passkey_and_signs_in_with_it_alone_and_as_second_
 
 
 async def test_a_passkey_the_service_does_not_know_is_refused_on_the_page(
-    browser: Browser,  # noqa: F811 - the fixture
+    browser: Browser,
     live_server: str,
 ) -> None:
     """A passkey removed from the account but still on the device: the page says so."""

@@ -40,12 +40,14 @@ from tests.support import (
     truncate,
 )
 from tests.support.mailbox import Mailbox, smtp_overrides
+from tests.support.markers import starts
 
 BREAKER_TIMEOUT = 30.0
 THRESHOLD = 3
 
 
 @pytest.fixture(scope="module")
+@starts("process")
 def cluster() -> Iterator[ThrowawayPostgres]:
     bindir = find_bindir()
     if bindir is None:

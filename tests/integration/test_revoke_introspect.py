@@ -336,7 +336,16 @@ async def test_a_client_secret_is_shown_once_and_stored_only_as_a_hash(
 
     listed = await run_cli("clients", "list", "--json")
     (entry,) = json.loads(listed.stdout)
-    assert set(entry) == {"client_id", "name", "created_at"}
+    assert set(entry) == {
+        "client_id",
+        "name",
+        "created_at",
+        "redirect_uris",
+        "post_logout_redirect_uris",
+        "public",
+        "first_party",
+    }
+    assert entry["redirect_uris"] == []  # a resource server: no redirect URI
     assert entry["name"] == "reports"
     assert secret not in listed.stdout
     async with database.session() as session:

@@ -9,6 +9,9 @@ import httpx
 import pytest
 
 from tests.support import PASSWORD, UserFactory, assert_error
+from tests.support.backends import backend_independent
+
+pytestmark = backend_independent
 
 LIMIT = 64 * 1024
 

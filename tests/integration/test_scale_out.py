@@ -23,8 +23,9 @@ import pytest
 import redis
 
 from tests.support import BACKENDS, PASSWORD, prepare_schema, prepared
+from tests.support.markers import starts
 from tests.support.mfa import enable_mfa, password_step, second_step, totp_code
-from tests.support.processes import ServerProcess, serve_pair
+from tests.support.processes import ServerProcess, runner_env, serve_pair
 from tests.support.webauthn import SoftAuthenticator
 
 pytestmark = pytest.mark.timeout(300)
@@ -34,14 +35,6 @@ CEILING = 12  # failed logins per account from all clients (RATE_LIMIT_LOGIN_ACC
 WRONG = "not the right password"
 
 # Variables of the test runner's own environment that must not leak into the servers.
-_SERVER_SETTINGS = (
-    "DATABASE_URL",
-    "SECRET_KEY",
-    "SECRET_KEY_FILE",
-    "REDIS_URL",
-    "ENVIRONMENT",
-    "TRUSTED_PROXIES",
-)
 
 
 @dataclass
@@ -59,6 +52,7 @@ class Cluster:
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
+@starts("process")
 def cluster(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:
@@ -72,7 +66,7 @@ def cluster(
 
     key_file = workdir / "keys" / ".secret_key"
     redis_prefix = f"authsvc-scale-out-{os.urandom(6).hex()}"
-    env = {k: v for k, v in os.environ.items() if k not in _SERVER_SETTINGS}
+    env = runner_env()
     env.update(
         DATABASE_URL=url,
         ENVIRONMENT="development",

@@ -21,13 +21,13 @@ import jwt
 import pytest
 
 from tests.support import BACKENDS, PASSWORD, prepare_schema, prepared
-from tests.support.processes import ServerProcess, serve_pair
+from tests.support.markers import starts
+from tests.support.processes import ServerProcess, runner_env, serve_pair
 
 pytestmark = pytest.mark.timeout(300)
 
 REFRESH_SECONDS = 1
 SWITCH_DEADLINE_S = REFRESH_SECONDS * 10 + 5
-_SERVER_SETTINGS = ("DATABASE_URL", "SECRET_KEY", "SECRET_KEY_FILE", "REDIS_URL", "ENVIRONMENT")
 
 
 @dataclass
@@ -39,6 +39,7 @@ class Pair:
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
+@starts("process")
 def pair(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Pair]:
@@ -51,7 +52,7 @@ def pair(
 
     asyncio.run(prepare_schema(url))  # an empty database: no signing key yet
     prepared.add(url)
-    env = {k: v for k, v in os.environ.items() if k not in _SERVER_SETTINGS}
+    env = runner_env()
     env.update(
         DATABASE_URL=url,
         ENVIRONMENT="development",

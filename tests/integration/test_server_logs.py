@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests.support import prepare_schema
+from tests.support.markers import starts
+from tests.support.processes import runner_env
+from tests.support.servers import free_port
 
 SECRET = "server-canary-signing-key-5b0d1c7e9a3f42e8b6d0"
 PASSWORD = "Saffron-Walrus-Harbour-9e21"
@@ -43,16 +47,10 @@ class Server:
         return [json.loads(line) for line in text.split("\n") if line]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
+@starts("process")
 def server(tmp_path: Path) -> Iterator[Server]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "LOG_"))}
+    env = runner_env()
     env.update(
         DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}",
         SECRET_KEY=SECRET,
@@ -62,8 +60,9 @@ def server(tmp_path: Path) -> Iterator[Server]:
         ARGON2_TIME_COST="1",
     )
     command = [sys.executable, "-m", "app"]
-    subprocess.run([*command, "migrate"], cwd=tmp_path, env=env, check=True, capture_output=True)
-    port = _free_port()
+    # Migrated here, not by `authsvc migrate` in a process of its own (tested elsewhere).
+    asyncio.run(prepare_schema(env["DATABASE_URL"]))
+    port = free_port()
     stdout, stderr = tmp_path / "stdout.log", tmp_path / "stderr.log"
     with stdout.open("wb") as out, stderr.open("wb") as err:
         process = subprocess.Popen(

@@ -7,13 +7,11 @@ adds `server: uvicorn`; app/serving.py undoes both at start-up.
 
 from __future__ import annotations
 
+import asyncio
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,17 +21,17 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from app.config import Settings
 from app.main import create_app
+from tests.support import prepare_schema
+from tests.support.processes import runner_env
+from tests.support.servers import free_port, serve_in_thread
 
 pytestmark = pytest.mark.timeout(180)
 
 START_DEADLINE_SECONDS = 30.0
 WRONG = {"password": "not the right password"}
-# Variables of the test runner's own environment that must not leak into the servers.
-_SERVER_SETTINGS = ("DATABASE_", "SECRET_KEY", "REDIS_", "ENVIRONMENT", "TRUSTED_", "RATE_")
 
 
 @dataclass
@@ -64,16 +62,9 @@ class Server:
         return [line for line in self.lines() if line["message"] == "request completed"]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @contextmanager
 def serving(tmp_path: Path, args: list[str], uds: Path | None, **env_vars: str) -> Iterator[Server]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_SERVER_SETTINGS)}
+    env = runner_env()
     env.update(
         DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}",
         SECRET_KEY="serving-test-signing-key-0f3c9b1e7d5a4c28",
@@ -85,11 +76,11 @@ def serving(tmp_path: Path, args: list[str], uds: Path | None, **env_vars: str) 
         **env_vars,
     )
     python = [sys.executable, "-m"]
-    subprocess.run(
-        [*python, "app", "migrate"], cwd=tmp_path, env=env, check=True, capture_output=True
-    )
+    # Migrated here rather than by `authsvc migrate` in a process of its own (that command
+    # has its own tests): one interpreter start less per test.
+    asyncio.run(prepare_schema(env["DATABASE_URL"]))
     if uds is None:
-        port = _free_port()
+        port = free_port()
         args = [*args, "--port", str(port)]
         transport, base_url = httpx.HTTPTransport(), f"http://127.0.0.1:{port}"
     else:
@@ -124,6 +115,7 @@ def _login(client: httpx.Client, n: int, forwarded_for: str) -> httpx.Response:
     )
 
 
+@pytest.mark.process
 def test_plain_uvicorn_ignores_a_spoofed_forwarded_for_and_sends_no_server_header(
     tmp_path: Path,
 ) -> None:
@@ -144,6 +136,7 @@ def test_plain_uvicorn_ignores_a_spoofed_forwarded_for_and_sends_no_server_heade
     assert any("FORWARDED_ALLOW_IPS ignored" in message for message in messages)
 
 
+@pytest.mark.process
 def test_plain_uvicorn_believes_forwarded_for_from_trusted_proxies_only(tmp_path: Path) -> None:
     args = ["uvicorn", "app.main:app", "--host", "127.0.0.1"]
     with serving(tmp_path, args, None, TRUSTED_PROXIES="127.0.0.1") as server, server.client() as c:
@@ -158,6 +151,7 @@ def test_plain_uvicorn_believes_forwarded_for_from_trusted_proxies_only(tmp_path
     ]
 
 
+@pytest.mark.process
 def test_over_a_unix_socket_every_client_shares_one_bucket_and_start_up_warns(
     tmp_path: Path,
 ) -> None:
@@ -174,6 +168,7 @@ def test_over_a_unix_socket_every_client_shares_one_bucket_and_start_up_warns(
     assert {line["client_ip"] for line in server.requests()} == {None}
 
 
+@pytest.mark.process
 def test_over_a_unix_socket_with_unix_trusted_the_forwarded_client_counts(
     tmp_path: Path,
 ) -> None:
@@ -196,23 +191,8 @@ def test_over_a_unix_socket_with_unix_trusted_the_forwarded_client_counts(
 @contextmanager
 def uvicorn_in_process(settings: Settings, **options: Any) -> Iterator[str]:
     """uvicorn with its defaults (proxy headers on) serving the app object, in a thread."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(create_app(settings), log_config=None, lifespan="on", **options)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped"
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
+    with serve_in_thread(create_app(settings), **options) as server:
+        yield server.url
 
 
 @pytest.mark.parametrize("settings_overrides", [{"rate_limit_login_ip": "3/minute"}])

@@ -72,6 +72,7 @@ def _ok(response: httpx.Response) -> bool:
     return response.status_code == 200
 
 
+@pytest.mark.process
 async def test_plain_uvicorn_on_an_empty_database_answers_register_and_login(
     empty_database: str, tmp_path: Path
 ) -> None:
@@ -91,6 +92,7 @@ async def test_plain_uvicorn_on_an_empty_database_answers_register_and_login(
     assert [line["to_revision"] for line in migrated] == [HEAD]
 
 
+@pytest.mark.process
 async def test_two_servers_starting_at_once_migrate_one_schema_once(
     empty_database: str, tmp_path: Path
 ) -> None:
@@ -116,6 +118,7 @@ async def test_two_servers_starting_at_once_migrate_one_schema_once(
     assert messages.count("database schema is current") == 1, messages
 
 
+@pytest.mark.process
 async def test_without_auto_migrate_a_schema_behind_is_logged_and_fails_health(
     empty_database: str, tmp_path: Path
 ) -> None:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import httpx
 
+from tests.support.backends import backend_independent
+
+pytestmark = backend_independent
+
 
 async def test_swagger_ui_is_served_with_local_assets(client: httpx.AsyncClient) -> None:
     response = await client.get("/docs")

@@ -7,7 +7,6 @@ nothing sleeps.
 from __future__ import annotations
 
 import hashlib
-import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
@@ -24,6 +23,10 @@ from app.throttle import Throttle
 from app.utils.keyed_hash import KeyedHash
 from app.wiring import THROTTLE_KEY_INFO, build_identifier_hash
 from tests.support import PASSWORD, LogCapture, UserFactory, assert_error
+from tests.support.backends import stores_paired
+from tests.support.servers import free_port
+
+pytestmark = stores_paired
 
 WRONG = "not the right password"
 ClientFrom = Callable[[str], AbstractAsyncContextManager[httpx.AsyncClient]]
@@ -357,14 +360,7 @@ async def test_refresh_is_throttled_per_ip(
 # --- the store itself -------------------------------------------------------------------
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
-@pytest.mark.parametrize("limits", [{"redis_url": f"redis://127.0.0.1:{_closed_port()}/0"}])
+@pytest.mark.parametrize("limits", [{"redis_url": f"redis://127.0.0.1:{free_port()}/0"}])
 async def test_unreachable_redis_fails_closed_with_503(client: httpx.AsyncClient) -> None:
     response = await _login(client, username="anyone")
     assert_error(response, 503, "SERVICE_UNAVAILABLE")

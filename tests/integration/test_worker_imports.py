@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support.processes import server_env
 
 UNUSED_BY_A_WORKER = ("alembic", "mako", "segno", "aiosmtplib")
@@ -37,6 +39,7 @@ print(json.dumps({"health": status, "loaded": [m for m in sys.argv[1:] if m in s
 """
 
 
+@pytest.mark.process
 def test_a_worker_on_a_current_schema_loads_no_migration_qr_or_smtp_library(
     database_url: str, tmp_path: Path
 ) -> None:

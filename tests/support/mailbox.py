@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -22,16 +21,11 @@ from urllib.parse import parse_qs, urlsplit
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from tests.support.servers import free_port
+
 LINK = re.compile(r"https?://\S+")
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{43,}$")
 DEFAULT_WAIT_S = 20.0  # generous: catches a hang, asserts no speed
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

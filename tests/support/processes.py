@@ -6,7 +6,6 @@ Everything waits by polling a condition with a deadline; nothing sleeps to synch
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,32 +19,25 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
+from app.config import Settings
+from tests.support.servers import free_port
 from tests.support.settings import TEST_SECRET
 
 BIN = Path(sys.executable).parent
 STARTUP_DEADLINE_S = 60.0
-# Variables of the test runner's own environment that must not leak into a server.
-_SERVER_SETTINGS = (
-    "DATABASE_URL",
-    "SECRET_KEY",
-    "SECRET_KEY_FILE",
-    "REDIS_URL",
-    "ENVIRONMENT",
-    "DB_AUTO_MIGRATE",
-    "LOG_LEVEL",
-)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def runner_env() -> dict[str, str]:
+    """The test runner's environment without any variable the service reads as a setting
+    (every field of Settings, case-insensitively as pydantic-settings reads them): a server
+    started by a test gets the settings the test gives it and no others."""
+    names = {name.upper() for name in Settings.model_fields}
+    return {k: v for k, v in os.environ.items() if k.upper() not in names}
 
 
 def server_env(database_url: str, **settings: str) -> dict[str, str]:
     """The runner's environment without its service settings, plus test-grade ones."""
-    env = {k: v for k, v in os.environ.items() if k not in _SERVER_SETTINGS}
+    env = runner_env()
     env.update(
         DATABASE_URL=database_url,
         SECRET_KEY=TEST_SECRET,

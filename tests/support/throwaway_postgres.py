@@ -11,13 +11,14 @@ import asyncio
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import asyncpg
+
+from tests.support.servers import free_port
 
 SERVER_USER = "postgres"
 
@@ -36,13 +37,6 @@ def find_bindir() -> Path | None:
     if on_path and shutil.which("initdb"):
         return Path(on_path).parent
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class ThrowawayPostgres:

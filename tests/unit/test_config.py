@@ -77,11 +77,13 @@ def test_tests_may_use_fixed_keys(secret: str, message: str) -> None:
 @pytest.mark.parametrize(
     "key",
     [
-        secrets.token_urlsafe(48),  # what the service generates
-        secrets.token_urlsafe(32),
-        secrets.token_hex(32),
-        secrets.token_hex(16),  # 32 hex digits: the shortest random key that passes
-        "".join(secrets.choice("0123456789") for _ in range(40)),
+        # Drawn anew each run; named, so every pytest-xdist worker collects the same tests.
+        pytest.param(secrets.token_urlsafe(48), id="urlsafe-48"),  # what the service generates
+        pytest.param(secrets.token_urlsafe(32), id="urlsafe-32"),
+        pytest.param(secrets.token_hex(32), id="hex-32"),
+        # 32 hex digits: the shortest random key that passes
+        pytest.param(secrets.token_hex(16), id="hex-16"),
+        pytest.param("".join(secrets.choice("0123456789") for _ in range(40)), id="digits-40"),
         RANDOM_KEY,
     ],
 )

@@ -16,16 +16,22 @@ FLOOR = HashFloor(argon2_memory_kib=1024, argon2_time_cost=1)
 DEFAULT_FLOOR = PasswordHasher(max_concurrency=1).import_floor
 
 
+# Fixed salts: the hashes are test parameters, and every pytest-xdist worker must collect
+# the same ones.
+BCRYPT_SALT = b"N9qo8uLOickgx2ZMRZoMye"
+ARGON2_SALT = b"imported-hash-salt"
+
+
 def _argon2(kind: argon2.Type = argon2.Type.ID, **params: int) -> str:
     options: dict[str, Any] = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1, **params}
-    return argon2.PasswordHasher(type=kind, **options).hash("pw")
+    return argon2.PasswordHasher(type=kind, **options).hash("pw", salt=ARGON2_SALT)
 
 
 @pytest.mark.parametrize(
     "hashed",
     [
-        bcrypt.hashpw(b"pw", bcrypt.gensalt(10, b"2a")).decode(),
-        bcrypt.hashpw(b"pw", bcrypt.gensalt(10, b"2b")).decode(),
+        bcrypt.hashpw(b"pw", b"$2a$10$" + BCRYPT_SALT).decode(),
+        bcrypt.hashpw(b"pw", b"$2b$10$" + BCRYPT_SALT).decode(),
         "$2y$10$" + "a" * 53,
         _argon2(argon2.Type.ID),
         _argon2(argon2.Type.I),

@@ -13,6 +13,7 @@ from app.signin.methods.passkey.method import PasskeyMethod
 from app.signin.methods.password.method import PasswordMethod
 from app.signin.methods.recovery_code.method import RecoveryCodeMethod
 from app.signin.methods.totp.method import TotpMethod
+from app.signin.methods.upstream.method import UpstreamMethod
 
 # Order matters where two methods could claim one submission: the first one asked wins.
 METHODS: tuple[type[SignInMethod], ...] = (
@@ -20,6 +21,7 @@ METHODS: tuple[type[SignInMethod], ...] = (
     TotpMethod,
     RecoveryCodeMethod,
     PasskeyMethod,
+    UpstreamMethod,
 )
 
 

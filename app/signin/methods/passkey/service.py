@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NoReturn
 
-from sqlalchemy import select
 from webauthn import generate_authentication_options, generate_registration_options
 from webauthn.helpers.options_to_json_dict import options_to_json_dict
 from webauthn.helpers.structs import (
@@ -24,7 +23,6 @@ from app.account.reauth import Reauthentication
 from app.audit.log import AuditLog, Event
 from app.core.errors import (
     InvalidPasskeyException,
-    LastSignInMethodException,
     NotFoundException,
 )
 from app.mail.outbox import Outbox
@@ -42,6 +40,7 @@ from app.signin.methods.passkey.assertions import (
 from app.signin.methods.passkey.challenges import CHALLENGE_TTL, Challenges, Purpose
 from app.signin.methods.passkey.credentials import PasskeyStore
 from app.signin.methods.passkey.relying_party import RelyingParty
+from app.users.ways_in import keep_a_way_in
 from app.utils.logger import get_logger
 
 log = get_logger(__name__)
@@ -201,14 +200,10 @@ class Passkeys:
             auth_time=auth_time,
             during="passkey_remove",
         )
-        # The account's row locked first: two removals of an account's last two passkeys
-        # at once are decided one after the other (PostgreSQL; SQLite has one writer).
-        await self.ctx.session.execute(select(User.id).where(User.id == user.id).with_for_update())
         passkey = await self.store.get(user.id, passkey_id)
         if passkey is None:
             raise NotFoundException("No such passkey")
-        if not user.has_password and await self.store.count(user.id) <= 1:
-            raise LastSignInMethodException()
+        await keep_a_way_in(self.ctx.session, user, removing_passkeys=1)
         name = passkey.name
         await self.store.remove(user.id, passkey_id)
         self.audit.record(
