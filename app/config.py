@@ -212,6 +212,12 @@ class Settings(BaseSettings):
     # `mfa_token` of a sign-in waiting for its second factor lives.
     totp_issuer: str = Field("authsvc", min_length=1, max_length=64)
     mfa_token_expire_seconds: int = Field(300, ge=30, le=900)
+    # Passkeys (docs/passkeys.md): the relying party's id (a registrable domain; the host
+    # of PUBLIC_URL when unset), the name authenticators show, and the origins whose
+    # ceremonies are accepted (the origin of PUBLIC_URL when unset).
+    webauthn_rp_id: str | None = None
+    webauthn_rp_name: str = Field("authsvc", min_length=1, max_length=64)
+    webauthn_origins: Annotated[list[str], NoDecode] = []
     # Sensitive changes without a current password need a sign-in at most this old.
     reauth_max_age_seconds: int = Field(300, ge=30, le=24 * 3600)
     # Asymmetric signing keys (docs/tokens.md): how often each worker rereads them.
@@ -266,6 +272,14 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_cors(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("webauthn_origins", mode="before")
+    @classmethod
+    def _parse_webauthn_origins(cls, value: object) -> object:
+        value = _split_csv(value)
+        if isinstance(value, list):
+            return [item.rstrip("/") if isinstance(item, str) else item for item in value]
+        return value
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -402,6 +416,19 @@ class Settings(BaseSettings):
         if self.is_sqlite and url.database and url.database != ":memory:":
             return Path(url.database).resolve().parent / "mail"
         return Path.cwd() / "mail"
+
+    @property
+    def passkey_rp_id(self) -> str:
+        """The WebAuthn relying party id: WEBAUTHN_RP_ID, else the host of PUBLIC_URL."""
+        return self.webauthn_rp_id or (urlsplit(self.public_url).hostname or "")
+
+    @property
+    def passkey_origins(self) -> list[str]:
+        """The origins whose ceremonies count: WEBAUTHN_ORIGINS, else PUBLIC_URL's."""
+        if self.webauthn_origins:
+            return list(self.webauthn_origins)
+        parts = urlsplit(self.public_url)
+        return [f"{parts.scheme}://{parts.netloc}"]
 
     def link(self, kind: Literal["reset", "verify"], token: str) -> str:
         """The link a mail carries: PASSWORD_RESET_URL / EMAIL_VERIFICATION_URL with the

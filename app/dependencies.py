@@ -38,6 +38,7 @@ from app.sessions.bearer import BearerCheck, SessionUser
 from app.sessions.browser import BrowserSession, BrowserSessions
 from app.sessions.tokens import Principal, SessionTokens
 from app.signin.methods.base import MethodContext
+from app.signin.methods.passkey.service import Passkeys
 from app.signin.service import SignIn
 from app.signin.two_factor import TwoFactor
 from app.signin.upstream import UpstreamSignIn
@@ -269,6 +270,15 @@ async def get_two_factor(
 
 
 TwoFactorDep = Annotated[TwoFactor, Depends(get_two_factor)]
+
+
+async def get_passkeys(
+    methods: MethodContextDep, reauth: ReauthenticationDep, outbox: OutboxDep
+) -> Passkeys:
+    return Passkeys(methods, reauth=reauth, outbox=outbox)
+
+
+PasskeysDep = Annotated[Passkeys, Depends(get_passkeys)]
 
 
 async def get_account_service(

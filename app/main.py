@@ -46,11 +46,12 @@ from app.serving import Takeover, take_over_from_uvicorn
 from app.sessions import routes as session_routes
 from app.sessions.bearer import SqliteDataVersion
 from app.sessions.service import SessionService
+from app.signin import passkey_routes, upstream_routes
 from app.signin import routes as auth
 from app.signin import two_factor_routes as mfa
-from app.signin import upstream_routes
 from app.signin.flow import purge_expired_flows
 from app.signin.method_routes import method_routers
+from app.signin.methods.passkey.relying_party import RelyingParty
 from app.signin.methods.totp.keys import totp_box
 from app.signin.methods.upstream.states import purge_expired_states
 from app.startup import start_schema
@@ -270,6 +271,9 @@ def create_app(
             background.append(
                 asyncio.create_task(_purge_periodically(app.state.database, settings, wall_clock))
             )
+        passkeys_off = RelyingParty.from_settings(settings).unavailable_reason
+        if passkeys_off is not None:
+            log.warning("passkeys unavailable", reason=passkeys_off, public_url=settings.public_url)
         log.info("service started", version=__version__, environment=settings.environment)
         try:
             yield
@@ -326,6 +330,7 @@ def create_app(
     app.include_router(sessions.router)
     app.include_router(admin.router)
     app.include_router(mfa.router)
+    app.include_router(passkey_routes.router)
     for method_router in method_routers():
         app.include_router(method_router)
     app.include_router(tokens.router)

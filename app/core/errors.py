@@ -47,6 +47,27 @@ class InvalidVerificationTokenException(AppException):
     default_detail = "The verification link is invalid, used or expired; ask for a new one"
 
 
+class PasskeysUnavailableException(AppException):
+    """Passkeys on a deployment whose relying party id is an IP address: browsers refuse
+    WebAuthn there, so nothing registered could ever be used."""
+
+    status_code = 400
+    error_code = "PASSKEYS_UNAVAILABLE"
+    default_detail = (
+        "Passkeys are unavailable: PUBLIC_URL must name the service by a domain name "
+        "(localhost in development), not an IP address"
+    )
+
+
+class InvalidPasskeyException(AppException):
+    """A passkey registration that does not verify (challenge, origin, RP ID, signature),
+    or of a credential already registered."""
+
+    status_code = 400
+    error_code = "INVALID_PASSKEY"
+    default_detail = "The passkey could not be verified"
+
+
 class InvalidCurrentPasswordException(AppException):
     """A wrong current password where an action asks for it again (deletion, changes)."""
 
@@ -175,12 +196,14 @@ class LastAdminException(AppException):
 
 
 class LastSignInMethodException(AppException):
-    """Removing the last way into an account (its last linked provider, with no password)."""
+    """Removing the last way into an account: its last passkey or its last linked provider,
+    when it has no password and nothing else of the two left."""
 
     status_code = 409
     error_code = "LAST_SIGN_IN_METHOD"
     default_detail = (
-        "This is the account's last way to sign in: set a password or link another first"
+        "This is the account's last way to sign in: set a password, add a passkey or link "
+        "a provider first"
     )
 
 

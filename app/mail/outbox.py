@@ -25,6 +25,8 @@ SUBJECTS: dict[MailKind, str] = {
     MailKind.EMAIL_CHANGE_NOTICE: "Your email address is being changed",
     MailKind.PASSWORD_CHANGED: "Your password was changed",
     MailKind.MFA_ENABLED: "Two-factor authentication was turned on",
+    MailKind.PASSKEY_ADDED: "A passkey was added to your account",
+    MailKind.PASSKEY_REMOVED: "A passkey was removed from your account",
     MailKind.MFA_DISABLED: "Two-factor authentication was turned off",
     MailKind.IDENTITY_LINKED: "A sign-in provider was linked to your account",
     MailKind.IDENTITY_UNLINKED: "A sign-in provider was unlinked from your account",

@@ -7,6 +7,7 @@ from app.models.mail import OutboxMail
 from app.models.mfa import MfaRecoveryCode, MfaTotp
 from app.models.oidc import AuthorizationCode, AuthorizationRequest, Consent
 from app.models.one_time_token import OneTimeToken
+from app.models.passkey import Passkey, PasskeyUserHandle, WebauthnChallenge
 from app.models.role import UserRole
 from app.models.session import AuthSession
 from app.models.signin_flow import SignInFlow
@@ -26,10 +27,13 @@ __all__ = [
     "OAuthClient",
     "OneTimeToken",
     "OutboxMail",
+    "Passkey",
+    "PasskeyUserHandle",
     "SignInFlow",
     "SigningKey",
     "UpstreamIdentity",
     "UpstreamState",
     "User",
     "UserRole",
+    "WebauthnChallenge",
 ]

@@ -34,6 +34,8 @@ class MailKind(StrEnum):
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 — notice after a reset or a change
     MFA_ENABLED = "mfa_enabled"  # notice: two-factor turned on
     MFA_DISABLED = "mfa_disabled"  # notice: two-factor turned off (by the user or an admin)
+    PASSKEY_ADDED = "passkey_added"  # notice: a passkey was added to the account
+    PASSKEY_REMOVED = "passkey_removed"  # notice: a passkey was removed
     EMAIL_CHANGED = "email_changed"  # notice to the old address once the change is done
     ACCOUNT_DELETED = "account_deleted"  # notice to the address of a deleted account
     IDENTITY_LINKED = "identity_linked"  # notice: another provider can now sign in

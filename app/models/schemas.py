@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -298,7 +298,7 @@ class MfaRequiredResponse(BaseModel):
     expires_in: int = Field(description="Seconds the mfa_token stays valid")
     methods: list[str] = Field(
         description="The second factors the account can use, by their method's id "
-        "(`totp`, `recovery_code`)"
+        "(`totp`, `recovery_code`, `passkey`)"
     )
 
     model_config = ConfigDict(
@@ -318,13 +318,24 @@ class MfaRequiredResponse(BaseModel):
 class MfaLogin(RequestModel):
     mfa_token: Annotated[str, Field(min_length=1, max_length=MFA_TOKEN_MAX)]
     code: Annotated[
-        str,
+        str | None,
         Field(
             min_length=1,
             max_length=MFA_CODE_MAX,
             description="A current 6-digit TOTP code, or an unused recovery code",
         ),
-    ]
+    ] = None
+    credential: dict[str, Any] | None = Field(
+        None,
+        description="A passkey's assertion (PublicKeyCredential.toJSON()) answering "
+        "/auth/login/mfa/passkey-options",
+    )
+
+    @model_validator(mode="after")
+    def _one_proof(self) -> MfaLogin:
+        if (self.code is None) == (self.credential is None):
+            raise ValueError("send exactly one of code or credential")
+        return self
 
     model_config = ConfigDict(
         json_schema_extra={

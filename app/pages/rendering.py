@@ -13,6 +13,7 @@ from starlette.responses import HTMLResponse
 from app.middleware.security import allow_form_action
 from app.pages.guards import Csrf
 from app.sessions.browser import BrowserSession
+from app.signin.methods.passkey.relying_party import RelyingParty
 
 SERVICE_NAME = "authsvc"
 # The pages whose forms lead to another provider ("Continue with", "Link").
@@ -63,6 +64,10 @@ class Page:
             "error": None,
             "notice": None,
             "return_to": None,
+            "passkeys_available": RelyingParty.from_settings(
+                self.request.app.state.settings
+            ).unavailable_reason
+            is None,
             # "Continue with {provider}" on the sign-in pages (app.signin.upstream_routes).
             "providers": self.request.app.state.settings.upstream_providers,
         }

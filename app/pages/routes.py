@@ -21,22 +21,29 @@ to `allow_form_action` (app.middleware.security) when they render a form with th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
 from app.account.service import SelfService
-from app.core.errors import AppException, RateLimitedException, UserInactiveException
+from app.core.errors import (
+    AppException,
+    RateLimitedException,
+    UserInactiveException,
+    ValidationException,
+)
 from app.core.jwt import TokenRejected
 from app.dependencies import (
     AccountServiceDep,
     BrowserSessionsDep,
     CurrentBrowserSession,
+    PasskeysDep,
     RegistrationDep,
     SelfServiceDep,
     SessionDep,
@@ -53,6 +60,9 @@ from app.pages.rendering import Page
 from app.sessions.browser import BrowserSessions, StartedBrowserSession
 from app.sessions.tokens import AMR_PASSWORD
 from app.signin.flow import ContinueWith, PendingFlow
+from app.signin.methods.base import Step, Submission
+from app.signin.methods.passkey.credentials import PasskeyStore
+from app.signin.methods.passkey.method import PasskeyMethod
 from app.signin.methods.upstream.identities import IdentityStore
 from app.signin.two_factor import TwoFactor
 from app.signin.upstream import UpstreamSignIn
@@ -74,6 +84,15 @@ PageDep = Annotated[Page, Depends(get_page)]
 def text_field(form: FormData, name: str, *, limit: int = 1024) -> str:
     value = form.get(name)
     return value[:limit] if isinstance(value, str) else ""
+
+
+def _credential(form: FormData) -> dict[str, Any] | None:
+    """The passkey credential a page's script put into the form (its toJSON()), or None."""
+    try:
+        value = json.loads(text_field(form, "credential", limit=32 * 1024) or "null")
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _see_other(location: str) -> RedirectResponse:
@@ -187,6 +206,45 @@ async def login(
     return await signed_in_response(page, browser, result.session, target, upstream)
 
 
+@router.post("/login/passkey")
+async def login_with_passkey(
+    page: PageDep,
+    signin: SignInDep,
+    passkeys: PasskeysDep,
+    browser: BrowserSessionsDep,
+    db: SessionDep,
+    upstream: UpstreamSignInDep,
+) -> Response:
+    """A passkey alone: a complete sign-in (no second step), by the same flow as the JSON
+    API's `/auth/passkey`."""
+    form = await page.request.form()
+    if not page.csrf_ok(form):
+        return page.forbidden()
+    target = safe_return_to(form.get("return_to"))
+    try:
+        passkeys.require_available()
+        method = PasskeyMethod(signin.methods, step=Step.FIRST_FACTOR)
+        done = await signin.sign_in_alone(
+            method, {"credential": _credential(form) or {}}, start=browser.start
+        )
+    except AppException as error:
+        await _roll_back(page, db)
+        message, status_code, headers = error_of(error)
+        if error.error_code == "INVALID_CREDENTIALS":
+            message = "That passkey could not sign you in. Try again, or use your password."
+        await _allow_return(page.request, target)
+        return page.render(
+            "login.html",
+            title="Sign in",
+            status_code=status_code,
+            headers=headers,
+            error=message,
+            return_to=target,
+            identifier=None,
+        )
+    return await signed_in_response(page, browser, done.session, target, upstream)
+
+
 def second_step(
     page: Page,
     flow: str,
@@ -219,10 +277,15 @@ async def loginsecond_step(
     if not page.csrf_ok(form):
         return page.forbidden()
     flow = text_field(form, "flow", limit=128)
-    code = text_field(form, "code", limit=64).strip()
+    credential = _credential(form)
+    submission: Submission = (
+        {"credential": credential}
+        if credential is not None
+        else {"code": text_field(form, "code", limit=64).strip()}
+    )
     try:
         done = await signin.complete(
-            flow, {"code": code}, start=browser.start, continue_with=ContinueWith.PAGE
+            flow, submission, start=browser.start, continue_with=ContinueWith.PAGE
         )
     except TokenRejected:
         await _roll_back(page, db)
@@ -399,6 +462,9 @@ _DONE = {
     "mfa-off": "Two-factor authentication is off.",
     "session": "The session was ended.",
     "others": "Every other session was ended.",
+    "passkey-added": "The passkey was added: it signs you in on its own.",
+    "passkey-renamed": "The passkey was renamed.",
+    "passkey-removed": "The passkey was removed.",
     "linked": "The provider was linked: it signs you in from now on.",
     "unlinked": "The provider was unlinked.",
 }
@@ -434,6 +500,7 @@ async def _account(
         "remaining_codes": (
             await two_factor.remaining_recovery_codes(me.user.id) if me.user.mfa_enabled else 0
         ),
+        "passkeys": await PasskeyStore(two_factor.session).of_user(me.user.id),
     }
     values.update(context)
     return page.render(
@@ -618,3 +685,91 @@ async def end_other_sessions(page: PageDep, self_service: SelfServiceDep) -> Res
     assert page.browser is not None
     await self_service.end_other_sessions(page.browser.principal())
     return _see_other("/account?done=others")
+
+
+@router.post("/account/passkeys/options")
+async def passkey_registration_options(page: PageDep, passkeys: PasskeysDep) -> Response:
+    """For the page's script: the creation options of a new passkey (JSON), or the
+    contract's error body (a sign-in too long ago: sign in again)."""
+    form = await page.request.form()
+    if not page.csrf_ok(form) or page.browser is None:
+        return JSONResponse({"detail": "The form has expired: reload the page."}, status_code=403)
+    try:
+        options = await passkeys.registration_options(
+            page.browser.user, current_password=None, auth_time=page.browser.auth_time
+        )
+    except AppException as error:
+        message = error.detail
+        if error.error_code == "REAUTHENTICATION_REQUIRED":
+            message = "Sign out and in again, then add the passkey within a few minutes."
+        return JSONResponse({"detail": message}, status_code=error.status_code)
+    return JSONResponse(options)
+
+
+@router.post("/account/passkeys")
+async def add_passkey(
+    page: PageDep,
+    passkeys: PasskeysDep,
+    self_service: SelfServiceDep,
+    two_factor: TwoFactorDep,
+    db: SessionDep,
+) -> Response:
+    form = await _account_form(page)
+    if not isinstance(form, FormData):
+        return form
+    assert page.browser is not None
+    try:
+        await passkeys.add(
+            page.browser.user, _credential(form) or {}, text_field(form, "name", limit=64) or None
+        )
+    except AppException as error:
+        return await account_refused(page, db, self_service, two_factor, error)
+    return _see_other("/account?done=passkey-added")
+
+
+@router.post("/account/passkeys/{passkey_id:int}/rename")
+async def rename_passkey(
+    passkey_id: int,
+    page: PageDep,
+    passkeys: PasskeysDep,
+    self_service: SelfServiceDep,
+    two_factor: TwoFactorDep,
+    db: SessionDep,
+) -> Response:
+    form = await _account_form(page)
+    if not isinstance(form, FormData):
+        return form
+    assert page.browser is not None
+    name = text_field(form, "name", limit=64).strip()
+    try:
+        if not name:
+            raise ValidationException("Give the passkey a name")
+        await passkeys.rename(page.browser.user, passkey_id, name)
+    except AppException as error:
+        return await account_refused(page, db, self_service, two_factor, error)
+    return _see_other("/account?done=passkey-renamed")
+
+
+@router.post("/account/passkeys/{passkey_id:int}/remove")
+async def remove_passkey(
+    passkey_id: int,
+    page: PageDep,
+    passkeys: PasskeysDep,
+    self_service: SelfServiceDep,
+    two_factor: TwoFactorDep,
+    db: SessionDep,
+) -> Response:
+    form = await _account_form(page)
+    if not isinstance(form, FormData):
+        return form
+    assert page.browser is not None
+    try:
+        await passkeys.remove(
+            page.browser.user,
+            passkey_id,
+            current_password=text_field(form, "current_password", limit=4096) or None,
+            auth_time=page.browser.auth_time,
+        )
+    except AppException as error:
+        return await account_refused(page, db, self_service, two_factor, error)
+    return _see_other("/account?done=passkey-removed")

@@ -21,6 +21,7 @@ router = APIRouter(include_in_schema=False)
 _ASSETS = {
     "account.css": "text/css; charset=utf-8",
     "common.js": "text/javascript; charset=utf-8",
+    "passkeys.js": "text/javascript; charset=utf-8",
     "reset-password.js": "text/javascript; charset=utf-8",
     "verify-email.js": "text/javascript; charset=utf-8",
     "favicon.svg": "image/svg+xml",

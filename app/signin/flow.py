@@ -13,8 +13,9 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.signin_flow import SignInFlow
@@ -76,6 +77,23 @@ class FlowAttempt:
     credential_stamp: str
     attempts_left: int
     provider: str | None = None
+
+
+def _attempt_of(row: Any) -> FlowAttempt:
+    """A flow's row (or the columns of it a statement returned) as the attempt it allows."""
+    return FlowAttempt(
+        user_id=row.user_id,
+        throttle_key=row.throttle_key,
+        methods_done=tuple(row.methods_done),
+        amr=tuple(row.amr),
+        next_step=Step(row.next_step),
+        offered=tuple(row.offered),
+        continue_with=row.continue_with,
+        continue_ref=row.continue_ref,
+        credential_stamp=row.credential_stamp,
+        attempts_left=MAX_ATTEMPTS - row.attempts,
+        provider=row.provider,
+    )
 
 
 class FlowStore:
@@ -155,19 +173,21 @@ class FlowStore:
         row = (await self.session.execute(stmt)).one_or_none()
         if row is None:
             return None
-        return FlowAttempt(
-            user_id=row.user_id,
-            throttle_key=row.throttle_key,
-            methods_done=tuple(row.methods_done),
-            amr=tuple(row.amr),
-            next_step=Step(row.next_step),
-            offered=tuple(row.offered),
-            continue_with=row.continue_with,
-            continue_ref=row.continue_ref,
-            credential_stamp=row.credential_stamp,
-            attempts_left=MAX_ATTEMPTS - row.attempts,
-            provider=row.provider,
+        return _attempt_of(row)
+
+    async def live(self, token: str) -> FlowAttempt | None:
+        """The flow of a token, unexpired and with attempts left, without counting one
+        (for what a step needs before its attempt: a passkey's challenge)."""
+        row = await self.session.scalar(
+            select(SignInFlow).where(
+                SignInFlow.id == token_id(token),
+                SignInFlow.attempts < MAX_ATTEMPTS,
+                SignInFlow.expires_at > self.clock(),
+            )
         )
+        if row is None:
+            return None
+        return _attempt_of(row)
 
     async def finish(self, token: str) -> bool:
         """Delete the flow: its token completes a sign-in once. False when it was gone."""

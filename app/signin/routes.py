@@ -88,6 +88,6 @@ async def login_mfa(body: MfaLogin, signin: SignInDep, response: Response) -> To
     attempts, or once used, or after `expires_in`, the mfa_token is 401 `INVALID_TOKEN`, as
     it is once the account's password changed since the first step. Unknown or expired
     mfa_tokens are throttled per client address."""
-    submission = body.model_dump(exclude={"mfa_token"})
+    submission = body.model_dump(exclude={"mfa_token"}, exclude_none=True)
     result = await signin.second_factor(body.mfa_token, submission)
     return token_response(result, response)

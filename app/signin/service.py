@@ -148,14 +148,7 @@ class SignIn:
             reason = "wrong_password" if user.has_password else "no_password"
             await self._login_failed(reason, user.id)
             raise InvalidCredentialsException()
-        if not user.is_active:
-            await self._login_failed("inactive", user.id)
-            # No token was sent, so no error="invalid_token" (RFC 6750 §3).
-            raise UserInactiveException(headers={"WWW-Authenticate": "Bearer"})
-        if self.require_verified_email and not user.email_verified:
-            # Only after the password check: without it nothing about the account shows.
-            await self._login_failed("email_not_verified", user.id)
-            raise EmailNotVerifiedException()
+        await self._require_usable(user)
         bind_context(user_id=user.id)
         if method.upgraded_hash is not None:
             user.hashed_password = method.upgraded_hash
@@ -218,6 +211,53 @@ class SignIn:
             await self.throttle.login_succeeded((user.email, user.username), self.client_ip)
         session = await self._signed_in(user, *first, start, continue_ref, provider=provider)
         return Completed(user, session, continue_ref)
+
+    async def sign_in_alone(
+        self, method: SignInMethod, submission: Submission, *, start: StartSession[_S]
+    ) -> Completed[_S]:
+        """A sign-in by a first factor that names the account itself (a passkey): no
+        identifier, no second step. Counted per client address before any work; every
+        refusal is InvalidCredentialsException (unknown credential and a bad signature
+        alike), or UserInactiveException / EmailNotVerifiedException after a valid proof.
+        """
+        if self.throttle is not None:
+            await self.throttle.client_attempt(Bucket.LOGIN_IP, self.client_ip)
+        user_id = await method.identify(submission)
+        user = None if user_id is None else await self.users.get_by_id(user_id)
+        if user is None:
+            await method.decoy(submission)
+            await self._login_failed(f"{method.id}_unknown", None)
+            raise InvalidCredentialsException()
+        proof = await method.verify(user, submission)
+        if proof is None:
+            reason = getattr(method, "reason", None) or "rejected"
+            await self._login_failed(f"{method.id}_{reason}", user.id)
+            raise InvalidCredentialsException()
+        if not await method.consume(proof):
+            await self._login_failed(f"{method.id}_replayed", user.id)
+            raise InvalidCredentialsException()
+        await self._require_usable(user)
+        bind_context(user_id=user.id)
+        amr = method.standalone_amr or method.amr
+        return Completed(user, await self._signed_in(user, (method.id,), amr, start))
+
+    async def second_step_user(self, flow_token: str, method_id: str) -> int:
+        """The user of a live flow waiting for its second step that offers `method_id`
+        (what a method needs before the attempt: a passkey's challenge). Counts no attempt
+        on the flow; a bad token counts per client as a second step's does.
+
+        Raises InvalidTokenException or RateLimitedException.
+        """
+        flow = await self.flows.live(flow_token)
+        if (
+            flow is None
+            or flow.next_step is not Step.SECOND_FACTOR
+            or method_id not in flow.offered
+        ):
+            if self.throttle is not None:
+                await self.throttle.client_attempt(Bucket.SIGNIN_FLOW_IP, self.client_ip)
+            self._flow_rejected()
+        return flow.user_id
 
     async def login_mfa(self, mfa_token: str, code: str) -> AuthResult:
         """The second step of a sign-in: the flow's `mfa_token` and a TOTP code or a
@@ -292,6 +332,17 @@ class SignIn:
             user, methods, amr, start, attempt.continue_ref, provider=attempt.provider
         )
         return Completed(user, session, attempt.continue_ref)
+
+    async def _require_usable(self, user: User) -> None:
+        """After a valid first factor (never before: without one nothing about the account
+        shows): a deactivated account, or one whose address still needs verifying."""
+        if not user.is_active:
+            await self._login_failed("inactive", user.id)
+            # No token was sent, so no error="invalid_token" (RFC 6750 §3).
+            raise UserInactiveException(headers={"WWW-Authenticate": "Bearer"})
+        if self.require_verified_email and not user.email_verified:
+            await self._login_failed("email_not_verified", user.id)
+            raise EmailNotVerifiedException()
 
     async def _continue(
         self,

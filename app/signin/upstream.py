@@ -31,7 +31,6 @@ from app.audit.log import AuditLog, Event
 from app.config import Settings, UpstreamProvider
 from app.core.errors import (
     CircuitBreakerOpenException,
-    LastSignInMethodException,
     NotFoundException,
 )
 from app.mail.outbox import Outbox
@@ -56,6 +55,7 @@ from app.signin.service import Completed, SignIn
 from app.throttle import Bucket
 from app.transaction import Transaction
 from app.users.service import UserService
+from app.users.ways_in import keep_a_way_in
 from app.utils.clock import Clock, utc_now
 from app.utils.logger import get_logger
 
@@ -284,8 +284,7 @@ class UpstreamSignIn:
         linked = await self.identities.of_user(user.id)
         if not any(identity.id == identity_id for identity in linked):
             raise NotFoundException("No such linked provider")
-        if not user.has_password and len(linked) <= 1:
-            raise LastSignInMethodException()
+        await keep_a_way_in(self.methods.session, user, removing_identities=1)
         removed = await self.identities.unlink(user_id=user.id, identity_id=identity_id)
         if removed is None:
             raise NotFoundException("No such linked provider")

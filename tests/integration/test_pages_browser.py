@@ -94,7 +94,7 @@ async def test_a_person_registers_signs_in_secures_the_account_and_signs_out(
     ).get_attribute("id")
     await page.get_by_label("Email or username").fill("person")
     await page.locator('input[autocomplete="current-password"]').fill("wrong password")
-    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("button", name="Sign in", exact=True).click()
     assert await page.get_by_role("alert").inner_text() == "Invalid credentials"
     await page.goto(f"{live_server}/login")
     await _sign_in_by_keyboard(page, "person", PASSWORD)
@@ -143,7 +143,7 @@ async def test_a_person_registers_signs_in_secures_the_account_and_signs_out(
     await page.wait_for_url(f"{live_server}/login?return_to=/account")
     await page.get_by_label("Email or username").fill("person@example.com")
     await page.get_by_label("Password").fill(NEW_PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("button", name="Sign in", exact=True).click()
     code = page.locator('input[autocomplete="one-time-code"]')
     await code.wait_for()
     await page.get_by_label("Code from your authenticator app, or a recovery code").fill(

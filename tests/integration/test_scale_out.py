@@ -26,6 +26,7 @@ from tests.support import BACKENDS, PASSWORD, prepare_schema, prepared
 from tests.support.markers import starts
 from tests.support.mfa import enable_mfa, password_step, second_step, totp_code
 from tests.support.processes import ServerProcess, runner_env, serve_pair
+from tests.support.webauthn import SoftAuthenticator
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -527,3 +528,42 @@ async def test_the_cli_changing_an_account_shows_at_the_workers_next_request(
     assert deactivated.returncode == 0, deactivated.stderr
     assert refused.status_code == 401
     assert refused.json()["error_code"] == "USER_INACTIVE"
+
+
+async def test_a_passkey_challenge_issued_by_one_worker_works_once_at_another(
+    cluster: Cluster,
+) -> None:
+    """The challenge lives in the database: options from `a`, the assertion at `b`, and
+    the same assertion again at either is refused."""
+    email, username = cluster.new_identity()
+    registered = await _register(cluster.a, email, username)
+    assert registered.status_code == 201, registered.text
+    auth = {"Authorization": f"Bearer {registered.json()['access_token']}"}
+    authenticator = SoftAuthenticator()
+    async with cluster.a.client() as a, cluster.b.client() as b:
+        creation = await a.post("/users/me/passkeys/registration-options", headers=auth)
+        assert creation.status_code == 200, creation.text
+        added = await b.post(
+            "/users/me/passkeys",
+            json={"credential": authenticator.create(creation.json())},
+            headers=auth,
+        )
+        assert added.status_code == 201, added.text
+
+        options = (await a.post("/auth/passkey/options")).json()
+        assertion = authenticator.get(options)
+        signed_in = await b.post("/auth/passkey", json={"credential": assertion})
+        again_at_a = await a.post("/auth/passkey", json={"credential": assertion})
+        again_at_b = await b.post("/auth/passkey", json={"credential": assertion})
+
+    assert signed_in.status_code == 200, signed_in.text
+    assert jwt.decode(signed_in.json()["access_token"], options={"verify_signature": False})[
+        "amr"
+    ] == ["hwk", "mfa"]
+    assert again_at_a.status_code == 401, again_at_a.text
+    assert again_at_b.status_code == 401, again_at_b.text
+    assert (
+        again_at_a.json()["error_code"]
+        == again_at_b.json()["error_code"]
+        == ("INVALID_CREDENTIALS")
+    )

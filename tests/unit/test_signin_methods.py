@@ -23,7 +23,9 @@ def test_every_method_declares_a_unique_id_its_amr_factor_and_steps() -> None:
         assert method.amr, method.id
         assert isinstance(method.factor, Factor)
         assert method.steps <= set(Step), method.id
-    assert [m.id for m in methods.for_step(Step.SECOND_FACTOR)] == ["totp", "recovery_code"]
+    second = ["totp", "recovery_code", "passkey"]
+    assert [m.id for m in methods.for_step(Step.SECOND_FACTOR)] == second
+    assert [m.id for m in methods.for_step(Step.FIRST_FACTOR)] == ["password", "passkey", "fed"]
     assert methods.by_id("password") is not None
     assert methods.by_id("carrier-pigeon") is None
 

@@ -9,6 +9,7 @@ step's answer and the two-factor switch find it there.
 from __future__ import annotations
 
 from app.signin.methods.base import SignInMethod, Step
+from app.signin.methods.passkey.method import PasskeyMethod
 from app.signin.methods.password.method import PasswordMethod
 from app.signin.methods.recovery_code.method import RecoveryCodeMethod
 from app.signin.methods.totp.method import TotpMethod
@@ -19,6 +20,7 @@ METHODS: tuple[type[SignInMethod], ...] = (
     PasswordMethod,
     TotpMethod,
     RecoveryCodeMethod,
+    PasskeyMethod,
     UpstreamMethod,
 )
 

@@ -90,6 +90,9 @@ class SignInMethod(ABC):
     amr: ClassVar[tuple[str, ...]]
     factor: ClassVar[Factor]
     steps: ClassVar[frozenset[Step]]
+    # The `amr` of a sign-in by this method alone, where it is more than `amr` (a passkey
+    # with user verification: `hwk` and `mfa`); None: `amr`.
+    standalone_amr: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, ctx: MethodContext) -> None:
         self.ctx = ctx
@@ -102,6 +105,11 @@ class SignInMethod(ABC):
         """Whether the submission is meant for this method (its fields, its shape): of the
         methods on offer at a step, the first that claims a submission verifies it."""
         return False
+
+    async def identify(self, submission: Submission) -> int | None:
+        """For a first factor that names the account itself (a discoverable passkey): the
+        user id the submission names, or None."""
+        return None
 
     @abstractmethod
     async def verify(self, user: User, submission: Submission) -> Proof | None:

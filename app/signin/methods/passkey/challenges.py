@@ -1,0 +1,78 @@
+"""WebAuthn challenges: each works once, for five minutes, on any worker or host.
+
+A challenge is 32 random bytes handed to the browser; the table keeps its SHA-256 with
+what it is for. The request that uses it deletes its row with a conditional DELETE
+(purpose, account, not expired) and goes on only if it deleted one: of two requests
+presenting one challenge, on any workers, exactly one does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+from enum import StrEnum
+
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models.passkey import WebauthnChallenge
+from app.transaction import rowcount
+from app.utils.clock import Clock
+
+CHALLENGE_TTL = timedelta(minutes=5)
+
+
+class Purpose(StrEnum):
+    REGISTRATION = "registration"
+    SIGNIN = "signin"
+    SECOND_FACTOR = "second_factor"
+
+
+def _digest(challenge: bytes) -> str:
+    return hashlib.sha256(challenge).hexdigest()
+
+
+class Challenges:
+    """Adds and deletes rows of the request's transaction; never commits."""
+
+    def __init__(self, session: AsyncSession, *, clock: Clock) -> None:
+        self.session = session
+        self.clock = clock
+
+    async def issue(self, purpose: Purpose, *, user_id: int | None) -> bytes:
+        now = self.clock()
+        # Expired challenges go as new ones come: the table stays the size of the
+        # ceremonies of the last five minutes.
+        await self.session.execute(
+            delete(WebauthnChallenge).where(WebauthnChallenge.expires_at <= now)
+        )
+        challenge = secrets.token_bytes(32)
+        self.session.add(
+            WebauthnChallenge(
+                id=_digest(challenge),
+                purpose=purpose.value,
+                user_id=user_id,
+                expires_at=now + CHALLENGE_TTL,
+            )
+        )
+        await self.session.flush()
+        return challenge
+
+    async def take(self, challenge: bytes, purpose: Purpose, *, user_id: int | None) -> bool:
+        """Use the challenge up: True only for the first request presenting it, for the
+        purpose and account it was issued for, before it expires."""
+        account = (
+            WebauthnChallenge.user_id.is_(None)
+            if user_id is None
+            else WebauthnChallenge.user_id == user_id
+        )
+        result = await self.session.execute(
+            delete(WebauthnChallenge).where(
+                WebauthnChallenge.id == _digest(challenge),
+                WebauthnChallenge.purpose == purpose.value,
+                account,
+                WebauthnChallenge.expires_at > self.clock(),
+            )
+        )
+        return rowcount(result) == 1
