@@ -11,19 +11,20 @@ import json
 import shutil
 import socket
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
 from tests.support import PASSWORD, CliInvoker
+from tests.support.browsers import requires_chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+pytestmark = requires_chromium
+
 INTEROP = Path(__file__).resolve().parents[1] / "interop" / "oidc-client-ts"
 BUNDLE = INTEROP / "node_modules" / "oidc-client-ts" / "dist" / "browser" / "oidc-client-ts.min.js"
 
@@ -57,18 +58,6 @@ def app_site(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         server.shutdown()
         thread.join(timeout=10)
         server.server_close()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=FLAGS
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 async def test_a_browser_application_on_another_origin_signs_in_with_oidc_client_ts(
