@@ -26,6 +26,9 @@ REDIRECT_URI = "https://rp.example/callback"
 LOGOUT_URI = "https://rp.example/signed-out"
 
 
+pytestmark = pytest.mark.process  # the relying party runs in Node.js
+
+
 @pytest.fixture
 def settings_overrides(live_socket: socket.socket) -> dict[str, Any]:
     # The issuer the relying party discovers is the address it talks to.

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.support import BACKENDS, PASSWORD, prepare_schema, prepared
+from tests.support.markers import starts
 from tests.support.oidc import (
     LOGOUT_URI,
     REDIRECT_URI,
@@ -53,6 +54,7 @@ class Pair:
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
+@starts("process")
 def pair(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Pair]:
