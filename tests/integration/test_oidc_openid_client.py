@@ -20,8 +20,6 @@ from tests.support import PASSWORD, CliInvoker
 
 RP_DIR = Path(__file__).resolve().parents[1] / "interop" / "openid-client"
 NODE = Path(sys.executable).parent / "node"
-pytestmark = pytest.mark.process  # Node.js
-
 REDIRECT_URI = "https://rp.example/callback"
 LOGOUT_URI = "https://rp.example/signed-out"
 

@@ -32,7 +32,7 @@ from tests.support.oidc import (
 from tests.support.pages import csrf_of, sign_in
 from tests.support.processes import ServerProcess, serve_pair, server_env
 
-pytestmark = [pytest.mark.timeout(300), pytest.mark.process]
+pytestmark = pytest.mark.timeout(300)
 
 
 @dataclass
