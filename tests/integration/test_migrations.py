@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -180,5 +181,45 @@ async def test_optional_password_migration_keeps_every_row_and_round_trips(
             assert (
                 await connection.exec_driver_sql("SELECT count(*) FROM auth_sessions")
             ).scalar() == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_openid_provider_migration_keeps_version_2_clients_and_round_trips(
+    database_url: str, tmp_path: Path
+) -> None:
+    url = (
+        database_url
+        if "postgresql" in database_url
+        else f"sqlite+aiosqlite:///{tmp_path / 'oidc.db'}"
+    )
+    engine = create_async_engine(url)
+    insert_client = text(
+        "INSERT INTO oauth_clients (client_id, name, secret_hash, created_at) "
+        "VALUES ('v2-client', 'billing-api', :hash, CURRENT_TIMESTAMP)"
+    )
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(upgrade_on_connection)
+            await connection.run_sync(downgrade_on_connection, "0015")
+            assert "redirect_uris" not in await connection.run_sync(_columns, "oauth_clients")
+            await connection.execute(text("DELETE FROM oauth_clients"))
+            await connection.execute(insert_client, {"hash": "0" * 64})
+            await connection.run_sync(upgrade_on_connection)
+            row = (
+                await connection.execute(
+                    text(
+                        "SELECT redirect_uris, public, first_party, secret_hash FROM oauth_clients"
+                    )
+                )
+            ).one()
+            redirect_uris = json.loads(row[0]) if isinstance(row[0], str) else row[0]
+            assert redirect_uris == []  # an introspection client, as it was
+            assert not row[1]
+            assert not row[2]
+            assert row[3] == "0" * 64
+            assert "parent_id" in await connection.run_sync(_columns, "auth_sessions")
+            assert await connection.run_sync(_diff) == []
+            await connection.execute(text("DELETE FROM oauth_clients"))
     finally:
         await engine.dispose()

@@ -21,6 +21,9 @@ import pytest
 from playwright.async_api import Browser
 
 from tests.support import PASSWORD, CliInvoker
+from tests.support.browsers import requires_chromium
+
+pytestmark = requires_chromium
 
 INTEROP = Path(__file__).resolve().parents[1] / "interop" / "oidc-client-ts"
 BUNDLE = INTEROP / "node_modules" / "oidc-client-ts" / "dist" / "browser" / "oidc-client-ts.min.js"
