@@ -78,7 +78,9 @@ def _routes() -> dict[str, set[str]]:
                 continue
             for route in router.routes:
                 if isinstance(route, APIRoute) and route.include_in_schema:
-                    found.setdefault(route.path, set()).add(str(path.relative_to(APP)))
+                    found.setdefault(re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path), set()).add(
+                        str(path.relative_to(APP))
+                    )
     return found
 
 
