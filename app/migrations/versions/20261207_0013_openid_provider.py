@@ -9,7 +9,7 @@ Create Date: 2026-12-06
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 
 from app.models.base import UTCDateTime
 
@@ -19,9 +19,56 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+def _before(name: str) -> sa.Table | None:
+    """The table as the previous revision left it, for `authsvc migrate --sql`: without a
+    database to reflect, SQLite's batch mode needs it to write the copy-and-move."""
+    if not context.is_offline_mode():
+        return None
+    meta = sa.MetaData()
+    if name == "oauth_clients":
+        return sa.Table(
+            name,
+            meta,
+            sa.Column("client_id", sa.String(64), primary_key=True),
+            sa.Column("name", sa.String(100), nullable=False),
+            sa.Column("secret_hash", sa.String(64), nullable=False),
+            sa.Column("created_at", UTCDateTime(), nullable=False),
+        )
+    if name == "auth_sessions":
+        return sa.Table(
+            name,
+            meta,
+            sa.Column("id", sa.String(32), primary_key=True),
+            sa.Column("user_id", sa.Integer(), nullable=False, index=True),
+            sa.Column("refresh_jti", sa.String(32), nullable=False),
+            sa.Column("created_at", UTCDateTime(), nullable=False),
+            sa.Column("expires_at", UTCDateTime(), nullable=False, index=True),
+            sa.Column("last_used_at", UTCDateTime()),
+            sa.Column("ip", sa.String(45)),
+            sa.Column("user_agent", sa.String(256)),
+            sa.Column("browser_key", sa.String(64), unique=True),
+            sa.Column("auth_time", UTCDateTime()),
+            sa.Column("amr", sa.JSON()),
+        )
+    return sa.Table(
+        name,
+        meta,
+        sa.Column("kid", sa.String(64), primary_key=True),
+        sa.Column("algorithm", sa.String(16), nullable=False),
+        sa.Column("public_jwk", sa.JSON(), nullable=False),
+        sa.Column("private_key_encrypted", sa.LargeBinary(), nullable=False),
+        sa.Column("current", sa.Boolean()),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("activated_at", UTCDateTime(), nullable=False),
+        sa.Column("retired_at", UTCDateTime(), index=True),
+        sa.Column("revoked_at", UTCDateTime()),
+        sa.UniqueConstraint("current", name="uq_signing_keys_current"),
+    )
+
+
 def upgrade() -> None:
     # Clients of version 2 (introspection only) keep their secret and get no redirect URI.
-    with op.batch_alter_table("oauth_clients") as batch:
+    with op.batch_alter_table("oauth_clients", copy_from=_before("oauth_clients")) as batch:
         batch.alter_column("secret_hash", existing_type=sa.String(length=64), nullable=True)
         batch.add_column(sa.Column("redirect_uris", sa.JSON(), nullable=False, server_default="[]"))
         batch.add_column(
@@ -34,7 +81,7 @@ def upgrade() -> None:
             sa.Column("first_party", sa.Boolean(), nullable=False, server_default=sa.false())
         )
         batch.add_column(sa.Column("updated_at", UTCDateTime(), nullable=True))
-    with op.batch_alter_table("auth_sessions") as batch:
+    with op.batch_alter_table("auth_sessions", copy_from=_before("auth_sessions")) as batch:
         batch.add_column(sa.Column("parent_id", sa.String(length=32), nullable=True))
         batch.add_column(sa.Column("client_id", sa.String(length=64), nullable=True))
         batch.create_foreign_key(
@@ -52,7 +99,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         )
         batch.create_index(op.f("ix_auth_sessions_parent_id"), ["parent_id"])
-    with op.batch_alter_table("signing_keys") as batch:
+    with op.batch_alter_table("signing_keys", copy_from=_before("signing_keys")) as batch:
         batch.add_column(
             sa.Column("purpose", sa.String(length=16), nullable=False, server_default="access")
         )
