@@ -507,6 +507,11 @@ async def test_a_logout_at_one_worker_ends_the_token_the_other_just_served(
 async def test_the_cli_changing_an_account_shows_at_the_workers_next_request(
     cluster: Cluster,
 ) -> None:
+    # Another admin, so that deactivating this one never meets the last-admin rule, whatever
+    # the tests before it left in the shared database.
+    other_email, other = cluster.new_identity()
+    await _register(cluster.a, other_email, other)
+    assert _authsvc(cluster, "users", "roles", other, "--add", "admin").returncode == 0
     email, username = cluster.new_identity()
     tokens = (await _register(cluster.a, email, username)).json()
     headers = _bearer(tokens["access_token"])
