@@ -19,6 +19,7 @@ Parsing and IDNA are email_validator's (the library behind pydantic's EmailStr).
 from __future__ import annotations
 
 import unicodedata
+from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -44,6 +45,11 @@ def _nfkc(text: str) -> str:
     return unicodedata.normalize("NFKC", text)
 
 
+# A sign-in names the address up to four times (the throttle's account key, the look-up,
+# the reset of its failure counts); parsing and IDNA cost more than the rest of the
+# request's own work. A pure function of the text: the last few thousand are remembered
+# (refusals are not, they raise).
+@lru_cache(maxsize=4096)
 def canonical_email(raw: str) -> str:
     """The stored form of an address; raises EmailAddressError when it is not acceptable."""
     if len(raw) > MAX_EMAIL_INPUT:
