@@ -39,6 +39,25 @@ function common.cursor(records)
   end
 end
 
+-- Each record once, for requests that work once (an authorization code, a WebAuthn
+-- challenge): thread t of `threads` takes records t+1, t+1+threads, ... in order (the file
+-- holds the oldest first); nil once its share is used up.
+function common.once(records, threads)
+  local i = (thread_id or 0) + 1 - threads
+  return function()
+    i = i + threads
+    return records[i]
+  end
+end
+
+-- What request() sends once its share is used up: nothing reused. The thread stops (wrk
+-- keeps counting time, so the orchestrator sizes the pool for the whole run and says so
+-- when it fell short); the health check it returns is never answered to wrk.
+function common.exhausted()
+  wrk.thread:stop()
+  return wrk.format("GET", "/health/live")
+end
+
 function common.post_json(path, body, headers)
   headers = headers or {}
   headers["Content-Type"] = "application/json"

@@ -1,5 +1,5 @@
 """Passkeys over HTTP, on SQLite and PostgreSQL, with a software authenticator
-(tests/support/webauthn.py) playing the browser and the device.
+(testkit/webauthn.py) playing the browser and the device.
 
 Every refusal the contract names has its test: a foreign origin or RP ID, a challenge used
 twice or too late (an injected clock), no user verification, another user's handle, a
@@ -26,6 +26,7 @@ from app.database import Database
 from app.main import create_app
 from app.models.upstream import UpstreamIdentity
 from app.models.user import User
+from testkit.webauthn import SoftAuthenticator, from_b64url
 from tests.support import PASSWORD, RegisteredUser, UserFactory, assert_error
 from tests.support.admin import audit_events
 from tests.support.logs import LogCapture
@@ -37,7 +38,6 @@ from tests.support.mfa import (
     password_step,
     unverified_claims,
 )
-from tests.support.webauthn import SoftAuthenticator, from_b64url
 
 
 @pytest.fixture

@@ -22,11 +22,11 @@ import jwt
 import pytest
 import redis
 
+from testkit.webauthn import SoftAuthenticator
 from tests.support import BACKENDS, PASSWORD, prepare_schema, prepared
 from tests.support.markers import starts
 from tests.support.mfa import enable_mfa, password_step, second_step, totp_code
 from tests.support.processes import ServerProcess, runner_env, serve_pair
-from tests.support.webauthn import SoftAuthenticator
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -1,4 +1,4 @@
-"""The tests' software authenticator (tests/support/webauthn.py) checked once against
+"""The tests' software authenticator (testkit/webauthn.py) checked once against
 py_webauthn's own verification: what the passkey tests send is what a real authenticator
 and browser send, not merely what the service's code expects."""
 
@@ -15,7 +15,7 @@ from webauthn import (
 from webauthn.helpers import options_to_json
 from webauthn.helpers.structs import UserVerificationRequirement
 
-from tests.support.webauthn import ORIGIN, RP_ID, SoftAuthenticator, from_b64url
+from testkit.webauthn import ORIGIN, RP_ID, SoftAuthenticator, from_b64url
 
 
 def test_registration_and_assertion_verify_with_py_webauthn() -> None:

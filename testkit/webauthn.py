@@ -1,4 +1,5 @@
-"""A software authenticator and the browser around it, for the passkey tests.
+"""A software authenticator and the browser around it, for the passkey tests and the
+benchmark's passkey scenario (bench/run.py signs its assertions with it).
 
 It does what a platform authenticator and `navigator.credentials` do, from the options
 the service sends: it makes a P-256 key pair (ES256) per credential, returns an
