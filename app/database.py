@@ -101,9 +101,15 @@ def is_infrastructure_error(error: BaseException) -> bool:
 # same throughput, ~5 MB less memory per worker).
 SQLITE_POOL = (5, 0)
 SERVER_POOL = (10, 10)
+# What a request reads beside its own transaction (the signing keys before it signs, the
+# application a page's form leads back to) comes from a pool of its own. A request that
+# holds a connection must never wait for a second one from the same pool: with every
+# connection held by such requests, none would come back until the pool's timeout (a burst
+# of code exchanges answered 503 and opened the breaker). Those reads hold nothing else.
+ASIDE_POOL = (2, 0)
 
 
-def build_engine(settings: Settings) -> AsyncEngine:
+def build_engine(settings: Settings, *, pool: tuple[int, int] | None = None) -> AsyncEngine:
     """An engine tuned per backend: SQLite in WAL mode, PostgreSQL with bounded waits.
 
     Every wait a request can meet has a bound, so an outage ends in a 503 instead of a hang:
@@ -114,16 +120,20 @@ def build_engine(settings: Settings) -> AsyncEngine:
 
     `hide_parameters`: a database error's message (logged with its traceback) then shows the
     SQL but not the bound values: no email, no password hash in the log.
+
+    `pool`: (size, overflow) instead of the settings' (the pool of reads aside).
     """
     url = make_url(settings.database_url)
     default_size, default_overflow = (
         SQLITE_POOL if url.get_backend_name() == "sqlite" else SERVER_POOL
     )
+    size = settings.db_pool_size or default_size
+    overflow = default_overflow if settings.db_max_overflow is None else settings.db_max_overflow
+    if pool is not None:
+        size, overflow = pool
     pool_args: dict[str, Any] = {
-        "pool_size": settings.db_pool_size or default_size,
-        "max_overflow": (
-            default_overflow if settings.db_max_overflow is None else settings.db_max_overflow
-        ),
+        "pool_size": size,
+        "max_overflow": overflow,
         "pool_timeout": settings.db_pool_timeout,
     }
     if url.get_backend_name() == "sqlite":
@@ -186,6 +196,12 @@ class Database:
         self.settings = settings
         self.engine = build_engine(settings)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # An in-memory SQLite database is one shared connection: a second engine would be
+        # another, empty database (and one connection cannot be waited for twice).
+        url = make_url(settings.database_url)
+        in_memory = url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+        self.aside_engine = self.engine if in_memory else build_engine(settings, pool=ASIDE_POOL)
+        self._aside_sessionmaker = async_sessionmaker(self.aside_engine, expire_on_commit=False)
         self.breaker = breaker or CircuitBreaker(
             "database",
             failure_threshold=settings.circuit_breaker_threshold,
@@ -198,15 +214,17 @@ class Database:
         self.breaker.add_listener(_log_transition)
 
     @asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session whose transaction commits when the body succeeds, else rolls back.
+    async def session(self, *, aside: bool = False) -> AsyncIterator[AsyncSession]:
+        """A session whose transaction commits when the body succeeds, else rolls back;
+        `aside`: from the pool of reads beside a request's own transaction (ASIDE_POOL).
 
         Raises CircuitBreakerOpenException while the breaker sheds load and DatabaseException
         when the database fails underneath; everything else passes through unchanged.
         """
         async with self.breaker.guard() as trial:
             try:
-                async with self.sessionmaker() as session:
+                maker = self._aside_sessionmaker if aside else self.sessionmaker
+                async with maker() as session:
                     try:
                         if trial:
                             # A trial's verdict must come from the database itself, also
@@ -222,12 +240,13 @@ class Database:
                 raise
 
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[AsyncConnection]:
+    async def connection(self, *, aside: bool = False) -> AsyncIterator[AsyncConnection]:
         """A bare connection for a read: no ORM session and no COMMIT (the pool rolls the
-        read transaction back on return). Errors and the breaker as for `session`."""
+        read transaction back on return). `aside`, errors and the breaker as for `session`."""
         async with self.breaker.guard():
             try:
-                async with self.engine.connect() as connection:
+                engine = self.aside_engine if aside else self.engine
+                async with engine.connect() as connection:
                     yield connection
             except Exception as error:
                 self._raise_for_infrastructure(error)
@@ -263,6 +282,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.aside_engine is not self.engine:
+            await self.aside_engine.dispose()
 
     def _retry_after(self) -> int:
         return max(1, int(min(self.settings.circuit_breaker_timeout, 5)))

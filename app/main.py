@@ -191,7 +191,8 @@ def create_app(
         app_metrics.watch_breaker(app.state.database.breaker)
 
         async def origins_of_return_to(return_to: str) -> list[str]:
-            async with app.state.database.session() as session:
+            # Asked by a page handler that may hold the request's connection.
+            async with app.state.database.session(aside=True) as session:
                 return await return_to_origins(session, return_to, wall_clock())
 
         # The sign-in page's form may lead (through return_to) to an application.

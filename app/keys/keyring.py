@@ -306,7 +306,8 @@ async def open_keyring(
     await install_key(database, algorithm, cipher, clock, only_if_missing=True, purpose=purpose)
 
     async def load(retired_after: datetime) -> Sequence[StoredKey]:
-        async with database.session() as session:
+        # A reload may run inside a request that holds a connection: from the pool aside.
+        async with database.session(aside=True) as session:
             return await SigningKeyService(session, purpose).live(retired_after)
 
     ring = KeyRing(

@@ -206,15 +206,17 @@ async def install_key(
 
     Raises DatabaseException, or KeyRaceLost after repeated lost races.
     """
+    # Aside (app.database.ASIDE_POOL): the first ID token of a worker opens its key ring
+    # in the middle of a request that holds a connection.
     for attempt in range(_INSTALL_ATTEMPTS):
-        async with database.session() as session:
+        async with database.session(aside=True) as session:
             current = await SigningKeyService(session, purpose).current()
         if only_if_missing and current is not None and current.algorithm == algorithm:
             return current, False
         # Generated outside any transaction: no lock is held across the CPU work.
         row = await new_key_row(algorithm, cipher, clock(), purpose)
         try:
-            async with database.session() as session:
+            async with database.session(aside=True) as session:
                 replaces = current.kid if current is not None else None
                 await SigningKeyService(session, purpose).install(row, clock(), replaces=replaces)
                 installed = StoredKey.of(row)
@@ -317,8 +319,9 @@ async def _read(database: Database, kid: str) -> StoredKey | None:
 async def key_is_usable(database: Database, kid: str) -> bool:
     """Whether `kid` still has a row and is not revoked: one primary-key read, no ORM.
 
-    Raises DatabaseException (or CircuitBreakerOpenException)."""
-    async with database.connection() as connection:
+    Raises DatabaseException (or CircuitBreakerOpenException). Asked before signing and
+    after verifying, by requests that may hold a connection: from the pool aside."""
+    async with database.connection(aside=True) as connection:
         row = (
             await connection.execute(select(SigningKey.revoked_at).where(SigningKey.kid == kid))
         ).first()
