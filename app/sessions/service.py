@@ -7,7 +7,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CursorResult, Integer, String, delete, insert, literal, select, update
+from sqlalchemy import (
+    JSON,
+    CursorResult,
+    Integer,
+    String,
+    bindparam,
+    delete,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import ColumnElement, FromClause
 
@@ -31,6 +42,14 @@ def _session_row(sid: str, refresh_jti: str, now: datetime, expires_at: datetime
         "expires_at": literal(expires_at, UTCDateTime),
         "last_used_at": literal(now, UTCDateTime),
     }
+
+
+# Executed on the connection (Core), so the ORM's bulk-update bookkeeping stays out of it.
+_TOUCH = (
+    update(AuthSession)
+    .where(AuthSession.id == bindparam("b_sid"), AuthSession.user_id == bindparam("b_user"))
+    .values(last_used_at=bindparam("b_now"))
+)
 
 
 class SessionService:
@@ -120,13 +139,11 @@ class SessionService:
         return rowcount(result) == 1
 
     async def touch(self, *, sid: str, user_id: int, now: datetime) -> None:
-        """Record a refresh as the session's last use (the refresh path's one write)."""
-        await self.session.execute(
-            update(AuthSession)
-            .where(AuthSession.id == sid, AuthSession.user_id == user_id)
-            .values(last_used_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        """Record a refresh as the session's last use (the refresh path's one write): a Core
+        UPDATE on the transaction's connection, without the ORM's bulk-update bookkeeping
+        (no loaded object can hold the column: nothing to synchronise)."""
+        connection = await self.session.connection()
+        await connection.execute(_TOUCH, {"b_sid": sid, "b_user": user_id, "b_now": now})
 
     async def trim(self, *, user_id: int, keep_sid: str, now: datetime) -> int:
         """End the user's least recently used sessions beyond `max_per_user`, never
