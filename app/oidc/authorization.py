@@ -355,9 +355,11 @@ class AuthorizationStore:
             return None
         return await self.session.get(AuthorizationCode, digest(code))
 
-    async def consume(self, code_id: str, now: datetime) -> bool:
-        """Mark a code used, if it still is unused and unexpired: the one winner of any
-        number of concurrent exchanges (a conditional UPDATE)."""
+    async def consume(self, code_id: str, now: datetime, grant_session_id: str) -> bool:
+        """Mark a code used by the session it starts, if it still is unused and unexpired:
+        the one winner of any number of concurrent exchanges (a conditional UPDATE). The
+        session is named in the same statement, so a reuse seen after the commit always
+        finds what to end."""
         result = await self.session.execute(
             update(AuthorizationCode)
             .where(
@@ -365,18 +367,10 @@ class AuthorizationStore:
                 AuthorizationCode.used_at.is_(None),
                 AuthorizationCode.expires_at > now,
             )
-            .values(used_at=now)
+            .values(used_at=now, grant_session_id=grant_session_id)
             .execution_options(synchronize_session=False)
         )
         return rowcount(result) == 1
-
-    async def bind_grant(self, code_id: str, grant_session_id: str) -> None:
-        await self.session.execute(
-            update(AuthorizationCode)
-            .where(AuthorizationCode.id == code_id)
-            .values(grant_session_id=grant_session_id)
-            .execution_options(synchronize_session=False)
-        )
 
     async def purge(self, now: datetime) -> int:
         """Expired requests and codes (a used code is kept until it expires, so that its

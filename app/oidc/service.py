@@ -13,7 +13,6 @@ from urllib.parse import urlencode
 
 from app.audit.log import AuditLog, Event
 from app.core.errors import InvalidClientException, InvalidGrantException
-from app.core.jwt import TokenType
 from app.models.client import OAuthClient
 from app.oauth2.client_auth import ClientCredentials
 from app.oauth2.clients import ClientService, redirect_uri_matches
@@ -28,7 +27,7 @@ from app.oidc.authorization import (
 )
 from app.oidc.id_tokens import IdTokenFacts, IdTokens
 from app.sessions.service import SessionService
-from app.sessions.tokens import AuthResult, ClientGrant, SessionTokens
+from app.sessions.tokens import AuthResult, ClientGrant, SessionTokens, new_session_id
 from app.transaction import Transaction
 from app.users.service import UserService
 from app.utils.clock import Clock, utc_now
@@ -255,7 +254,8 @@ class OpenIdProvider:
             raise InvalidGrantException("code_verifier is missing or malformed")
         if not hmac.compare_digest(s256(code_verifier), row.code_challenge):
             raise InvalidGrantException("code_verifier does not match the code_challenge")
-        if not await self.store.consume(row.id, self.clock()):
+        sid = new_session_id()
+        if not await self.store.consume(row.id, self.clock(), sid):
             # Expired, or a concurrent exchange won (committed by now: the UPDATE waited for
             # its row lock): then this one is a reuse as well.
             await self.store.session.refresh(row)
@@ -270,12 +270,12 @@ class OpenIdProvider:
             auth_time=row.auth_time,
             amr=tuple(row.amr),
         )
-        pair = await self.tokens.start_for_client(user, grant) if user is not None else None
+        pair = None
+        if user is not None:
+            pair = await self.tokens.start_for_client(user, grant, sid=sid)
         if pair is None or user is None:
             raise InvalidGrantException("The sign-in behind this code has ended")
         session = pair.access
-        sid = self._sid_of(pair.refresh.token)
-        await self.store.bind_grant(row.id, sid)
         id_token = await self.id_tokens.issue(
             user,
             IdTokenFacts(
@@ -290,12 +290,6 @@ class OpenIdProvider:
         )
         log.info("authorization code exchanged", client_id=row.client_id, user_id=user.id)
         return IssuedTokens(AuthResult(user, pair), id_token, row.scope)
-
-    def _sid_of(self, refresh_token: str) -> str:
-        claims = self.tokens.codec.decode(refresh_token, TokenType.REFRESH)
-        sid = claims.extra["sid"]
-        assert isinstance(sid, str)
-        return sid
 
     async def _reused(
         self, code_id: str, client_id: str, user_id: int, grant_session_id: str | None

@@ -76,6 +76,11 @@ def auth_time_of(claims: TokenClaims) -> datetime | None:
         return None
 
 
+def new_session_id() -> str:
+    """A session's id (what its tokens carry as `sid`): 128 random bits, as hex."""
+    return uuid.uuid4().hex
+
+
 @dataclass(frozen=True, slots=True)
 class TokenPair:
     access: IssuedToken
@@ -310,7 +315,7 @@ class SessionTokens:
     async def start(self, user: User, amr: tuple[str, ...] = AMR_PASSWORD) -> TokenPair | None:
         """A new session's tokens, or None when the user is no longer active."""
         await self.codec.prepare_to_sign()
-        sid = uuid.uuid4().hex
+        sid = new_session_id()
         subject = str(user.id)
         now = self.clock()
         session_end = now + self.session_max_lifetime
@@ -348,12 +353,15 @@ class SessionTokens:
             )
         return TokenPair(access, refresh, self._expires_in(session_end))
 
-    async def start_for_client(self, user: User, grant: ClientGrant) -> TokenPair | None:
+    async def start_for_client(
+        self, user: User, grant: ClientGrant, *, sid: str | None = None
+    ) -> TokenPair | None:
         """An application's session under a browser session: its tokens carry `client_id`
         and `scope`, the browser session's `auth_time` and `amr`, and end with it (and at
-        its absolute end). None when the browser session ended or the user is inactive."""
+        its absolute end). None when the browser session ended or the user is inactive.
+        `sid`: the session's id when the caller recorded it already (`new_session_id`)."""
         await self.codec.prepare_to_sign()
-        sid = uuid.uuid4().hex
+        sid = sid or new_session_id()
         now = self.clock()
         session_end = grant.auth_time + self.session_max_lifetime
         extra: dict[str, object] = {
