@@ -10,7 +10,6 @@ import functools
 from collections.abc import Callable
 from datetime import timedelta
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.account.reauth import Reauthentication
@@ -272,7 +271,10 @@ def build_upstream_clients(
     settings: Settings, *, monotonic: Callable[[], float], clock: Clock = utc_now
 ) -> dict[str, UpstreamClient]:
     """One protocol client per configured provider, each with its own HTTP connection
-    pool (with timeouts) and circuit breaker: one provider down sheds only its own calls."""
+    pool (with timeouts) and circuit breaker: one provider down sheds only its own calls.
+    httpx is imported here, only where a provider is configured (its ~3 MB per worker)."""
+    import httpx
+
     timeout = httpx.Timeout(settings.upstream_timeout_seconds)
     return {
         provider.name: UpstreamClient(

@@ -17,10 +17,9 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
-import httpx
 import jwt
 
 from app.config import (
@@ -32,6 +31,9 @@ from app.config import (
 from app.utils.circuit_breaker import CircuitBreaker
 from app.utils.clock import Clock, utc_now
 from app.utils.logger import get_logger
+
+if TYPE_CHECKING:  # httpx is imported by the first call: most deployments never make one
+    import httpx
 
 log = get_logger(__name__)
 
@@ -338,6 +340,8 @@ class UpstreamClient:
         headers = {"Accept": "application/json"}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
+        import httpx
+
         async with self.breaker.guard():
             try:
                 response = await self.http.request(
