@@ -194,6 +194,8 @@ class Settings(BaseSettings):
     rate_limit_refresh_ip: str = "60/minute"
     # Second steps of sign-in whose `mfa_token` is unknown or expired, per client address.
     rate_limit_signin_flow_ip: str = "10/minute;100/hour"
+    # Options to sign in with a passkey, per client (each stores a challenge).
+    rate_limit_passkey_options_ip: str = "30/minute;300/hour"
     # Addresses/CIDRs whose X-Forwarded-For is believed; `unix` trusts a Unix-socket peer.
     trusted_proxies: Annotated[list[IPv4Network | IPv6Network | Literal["unix"]], NoDecode] = []
     # When set, /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; else loopback.
@@ -308,6 +310,7 @@ class Settings(BaseSettings):
         "rate_limit_register_ip",
         "rate_limit_refresh_ip",
         "rate_limit_signin_flow_ip",
+        "rate_limit_passkey_options_ip",
         "rate_limit_password_reset",
         "rate_limit_password_reset_ip",
         "rate_limit_email_change",

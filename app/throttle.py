@@ -60,6 +60,8 @@ class Bucket(StrEnum):
     SIGNIN_FLOW_IP = "signin-flow-ip"
     # Email-change requests per account (each mails an address the caller chose).
     EMAIL_CHANGE_ACCOUNT = "email-change-account"
+    # Passkey sign-in options per client: each one stores a challenge, and nobody is known yet.
+    PASSKEY_OPTIONS_IP = "passkey-options-ip"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,7 @@ class ThrottleRules:
     mail_ip: str = "20/hour"
     signin_flow_ip: str = "10/minute;100/hour"
     email_change_account: str = "3/hour"
+    passkey_options_ip: str = "30/minute;300/hour"
 
     def parsed(self) -> dict[Bucket, Sequence[RateLimitItem]]:
         return {
@@ -90,6 +93,7 @@ class ThrottleRules:
             Bucket.MAIL_IP: parse_many(self.mail_ip),
             Bucket.SIGNIN_FLOW_IP: parse_many(self.signin_flow_ip),
             Bucket.EMAIL_CHANGE_ACCOUNT: parse_many(self.email_change_account),
+            Bucket.PASSKEY_OPTIONS_IP: parse_many(self.passkey_options_ip),
         }
 
 

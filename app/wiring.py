@@ -94,6 +94,7 @@ def build_throttle(settings: Settings) -> Throttle:
         mail_ip=settings.rate_limit_password_reset_ip,
         signin_flow_ip=settings.rate_limit_signin_flow_ip,
         email_change_account=settings.rate_limit_email_change,
+        passkey_options_ip=settings.rate_limit_passkey_options_ip,
     )
     account_hash = KeyedHash.from_secret(resolve_secret_key(settings), THROTTLE_KEY_INFO)
     return Throttle(storage, rules, account_hash=account_hash, enabled=settings.rate_limit_enabled)

@@ -286,12 +286,13 @@ async def remove_passkey(
     tags=["auth"],
     responses={
         **_options_response(_REQUEST_EXAMPLE),
-        **error_responses(PasskeysUnavailableException, *DATABASE_ERRORS),
+        **error_responses(PasskeysUnavailableException, RateLimitedException, *DATABASE_ERRORS),
     },
 )
 async def signin_options(passkeys: PasskeysDep, response: Response) -> dict[str, Any]:
     """`PublicKeyCredentialRequestOptions` for a discoverable passkey: user verification
-    required, no `allowCredentials`. Its challenge works once, for 5 minutes."""
+    required, no `allowCredentials`. Its challenge works once, for 5 minutes. Throttled per
+    client address (`RATE_LIMIT_PASSKEY_OPTIONS_IP`)."""
     no_store(response)
     return await passkeys.signin_options()
 

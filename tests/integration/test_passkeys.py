@@ -703,6 +703,24 @@ class TestThrottle:
         assert answers == [401, 401, 401, 429]
 
 
+class TestOptionsThrottle:
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, Any]:
+        return {"public_url": "http://localhost:8000", "rate_limit_passkey_options_ip": "3/minute"}
+
+    async def test_sign_in_options_are_throttled_per_client_address(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        # Anyone may ask, and each answer stores a challenge: a client asking without end
+        # is stopped like one guessing passwords.
+        answers = [await client.post("/auth/passkey/options") for _ in range(4)]
+
+        assert [a.status_code for a in answers[:3]] == [200, 200, 200]
+        refused = answers[3]
+        assert_error(refused, 429, "RATE_LIMITED")
+        assert int(refused.headers["Retry-After"]) > 0
+
+
 # Notices
 
 

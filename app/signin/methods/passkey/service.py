@@ -40,6 +40,7 @@ from app.signin.methods.passkey.assertions import (
 from app.signin.methods.passkey.challenges import CHALLENGE_TTL, Challenges, Purpose
 from app.signin.methods.passkey.credentials import PasskeyStore
 from app.signin.methods.passkey.relying_party import RelyingParty
+from app.throttle import Bucket
 from app.users.ways_in import keep_a_way_in
 from app.utils.logger import get_logger
 
@@ -216,8 +217,13 @@ class Passkeys:
         log.info("passkey removed", user_id=user.id, passkey_id=passkey_id)
 
     async def signin_options(self) -> dict[str, Any]:
-        """Request options for a sign-in by a discoverable passkey alone."""
+        """Request options for a sign-in by a discoverable passkey alone. Counted per client
+        address: anyone may ask, and each answer stores a challenge.
+
+        Raises PasskeysUnavailableException or RateLimitedException."""
         self.require_available()
+        if self.ctx.throttle is not None:
+            await self.ctx.throttle.client_attempt(Bucket.PASSKEY_OPTIONS_IP, self.ctx.client_ip)
         challenge = await self.challenges.issue(Purpose.SIGNIN, user_id=None)
         options = generate_authentication_options(
             rp_id=self.rp.id,
