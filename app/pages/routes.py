@@ -149,12 +149,17 @@ async def signed_in_response(
 
 
 @router.get("/login")
-async def login_page(page: PageDep, return_to: str | None = None) -> Response:
+async def login_page(
+    page: PageDep, return_to: str | None = None, login_hint: str | None = None
+) -> Response:
     """The sign-in form; also shown to a signed-in person (signing in again replaces the
-    session: how an application's `prompt=login` or `max_age` gets a fresh sign-in)."""
+    session: how an application's `prompt=login` or `max_age` gets a fresh sign-in). An
+    application's `login_hint` (OpenID Connect Core §3.1.2.1) fills in the identifier; the
+    person can still change it, and the focus goes to the password."""
     target = safe_return_to(return_to)
     await _allow_return(page.request, target)
-    return page.render("login.html", title="Sign in", return_to=target, identifier=None)
+    hint = (login_hint or "").strip()[:320] or None
+    return page.render("login.html", title="Sign in", return_to=target, identifier=hint)
 
 
 @router.post("/login")

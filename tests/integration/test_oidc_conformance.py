@@ -324,6 +324,10 @@ async def test_oidcc_login_hint(
     flow = Flow(rp, extra={"login_hint": "alice@example.com"})
     first = await client.get(flow.url())
     assert "login_hint=alice%40example.com" in first.headers["location"]
+    # The sign-in page has the hinted identifier filled in, the person types the password.
+    page = await client.get(first.headers["location"])
+    assert 'id="identifier"' in page.text
+    assert 'value="alice@example.com"' in page.text
     assert (await code_for(client, flow, "alice"))["code"]
 
 
