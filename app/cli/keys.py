@@ -57,13 +57,17 @@ def list_keys(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         async with database.session() as session:
             return await SigningKeyService(session).all()
 
-    entries = [key_entry(key) for key in run(settings, work)]
+    keys = run(settings, work)
+    entries = [key_entry(key) for key in keys]
     if as_json:
         print_json(entries)
         return
-    table = Table("kid", "alg", "status", "created (UTC)")
-    for entry in entries:
-        table.add_row(entry["kid"], entry["alg"], entry["status"], entry["created_at"])
+    # The ID tokens' keys are a set of their own when ID_TOKEN_ALGORITHM differs from
+    # JWT_ALGORITHM: each set has its current key, so the table says which set a key is of.
+    table = Table("kid", "alg", "for", "status", "created (UTC)")
+    for key, entry in zip(keys, entries, strict=True):
+        purpose = "ID tokens" if key.purpose != ACCESS else "access tokens"
+        table.add_row(entry["kid"], entry["alg"], purpose, entry["status"], entry["created_at"])
     print_table(table)
     err.print(f"{len(entries)} key(s)")
 
