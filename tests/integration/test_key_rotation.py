@@ -107,6 +107,10 @@ async def test_after_a_rotation_new_tokens_carry_the_new_kid_and_old_ones_still_
         (old_kid, "retired"),
     ]
     assert set(json.loads(listed.stdout)[0]) == {"kid", "alg", "status", "created_at"}
+    # The table says which set each key signs for (the ID tokens may have their own).
+    table = (await run_cli("keys", "list")).stdout
+    assert new_kid in table
+    assert "access" in table
 
 
 async def test_a_retired_key_stays_published_until_its_last_token_expired_then_is_purged(
