@@ -52,6 +52,15 @@ _TOUCH = (
 )
 
 
+# Built once: a statement made per call costs its construction and its cache key again.
+_USER_OF_SESSION = (
+    select(User)
+    .join(AuthSession, AuthSession.user_id == User.id)
+    .where(User.id == bindparam("b_user"), AuthSession.id == bindparam("b_sid"))
+)
+_USER_OF_REFRESH = _USER_OF_SESSION.where(AuthSession.refresh_jti == bindparam("b_jti"))
+
+
 class SessionService:
     """Data access for `auth_sessions`; flushes or executes, never commits."""
 
@@ -224,14 +233,11 @@ class SessionService:
         look-up every bearer request already made, so it is still one round trip, on two
         primary keys. `refresh_jti`, when given, must also be the session's current one.
         """
-        stmt = (
-            select(User)
-            .join(AuthSession, AuthSession.user_id == User.id)
-            .where(User.id == user_id, AuthSession.id == sid)
-        )
+        params = {"b_user": user_id, "b_sid": sid}
+        stmt = _USER_OF_SESSION
         if refresh_jti is not None:
-            stmt = stmt.where(AuthSession.refresh_jti == refresh_jti)
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+            stmt, params["b_jti"] = _USER_OF_REFRESH, refresh_jti
+        return (await self.session.execute(stmt, params)).scalar_one_or_none()
 
     async def rotate(
         self,
