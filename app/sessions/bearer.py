@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import make_url
 
 from app.core.errors import UserInactiveException
@@ -38,6 +38,15 @@ _USER_COLUMNS = (
     User.mfa_enabled,
     # Whether there is a password, never the hash itself.
     User.hashed_password.is_not(None).label("has_password"),
+)
+
+
+# Built once, with bound parameters: a statement made per request paid for its
+# construction and its cache key each time.
+_SESSION_USER = (
+    select(*_USER_COLUMNS)
+    .join(AuthSession, AuthSession.user_id == User.id)
+    .where(User.id == bindparam("b_user"), AuthSession.id == bindparam("b_sid"))
 )
 
 
@@ -195,14 +204,11 @@ class BearerCheck:
         return cached
 
     async def _load(self, sid: str, user_id: int, read_at: int | None) -> SessionUser:
-        statement = (
-            select(*_USER_COLUMNS)
-            .join(AuthSession, AuthSession.user_id == User.id)
-            .where(User.id == user_id, AuthSession.id == sid)
-        )
         active: bool | None = None
         async with self.database.connection() as connection:
-            row = (await connection.execute(statement)).first()
+            row = (
+                await connection.execute(_SESSION_USER, {"b_user": user_id, "b_sid": sid})
+            ).first()
             if row is None or not row.is_active:
                 # The rejection path only: a second look names a deactivated owner.
                 active = await connection.scalar(select(User.is_active).where(User.id == user_id))
