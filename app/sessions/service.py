@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     CursorResult,
+    Delete,
+    Insert,
     Integer,
     String,
     bindparam,
@@ -19,7 +22,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.expression import ColumnElement, FromClause
 
 from app.models.base import UTCDateTime
@@ -50,6 +53,58 @@ _TOUCH = (
     .where(AuthSession.id == bindparam("b_sid"), AuthSession.user_id == bindparam("b_user"))
     .values(last_used_at=bindparam("b_now"))
 )
+
+
+def _start_statement() -> Insert:
+    """The INSERT ... SELECT of `start`, with every value a bound parameter."""
+    values: dict[str, Any] = {
+        "id": bindparam("b_sid", type_=String),
+        "user_id": User.id,
+        "refresh_jti": bindparam("b_jti", type_=String),
+        "created_at": bindparam("b_created", type_=UTCDateTime),
+        "expires_at": bindparam("b_expires", type_=UTCDateTime),
+        "last_used_at": bindparam("b_last_used", type_=UTCDateTime),
+        "ip": bindparam("b_ip", type_=String),
+        "user_agent": bindparam("b_agent", type_=String),
+        "browser_key": bindparam("b_browser_key", type_=String),
+        "auth_time": bindparam("b_auth_time", type_=UTCDateTime),
+        "amr": bindparam("b_amr", type_=JSON),
+    }
+    rows = (
+        select(*values.values())
+        .where(User.is_active.is_(True), User.id == bindparam("b_user", type_=Integer))
+        .with_for_update(read=True)
+    )
+    return insert(AuthSession).from_select(list(values), rows)
+
+
+_START = _start_statement()
+
+
+@lru_cache(maxsize=8)
+def _trim_statement(max_per_user: int) -> Delete:
+    """The DELETE of `trim` for a cap, with the user, the kept session and the time bound."""
+    # Applications' sessions belong to their browser session and end with it.
+    others = (
+        (AuthSession.user_id == bindparam("b_user"))
+        & (AuthSession.id != bindparam("b_keep"))
+        & AuthSession.parent_id.is_(None)
+    )
+    kept = (
+        select(AuthSession.id)
+        .where(others, AuthSession.expires_at > bindparam("b_now"))
+        .order_by(
+            AuthSession.last_used_at.desc(),
+            AuthSession.created_at.desc(),
+            AuthSession.id.desc(),
+        )
+        .limit(max_per_user - 1)
+    )
+    return (
+        delete(AuthSession)
+        .where(others, AuthSession.id.not_in(kept.scalar_subquery()))
+        .execution_options(synchronize_session=False)
+    )
 
 
 # Built once: a statement made per call costs its construction and its cache key again.
@@ -93,15 +148,22 @@ class SessionService:
         deactivation either commits first and no row is written, or waits for this
         transaction and then deletes the new row with the others.
         """
-        values = {
-            **_session_row(sid, refresh_jti, now, expires_at),
-            "ip": literal(ip, String),
-            "user_agent": literal(clean_user_agent(user_agent), String),
-            "browser_key": literal(browser_key, String),
-            "auth_time": literal(now if browser_key is not None else None, UTCDateTime),
-            "amr": literal(list(amr) if amr is not None else None, JSON),
+        params = {
+            "b_sid": sid,
+            "b_user": user_id,
+            "b_jti": refresh_jti,
+            "b_created": now,
+            "b_expires": expires_at,
+            "b_last_used": now,
+            "b_ip": ip,
+            "b_agent": clean_user_agent(user_agent),
+            "b_browser_key": browser_key,
+            "b_auth_time": now if browser_key is not None else None,
+            "b_amr": list(amr) if amr is not None else None,
         }
-        return await self._insert_while_active(values, User.id == literal(user_id, Integer))
+        # Core (the ORM would take a parameter dict for a bulk insert of objects).
+        connection = await self._connection()
+        return rowcount(await connection.execute(_START, params)) == 1
 
     async def start_child(
         self,
@@ -132,6 +194,14 @@ class SessionService:
             join=(parent, parent.c.user_id == User.id),
         )
 
+    async def _connection(self) -> AsyncConnection:
+        """The transaction's connection for a Core statement, after the ORM's pending
+        changes: statements then run in the order the code wrote them, as the session's
+        autoflush would have it (a sign-in's share lock on the user row taken before its
+        own pending `last_login` UPDATE deadlocks two sign-ins of one account)."""
+        await self.session.flush()
+        return await self.session.connection()
+
     async def _insert_while_active(
         self,
         values: dict[str, Any],
@@ -151,7 +221,7 @@ class SessionService:
         """Record a refresh as the session's last use (the refresh path's one write): a Core
         UPDATE on the transaction's connection, without the ORM's bulk-update bookkeeping
         (no loaded object can hold the column: nothing to synchronise)."""
-        connection = await self.session.connection()
+        connection = await self._connection()
         await connection.execute(_TOUCH, {"b_sid": sid, "b_user": user_id, "b_now": now})
 
     async def trim(self, *, user_id: int, keep_sid: str, now: datetime) -> int:
@@ -165,30 +235,9 @@ class SessionService:
         """
         if self.max_per_user is None:
             return 0
-        # Applications' sessions belong to their browser session and end with it.
-        others = (
-            (AuthSession.user_id == user_id)
-            & (AuthSession.id != keep_sid)
-            & AuthSession.parent_id.is_(None)
-        )
-        kept = (
-            select(AuthSession.id)
-            .where(others, AuthSession.expires_at > now)
-            .order_by(
-                AuthSession.last_used_at.desc(),
-                AuthSession.created_at.desc(),
-                AuthSession.id.desc(),
-            )
-            .limit(self.max_per_user - 1)
-        )
-        stmt = (
-            delete(AuthSession)
-            .where(others, AuthSession.id.not_in(kept.scalar_subquery()))
-            .execution_options(synchronize_session=False)
-        )
-        result = await self.session.execute(stmt)
-        assert isinstance(result, CursorResult)
-        return int(result.rowcount)
+        params = {"b_user": user_id, "b_keep": keep_sid, "b_now": now}
+        connection = await self._connection()
+        return rowcount(await connection.execute(_trim_statement(self.max_per_user), params))
 
     async def live_of(
         self, user_id: int, now: datetime, *, limit: int | None = None, offset: int = 0
