@@ -51,6 +51,7 @@ from app.signin import routes as auth
 from app.signin import two_factor_routes as mfa
 from app.signin.flow import purge_expired_flows
 from app.signin.method_routes import method_routers
+from app.signin.methods.passkey.challenges import purge_expired_challenges
 from app.signin.methods.passkey.relying_party import RelyingParty
 from app.signin.methods.totp.keys import totp_box
 from app.signin.methods.upstream.states import purge_expired_states
@@ -110,8 +111,9 @@ async def purge_expired_sessions(database: Database, settings: Settings) -> int:
         purged = await SessionService(session).purge_expired(utc_now() - grace)
         # Sign-ins abandoned before their second factor (their mfa_token has expired).
         challenges = await purge_expired_flows(session, utc_now())
-        # Sign-ins abandoned at another provider.
+        # Sign-ins abandoned at another provider, and passkey ceremonies never finished.
         await purge_expired_states(session, utc_now())
+        await purge_expired_challenges(session, utc_now())
     if purged:
         log.info("expired sessions purged", count=purged)
     if challenges:

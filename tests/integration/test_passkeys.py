@@ -9,6 +9,7 @@ an IP address as RP ID.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import uuid
 from collections.abc import AsyncIterator
@@ -19,13 +20,15 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from app.config import Settings
 from app.database import Database
 from app.main import create_app
+from app.models.passkey import WebauthnChallenge
 from app.models.upstream import UpstreamIdentity
 from app.models.user import User
+from app.signin.methods.passkey.challenges import purge_expired_challenges
 from testkit.webauthn import SoftAuthenticator, from_b64url
 from tests.support import PASSWORD, RegisteredUser, UserFactory, assert_error
 from tests.support.admin import audit_events
@@ -230,6 +233,23 @@ async def test_a_registration_challenge_is_bound_to_its_user(
     )
 
     assert_error(response, 400, "INVALID_PASSKEY")
+
+
+async def test_expired_challenges_are_purged_and_fresh_ones_kept(
+    client: httpx.AsyncClient, database: Database, wall_clock: WallClock
+) -> None:
+    for _ in range(3):
+        await signin_options(client)
+    wall_clock.advance(5 * 60 + 1)
+    fresh = await signin_options(client)
+
+    async with database.session() as session:
+        purged = await purge_expired_challenges(session, wall_clock())
+    async with database.session() as session:
+        left = (await session.scalars(select(WebauthnChallenge.id))).all()
+
+    assert purged == 3
+    assert left == [hashlib.sha256(from_b64url(fresh["challenge"])).hexdigest()]
 
 
 async def test_a_registration_challenge_expires_after_five_minutes(
