@@ -6,7 +6,10 @@ back on an error); a service ends it early only for one of the reasons below.
 
 from __future__ import annotations
 
-from sqlalchemy import CursorResult
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import CursorResult, Executable
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
@@ -35,3 +38,20 @@ def rowcount(result: object) -> int:
     """The rows a conditional UPDATE or DELETE matched: how its one winner is told apart."""
     assert isinstance(result, CursorResult)
     return int(result.rowcount)
+
+
+async def execute_core(
+    session: AsyncSession, statement: Executable, params: Mapping[str, Any]
+) -> CursorResult[Any]:
+    """Run a statement built once (module level, bound parameters) as Core on the
+    transaction's connection, after the ORM's pending changes.
+
+    Built once, a statement skips its construction and its cache key on every call; as
+    Core, it skips the ORM's bulk bookkeeping (and the ORM would take a parameter dict to
+    an INSERT for a bulk insert of objects). The flush keeps the statements in the order
+    the code wrote them, as the session's autoflush would: a share lock on a user row taken
+    before the request's own pending UPDATE of that row deadlocks two such requests.
+    """
+    await session.flush()
+    connection = await session.connection()
+    return await connection.execute(statement, params)

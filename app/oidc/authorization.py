@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
-from sqlalchemy import delete, insert, literal, select, update
+from sqlalchemy import bindparam, delete, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.database import Database
@@ -28,7 +28,7 @@ from app.models.user import User
 from app.oauth2.clients import ClientService, origin_of, redirect_uri_matches
 from app.oidc.id_tokens import SUPPORTED_SCOPES
 from app.sessions.browser import BrowserSession
-from app.transaction import rowcount
+from app.transaction import execute_core, rowcount
 
 CODE_TTL = timedelta(seconds=60)
 # Where the sign-in page returns to (`return_to`), and the consent page.
@@ -212,6 +212,18 @@ class Pending:
     request: ValidRequest
 
 
+# The exchange's one write, built once (bound parameters, run as Core).
+_CONSUME = (
+    update(AuthorizationCode)
+    .where(
+        AuthorizationCode.id == bindparam("b_id"),
+        AuthorizationCode.used_at.is_(None),
+        AuthorizationCode.expires_at > bindparam("b_now"),
+    )
+    .values(used_at=bindparam("b_now"), grant_session_id=bindparam("b_grant"))
+)
+
+
 class AuthorizationStore:
     """Data access for the requests, codes and consents; flushes or executes, never commits."""
 
@@ -360,17 +372,8 @@ class AuthorizationStore:
         the one winner of any number of concurrent exchanges (a conditional UPDATE). The
         session is named in the same statement, so a reuse seen after the commit always
         finds what to end."""
-        result = await self.session.execute(
-            update(AuthorizationCode)
-            .where(
-                AuthorizationCode.id == code_id,
-                AuthorizationCode.used_at.is_(None),
-                AuthorizationCode.expires_at > now,
-            )
-            .values(used_at=now, grant_session_id=grant_session_id)
-            .execution_options(synchronize_session=False)
-        )
-        return rowcount(result) == 1
+        params = {"b_id": code_id, "b_now": now, "b_grant": grant_session_id}
+        return rowcount(await execute_core(self.session, _CONSUME, params)) == 1
 
     async def purge(self, now: datetime) -> int:
         """Expired requests and codes (a used code is kept until it expires, so that its

@@ -22,13 +22,13 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import ColumnElement, FromClause
 
 from app.models.base import UTCDateTime
 from app.models.session import AuthSession
 from app.models.user import User
-from app.transaction import rowcount
+from app.transaction import execute_core, rowcount
 from app.utils.request_context import clean_user_agent
 
 # Session ids are uuid4 hex; anything else names no session (and never reaches the driver).
@@ -161,9 +161,7 @@ class SessionService:
             "b_auth_time": now if browser_key is not None else None,
             "b_amr": list(amr) if amr is not None else None,
         }
-        # Core (the ORM would take a parameter dict for a bulk insert of objects).
-        connection = await self._connection()
-        return rowcount(await connection.execute(_START, params)) == 1
+        return rowcount(await execute_core(self.session, _START, params)) == 1
 
     async def start_child(
         self,
@@ -194,14 +192,6 @@ class SessionService:
             join=(parent, parent.c.user_id == User.id),
         )
 
-    async def _connection(self) -> AsyncConnection:
-        """The transaction's connection for a Core statement, after the ORM's pending
-        changes: statements then run in the order the code wrote them, as the session's
-        autoflush would have it (a sign-in's share lock on the user row taken before its
-        own pending `last_login` UPDATE deadlocks two sign-ins of one account)."""
-        await self.session.flush()
-        return await self.session.connection()
-
     async def _insert_while_active(
         self,
         values: dict[str, Any],
@@ -221,8 +211,7 @@ class SessionService:
         """Record a refresh as the session's last use (the refresh path's one write): a Core
         UPDATE on the transaction's connection, without the ORM's bulk-update bookkeeping
         (no loaded object can hold the column: nothing to synchronise)."""
-        connection = await self._connection()
-        await connection.execute(_TOUCH, {"b_sid": sid, "b_user": user_id, "b_now": now})
+        await execute_core(self.session, _TOUCH, {"b_sid": sid, "b_user": user_id, "b_now": now})
 
     async def trim(self, *, user_id: int, keep_sid: str, now: datetime) -> int:
         """End the user's least recently used sessions beyond `max_per_user`, never
@@ -236,8 +225,8 @@ class SessionService:
         if self.max_per_user is None:
             return 0
         params = {"b_user": user_id, "b_keep": keep_sid, "b_now": now}
-        connection = await self._connection()
-        return rowcount(await connection.execute(_trim_statement(self.max_per_user), params))
+        statement = _trim_statement(self.max_per_user)
+        return rowcount(await execute_core(self.session, statement, params))
 
     async def live_of(
         self, user_id: int, now: datetime, *, limit: int | None = None, offset: int = 0

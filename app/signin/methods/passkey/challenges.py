@@ -13,11 +13,11 @@ import secrets
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.passkey import WebauthnChallenge
-from app.transaction import rowcount
+from app.transaction import execute_core, rowcount
 from app.utils.clock import Clock
 
 CHALLENGE_TTL = timedelta(minutes=5)
@@ -31,6 +31,17 @@ class Purpose(StrEnum):
 
 def _digest(challenge: bytes) -> str:
     return hashlib.sha256(challenge).hexdigest()
+
+
+# Taking a challenge, built once (bound parameters, run as Core): a sign-in by the passkey
+# alone names no account, the other ceremonies name theirs.
+_TAKE = delete(WebauthnChallenge).where(
+    WebauthnChallenge.id == bindparam("b_id"),
+    WebauthnChallenge.purpose == bindparam("b_purpose"),
+    WebauthnChallenge.expires_at > bindparam("b_now"),
+)
+_TAKE_ANONYMOUS = _TAKE.where(WebauthnChallenge.user_id.is_(None))
+_TAKE_OF_USER = _TAKE.where(WebauthnChallenge.user_id == bindparam("b_user"))
 
 
 class Challenges:
@@ -59,20 +70,15 @@ class Challenges:
     async def take(self, challenge: bytes, purpose: Purpose, *, user_id: int | None) -> bool:
         """Use the challenge up: True only for the first request presenting it, for the
         purpose and account it was issued for, before it expires."""
-        account = (
-            WebauthnChallenge.user_id.is_(None)
-            if user_id is None
-            else WebauthnChallenge.user_id == user_id
-        )
-        result = await self.session.execute(
-            delete(WebauthnChallenge).where(
-                WebauthnChallenge.id == _digest(challenge),
-                WebauthnChallenge.purpose == purpose.value,
-                account,
-                WebauthnChallenge.expires_at > self.clock(),
-            )
-        )
-        return rowcount(result) == 1
+        params: dict[str, object] = {
+            "b_id": _digest(challenge),
+            "b_purpose": purpose.value,
+            "b_now": self.clock(),
+        }
+        statement = _TAKE_ANONYMOUS
+        if user_id is not None:
+            statement, params["b_user"] = _TAKE_OF_USER, user_id
+        return rowcount(await execute_core(self.session, statement, params)) == 1
 
 
 async def purge_expired_challenges(session: AsyncSession, now: datetime) -> int:

@@ -7,15 +7,27 @@ import secrets
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.passkey import Passkey, PasskeyUserHandle
-from app.transaction import rowcount
+from app.transaction import execute_core, rowcount
 
 HANDLE_BYTES = 32  # WebAuthn's user.id: at most 64 bytes, random (§14.6.1)
 _MAX_ID = 2**31 - 1  # the id column's range: a larger id in a URL names no passkey
+
+
+# A sign-in's one write to its passkey, built once (bound parameters, run as Core).
+_RECORD_USE = (
+    update(Passkey)
+    .where(Passkey.id == bindparam("b_id"), Passkey.sign_count == bindparam("b_seen"))
+    .values(
+        sign_count=bindparam("b_count"),
+        backed_up=bindparam("b_backed_up"),
+        last_used_at=bindparam("b_now"),
+    )
+)
 
 
 class PasskeyStore:
@@ -89,13 +101,14 @@ class PasskeyStore:
     ) -> bool:
         """Move the counter on from the value the check saw: of two assertions checked
         against one counter value, one wins (False for the other)."""
-        result = await self.session.execute(
-            update(Passkey)
-            .where(Passkey.id == passkey_id, Passkey.sign_count == seen)
-            .values(sign_count=max(seen, new_count), backed_up=backed_up, last_used_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        return rowcount(result) == 1
+        params = {
+            "b_id": passkey_id,
+            "b_seen": seen,
+            "b_count": max(seen, new_count),
+            "b_backed_up": backed_up,
+            "b_now": now,
+        }
+        return rowcount(await execute_core(self.session, _RECORD_USE, params)) == 1
 
     async def remove(self, user_id: int, passkey_id: int) -> bool:
         result = await self.session.execute(
