@@ -24,7 +24,7 @@ import re
 import secrets
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -324,10 +324,8 @@ class PasskeyMinter:
             return await mint(make, count, concurrency=concurrency, deadline_s=deadline_s)
 
 
-def log_time_span(log_path: Path, offset: int, path: str) -> tuple[int, float]:
-    """(requests, seconds between the first and the last) that the service logged for
-    `path` since `offset`: the rate of a run whose wrk threads may have stopped early."""
-    stamps: list[float] = []
+def logged_requests(log_path: Path, offset: int) -> Iterator[dict[str, Any]]:
+    """The service's "request completed" log lines since `offset`, parsed."""
     with log_path.open("rb") as log:
         log.seek(offset)
         for line in log:
@@ -337,8 +335,17 @@ def log_time_span(log_path: Path, offset: int, path: str) -> tuple[int, float]:
                 entry: dict[str, Any] = json.loads(line)
             except ValueError:
                 continue
-            if entry.get("route") == path and isinstance(entry.get("timestamp"), str):
-                stamps.append(_seconds(entry["timestamp"]))
+            yield entry
+
+
+def log_time_span(log_path: Path, offset: int, path: str) -> tuple[int, float]:
+    """(requests, seconds between the first and the last) that the service logged for
+    `path` since `offset`: the rate of a run whose wrk threads may have stopped early."""
+    stamps = [
+        _seconds(entry["timestamp"])
+        for entry in logged_requests(log_path, offset)
+        if entry.get("route") == path and isinstance(entry.get("timestamp"), str)
+    ]
     return len(stamps), (max(stamps) - min(stamps)) if len(stamps) > 1 else 0.0
 
 

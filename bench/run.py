@@ -621,17 +621,11 @@ def latency_ms(summary: dict[str, Any]) -> dict[str, float]:
 
 def statuses_logged(log_path: Path, offset: int) -> Counter[str]:
     """Status codes of the requests the service logged since `offset` (not /health/*)."""
-    counts: Counter[str] = Counter()
-    with log_path.open("rb") as log:
-        log.seek(offset)
-        for line in log:
-            if b'"request completed"' not in line:
-                continue
-            try:
-                counts[str(json.loads(line)["status_code"])] += 1
-            except (ValueError, KeyError):
-                continue
-    return counts
+    return Counter(
+        str(entry["status_code"])
+        for entry in pools.logged_requests(log_path, offset)
+        if "status_code" in entry
+    )
 
 
 def run_scenario(server: Server, scenario: Scenario, connections: int, duration: float) -> Result:
