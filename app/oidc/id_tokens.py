@@ -84,9 +84,9 @@ class IdTokens:
 
     async def prepare(self) -> None:
         """Open the key ring (its first key made, in a transaction of its own) before the
-        caller's transaction writes: on SQLite that one would hold the only write lock."""
-        ring = await self.keys.ring()
-        await ring.ensure_signing_key()
+        caller's transaction writes: on SQLite that one would hold the only write lock.
+        Whether its key is still unrevoked is asked by `issue`, right before signing."""
+        await self.keys.ring()
 
     async def issue(self, user: User, facts: IdTokenFacts) -> str:
         """Raises DatabaseException when the key ring cannot be opened or checked."""
