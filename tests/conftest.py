@@ -46,7 +46,7 @@ from tests.support import (
     truncate,
 )
 from tests.support.admin import grant, sign_in
-from tests.support.apps import CLI_THREAD
+from tests.support.apps import CLI_THREAD, release_finished_apps
 from tests.support.backends import store_pairs
 from tests.support.browsers import CHROMIUM, CHROMIUM_FLAGS
 from tests.support.databases import worker_database_url
@@ -120,6 +120,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         return (yield)
     finally:
         _running.pop()
+        # The test's applications are finished: nothing in FastAPI may keep them.
+        release_finished_apps()
 
 
 def _process_guard(event: str, args: tuple[object, ...]) -> None:
