@@ -8,6 +8,7 @@ migrations themselves, so every test run also proves the migrations.
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import logging
 import os
@@ -111,6 +112,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                     item.add_marker(kind)
         if item.get_closest_marker("process"):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What is alive once the tests are collected (the modules, the app's models, the
+    test items) lives until the end: moved out of the garbage collector's sight, it is not
+    traversed again at each full collection, which the applications the tests build and
+    drop set off every few tests."""
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.hookimpl(wrapper=True)
