@@ -8,6 +8,7 @@ migrations themselves, so every test run also proves the migrations.
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import logging
 import os
@@ -46,7 +47,7 @@ from tests.support import (
     truncate,
 )
 from tests.support.admin import grant, sign_in
-from tests.support.apps import CLI_THREAD
+from tests.support.apps import CLI_THREAD, release_finished_apps
 from tests.support.backends import store_pairs
 from tests.support.browsers import CHROMIUM, CHROMIUM_FLAGS
 from tests.support.databases import worker_database_url
@@ -113,6 +114,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What is alive once the tests are collected (the modules, the app's models, the
+    test items) lives until the end: moved out of the garbage collector's sight, it is not
+    traversed again at each full collection, which the applications the tests build and
+    drop set off every few tests."""
+    gc.collect()
+    gc.freeze()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> object:
     _running.append(item)
@@ -120,6 +130,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         return (yield)
     finally:
         _running.pop()
+        # The test's applications are finished: nothing in FastAPI may keep them.
+        release_finished_apps()
 
 
 def _process_guard(event: str, args: tuple[object, ...]) -> None:

@@ -6,27 +6,19 @@ provider (Chrome checks `form-action` on the redirect after a form)."""
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, async_playwright
+from playwright.async_api import Browser, ConsoleMessage
 
+from tests.support.browsers import TIMEOUT_MS, requires_chromium
 from tests.support.processes import ServerProcess
 from tests.support.upstream import CLIENT_ID, CLIENT_SECRET, oidc_provider
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
-TIMEOUT_MS = 30_000  # catches a hang, asserts no speed
-
-pytestmark = [
-    pytest.mark.process,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="Debian's chromium is not installed at /usr/bin/chromium (.ci/run installs it)",
-    ),
-]
+# The browser is the shared fixture (tests/conftest.py); the provider is a process.
+pytestmark = [pytest.mark.process, requires_chromium]
 
 
 @pytest.fixture
@@ -59,18 +51,6 @@ def settings_overrides(provider: ServerProcess, service_origin: str) -> dict[str
             }
         ],
     }
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=FLAGS
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 async def test_a_person_continues_with_the_provider_and_is_signed_in(
