@@ -9,7 +9,6 @@ import asyncio
 import json
 import os
 import socket
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,9 @@ import httpx
 import pytest
 
 from tests.support import PASSWORD, CliInvoker
+from tests.support.processes import NODE
 
 RP_DIR = Path(__file__).resolve().parents[1] / "interop" / "openid-client"
-NODE = Path(sys.executable).parent / "node"
 REDIRECT_URI = "https://rp.example/callback"
 LOGOUT_URI = "https://rp.example/signed-out"
 

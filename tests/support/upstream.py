@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 
-from tests.support.processes import BIN, ServerProcess
+from tests.support.processes import BIN, NODE, ServerProcess
 from tests.support.servers import free_port
 
 PROVIDER_DIR = Path(__file__).resolve().parents[1] / "interop" / "oidc-provider"
@@ -45,7 +45,7 @@ def oidc_provider(
     log = workdir / "oidc-provider.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(BIN / "node"), str(PROVIDER_DIR / "provider.mjs")],
+            [str(NODE), str(PROVIDER_DIR / "provider.mjs")],
             env={"PROVIDER_CONFIG": json.dumps(config), "PATH": str(BIN)},
             cwd=PROVIDER_DIR,
             stdout=out,
