@@ -96,10 +96,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each test with what its fixtures start (tests.support.markers.starts), and keep
     a module's process tests on one xdist worker (`--dist loadgroup`): the servers of its
-    module-scoped fixtures then start once, not once per worker."""
+    module-scoped fixtures then start once, not once per worker. Without TEST_DATABASE_URL
+    the tests marked `postgres` (about PostgreSQL itself) are deselected, not skipped."""
+    if not os.environ.get("TEST_DATABASE_URL"):
+        unrunnable = [item for item in items if item.get_closest_marker("postgres")]
+        if unrunnable:
+            config.hook.pytest_deselected(items=unrunnable)
+            items[:] = [item for item in items if not item.get_closest_marker("postgres")]
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
         if info is None:

@@ -213,9 +213,9 @@ async def _waiting_migrators(connection: asyncpg.Connection) -> int:
     return count
 
 
-@pytest.mark.parametrize("backend", [b for b in BACKENDS if b == "postgresql"])
+@pytest.mark.postgres
 async def test_a_replica_waits_for_the_migration_lock_past_the_statement_timeout(
-    backend: str, tmp_path: Path
+    tmp_path: Path,
 ) -> None:
     """Another replica holds the lock for longer than DB_STATEMENT_TIMEOUT_MS: this one
     waits for it instead of failing, then finds the schema and starts."""
