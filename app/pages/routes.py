@@ -57,7 +57,7 @@ from app.middleware.security import allow_form_action
 from app.models.schemas import PasswordForgot, UserRegister
 from app.pages.guards import Csrf, return_to_or_default, safe_return_to
 from app.pages.rendering import Page
-from app.sessions.browser import BrowserSessions, StartedBrowserSession
+from app.sessions.browser import BrowserSession, BrowserSessions, StartedBrowserSession
 from app.sessions.tokens import AMR_PASSWORD
 from app.signin.flow import ContinueWith, PendingFlow
 from app.signin.methods.base import Step, Submission
@@ -525,7 +525,7 @@ async def account_page(
     return await _account(page, self_service, two_factor, notice=_DONE.get(done or ""))
 
 
-async def _account_form(page: Page) -> FormData | Response:
+async def account_form(page: Page) -> FormData | Response:
     """The form of an account action, or the page to answer instead (403: not this
     browser's form; signed out: to the sign-in page)."""
     form = await page.request.form()
@@ -553,6 +553,37 @@ async def account_refused(
     )
 
 
+def current_password(form: FormData) -> str | None:
+    """An account form's re-authentication field (None: the sign-in is recent enough)."""
+    return text_field(form, "current_password", limit=4096) or None
+
+
+AccountAct = Callable[[FormData, BrowserSession], Awaitable[object]]
+
+
+async def account_action(
+    page: Page,
+    db: AsyncSession,
+    self_service: SelfService,
+    two_factor: TwoFactor,
+    act: AccountAct,
+    *,
+    done: str,
+) -> Response:
+    """An account form's action in the frame they share: the form (anti-CSRF, signed in),
+    `act` with it and the browser's session, then back to the account page saying `done`,
+    or the page with the refusal (the transaction rolled back)."""
+    form = await account_form(page)
+    if not isinstance(form, FormData):
+        return form
+    assert page.browser is not None
+    try:
+        await act(form, page.browser)
+    except AppException as error:
+        return await account_refused(page, db, self_service, two_factor, error)
+    return _see_other(f"/account?done={done}")
+
+
 @router.post("/account/password")
 async def change_password(
     page: PageDep,
@@ -563,7 +594,7 @@ async def change_password(
     db: SessionDep,
 ) -> Response:
     """A new password: every session ends (this one too), and this browser gets a new one."""
-    form = await _account_form(page)
+    form = await account_form(page)
     if not isinstance(form, FormData):
         return form
     assert page.browser is not None
@@ -571,7 +602,7 @@ async def change_password(
     try:
         await accounts.replace_password(
             user,
-            text_field(form, "current_password", limit=4096) or None,
+            current_password(form),
             text_field(form, "new_password", limit=4096),
             auth_time=page.browser.auth_time,
         )
@@ -593,14 +624,14 @@ async def start_two_factor(
     db: SessionDep,
 ) -> Response:
     """Turn on, step one: a new key, shown as a QR code and as text; nothing is on yet."""
-    form = await _account_form(page)
+    form = await account_form(page)
     if not isinstance(form, FormData):
         return form
     assert page.browser is not None
     try:
         enrolment = await two_factor.start(
             page.browser.user,
-            current_password=text_field(form, "current_password", limit=4096) or None,
+            current_password=current_password(form),
             auth_time=page.browser.auth_time,
         )
     except AppException as error:
@@ -616,7 +647,7 @@ async def confirm_two_factor(
     db: SessionDep,
 ) -> Response:
     """Turn on, step two: a code of the new key; the recovery codes are shown once."""
-    form = await _account_form(page)
+    form = await account_form(page)
     if not isinstance(form, FormData):
         return form
     assert page.browser is not None
@@ -642,19 +673,12 @@ async def turn_off_two_factor(
     two_factor: TwoFactorDep,
     db: SessionDep,
 ) -> Response:
-    form = await _account_form(page)
-    if not isinstance(form, FormData):
-        return form
-    assert page.browser is not None
-    try:
+    async def act(form: FormData, browser: BrowserSession) -> None:
         await two_factor.disable_by_owner(
-            page.browser.user,
-            current_password=text_field(form, "current_password", limit=4096) or None,
-            auth_time=page.browser.auth_time,
+            browser.user, current_password=current_password(form), auth_time=browser.auth_time
         )
-    except AppException as error:
-        return await account_refused(page, db, self_service, two_factor, error)
-    return _see_other("/account?done=mfa-off")
+
+    return await account_action(page, db, self_service, two_factor, act, done="mfa-off")
 
 
 @router.post("/account/sessions/{session_id}/end")
@@ -667,7 +691,7 @@ async def end_session(
     db: SessionDep,
 ) -> Response:
     """End one session; ending this browser's own signs it out."""
-    form = await _account_form(page)
+    form = await account_form(page)
     if not isinstance(form, FormData):
         return form
     assert page.browser is not None
@@ -684,7 +708,7 @@ async def end_session(
 
 @router.post("/account/sessions/end-others")
 async def end_other_sessions(page: PageDep, self_service: SelfServiceDep) -> Response:
-    form = await _account_form(page)
+    form = await account_form(page)
     if not isinstance(form, FormData):
         return form
     assert page.browser is not None
@@ -719,17 +743,11 @@ async def add_passkey(
     two_factor: TwoFactorDep,
     db: SessionDep,
 ) -> Response:
-    form = await _account_form(page)
-    if not isinstance(form, FormData):
-        return form
-    assert page.browser is not None
-    try:
-        await passkeys.add(
-            page.browser.user, _credential(form) or {}, text_field(form, "name", limit=64) or None
-        )
-    except AppException as error:
-        return await account_refused(page, db, self_service, two_factor, error)
-    return _see_other("/account?done=passkey-added")
+    async def act(form: FormData, browser: BrowserSession) -> None:
+        name = text_field(form, "name", limit=64) or None
+        await passkeys.add(browser.user, _credential(form) or {}, name)
+
+    return await account_action(page, db, self_service, two_factor, act, done="passkey-added")
 
 
 @router.post("/account/passkeys/{passkey_id:int}/rename")
@@ -741,18 +759,13 @@ async def rename_passkey(
     two_factor: TwoFactorDep,
     db: SessionDep,
 ) -> Response:
-    form = await _account_form(page)
-    if not isinstance(form, FormData):
-        return form
-    assert page.browser is not None
-    name = text_field(form, "name", limit=64).strip()
-    try:
+    async def act(form: FormData, browser: BrowserSession) -> None:
+        name = text_field(form, "name", limit=64).strip()
         if not name:
             raise ValidationException("Give the passkey a name")
-        await passkeys.rename(page.browser.user, passkey_id, name)
-    except AppException as error:
-        return await account_refused(page, db, self_service, two_factor, error)
-    return _see_other("/account?done=passkey-renamed")
+        await passkeys.rename(browser.user, passkey_id, name)
+
+    return await account_action(page, db, self_service, two_factor, act, done="passkey-renamed")
 
 
 @router.post("/account/passkeys/{passkey_id:int}/remove")
@@ -764,17 +777,12 @@ async def remove_passkey(
     two_factor: TwoFactorDep,
     db: SessionDep,
 ) -> Response:
-    form = await _account_form(page)
-    if not isinstance(form, FormData):
-        return form
-    assert page.browser is not None
-    try:
+    async def act(form: FormData, browser: BrowserSession) -> None:
         await passkeys.remove(
-            page.browser.user,
+            browser.user,
             passkey_id,
-            current_password=text_field(form, "current_password", limit=4096) or None,
-            auth_time=page.browser.auth_time,
+            current_password=current_password(form),
+            auth_time=browser.auth_time,
         )
-    except AppException as error:
-        return await account_refused(page, db, self_service, two_factor, error)
-    return _see_other("/account?done=passkey-removed")
+
+    return await account_action(page, db, self_service, two_factor, act, done="passkey-removed")

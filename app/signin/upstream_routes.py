@@ -36,12 +36,15 @@ from app.pages.guards import safe_return_to
 from app.pages.rendering import Page
 from app.pages.routes import (
     PageDep,
+    account_action,
+    account_form,
     account_refused,
+    current_password,
     error_of,
     second_step,
     signed_in_response,
-    text_field,
 )
+from app.sessions.browser import BrowserSession
 from app.signin.upstream import (
     Linked,
     LinkOffered,
@@ -182,7 +185,7 @@ async def link_provider(
 ) -> Response:
     """ "Link": the person is there now (password or a recent sign-in), then off to the
     provider; the callback links what comes back to this account."""
-    form = await _account_form(page)
+    form = await account_form(page)
     if not isinstance(form, FormData):
         return form
     assert page.browser is not None
@@ -195,7 +198,7 @@ async def link_provider(
             provider,
             page.browser.user,
             browser_id=browser_id,
-            current_password=text_field(form, "current_password", limit=4096) or None,
+            current_password=current_password(form),
             auth_time=page.browser.auth_time,
         )
     except ProviderUnavailable as failure:
@@ -215,29 +218,15 @@ async def unlink_provider(
     two_factor: TwoFactorDep,
     db: SessionDep,
 ) -> Response:
-    form = await _account_form(page)
-    if not isinstance(form, FormData):
-        return form
-    assert page.browser is not None
-    try:
+    async def act(form: FormData, browser: BrowserSession) -> None:
         await upstream.unlink(
-            page.browser.user,
+            browser.user,
             identity_id,
-            current_password=text_field(form, "current_password", limit=4096) or None,
-            auth_time=page.browser.auth_time,
+            current_password=current_password(form),
+            auth_time=browser.auth_time,
         )
-    except AppException as error:
-        return await account_refused(page, db, self_service, two_factor, error)
-    return RedirectResponse("/account?done=unlinked", status_code=303)
 
-
-async def _account_form(page: Page) -> FormData | Response:
-    form = await page.request.form()
-    if not page.csrf_ok(form):
-        return page.forbidden()
-    if page.browser is None:
-        return RedirectResponse("/login?return_to=/account", status_code=303)
-    return form
+    return await account_action(page, db, self_service, two_factor, act, done="unlinked")
 
 
 # --- JSON ----------------------------------------------------------------------------
