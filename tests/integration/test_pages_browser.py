@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pyotp
-from playwright.async_api import Browser, ConsoleMessage, Page, Request
+from playwright.async_api import Browser, ConsoleMessage, Page, Request, expect
 
 from tests.support import PASSWORD
 
@@ -58,7 +58,11 @@ def _code(secret: str, *, steps_ahead: int = 0) -> str:
 
 
 async def _sign_in_by_keyboard(page: Page, identifier: str, password: str) -> None:
-    """The identifier field has the focus when the page opens: type, Tab, type, Enter."""
+    """The identifier field has the focus when the page opens: type, Tab, type, Enter.
+
+    A person starts typing once the cursor is in the field; the browser gives `autofocus`
+    its focus at a rendering step that may come after the load event, so wait for it."""
+    await expect(page.get_by_label("Email or username")).to_be_focused(timeout=TIMEOUT_MS)
     await page.keyboard.type(identifier)
     await page.keyboard.press("Tab")
     await page.keyboard.type(password)
