@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
+from starlette.routing import BaseRoute
 
 from app import __version__
 from app.account import me as users
@@ -160,6 +161,49 @@ async def _purge_periodically(database: Database, settings: Settings, now: Clock
                 await purge()
             except Exception as error:  # the database may be down; try again next time
                 log.warning("periodic purge failed", purge=name, error_type=type(error).__name__)
+
+
+@functools.cache
+def route_table(*, with_docs: bool) -> tuple[BaseRoute, ...]:
+    """The service's routers, included once per process and shared by every application
+    the process builds.
+
+    FastAPI works out an included router's routes (each endpoint's dependencies, its
+    response models) when a request first reaches that router, and keeps the result on
+    the inclusion: some milliseconds a route. Included by each application, the work
+    would be done again for each: once per process for the service, but once per test
+    for a test suite that builds an application per test. The inclusions made here carry
+    no application, so `app.dependency_overrides` does not reach these routes (the
+    service sets none).
+    """
+    table = APIRouter(redirect_slashes=False, generate_unique_id_function=operation_id)
+    routers = [
+        registration.router,
+        auth.router,
+        token_endpoint.router,
+        session_routes.router,
+        users.router,
+        sessions.router,
+        admin.router,
+        mfa.router,
+        passkey_routes.router,
+        *method_routers(),
+        tokens.router,
+        health.router,
+        well_known.router,
+        oidc.router,
+        metrics.router,
+        account.router,
+        pages.router,
+        hosted_pages.router,
+        upstream_routes.pages,
+        upstream_routes.api,
+    ]
+    if with_docs:
+        routers.append(docs.router)
+    for router in routers:
+        table.include_router(router)
+    return tuple(table.routes)
 
 
 def create_app(
@@ -325,29 +369,7 @@ def create_app(
     app.state.metrics = app_metrics
     app.state.wall_clock = wall_clock
     register_exception_handlers(app)
-    app.include_router(registration.router)
-    app.include_router(auth.router)
-    app.include_router(token_endpoint.router)
-    app.include_router(session_routes.router)
-    app.include_router(users.router)
-    app.include_router(sessions.router)
-    app.include_router(admin.router)
-    app.include_router(mfa.router)
-    app.include_router(passkey_routes.router)
-    for method_router in method_routers():
-        app.include_router(method_router)
-    app.include_router(tokens.router)
-    app.include_router(health.router)
-    app.include_router(well_known.router)
-    app.include_router(oidc.router)
-    app.include_router(metrics.router)
-    app.include_router(account.router)
-    app.include_router(pages.router)
-    app.include_router(hosted_pages.router)
-    app.include_router(upstream_routes.pages)
-    app.include_router(upstream_routes.api)
-    if settings.docs_enabled:
-        app.include_router(docs.router)
+    app.router.routes.extend(route_table(with_docs=settings.docs_enabled))
     install_openapi(app, components=TOKEN_REQUEST_COMPONENTS)
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
