@@ -52,7 +52,13 @@ from tests.support.backends import store_pairs
 from tests.support.browsers import CHROMIUM, CHROMIUM_FLAGS
 from tests.support.databases import worker_database_url
 from tests.support.mailbox import Mailbox
-from tests.support.markers import MAY_START_PROCESSES, PROCESS_EVENTS, started_by, starts
+from tests.support.markers import (
+    MAY_START_PROCESSES,
+    PROCESS_EVENTS,
+    keep_on_one_worker,
+    started_by,
+    starts,
+)
 from tests.support.servers import serve_in_thread
 
 # The test being run (set for its setup, call and teardown), for the process guard below.
@@ -117,7 +123,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 if kind is not None:
                     item.add_marker(kind)
         if item.get_closest_marker("process"):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+            keep_on_one_worker(item, item.nodeid.split("::")[0])
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

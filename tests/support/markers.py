@@ -12,6 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal, TypeVar
 
+import pytest
+from _pytest.nodeid import NodeId
+
 Kind = Literal["process", "browser", "slow"]
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -36,3 +39,20 @@ def starts(kind: Kind) -> Callable[[F], F]:
 def started_by(fixture: Callable[..., object]) -> Kind | None:
     kind: Kind | None = getattr(fixture, "starts", None)
     return kind
+
+
+def keep_on_one_worker(item: pytest.Item, group: str) -> None:
+    """Send `item` to the pytest-xdist worker that runs the rest of `group`
+    (`--dist loadgroup`), so that the group's module-scoped servers start once.
+
+    pytest-xdist learns the group from an `@group` suffix that its worker appends to the
+    test's id by setting an attribute that pytest 9.2 no longer reads (the id is now
+    structured): the marker alone left every test of a module on whichever worker was
+    free, and the module's servers started again for most of them. The same suffix is set
+    here on the id pytest reads, once.
+    """
+    item.add_marker(pytest.mark.xdist_group(group))
+    if not getattr(item.config.option, "loadgroup", False):
+        return
+    if "@" not in item.nodeid.rpartition("]")[2]:
+        item._id = NodeId.parse(f"{item.nodeid}@{group}")
