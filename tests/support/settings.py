@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
 from app.config import Settings
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256-0123456789"
@@ -20,6 +22,26 @@ GENEROUS_CLIENT_LIMITS: dict[str, Any] = {
     "rate_limit_register_ip": "10000/minute",
     "rate_limit_refresh_ip": "10000/minute",
 }
+
+
+class GivenSettings(Settings):
+    """The service's settings, from the values a test gives and nothing else.
+
+    The runner's environment and a `.env` file are not read, so no variable set on a
+    developer's machine or a CI runner changes a test. The tests of reading settings from
+    the environment build `Settings` itself.
+    """
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
 
 
 def build_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settings:
@@ -38,4 +60,4 @@ def build_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Setti
         **GENEROUS_CLIENT_LIMITS,
         **overrides,
     }
-    return Settings(_env_file=None, **values)
+    return GivenSettings(**values)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from tests.support.settings import build_settings
+from app.config import Settings
+from tests.support.settings import TEST_SECRET, build_settings
 
 GOOGLE = {
     "name": "google",
@@ -20,12 +21,11 @@ GOOGLE = {
 }
 
 
-def test_providers_are_read_from_json_in_the_environment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_providers_are_read_from_json_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     github = {"name": "github", "display_name": "GitHub", "kind": "github", "client_id": "c"}
     monkeypatch.setenv("UPSTREAM_PROVIDERS", json.dumps([GOOGLE, {**github, "client_secret": "s"}]))
-    settings = build_settings("sqlite+aiosqlite://", tmp_path)
+    # Settings itself: the suite's build_settings reads no environment.
+    settings = Settings(_env_file=None, secret_key=TEST_SECRET, environment="test")
     google, hub = settings.upstream_providers
     assert google.requested_scopes == ["openid", "email", "profile"]
     assert hub.requested_scopes == ["read:user", "user:email"]
