@@ -9,6 +9,7 @@ code exactly one matches the row.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select, update
@@ -95,7 +96,9 @@ class TotpKeys:
             raise MfaAlreadyEnabledException()
         log.info("mfa enrolment started", user_id=user.id)
         uri = totp.provisioning_uri(secret, account=user.email, issuer=self.issuer)
-        return Enrolment(secret=totp.to_base32(secret), otpauth_uri=uri, qr_svg=totp.qr_svg(uri))
+        # Drawing the QR code is some milliseconds of pure Python: not on the event loop.
+        qr = await asyncio.to_thread(totp.qr_svg, uri)
+        return Enrolment(secret=totp.to_base32(secret), otpauth_uri=uri, qr_svg=qr)
 
     async def confirm(self, user: User, code: str) -> None:
         """Mark the pending key confirmed with one of its codes (which counts as used).
