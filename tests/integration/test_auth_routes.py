@@ -1,4 +1,4 @@
-"""POST /auth/register, /auth/login, /auth/refresh and GET /users/me over HTTP (API.md)."""
+"""POST /auth/register, /auth/login, /auth/refresh and GET /users/me over HTTP (the contract)."""
 
 from __future__ import annotations
 

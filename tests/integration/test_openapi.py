@@ -35,7 +35,7 @@ CATALOGUE = [
     for cls in vars(exceptions).values()
     if isinstance(cls, type) and issubclass(cls, exceptions.AppException)
 ]
-# API.md gives one code two statuses: INVALID_MFA_CODE is 400 while managing two-factor
+# The contract gives one code two statuses: INVALID_MFA_CODE is 400 while managing two-factor
 # authentication and 401 at sign-in. Every other code has exactly one.
 TWO_STATUS_CODES = {"INVALID_MFA_CODE": {400, 401}}
 STATUSES_OF_CODE: dict[str, set[int]] = {}
@@ -157,7 +157,7 @@ def test_error_responses_use_the_error_schema_with_real_codes(
         media = response["content"]["application/json"]
         schema = media["schema"]["$ref"].rsplit("/", 1)[1]
         if name == "GET /health" and status == 503:
-            assert schema == "HealthResponse"  # the documented exception of API.md
+            assert schema == "HealthResponse"  # the documented exception of the contract
             continue
         assert media["examples"], f"{name} {status}: no example"
         for example in media["examples"].values():

@@ -1,4 +1,4 @@
-"""Security headers, body size and media type limits, docs switch (issue 6, safe defaults)."""
+"""Security headers, body size and media type limits, docs switch: the safe defaults."""
 
 from __future__ import annotations
 

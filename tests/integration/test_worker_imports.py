@@ -1,4 +1,4 @@
-"""A serving worker imports nothing it does not use (issue 16: resident memory per worker).
+"""A serving worker imports nothing it does not use: resident memory per worker.
 
 Alembic (~11 MB with Mako) is for migrating, segno for drawing an enrolment's QR code,
 aiosmtplib for the SMTP backend: a worker that starts on a current schema, with the file

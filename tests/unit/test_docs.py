@@ -17,6 +17,7 @@ from tests.support.settings import build_settings
 
 ROOT = Path(__file__).parents[2]
 APP = ROOT / "app"
+TESTS = ROOT / "tests"
 README = ROOT / "README.md"
 GUIDE = ROOT / "docs" / "architecture.md"
 DOCUMENTS = [README, *sorted((ROOT / "docs").glob("*.md"))]
@@ -118,7 +119,7 @@ def test_every_link_stays_inside_the_repository_and_leads_somewhere(document: Pa
 def test_code_and_docs_cite_no_issue_numbers_or_files_outside_the_repository() -> None:
     citing = [
         str(path.relative_to(ROOT))
-        for path in [*DOCUMENTS, *sorted(APP.rglob("*.py"))]
+        for path in [*DOCUMENTS, *sorted(APP.rglob("*.py")), *sorted(TESTS.rglob("*.py"))]
         if re.search(r"(?i)\bissue #?\d+|\bAPI\.md\b|\.\./shared", path.read_text())
     ]
     assert citing == []
