@@ -4,6 +4,10 @@ response_type=code, client_secret_basic unless the module says otherwise), plus
 oidcc-server-rotate-keys and oidcc-refresh-token. Each checks what the module checks, over
 HTTP, with a browser that signs in on the hosted page. docs/openid-provider.md lists the
 modules covered and those that do not apply.
+
+The modules check the protocol over HTTP, so they run on SQLite only: what lies beneath
+them in the database (a code used once, refresh token rotation, key rotation, consent)
+runs on both backends in test_oidc_flow.py and the scale-out tests.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from app.config import Settings
 from app.database import Database
 from app.main import create_app
 from tests.support import CliInvoker, RegisteredUser, UserFactory
+from tests.support.backends import backend_independent
 from tests.support.mfa import WallClock
 from tests.support.oidc import (
     Application,
@@ -33,6 +38,8 @@ from tests.support.oidc import (
     tokens_for,
 )
 from tests.support.pages import sign_in
+
+pytestmark = backend_independent
 
 
 @pytest.fixture
