@@ -110,6 +110,15 @@ class NewClient:
     secret: str | None
 
 
+def new_client_id() -> str:
+    """16 random bytes in base64url (22 characters), never starting with "-": a command
+    line would read such an id as options (`authsvc clients delete -uCcd...`)."""
+    while True:
+        client_id = secrets.token_urlsafe(16)
+        if not client_id.startswith("-"):
+            return client_id
+
+
 class ClientService:
     """Data access for `oauth_clients`; flushes or executes, never commits."""
 
@@ -129,7 +138,7 @@ class ClientService:
         """A new client; its secret (None for a public client) is in the answer only."""
         secret = None if public else secrets.token_urlsafe(_SECRET_BYTES)
         client = OAuthClient(
-            client_id=secrets.token_urlsafe(16),
+            client_id=new_client_id(),
             name=name,
             secret_hash=hash_secret(secret) if secret is not None else None,
             created_at=now,
