@@ -21,9 +21,12 @@ import pytest
 from playwright.async_api import Browser
 
 from tests.support import PASSWORD, CliInvoker
+from tests.support.backends import backend_independent
 from tests.support.browsers import requires_chromium
 
-pytestmark = requires_chromium
+# What a browser adds is the protocol between an application's page and the service;
+# the database beneath it is proven on both backends by the in-process OIDC tests.
+pytestmark = [requires_chromium, backend_independent]
 
 INTEROP = Path(__file__).resolve().parents[1] / "interop" / "oidc-client-ts"
 BUNDLE = INTEROP / "node_modules" / "oidc-client-ts" / "dist" / "browser" / "oidc-client-ts.min.js"

@@ -14,6 +14,12 @@ import pyotp
 from playwright.async_api import Browser, ConsoleMessage, Page, Request, expect
 
 from tests.support import PASSWORD
+from tests.support.backends import backend_independent
+
+# What a browser adds is the person's way through the pages; the database beneath
+# them is proven on both backends by the in-process page tests.
+pytestmark = backend_independent
+
 
 TIMEOUT_MS = 30_000  # catches a hang, asserts no speed
 NEW_PASSWORD = "a brand new passphrase"

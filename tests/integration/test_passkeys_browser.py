@@ -18,7 +18,12 @@ from playwright.async_api import Browser, CDPSession, Page
 
 from tests.integration.test_pages_browser import Watch
 from tests.support import PASSWORD
+from tests.support.backends import backend_independent
 from tests.support.browsers import TIMEOUT_MS
+
+# What a browser adds is the ceremony between page, browser and authenticator; the
+# database beneath it is proven on both backends by the in-process passkey tests.
+pytestmark = backend_independent
 
 
 @pytest.fixture

@@ -13,12 +13,15 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, ConsoleMessage
 
+from tests.support.backends import backend_independent
 from tests.support.browsers import TIMEOUT_MS, requires_chromium
 from tests.support.processes import ServerProcess
 from tests.support.upstream import CLIENT_ID, CLIENT_SECRET, oidc_provider
 
 # The browser is the shared fixture (tests/conftest.py); the provider is a process.
-pytestmark = [pytest.mark.process, requires_chromium]
+# What a browser adds is the person's way to the provider and back; the database
+# beneath it is proven on both backends by the in-process upstream tests.
+pytestmark = [pytest.mark.process, requires_chromium, backend_independent]
 
 
 @pytest.fixture
