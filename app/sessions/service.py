@@ -18,7 +18,6 @@ from sqlalchemy import (
     bindparam,
     delete,
     insert,
-    literal,
     select,
     update,
 )
@@ -35,18 +34,6 @@ from app.utils.request_context import clean_user_agent
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-def _session_row(sid: str, refresh_jti: str, now: datetime, expires_at: datetime) -> dict[str, Any]:
-    """The columns every new session sets (`user_id` from the user's row)."""
-    return {
-        "id": literal(sid, String),
-        "user_id": User.id,
-        "refresh_jti": literal(refresh_jti, String),
-        "created_at": literal(now, UTCDateTime),
-        "expires_at": literal(expires_at, UTCDateTime),
-        "last_used_at": literal(now, UTCDateTime),
-    }
-
-
 # Executed on the connection (Core), so the ORM's bulk-update bookkeeping stays out of it.
 _TOUCH = (
     update(AuthSession)
@@ -55,30 +42,69 @@ _TOUCH = (
 )
 
 
-def _start_statement() -> Insert:
-    """The INSERT ... SELECT of `start`, with every value a bound parameter."""
-    values: dict[str, Any] = {
+def _new_session_columns() -> dict[str, Any]:
+    """The columns every new session sets, as bound parameters (`_new_session_params`);
+    `user_id` comes from the user's row."""
+    return {
         "id": bindparam("b_sid", type_=String),
         "user_id": User.id,
         "refresh_jti": bindparam("b_jti", type_=String),
-        "created_at": bindparam("b_created", type_=UTCDateTime),
+        "created_at": bindparam("b_now", type_=UTCDateTime),
         "expires_at": bindparam("b_expires", type_=UTCDateTime),
-        "last_used_at": bindparam("b_last_used", type_=UTCDateTime),
+        "last_used_at": bindparam("b_now", type_=UTCDateTime),
+    }
+
+
+def _new_session_params(
+    sid: str, user_id: int, refresh_jti: str, now: datetime, expires_at: datetime
+) -> dict[str, Any]:
+    return {
+        "b_sid": sid,
+        "b_user": user_id,
+        "b_jti": refresh_jti,
+        "b_now": now,
+        "b_expires": expires_at,
+    }
+
+
+def _insert_while_active(
+    values: dict[str, Any],
+    *conditions: ColumnElement[bool],
+    join: tuple[FromClause, ColumnElement[bool]] | None = None,
+) -> Insert:
+    """One INSERT ... SELECT of `values` (column: expression) from the row of the user
+    `b_user`, written only while the user is active, under a share lock on that row."""
+    rows = select(*values.values())
+    if join is not None:
+        rows = rows.join(*join)
+    user = User.id == bindparam("b_user", type_=Integer)
+    rows = rows.where(User.is_active.is_(True), user, *conditions).with_for_update(read=True)
+    return insert(AuthSession).from_select(list(values), rows)
+
+
+# Built once, with every value a bound parameter (run by `execute_core`).
+_START = _insert_while_active(
+    {
+        **_new_session_columns(),
         "ip": bindparam("b_ip", type_=String),
         "user_agent": bindparam("b_agent", type_=String),
         "browser_key": bindparam("b_browser_key", type_=String),
         "auth_time": bindparam("b_auth_time", type_=UTCDateTime),
         "amr": bindparam("b_amr", type_=JSON),
     }
-    rows = (
-        select(*values.values())
-        .where(User.is_active.is_(True), User.id == bindparam("b_user", type_=Integer))
-        .with_for_update(read=True)
-    )
-    return insert(AuthSession).from_select(list(values), rows)
-
-
-_START = _start_statement()
+)
+_PARENT = AuthSession.__table__.alias("parent")
+_START_CHILD = _insert_while_active(
+    {
+        **_new_session_columns(),
+        "ip": _PARENT.c.ip,
+        "user_agent": _PARENT.c.user_agent,
+        "parent_id": _PARENT.c.id,
+        "client_id": bindparam("b_client", type_=String),
+    },
+    _PARENT.c.id == bindparam("b_parent", type_=String),
+    join=(_PARENT, _PARENT.c.user_id == User.id),
+)
 
 
 @lru_cache(maxsize=8)
@@ -149,12 +175,7 @@ class SessionService:
         transaction and then deletes the new row with the others.
         """
         params = {
-            "b_sid": sid,
-            "b_user": user_id,
-            "b_jti": refresh_jti,
-            "b_created": now,
-            "b_expires": expires_at,
-            "b_last_used": now,
+            **_new_session_params(sid, user_id, refresh_jti, now, expires_at),
             "b_ip": ip,
             "b_agent": clean_user_agent(user_agent),
             "b_browser_key": browser_key,
@@ -177,35 +198,12 @@ class SessionService:
         """Insert an application's session under the browser session `parent_id`, only
         while that session lives and its user is active (one INSERT ... SELECT, as in
         `start`); False otherwise. Its row goes when the parent's does (ON DELETE CASCADE)."""
-        parent = AuthSession.__table__.alias("parent")
-        values = {
-            **_session_row(sid, refresh_jti, now, expires_at),
-            "ip": parent.c.ip,
-            "user_agent": parent.c.user_agent,
-            "parent_id": parent.c.id,
-            "client_id": literal(client_id, String),
+        params = {
+            **_new_session_params(sid, user_id, refresh_jti, now, expires_at),
+            "b_parent": parent_id,
+            "b_client": client_id,
         }
-        return await self._insert_while_active(
-            values,
-            User.id == literal(user_id, Integer),
-            parent.c.id == literal(parent_id, String),
-            join=(parent, parent.c.user_id == User.id),
-        )
-
-    async def _insert_while_active(
-        self,
-        values: dict[str, Any],
-        *conditions: ColumnElement[bool],
-        join: tuple[FromClause, ColumnElement[bool]] | None = None,
-    ) -> bool:
-        """One INSERT ... SELECT of `values` (column: expression) from the user's row,
-        written only while the user is active, under a share lock on that row."""
-        rows = select(*values.values())
-        if join is not None:
-            rows = rows.join(*join)
-        rows = rows.where(User.is_active.is_(True), *conditions).with_for_update(read=True)
-        result = await self.session.execute(insert(AuthSession).from_select(list(values), rows))
-        return rowcount(result) == 1
+        return rowcount(await execute_core(self.session, _START_CHILD, params)) == 1
 
     async def touch(self, *, sid: str, user_id: int, now: datetime) -> None:
         """Record a refresh as the session's last use (the refresh path's one write): a Core
